@@ -1,0 +1,152 @@
+/**
+ * The one catalogue of archon-ws error codes. Each code has a stable name, the HTTP status
+ * it answers with (when it can happen over HTTP), the close code it closes a WebSocket with
+ * (when it ends a connection), a message template and what the client should do.
+ * `docs/errors.md` documents every code; a test fails when one is missing there.
+ */
+
+export interface ErrorSpec {
+  readonly http?: number;
+  readonly close?: number;
+  readonly message: string;
+  readonly clientAction: string;
+}
+
+export const ERRORS = {
+  bad_request: {
+    http: 400,
+    close: 4400,
+    message: 'malformed request',
+    clientAction: 'fix the request; a second malformed WebSocket message closes with 4400',
+  },
+  invalid_json: {
+    close: 4400,
+    message: 'message is not valid JSON',
+    clientAction: 'send one JSON object per text frame; repeating closes with 4400',
+  },
+  unknown_op: {
+    close: 4400,
+    message: 'unknown op',
+    clientAction: 'use hello, subscribe, unsubscribe or pong; repeating closes with 4400',
+  },
+  unknown_channel: {
+    http: 400,
+    message: 'unknown channel',
+    clientAction:
+      'check the channel name (positions:<account>, risk:<account>, signals[:<strategy>], system)',
+  },
+  forbidden: {
+    http: 403,
+    message: 'not allowed',
+    clientAction: 'the token does not cover this account; the connection stays open',
+  },
+  unauthorized: {
+    http: 401,
+    close: 4001,
+    message: 'missing or invalid token',
+    clientAction: 'get a fresh token, then reconnect',
+  },
+  token_expired: {
+    close: 4001,
+    message: 'token expired',
+    clientAction: 'get a fresh token, then reconnect',
+  },
+  auth_timeout: {
+    close: 4001,
+    message: 'no hello within the auth timeout',
+    clientAction: 'send hello with a token as the first message',
+  },
+  not_authenticated: {
+    close: 4001,
+    message: 'hello must be the first message',
+    clientAction: 'send hello with a token before anything else',
+  },
+  rate_limited: {
+    http: 429,
+    close: 1008,
+    message: 'too many messages',
+    clientAction: 'slow down; reconnect after a backoff',
+  },
+  message_too_big: {
+    http: 413,
+    close: 1009,
+    message: 'message larger than allowed',
+    clientAction: 'send smaller messages (WEBSOCKET_MAX_MESSAGE_SIZE)',
+  },
+  slow_consumer: {
+    close: 4008,
+    message: 'client could not keep up',
+    clientAction: 'reconnect and resubscribe with since; missed events are replayed',
+  },
+  ping_timeout: {
+    close: 4009,
+    message: 'no pong within the ping timeout',
+    clientAction: 'reconnect; answer every ping with pong',
+  },
+  at_capacity: {
+    http: 503,
+    close: 1013,
+    message: 'server at capacity',
+    clientAction: 'back off, then reconnect (another instance may have room)',
+  },
+  origin_not_allowed: {
+    http: 403,
+    close: 1008,
+    message: 'origin not allowed',
+    clientAction: 'serve the page from an allowed origin (WEBSOCKET_ALLOWED_ORIGINS)',
+  },
+  draining: {
+    http: 503,
+    close: 1012,
+    message: 'server shutting down',
+    clientAction: 'reconnect with jitter to another instance and resume with since',
+  },
+  operator_cleanup: {
+    close: 4010,
+    message: 'closed by operator cleanup',
+    clientAction: 'reconnect and resume with since',
+  },
+  not_found: {
+    http: 404,
+    message: 'not found',
+    clientAction: 'check the path; the admin API answers 404 when no admin token is configured',
+  },
+  invalid_event: {
+    http: 400,
+    message: 'invalid event',
+    clientAction: 'fix the event (channel, key, data) as the message says',
+  },
+  payload_too_large: {
+    http: 413,
+    message: 'request body too large',
+    clientAction: 'split the batch into smaller requests',
+  },
+  backplane_unavailable: {
+    http: 503,
+    message: 'backplane unavailable: event not stored',
+    clientAction: 'retry after Retry-After seconds with the same id',
+  },
+  internal: {
+    http: 500,
+    close: 1011,
+    message: 'internal error',
+    clientAction: 'retry; report it if it persists',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error with a catalogue code; HTTP routes and connections turn it into an answer. */
+export class ArchonError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message?: string) {
+    super(message ?? ERRORS[code].message);
+    this.name = 'ArchonError';
+    this.code = code;
+  }
+
+  get httpStatus(): number {
+    const spec: ErrorSpec = ERRORS[this.code];
+    return spec.http ?? 500;
+  }
+}

@@ -1,0 +1,4 @@
+export * from './channels.js';
+export * from './close-codes.js';
+export * from './errors.js';
+export * from './messages.js';

@@ -1,0 +1,132 @@
+/** Wire protocol v1 (DESIGN §3): JSON text frames, subprotocol `archon.v1`. */
+
+export const SUBPROTOCOL = 'archon.v1';
+export const PROTOCOL_VERSION = 1;
+
+export interface Since {
+  readonly epoch: string;
+  readonly seq: number;
+}
+
+// Client → server
+export interface HelloOp {
+  op: 'hello';
+  token: string;
+  client?: string;
+}
+export interface SubscribeOp {
+  op: 'subscribe';
+  id?: number | string;
+  channel: string;
+  since?: Since;
+}
+export interface UnsubscribeOp {
+  op: 'unsubscribe';
+  id?: number | string;
+  channel: string;
+}
+export interface PongOp {
+  op: 'pong';
+}
+export interface PingOp {
+  op: 'ping';
+}
+export type ClientOp = HelloOp | SubscribeOp | UnsubscribeOp | PongOp | PingOp;
+
+// Server → client
+export interface WelcomeMessage {
+  type: 'welcome';
+  client_id: string;
+  server: string;
+  ping_interval: number;
+  ping_timeout: number;
+  protocol: number;
+}
+export interface SubscribedMessage {
+  type: 'subscribed';
+  id?: number | string;
+  channel: string;
+  epoch: string;
+  seq: number;
+  recovered: boolean;
+  replayed: number;
+}
+export interface UnsubscribedMessage {
+  type: 'unsubscribed';
+  id?: number | string;
+  channel: string;
+}
+export interface SnapshotEntry {
+  key: string;
+  data: unknown;
+}
+export interface SnapshotMessage {
+  type: 'snapshot';
+  channel: string;
+  epoch: string;
+  seq: number;
+  entries: SnapshotEntry[];
+}
+export interface EventMessage {
+  type: 'event';
+  channel: string;
+  seq: number;
+  key: string | null;
+  ts: number;
+  data: unknown;
+}
+export interface SystemMessage {
+  type: 'system';
+  message: string;
+  ts: number;
+}
+export interface ResyncMessage {
+  type: 'resync';
+  channels: string[];
+}
+export interface PingMessage {
+  type: 'ping';
+}
+export interface PongMessage {
+  type: 'pong';
+}
+export interface ErrorMessage {
+  type: 'error';
+  id?: number | string;
+  code: string;
+  message: string;
+}
+export type ServerMessage =
+  | WelcomeMessage
+  | SubscribedMessage
+  | UnsubscribedMessage
+  | SnapshotMessage
+  | EventMessage
+  | SystemMessage
+  | ResyncMessage
+  | PingMessage
+  | PongMessage
+  | ErrorMessage;
+
+/** One published event as stored in history and sent to subscribers. */
+export interface StoredEvent {
+  readonly channel: string;
+  readonly seq: number;
+  readonly key: string | null;
+  readonly ts: number;
+  readonly data: unknown;
+}
+
+/** Answer of GET /api/v1/history. */
+export interface HistoryAnswer {
+  channel: string;
+  epoch: string;
+  /** Latest seq of the channel. */
+  seq: number;
+  /** Oldest seq still held, or seq + 1 when nothing is held. */
+  first_seq: number;
+  /** True when `events` holds every event after the requested since_seq in this epoch. */
+  complete: boolean;
+  epoch_changed: boolean;
+  events: StoredEvent[];
+}

@@ -1,0 +1,242 @@
+/**
+ * The operator's view and actions (RB-003 Steps 1, 3, 5 and section 5), computed from this
+ * instance's connections and metrics. Field names are fixed: the runbook's jq filters read
+ * them.
+ */
+import { CloseCode } from '../protocol/index.js';
+import type { Backplane } from './backplane/backplane.js';
+import type { Config } from './config.js';
+import type { Connection, ConnectionInfo } from './connection.js';
+import type { Hub } from './hub.js';
+import type { Metrics } from './metrics.js';
+import type { Logger } from './logging.js';
+
+export interface MemoryInfo {
+  rss_bytes: number;
+  heap_used_bytes: number;
+  heap_total_bytes: number;
+  external_bytes: number;
+}
+
+export interface InstanceStatus {
+  server: string;
+  active_connections: number;
+  peak_connections: number;
+  errors_last_hour: number;
+  queue_depth: number;
+  broadcast_latency_p99_ms: number;
+  event_loop_lag_p99_ms: number;
+  max_connections: number;
+  memory: MemoryInfo;
+  started_at: string;
+  uptime_seconds: number;
+  draining: boolean;
+  backplane: { kind: string; healthy: boolean };
+  healthy: boolean;
+}
+
+export interface Status extends Omit<
+  InstanceStatus,
+  'server' | 'started_at' | 'uptime_seconds' | 'draining' | 'backplane' | 'healthy'
+> {
+  mode: 'embedded' | 'cluster';
+  instances: InstanceStatus[];
+}
+
+export interface StatsAnswer {
+  minutes: number;
+  errors_per_minute: number;
+  messages_per_minute: number;
+  connects_per_minute: number;
+  disconnects_per_minute: number;
+  errors_by_type: Record<string, number>;
+  disconnects_by_code: Record<string, number>;
+  series: { minute: string; connections: number; messages: number; errors: number }[];
+}
+
+export class AdminService {
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly config: Config,
+    private readonly connections: ReadonlySet<Connection>,
+    private readonly hub: Hub,
+    private readonly backplane: Backplane,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private readonly isDraining: () => boolean,
+  ) {}
+
+  queueDepth(): number {
+    let n = 0;
+    for (const conn of this.connections) n += conn.queue.depth;
+    return n;
+  }
+
+  instanceStatus(): InstanceStatus {
+    const mem = process.memoryUsage();
+    const draining = this.isDraining();
+    const backplaneHealthy = this.backplane.healthy();
+    return {
+      server: this.config.serverId,
+      active_connections: this.connections.size,
+      peak_connections: Math.max(this.metrics.peakConnections, this.connections.size),
+      errors_last_hour: this.metrics.series.last(60).reduce((n, b) => n + b.errors, 0),
+      queue_depth: this.queueDepth(),
+      broadcast_latency_p99_ms: this.metrics.broadcastP99Ms(),
+      event_loop_lag_p99_ms: this.metrics.eventLoopLagP99Ms(),
+      max_connections: this.config.maxConnections,
+      memory: {
+        rss_bytes: mem.rss,
+        heap_used_bytes: mem.heapUsed,
+        heap_total_bytes: mem.heapTotal,
+        external_bytes: mem.external,
+      },
+      started_at: new Date(this.startedAt).toISOString(),
+      uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
+      draining,
+      backplane: { kind: this.backplane.kind, healthy: backplaneHealthy },
+      healthy: !draining && backplaneHealthy,
+    };
+  }
+
+  /** Sums instances into the cluster-wide view (one instance in embedded mode). */
+  static combine(instances: InstanceStatus[], mode: Status['mode']): Status {
+    const sum = (f: (i: InstanceStatus) => number) => instances.reduce((n, i) => n + f(i), 0);
+    const max = (f: (i: InstanceStatus) => number) => Math.max(0, ...instances.map(f));
+    return {
+      mode,
+      active_connections: sum((i) => i.active_connections),
+      peak_connections: sum((i) => i.peak_connections),
+      errors_last_hour: sum((i) => i.errors_last_hour),
+      queue_depth: sum((i) => i.queue_depth),
+      broadcast_latency_p99_ms: max((i) => i.broadcast_latency_p99_ms),
+      event_loop_lag_p99_ms: max((i) => i.event_loop_lag_p99_ms),
+      max_connections: sum((i) => i.max_connections),
+      memory: {
+        rss_bytes: sum((i) => i.memory.rss_bytes),
+        heap_used_bytes: sum((i) => i.memory.heap_used_bytes),
+        heap_total_bytes: sum((i) => i.memory.heap_total_bytes),
+        external_bytes: sum((i) => i.memory.external_bytes),
+      },
+      instances,
+    };
+  }
+
+  connectionList(): ConnectionInfo[] {
+    return [...this.connections].map((c) => c.info(this.config.serverId));
+  }
+
+  /** RB-003 Fix A: closes dead or stuck connections with 4010. */
+  cleanup(): number {
+    const now = Date.now();
+    let removed = 0;
+    for (const conn of [...this.connections]) {
+      const reason = conn.deadReason(now);
+      if (reason === null) continue;
+      this.log.info(
+        { client_id: conn.id, user_id: conn.userId, reason },
+        'Cleanup closed connection',
+      );
+      conn.close(CloseCode.operatorCleanup, `operator cleanup: ${reason}`);
+      removed++;
+    }
+    return removed;
+  }
+
+  /** RB-003 Fix B: empties client queues; each affected client is told to resync. */
+  flushQueues(): { flushed_messages: number; clients: number } {
+    let flushed = 0;
+    let clients = 0;
+    for (const conn of this.connections) {
+      const n = conn.flushQueue();
+      if (n > 0) {
+        flushed += n;
+        clients++;
+      }
+    }
+    if (flushed > 0)
+      this.log.warn({ flushed_messages: flushed, clients }, 'Operator flushed client queues');
+    return { flushed_messages: flushed, clients };
+  }
+
+  broadcastAudience(): number {
+    return this.hub.broadcastAudience();
+  }
+
+  stats(minutes: number): StatsAnswer {
+    const buckets = this.metrics.series.last(minutes);
+    const total = (f: (b: (typeof buckets)[number]) => number) =>
+      buckets.reduce((n, b) => n + f(b), 0);
+    const merge = (f: (b: (typeof buckets)[number]) => Record<string, number>) => {
+      const out: Record<string, number> = {};
+      for (const b of buckets)
+        for (const [k, v] of Object.entries(f(b))) out[k] = (out[k] ?? 0) + v;
+      return out;
+    };
+    const perMinute = (n: number) => Math.round((n / minutes) * 100) / 100;
+    return {
+      minutes,
+      errors_per_minute: perMinute(total((b) => b.errors)),
+      messages_per_minute: perMinute(total((b) => b.messages)),
+      connects_per_minute: perMinute(total((b) => b.connects)),
+      disconnects_per_minute: perMinute(total((b) => b.disconnects)),
+      errors_by_type: merge((b) => b.errorsByType),
+      disconnects_by_code: merge((b) => b.disconnectsByCode),
+      series: buckets.map((b) => ({
+        minute: new Date(b.minute).toISOString(),
+        connections: b.connections,
+        messages: b.messages,
+        errors: b.errors,
+      })),
+    };
+  }
+}
+
+/** What the admin routes call; cluster mode answers for every instance. */
+export interface AdminApi {
+  status(): Promise<Status>;
+  connections(): Promise<ConnectionInfo[]>;
+  cleanup(): Promise<{ removed: number; servers: Record<string, number> }>;
+  flush(): Promise<{ flushed_messages: number; clients: number; servers: Record<string, number> }>;
+  /** Publishes the notice; `delivered` counts connections that will receive it. */
+  broadcast(message: string): Promise<{ delivered: number; servers: number }>;
+  stats(minutes: number): Promise<StatsAnswer>;
+}
+
+/** Embedded mode: the admin API is this instance. */
+export class LocalAdminApi implements AdminApi {
+  constructor(
+    private readonly service: AdminService,
+    private readonly server: string,
+    private readonly publishSystem: (message: string) => Promise<void>,
+  ) {}
+
+  status(): Promise<Status> {
+    return Promise.resolve(AdminService.combine([this.service.instanceStatus()], 'embedded'));
+  }
+
+  connections(): Promise<ConnectionInfo[]> {
+    return Promise.resolve(this.service.connectionList());
+  }
+
+  cleanup(): Promise<{ removed: number; servers: Record<string, number> }> {
+    const removed = this.service.cleanup();
+    return Promise.resolve({ removed, servers: { [this.server]: removed } });
+  }
+
+  flush() {
+    const result = this.service.flushQueues();
+    return Promise.resolve({ ...result, servers: { [this.server]: result.flushed_messages } });
+  }
+
+  async broadcast(message: string): Promise<{ delivered: number; servers: number }> {
+    const delivered = this.service.broadcastAudience();
+    await this.publishSystem(message);
+    return { delivered, servers: 1 };
+  }
+
+  stats(minutes: number): Promise<StatsAnswer> {
+    return Promise.resolve(this.service.stats(minutes));
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The Backplane is where published events are numbered, stored and fanned out between
+ * instances. The hub talks only to this interface: the memory backplane serves one
+ * process (embedded mode), the Redis backplane a cluster. Both give the same guarantees:
+ * per-channel seq without gaps within an epoch, bounded history, state snapshots, and
+ * idempotent publish by id.
+ */
+import type { SnapshotEntry, StoredEvent } from '../../protocol/index.js';
+
+export interface PublishInput {
+  readonly channel: string;
+  readonly key: string | null;
+  readonly data: unknown;
+  /** Idempotency key: a retry with the same id returns the first result, stored once. */
+  readonly id?: string | undefined;
+}
+
+export interface PublishResult {
+  channel: string;
+  seq: number;
+  epoch: string;
+  duplicate?: true;
+}
+
+/** An event as fanned out to instances: stored event plus the epoch it belongs to. */
+export interface BackplaneEvent extends StoredEvent {
+  readonly epoch: string;
+}
+
+export interface HistoryRead {
+  epoch: string;
+  /** Latest seq of the channel. */
+  seq: number;
+  /** Oldest seq still held (seq + 1 when nothing is held). */
+  firstSeq: number;
+  /** Events with seq > sinceSeq, oldest first. */
+  events: StoredEvent[];
+}
+
+export interface Snapshot {
+  epoch: string;
+  seq: number;
+  entries: SnapshotEntry[];
+}
+
+export interface HistoryLimits {
+  /** Max events kept per stream channel, and how long (ms). */
+  readonly streamSize: number;
+  readonly streamTtlMs: number;
+  /** Alert channels keep more, for longer: an alert must survive a long disconnect. */
+  readonly alertSize: number;
+  readonly alertTtlMs: number;
+}
+
+export interface BackplaneListener {
+  /** A published event reached this instance (only for channels it subscribed to). */
+  event(event: BackplaneEvent): void;
+  /** These channels changed epoch or lost events: live subscribers must resync. */
+  resync(channels: string[]): void;
+}
+
+export interface Backplane {
+  readonly kind: 'memory' | 'redis';
+  start(listener: BackplaneListener): Promise<void>;
+  stop(): Promise<void>;
+  /** Numbers, stores and fans out; resolves once stored (never waits on subscribers). */
+  publish(events: readonly PublishInput[]): Promise<PublishResult[]>;
+  /** This instance has local subscribers for the channel: deliver its events here. */
+  subscribe(channel: string): Promise<void>;
+  unsubscribe(channel: string): Promise<void>;
+  history(channel: string, sinceSeq: number): Promise<HistoryRead>;
+  snapshot(channel: string): Promise<Snapshot>;
+  /** False while the backplane cannot store (publish would fail). */
+  healthy(): boolean;
+}

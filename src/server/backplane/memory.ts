@@ -1,0 +1,151 @@
+/** The in-process backplane of embedded mode: one instance, everything in memory. */
+import { randomBytes } from 'node:crypto';
+import { isReplayable, parseChannel, type StoredEvent } from '../../protocol/index.js';
+import type {
+  Backplane,
+  BackplaneListener,
+  HistoryLimits,
+  HistoryRead,
+  PublishInput,
+  PublishResult,
+  Snapshot,
+} from './backplane.js';
+import { History } from '../history.js';
+
+/** How long publish ids are remembered for idempotent retries. */
+const IDEMPOTENCY_TTL_MS = 10 * 60_000;
+const IDEMPOTENCY_MAX = 100_000;
+
+interface ChannelData {
+  readonly epoch: string;
+  seq: number;
+  readonly history: History | null;
+  readonly state: Map<string, unknown> | null;
+}
+
+export function newEpoch(): string {
+  return randomBytes(6).toString('base64url');
+}
+
+export class MemoryBackplane implements Backplane {
+  readonly kind = 'memory';
+  private readonly channels = new Map<string, ChannelData>();
+  private readonly subscribed = new Set<string>();
+  private readonly seenIds = new Map<string, { at: number; result: PublishResult }>();
+  private listener: BackplaneListener | null = null;
+
+  constructor(
+    private readonly limits: HistoryLimits,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  start(listener: BackplaneListener): Promise<void> {
+    this.listener = listener;
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    this.listener = null;
+    return Promise.resolve();
+  }
+
+  healthy(): boolean {
+    return true;
+  }
+
+  publish(events: readonly PublishInput[]): Promise<PublishResult[]> {
+    const now = this.now();
+    this.expireIds(now);
+    const results = events.map((input) => {
+      const seen = input.id === undefined ? undefined : this.seenIds.get(input.id);
+      if (seen) return { ...seen.result, duplicate: true as const };
+      const data = this.channel(input.channel);
+      const event: StoredEvent = {
+        channel: input.channel,
+        seq: ++data.seq,
+        key: input.key,
+        ts: now,
+        data: input.data,
+      };
+      data.history?.append(event, now);
+      if (data.state && input.key !== null) {
+        if (input.data === null) data.state.delete(input.key);
+        else data.state.set(input.key, input.data);
+      }
+      if (this.subscribed.has(input.channel)) {
+        this.listener?.event({ ...event, epoch: data.epoch });
+      }
+      const result: PublishResult = { channel: input.channel, seq: event.seq, epoch: data.epoch };
+      if (input.id !== undefined) this.seenIds.set(input.id, { at: now, result });
+      return result;
+    });
+    return Promise.resolve(results);
+  }
+
+  subscribe(channel: string): Promise<void> {
+    this.subscribed.add(channel);
+    return Promise.resolve();
+  }
+
+  unsubscribe(channel: string): Promise<void> {
+    this.subscribed.delete(channel);
+    return Promise.resolve();
+  }
+
+  history(channel: string, sinceSeq: number): Promise<HistoryRead> {
+    const data = this.channel(channel);
+    const history = data.history;
+    if (!history) {
+      return Promise.resolve({
+        epoch: data.epoch,
+        seq: data.seq,
+        firstSeq: data.seq + 1,
+        events: [],
+      });
+    }
+    const now = this.now();
+    return Promise.resolve({
+      epoch: data.epoch,
+      seq: data.seq,
+      firstSeq: history.firstSeq(now) ?? data.seq + 1,
+      events: history.since(sinceSeq, now),
+    });
+  }
+
+  snapshot(channel: string): Promise<Snapshot> {
+    const data = this.channel(channel);
+    const entries = [...(data.state ?? new Map<string, unknown>())].map(([key, value]) => ({
+      key,
+      data: value,
+    }));
+    return Promise.resolve({ epoch: data.epoch, seq: data.seq, entries });
+  }
+
+  private channel(name: string): ChannelData {
+    let data = this.channels.get(name);
+    if (!data) {
+      const cls = parseChannel(name)?.class ?? 'stream';
+      const history = isReplayable(cls)
+        ? cls === 'alert'
+          ? new History(this.limits.alertSize, this.limits.alertTtlMs)
+          : new History(this.limits.streamSize, this.limits.streamTtlMs)
+        : null;
+      data = {
+        epoch: newEpoch(),
+        seq: 0,
+        history,
+        state: cls === 'state' ? new Map() : null,
+      };
+      this.channels.set(name, data);
+    }
+    return data;
+  }
+
+  private expireIds(now: number): void {
+    // Map iterates in insertion order, so the oldest ids come first.
+    for (const [id, seen] of this.seenIds) {
+      if (now - seen.at < IDEMPOTENCY_TTL_MS && this.seenIds.size <= IDEMPOTENCY_MAX) break;
+      this.seenIds.delete(id);
+    }
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * The one configuration schema (DESIGN §5). Every variable is read from the environment
+ * (or the matching `archon-ws serve` flag), validated once at start and frozen. A bad value
+ * stops the process with a message naming the variable, the value and what is allowed.
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+const seconds = (max: number) =>
+  z.coerce.number().positive().max(max).describe(`a number of seconds > 0 and ≤ ${max}`);
+const count = (min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).describe(`an integer from ${min} to ${max}`);
+const list = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t.length > 0),
+  )
+  .describe('a comma-separated list');
+const optionalText = z.string().min(1).optional().describe('a non-empty string');
+const url = z
+  .string()
+  .refine((s) => URL.canParse(s), 'not a URL')
+  .optional()
+  .describe('a URL');
+
+/** Each field: environment variable → [config key, schema, default]. Units live in the schema. */
+const FIELDS = {
+  PORT: ['port', count(0, 65535), '8000'],
+  HOST: ['host', z.string().min(1).describe('a host name or address to bind'), '0.0.0.0'],
+  ARCHON_SERVER_ID: [
+    'serverId',
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,64}$/)
+      .optional()
+      .describe('1-64 characters of A-Z a-z 0-9 _ . : -'),
+    undefined,
+  ],
+  ARCHON_REDIS_URL: [
+    'redisUrl',
+    z
+      .string()
+      .regex(/^rediss?:\/\//)
+      .optional()
+      .describe('a redis:// or rediss:// URL'),
+    undefined,
+  ],
+  ARCHON_JWT_SECRET: [
+    'jwtSecret',
+    z.string().min(32).optional().describe('an HS256 secret of at least 32 characters'),
+    undefined,
+  ],
+  ARCHON_JWT_PUBLIC_KEY: [
+    'jwtPublicKey',
+    z
+      .string()
+      .includes('-----BEGIN PUBLIC KEY-----')
+      .optional()
+      .describe('a PEM public key (RSA, EC or Ed25519)'),
+    undefined,
+  ],
+  ARCHON_JWT_JWKS_URL: ['jwtJwksUrl', url, undefined],
+  ARCHON_JWT_ISSUER: ['jwtIssuer', optionalText, undefined],
+  ARCHON_JWT_AUDIENCE: ['jwtAudience', optionalText, undefined],
+  ARCHON_ADMIN_TOKENS: ['adminTokens', list, ''],
+  ARCHON_PUBLISH_TOKENS: ['publishTokens', list, ''],
+  WEBSOCKET_ALLOWED_ORIGINS: ['allowedOrigins', list, ''],
+  WEBSOCKET_PING_INTERVAL: ['pingInterval', seconds(3600), '30'],
+  WEBSOCKET_PING_TIMEOUT: ['pingTimeout', seconds(3600), '10'],
+  WEBSOCKET_AUTH_TIMEOUT: ['authTimeout', seconds(300), '5'],
+  WEBSOCKET_MAX_CONNECTIONS: ['maxConnections', count(1, 1_000_000), '10000'],
+  WEBSOCKET_MESSAGE_QUEUE_SIZE: ['queueSize', count(1, 1_000_000), '1000'],
+  WEBSOCKET_MESSAGE_QUEUE_BYTES: ['queueBytes', count(1024, 1 << 30), String(8 << 20)],
+  WEBSOCKET_BROADCAST_TIMEOUT: ['broadcastTimeout', seconds(3600), '5'],
+  WEBSOCKET_MAX_MESSAGE_SIZE: ['maxMessageSize', count(256, 16 << 20), '65536'],
+  WEBSOCKET_MAX_MESSAGES_PER_SECOND: ['maxMessagesPerSecond', count(1, 100_000), '50'],
+  WEBSOCKET_HISTORY_SIZE: ['historySize', count(1, 1_000_000), '1000'],
+  WEBSOCKET_HISTORY_TTL: ['historyTtl', seconds(7 * 86400), '300'],
+  WEBSOCKET_ALERT_HISTORY_SIZE: ['alertHistorySize', count(1, 1_000_000), '10000'],
+  WEBSOCKET_ALERT_HISTORY_TTL: ['alertHistoryTtl', seconds(7 * 86400), '3600'],
+  WEBSOCKET_SHUTDOWN_TIMEOUT: ['shutdownTimeout', seconds(3600), '30'],
+  LOG_LEVEL: [
+    'logLevel',
+    z
+      .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+      .describe('one of trace, debug, info, warn, error, fatal, silent'),
+    'info',
+  ],
+} as const;
+
+type Fields = typeof FIELDS;
+export type EnvName = keyof Fields;
+export type Config = Readonly<{
+  [E in EnvName as Fields[E][0]]: z.output<Fields[E][1]>;
+}> & { readonly serverId: string };
+
+export const ENV_NAMES = Object.keys(FIELDS) as EnvName[];
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Values that are secrets: never echoed back in an error message. */
+const SECRET_NAMES = new Set<EnvName>([
+  'ARCHON_JWT_SECRET',
+  'ARCHON_ADMIN_TOKENS',
+  'ARCHON_PUBLISH_TOKENS',
+  'ARCHON_REDIS_URL',
+]);
+
+/** Validates the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const name of ENV_NAMES) {
+    const [key, schema, fallback] = FIELDS[name];
+    const raw = env[name] === '' && fallback === undefined ? undefined : env[name];
+    const result = (schema as z.ZodType).safeParse(raw ?? fallback);
+    if (result.success) {
+      out[key] = result.data;
+    } else {
+      const shown = SECRET_NAMES.has(name) ? '(hidden)' : JSON.stringify(raw);
+      problems.push(
+        `${name}=${shown} is not allowed: expected ${schema.description ?? 'a valid value'}`,
+      );
+    }
+  }
+  out.serverId ??= hostname();
+  const auth = [out.jwtSecret, out.jwtPublicKey, out.jwtJwksUrl].filter((v) => v !== undefined);
+  if (auth.length > 1) {
+    problems.push(
+      'ARCHON_JWT_SECRET, ARCHON_JWT_PUBLIC_KEY and ARCHON_JWT_JWKS_URL are exclusive: set one',
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(out) as Config;
+}
+
+/** `archon-ws serve` flag for a variable: WEBSOCKET_PING_INTERVAL → --ping-interval. */
+export function flagFor(name: EnvName): string {
+  return `--${name
+    .replace(/^(WEBSOCKET|ARCHON)_/, '')
+    .toLowerCase()
+    .replaceAll('_', '-')}`;
+}
+
+export function describeVariable(name: EnvName): { default: string | undefined; allowed: string } {
+  const [, schema, fallback] = FIELDS[name];
+  return { default: fallback, allowed: schema.description ?? '' };
+}

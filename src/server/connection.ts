@@ -1,0 +1,510 @@
+/**
+ * One client WebSocket: its named state, authentication, inbound protocol, outbound queue
+ * and liveness. Frames are written straight to the socket (corked, so one turn's frames
+ * leave in one write); the `ws` instance handles the handshake, parsing and close frames.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type WebSocket from 'ws';
+import {
+  ArchonError,
+  CloseCode,
+  ERRORS,
+  PROTOCOL_VERSION,
+  SYSTEM_CHANNEL,
+  parseChannel,
+  type ClientOp,
+  type ErrorCode,
+  type ServerMessage,
+  type SubscribeOp,
+} from '../protocol/index.js';
+import { mayJoin, type Authenticator, type Principal } from './auth.js';
+import type { Config } from './config.js';
+import { Frame } from './frame.js';
+import { Subscription, type Hub, type Subscriber } from './hub.js';
+import { parseClientMessage, RateLimiter, rawText } from './inbound.js';
+import type { Logger } from './logging.js';
+import type { Metrics } from './metrics.js';
+import { OutboundQueue } from './queue.js';
+
+export type ConnectionState = 'authenticating' | 'open' | 'closing' | 'closed';
+
+/** Above this many bytes buffered in the socket, stop writing until it drains. */
+const SOCKET_HIGH_WATER = 1 << 20;
+/** A peer that does not finish the close handshake is cut after this long. */
+const CLOSE_GRACE_MS = 3000;
+/** The longest a Node timer can wait; later token expiries are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface ConnectionContext {
+  readonly config: Config;
+  readonly auth: Authenticator;
+  readonly hub: Hub;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Called once the connection is closed and forgotten. */
+  readonly onClosed: (conn: Connection, code: number) => void;
+}
+
+export interface ConnectionInfo {
+  client_id: string;
+  server: string;
+  user_id: string | null;
+  remote_addr: string;
+  client_version: string | null;
+  connected_at: string;
+  last_seen_at: string;
+  queue_depth: number;
+  channels: string[];
+  messages_sent: number;
+  state: ConnectionState;
+}
+
+export class Connection implements Subscriber {
+  readonly id = `c_${randomBytes(8).toString('hex')}`;
+  state: ConnectionState = 'authenticating';
+  principal: Principal | null = null;
+  clientVersion: string | null = null;
+  readonly connectedAt: number;
+  lastSeenAt: number;
+  lastPingAt: number;
+  awaitingPongSince: number | null = null;
+  /** When a flush last made progress; a queue that stops draining is stuck. */
+  lastWriteAt: number;
+  messagesSent = 0;
+  readonly queue: OutboundQueue;
+  readonly subscriptions = new Map<string, Subscription>();
+  private readonly limiter: RateLimiter;
+  private strikes = 0;
+  private closeCode: number | null = null;
+  private waitingDrain = false;
+  private inbound: Promise<void> = Promise.resolve();
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly socket: Duplex,
+    readonly remoteAddr: string,
+    private readonly ctx: ConnectionContext,
+    now = Date.now(),
+  ) {
+    this.connectedAt = this.lastSeenAt = this.lastPingAt = this.lastWriteAt = now;
+    this.queue = new OutboundQueue(ctx.config.queueSize, ctx.config.queueBytes);
+    this.limiter = new RateLimiter(ctx.config.maxMessagesPerSecond, now);
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('close', (code) => this.onClose(code));
+    ws.on('error', (err) => this.onError(err));
+    this.after(ctx.config.authTimeout * 1000, () => {
+      if (this.state === 'authenticating') this.fail('auth_timeout');
+    });
+  }
+
+  get receivesBroadcasts(): boolean {
+    return this.state === 'open';
+  }
+
+  get userId(): string | null {
+    return this.principal?.userId ?? null;
+  }
+
+  // --- outbound -------------------------------------------------------------------------
+
+  send(frame: Frame): boolean {
+    if (this.state !== 'open' && this.state !== 'authenticating') return false;
+    const result = this.queue.enqueue(frame, Date.now());
+    if (result === 'overflow') {
+      this.closeSlow(
+        this.queue.depth >= this.ctx.config.queueSize
+          ? `queue full (${this.ctx.config.queueSize} messages)`
+          : `queue over ${this.ctx.config.queueBytes} bytes`,
+      );
+      return false;
+    }
+    return true;
+  }
+
+  /** Queues a reply and schedules the write. */
+  reply(message: ServerMessage): void {
+    if (this.send(Frame.of(message))) this.ctx.hub.scheduleFlush(this);
+  }
+
+  flush(): void {
+    if (this.ws.readyState !== this.ws.OPEN || this.socket.destroyed) return;
+    if (this.waitingDrain) return;
+    const socket = this.socket;
+    const metrics = this.ctx.metrics;
+    let wrote = false;
+    socket.cork();
+    let frame: Frame | undefined;
+    while (socket.writableLength < SOCKET_HIGH_WATER && (frame = this.queue.shift())) {
+      socket.write(frame.wire);
+      metrics.delivered(frame.cls);
+      this.messagesSent++;
+      frame.release();
+      wrote = true;
+    }
+    socket.uncork();
+    if (wrote) this.lastWriteAt = Date.now();
+    if (this.queue.depth > 0) {
+      // The client reads slower than we write: let the socket drain before writing more.
+      // Meanwhile frames wait in our queue, where conflation and the bounds apply.
+      this.waitingDrain = true;
+      socket.once('drain', () => {
+        this.waitingDrain = false;
+        this.ctx.hub.scheduleFlush(this);
+      });
+    }
+  }
+
+  resync(channels: string[]): void {
+    for (const channel of channels) this.subscriptions.delete(channel);
+    this.reply({ type: 'resync', channels });
+  }
+
+  // --- liveness (called by the gateway's sweep, about once a second) ---------------------
+
+  check(now: number): void {
+    if (this.state !== 'open') return;
+    const { pingInterval, pingTimeout, broadcastTimeout } = this.ctx.config;
+    if (this.awaitingPongSince !== null && now - this.awaitingPongSince > pingTimeout * 1000) {
+      this.fail('ping_timeout');
+      return;
+    }
+    const oldest = this.queue.oldestQueuedAt();
+    if (oldest !== null && now - oldest > broadcastTimeout * 1000) {
+      this.closeSlow(`message queued longer than ${broadcastTimeout}s`);
+      return;
+    }
+    if (now - this.lastPingAt >= pingInterval * 1000) {
+      this.lastPingAt = now;
+      this.awaitingPongSince ??= now;
+      this.reply({ type: 'ping' });
+    }
+  }
+
+  /** Why an operator cleanup would close this connection, or null when it is healthy. */
+  deadReason(now: number): string | null {
+    if (this.ws.readyState !== this.ws.OPEN || this.socket.destroyed) return 'socket not open';
+    if (
+      this.state === 'authenticating' &&
+      now - this.connectedAt > this.ctx.config.authTimeout * 1000
+    ) {
+      return 'never authenticated';
+    }
+    if (
+      this.awaitingPongSince !== null &&
+      now - this.awaitingPongSince > this.ctx.config.pingTimeout * 1000
+    ) {
+      return 'no pong';
+    }
+    if (this.queue.depth > 0 && now - this.lastWriteAt > this.ctx.config.broadcastTimeout * 1000) {
+      return 'queue not draining';
+    }
+    return null;
+  }
+
+  /** Operator queue flush: drops what is queued and tells the client to resubscribe. */
+  flushQueue(): number {
+    const dropped = this.queue.clear();
+    if (dropped > 0 && this.state === 'open') {
+      const channels = [...this.subscriptions.values()];
+      for (const sub of channels) this.ctx.hub.unsubscribe(sub);
+      this.resync(channels.map((s) => s.channel.name));
+    }
+    return dropped;
+  }
+
+  info(server: string): ConnectionInfo {
+    return {
+      client_id: this.id,
+      server,
+      user_id: this.userId,
+      remote_addr: this.remoteAddr,
+      client_version: this.clientVersion,
+      connected_at: new Date(this.connectedAt).toISOString(),
+      last_seen_at: new Date(this.lastSeenAt).toISOString(),
+      queue_depth: this.queue.depth,
+      channels: [...this.subscriptions.keys()],
+      messages_sent: this.messagesSent,
+      state: this.state,
+    };
+  }
+
+  // --- closing ------------------------------------------------------------------------------
+
+  /** Sends an error for a catalogue code; closes when the code has a close code. */
+  fail(code: ErrorCode, message?: string, id?: number | string): void {
+    const spec: { close?: number; message: string } = ERRORS[code];
+    this.ctx.metrics.error(code);
+    this.writeNow({
+      type: 'error',
+      ...(id !== undefined && { id }),
+      code,
+      message: message ?? spec.message,
+    });
+    if (spec.close !== undefined) this.close(spec.close, message ?? spec.message);
+  }
+
+  /**
+   * Closes with a code. With `drain`, what is queued is written first (graceful shutdown);
+   * otherwise the queue is dropped: the client recovers it with since.
+   */
+  close(code: number, reason = '', drain = false): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.closeCode = code;
+    if (drain) this.flush();
+    this.state = 'closing';
+    this.queue.clear();
+    for (const sub of this.subscriptions.values()) this.ctx.hub.unsubscribe(sub);
+    try {
+      this.ws.close(code, reason.slice(0, 120));
+    } catch {
+      this.ws.terminate();
+    }
+    this.after(CLOSE_GRACE_MS, () => this.ws.terminate());
+  }
+
+  /** Cuts the connection without a close handshake (shutdown deadline). */
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  private closeSlow(reason: string): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.ctx.metrics.error('slow_consumer');
+    this.ctx.log.warn(
+      { client_id: this.id, user_id: this.userId, queue_depth: this.queue.depth, reason },
+      'Slow consumer closed',
+    );
+    this.close(CloseCode.slowConsumer, `slow consumer: ${reason}`);
+  }
+
+  private writeNow(message: ServerMessage): void {
+    if (this.ws.readyState !== this.ws.OPEN || this.socket.destroyed) return;
+    const frame = Frame.of(message);
+    this.socket.write(frame.wire);
+    this.ctx.metrics.delivered('control');
+  }
+
+  private onClose(code: number): void {
+    if (this.state === 'closed') return;
+    const depth = this.queue.depth;
+    if (depth > 0 && this.closeCode === null) {
+      // The peer went away with messages still owed to it: they will be recovered with since.
+      this.ctx.metrics.error('send_failed');
+      this.ctx.log.error(
+        { client_id: this.id, error: 'Connection closed', queue_depth: depth },
+        'WebSocket send failed',
+      );
+    }
+    if (this.state !== 'closing') {
+      this.queue.clear();
+      for (const sub of this.subscriptions.values()) this.ctx.hub.unsubscribe(sub);
+    }
+    this.state = 'closed';
+    this.subscriptions.clear();
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    this.ctx.onClosed(this, this.closeCode ?? code);
+  }
+
+  private onError(err: Error & { code?: string }): void {
+    // ws reports protocol violations here and closes the socket itself (1002/1009).
+    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+      this.ctx.metrics.error('message_too_big');
+      this.closeCode = CloseCode.tooBig;
+    } else {
+      this.ctx.metrics.error('socket_error');
+    }
+    this.ctx.log.warn({ client_id: this.id, error: err.message }, 'WebSocket error');
+  }
+
+  private after(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, ms);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  // --- inbound ------------------------------------------------------------------------------
+
+  private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    const now = Date.now();
+    this.lastSeenAt = now;
+    if (!this.limiter.take(now)) {
+      this.fail(
+        'rate_limited',
+        `more than ${this.ctx.config.maxMessagesPerSecond} messages per second`,
+      );
+      return;
+    }
+    if (isBinary) {
+      this.strike('bad_request', 'binary frames are not supported: send JSON text');
+      return;
+    }
+    const parsed = parseClientMessage(rawText(data));
+    if (!parsed.ok) {
+      this.strike(parsed.code, parsed.message, parsed.id);
+      return;
+    }
+    const op = parsed.op;
+    if (op.op === 'pong') {
+      this.awaitingPongSince = null;
+      return;
+    }
+    // Ops are handled one at a time, in order: a pipelined hello + subscribe just works.
+    this.inbound = this.inbound
+      .then(() => this.handle(op))
+      .catch((err: unknown) => {
+        const id = 'id' in op ? op.id : undefined;
+        if (err instanceof ArchonError) {
+          this.fail(err.code, err.message, id);
+        } else {
+          this.ctx.log.error({ err, client_id: this.id, op: op.op }, 'Client message failed');
+          this.fail('internal', undefined, id);
+        }
+      })
+      .catch((err: unknown) => {
+        // Reporting the failure failed too (socket gone): nothing more to tell this client.
+        this.ctx.log.error({ err, client_id: this.id }, 'Client error report failed');
+        this.terminate();
+      });
+  }
+
+  /** A malformed message gets an error; a second one closes with 4400. */
+  private strike(code: ErrorCode, message: string, id?: number | string): void {
+    this.strikes++;
+    this.ctx.metrics.error('protocol');
+    if (this.strikes >= 2) {
+      this.writeNow({ type: 'error', ...(id !== undefined && { id }), code, message });
+      this.close(CloseCode.protocolError, `protocol error: ${message}`);
+    } else {
+      this.reply({ type: 'error', ...(id !== undefined && { id }), code, message });
+    }
+  }
+
+  private async handle(op: Exclude<ClientOp, { op: 'pong' }>): Promise<void> {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    if (this.state === 'authenticating' && op.op !== 'hello') {
+      this.fail('not_authenticated');
+      return;
+    }
+    switch (op.op) {
+      case 'hello':
+        return this.hello(op.token, op.client);
+      case 'subscribe':
+        return this.subscribe(op);
+      case 'unsubscribe': {
+        const sub = this.subscriptions.get(op.channel);
+        if (sub) {
+          this.subscriptions.delete(op.channel);
+          this.ctx.hub.unsubscribe(sub);
+        }
+        this.reply({
+          type: 'unsubscribed',
+          ...(op.id !== undefined && { id: op.id }),
+          channel: op.channel,
+        });
+        return;
+      }
+      case 'ping':
+        this.reply({ type: 'pong' });
+        return;
+    }
+  }
+
+  private async hello(token: string, client: string | undefined): Promise<void> {
+    if (this.state !== 'authenticating') {
+      this.strike('bad_request', 'already authenticated');
+      return;
+    }
+    let principal: Principal;
+    try {
+      principal = await this.ctx.auth.verify(token);
+    } catch (err) {
+      const code = err instanceof ArchonError ? err.code : 'unauthorized';
+      this.ctx.log.info(
+        { client_id: this.id, reason: err instanceof Error ? err.message : code },
+        'Authentication failed',
+      );
+      this.fail(
+        code === 'token_expired' ? 'token_expired' : 'unauthorized',
+        err instanceof Error ? err.message : undefined,
+      );
+      return;
+    }
+    if (this.state !== 'authenticating') return;
+    this.principal = principal;
+    this.clientVersion = client ?? null;
+    this.state = 'open';
+    this.lastPingAt = Date.now();
+    if (principal.expiresAt !== null) this.armExpiry(principal.expiresAt);
+    this.reply({
+      type: 'welcome',
+      client_id: this.id,
+      server: this.ctx.config.serverId,
+      ping_interval: this.ctx.config.pingInterval,
+      ping_timeout: this.ctx.config.pingTimeout,
+      protocol: PROTOCOL_VERSION,
+    });
+    this.ctx.log.debug(
+      { client_id: this.id, user_id: principal.userId, client_version: client },
+      'Client authenticated',
+    );
+  }
+
+  private armExpiry(expiresAt: number): void {
+    const wait = expiresAt - Date.now();
+    this.after(Math.max(0, Math.min(wait, MAX_TIMER_MS)), () => {
+      if (this.state !== 'open') return;
+      if (Date.now() >= expiresAt) this.fail('token_expired');
+      else this.armExpiry(expiresAt);
+    });
+  }
+
+  private async subscribe(op: SubscribeOp): Promise<void> {
+    const principal = this.principal as Principal;
+    const channel = parseChannel(op.channel);
+    if (!channel) {
+      this.ctx.metrics.error('unknown_channel');
+      this.reply({
+        type: 'error',
+        ...(op.id !== undefined && { id: op.id }),
+        code: 'unknown_channel',
+        message: `unknown channel ${JSON.stringify(op.channel)}`,
+      });
+      return;
+    }
+    if (!mayJoin(principal, channel)) {
+      this.ctx.metrics.error('forbidden');
+      this.reply({
+        type: 'error',
+        ...(op.id !== undefined && { id: op.id }),
+        code: 'forbidden',
+        message: `account ${channel.account ?? ''} is not yours`,
+      });
+      return;
+    }
+    if (channel.name === SYSTEM_CHANNEL) {
+      // Every connection receives system notices; subscribing is a no-op that succeeds.
+      this.reply({
+        type: 'subscribed',
+        ...(op.id !== undefined && { id: op.id }),
+        channel: SYSTEM_CHANNEL,
+        epoch: '',
+        seq: 0,
+        recovered: true,
+        replayed: 0,
+      });
+      return;
+    }
+    const previous = this.subscriptions.get(channel.name);
+    if (previous) this.ctx.hub.unsubscribe(previous);
+    const sub = new Subscription(this, channel);
+    this.subscriptions.set(channel.name, sub);
+    await this.ctx.hub.subscribe(sub, op.since, op.id);
+  }
+}

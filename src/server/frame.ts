@@ -1,0 +1,81 @@
+/**
+ * A server message serialized and framed once. Every subscriber gets the same bytes:
+ * fan-out costs one socket write per subscriber, never one JSON.stringify or one frame
+ * header per subscriber.
+ */
+import * as ws from 'ws';
+import type { ServerMessage } from '../protocol/index.js';
+import type { DeliveryClass } from './metrics.js';
+
+// ws exports its frame encoder (documented @public in lib/sender.js) but @types/ws omits it.
+const { Sender } = ws as unknown as {
+  Sender: {
+    frame(
+      data: Buffer,
+      options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean },
+    ): Buffer[];
+  };
+};
+
+/** Which part of a client's queue a frame goes to: alerts jump ahead of everything else. */
+export type Lane = 'priority' | 'normal';
+
+export interface FrameOptions {
+  readonly cls: DeliveryClass;
+  /** Defaults to priority for alert and broadcast frames, normal otherwise. */
+  readonly lane?: Lane;
+  /** Set for state-channel events: a newer frame with the same key replaces this one. */
+  readonly conflateKey?: string | null;
+  /** Called once every holder has written or dropped the frame (fan-out finished). */
+  readonly onSettled?: ((frame: Frame) => void) | null;
+  /** When the message was accepted (ms since epoch); for broadcast latency. */
+  readonly acceptedAt?: number;
+}
+
+export class Frame {
+  /** The complete WebSocket text frame: header and payload in one buffer. */
+  readonly wire: Buffer;
+  /** Payload size, what queue byte limits count. */
+  readonly size: number;
+  readonly cls: DeliveryClass;
+  readonly lane: Lane;
+  readonly conflateKey: string | null;
+  readonly acceptedAt: number;
+  private readonly onSettled: ((frame: Frame) => void) | null;
+  private refs = 0;
+
+  constructor(payload: Buffer, options: FrameOptions) {
+    this.size = payload.length;
+    this.cls = options.cls;
+    this.lane =
+      options.lane ??
+      (options.cls === 'alert' || options.cls === 'broadcast' ? 'priority' : 'normal');
+    this.conflateKey = options.conflateKey ?? null;
+    this.onSettled = options.onSettled ?? null;
+    this.acceptedAt = options.acceptedAt ?? 0;
+    // Server-to-client frames are not masked, so the header is the same for every client.
+    const parts = Sender.frame(payload, {
+      fin: true,
+      opcode: 1,
+      mask: false,
+      readOnly: true,
+      rsv1: false,
+    });
+    this.wire = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+  }
+
+  /** A one-off frame for a single client (replies, replays). */
+  static of(message: ServerMessage, cls: DeliveryClass = 'control', lane?: Lane): Frame {
+    return new Frame(Buffer.from(JSON.stringify(message)), { cls, ...(lane && { lane }) });
+  }
+
+  /** One more queue holds this frame. */
+  retain(): void {
+    this.refs++;
+  }
+
+  /** A queue wrote or dropped this frame. */
+  release(): void {
+    if (--this.refs === 0 && this.onSettled) this.onSettled(this);
+  }
+}

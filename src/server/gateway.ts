@@ -1,0 +1,272 @@
+/**
+ * Assembles one archon-ws instance: HTTP (Fastify) and WebSocket on one port, the hub on a
+ * backplane, metrics, the admin API, the liveness sweep and graceful shutdown (DESIGN §8).
+ */
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { DestinationStream } from 'pino';
+import { ArchonError, CloseCode, ERRORS, parseChannel, SYSTEM_CHANNEL } from '../protocol/index.js';
+import { AdminService, LocalAdminApi, type AdminApi } from './admin.js';
+import { Authenticator } from './auth.js';
+import type { Backplane, PublishInput, PublishResult } from './backplane/backplane.js';
+import { MemoryBackplane } from './backplane/memory.js';
+import type { Config } from './config.js';
+import { Connection, type ConnectionContext } from './connection.js';
+import { serveHealthConnection, serveTestConnection, TEST_MAX_CONNECTIONS } from './diagnostics.js';
+import { TokenSet } from './http/bearer.js';
+import { registerRoutes } from './http/routes.js';
+import { Hub } from './hub.js';
+import { createLogger, type Logger } from './logging.js';
+import { Metrics } from './metrics.js';
+import { remoteAddress, UpgradeHandler, type Endpoint } from './upgrade.js';
+
+export interface GatewayOptions {
+  /** Where logs go (default stdout). */
+  readonly logDestination?: DestinationStream;
+  /** Replaces the backplane chosen from the config. */
+  readonly backplane?: Backplane;
+  /** Extra routes (the web UI), registered on the same server. */
+  readonly register?: (app: FastifyInstance) => void | Promise<void>;
+}
+
+/** Spread shutdown closes over this long at most, so clients do not reconnect all at once. */
+const MAX_CLOSE_SPREAD_MS = 5000;
+
+export class Gateway {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly hub: Hub;
+  readonly backplane: Backplane;
+  readonly connections = new Set<Connection>();
+  readonly admin: AdminApi;
+  private readonly app: FastifyInstance;
+  private readonly auth: Authenticator;
+  private readonly upgrades: UpgradeHandler;
+  private readonly connectionContext: ConnectionContext;
+  private testConnections = 0;
+  private draining = false;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private stopping: Promise<void> | null = null;
+
+  constructor(
+    readonly config: Config,
+    private readonly options: GatewayOptions = {},
+  ) {
+    this.log = createLogger(
+      { level: config.logLevel, server: config.serverId },
+      options.logDestination,
+    );
+    this.backplane =
+      options.backplane ??
+      new MemoryBackplane({
+        streamSize: config.historySize,
+        streamTtlMs: config.historyTtl * 1000,
+        alertSize: config.alertHistorySize,
+        alertTtlMs: config.alertHistoryTtl * 1000,
+      });
+    this.metrics = new Metrics(config.serverId, {
+      active: () => this.connections.size,
+      queueDepth: () => service.queueDepth(),
+      backplaneUp: () => this.backplane.healthy(),
+    });
+    this.hub = new Hub(this.backplane, this.metrics, this.log);
+    this.auth = new Authenticator(config);
+    this.connectionContext = {
+      config,
+      auth: this.auth,
+      hub: this.hub,
+      metrics: this.metrics,
+      log: this.log,
+      onClosed: (conn, code) => {
+        this.connections.delete(conn);
+        this.hub.remove(conn);
+        this.metrics.disconnected(code);
+      },
+    };
+    const service = new AdminService(
+      config,
+      this.connections,
+      this.hub,
+      this.backplane,
+      this.metrics,
+      this.log,
+      () => this.draining,
+    );
+    this.admin = new LocalAdminApi(service, config.serverId, async (message) => {
+      await this.publish([{ channel: SYSTEM_CHANNEL, key: null, data: { message } }]);
+    });
+    this.upgrades = new UpgradeHandler(
+      config,
+      {
+        draining: () => this.draining,
+        count: (endpoint) => this.count(endpoint),
+        limit: (endpoint) =>
+          endpoint === 'client'
+            ? config.maxConnections
+            : endpoint === 'test'
+              ? TEST_MAX_CONNECTIONS
+              : Infinity,
+        accept: (endpoint, ws, socket, req) => {
+          if (endpoint === 'client') {
+            const conn = new Connection(ws, socket, remoteAddress(req), this.connectionContext);
+            this.connections.add(conn);
+            this.hub.add(conn);
+            this.metrics.connected(this.connections.size);
+          } else if (endpoint === 'test') {
+            this.testConnections++;
+            ws.on('close', () => this.testConnections--);
+            serveTestConnection(ws, config.serverId);
+          } else {
+            serveHealthConnection(ws, config.serverId, this.draining);
+          }
+        },
+      },
+      this.metrics,
+      this.log,
+    );
+    // Fastify's own request logs would drown the operator's signal: our error handler logs
+    // what fails, and the gateway logs what matters.
+    this.app = Fastify({ logger: false, bodyLimit: 1 << 20 });
+    this.app.setErrorHandler((err: FastifyError, req, reply) => {
+      const archon = toArchonError(err);
+      if (archon.code === 'internal') this.log.error({ err, url: req.url }, 'Request failed');
+      void reply
+        .code(archon.httpStatus)
+        .send({ error: { code: archon.code, message: archon.message } });
+    });
+    this.app.setNotFoundHandler((req, reply) => {
+      void reply.code(404).send({
+        error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` },
+      });
+    });
+    registerRoutes(this.app, {
+      server: config.serverId,
+      draining: () => this.draining,
+      auth: this.auth,
+      adminTokens: new TokenSet(config.adminTokens),
+      publishTokens: new TokenSet(config.publishTokens),
+      publish: (events) => this.publish(events),
+      backplane: this.backplane,
+      metrics: this.metrics,
+      admin: this.admin,
+    });
+  }
+
+  private count(endpoint: Endpoint): number {
+    if (endpoint === 'client') return this.connections.size;
+    if (endpoint === 'test') return this.testConnections;
+    return 0;
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  async start(): Promise<number> {
+    await this.backplane.start(this.hub);
+    await this.backplane.subscribe(SYSTEM_CHANNEL);
+    if (this.options.register) await this.options.register(this.app);
+    this.app.server.on('upgrade', this.upgrades.handle);
+    await this.app.listen({ port: this.config.port, host: this.config.host });
+    const sweepMs = Math.max(
+      50,
+      Math.min(
+        1000,
+        (Math.min(this.config.pingTimeout, this.config.pingInterval, this.config.broadcastTimeout) *
+          1000) /
+          4,
+      ),
+    );
+    this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
+    this.sweepTimer.unref();
+    const port = this.port;
+    this.log.info(
+      {
+        port,
+        mode: this.backplane.kind === 'memory' ? 'embedded' : 'cluster',
+        auth: this.auth.configured,
+      },
+      'archon-ws listening',
+    );
+    return port;
+  }
+
+  get port(): number {
+    return (this.app.server.address() as AddressInfo).port;
+  }
+
+  /** Validated events in, stored results out; fan-out happens after, never awaited. */
+  async publish(events: PublishInput[]): Promise<PublishResult[]> {
+    let results: PublishResult[];
+    try {
+      results = await this.backplane.publish(events);
+    } catch (err) {
+      this.metrics.backplaneErrors.inc();
+      this.log.error({ err }, 'Backplane publish failed');
+      throw new ArchonError('backplane_unavailable');
+    }
+    for (const r of results) {
+      if (r.duplicate) continue;
+      this.metrics.published.inc({ class: parseChannel(r.channel)?.class ?? 'stream' });
+    }
+    return results;
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const conn of this.connections) conn.check(now);
+    this.metrics.tick();
+  }
+
+  /**
+   * Graceful shutdown: health turns 503, new upgrades are refused, clients are closed with
+   * 1012 (queues written first) spread over a few seconds, then the server and backplane
+   * stop. Resolves within WEBSOCKET_SHUTDOWN_TIMEOUT whatever the clients do.
+   */
+  shutdown(): Promise<void> {
+    this.stopping ??= this.drainAndStop();
+    return this.stopping;
+  }
+
+  private async drainAndStop(): Promise<void> {
+    const deadline = Date.now() + this.config.shutdownTimeout * 1000;
+    this.draining = true;
+    this.log.info({ connections: this.connections.size }, 'Shutting down: draining connections');
+    const conns = [...this.connections];
+    const spread = Math.min(MAX_CLOSE_SPREAD_MS, (this.config.shutdownTimeout * 1000) / 3);
+    const batches = Math.max(1, Math.min(conns.length, Math.ceil(spread / 50)));
+    const perBatch = Math.ceil(conns.length / batches);
+    for (let i = 0; i < conns.length; i += perBatch) {
+      for (const conn of conns.slice(i, i + perBatch))
+        conn.close(CloseCode.restarting, 'server restarting', true);
+      if (i + perBatch < conns.length) await sleep(spread / batches);
+    }
+    while (this.connections.size > 0 && Date.now() < deadline - 500) await sleep(20);
+    for (const conn of this.connections) conn.terminate();
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.upgrades.close();
+    await Promise.race([this.app.close(), sleep(Math.max(0, deadline - Date.now()))]);
+    await this.backplane
+      .stop()
+      .catch((err: unknown) => this.log.warn({ err }, 'Backplane stop failed'));
+    this.metrics.close();
+    this.log.info('Shutdown complete');
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function toArchonError(err: FastifyError | ArchonError): ArchonError {
+  if (err instanceof ArchonError) return err;
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ArchonError('payload_too_large');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ArchonError('bad_request', 'Content-Type must be application/json');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ArchonError('bad_request', 'request body is empty: send JSON');
+    default:
+      if (err.statusCode === 400 || err instanceof SyntaxError)
+        return new ArchonError('bad_request', err.message);
+      return new ArchonError('internal', ERRORS.internal.message);
+  }
+}

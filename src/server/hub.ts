@@ -1,0 +1,305 @@
+/**
+ * The hub maps channels to local subscriptions and fans published events out to them.
+ * It knows the Backplane interface only. Each event is serialized and framed once; each
+ * subscriber's connection queues the same Frame. Writes are batched: connections that got
+ * frames are flushed together in one setImmediate turn, one corked socket write each.
+ */
+import {
+  isReplayable,
+  type ChannelInfo,
+  type EventMessage,
+  type Since,
+  type SystemMessage,
+} from '../protocol/index.js';
+import type { Backplane, BackplaneEvent, BackplaneListener } from './backplane/backplane.js';
+import { Frame } from './frame.js';
+import type { Logger } from './logging.js';
+import type { Metrics } from './metrics.js';
+
+/** What the hub needs of a connection. */
+export interface Subscriber {
+  readonly id: string;
+  /** Queues a frame; false when the connection is gone or was closed for being slow. */
+  send(frame: Frame): boolean;
+  /** Writes what is queued; called by the hub's flush turn. */
+  flush(): void;
+  /** The connection's subscription to a channel was dropped by the server: tell it. */
+  resync(channels: string[]): void;
+  /** Receives system broadcasts (only once authenticated). */
+  readonly receivesBroadcasts: boolean;
+}
+
+interface PendingEvent {
+  readonly frame: Frame;
+  readonly seq: number;
+  readonly epoch: string;
+}
+
+export class Subscription {
+  state: 'recovering' | 'live' = 'recovering';
+  epoch = '';
+  lastSeq = 0;
+  /** Live events that arrived while the snapshot or replay was being read. */
+  pending: PendingEvent[] = [];
+
+  constructor(
+    readonly subscriber: Subscriber,
+    readonly channel: ChannelInfo,
+  ) {}
+}
+
+interface LocalChannel {
+  readonly subs: Set<Subscription>;
+  /** Settles once the backplane delivers this channel's events here. */
+  readonly ready: Promise<void>;
+}
+
+export class Hub implements BackplaneListener {
+  private readonly channels = new Map<string, LocalChannel>();
+  private readonly subscribers = new Set<Subscriber>();
+  private readonly dirty = new Set<Subscriber>();
+  private flushScheduled = false;
+
+  constructor(
+    private readonly backplane: Backplane,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  add(subscriber: Subscriber): void {
+    this.subscribers.add(subscriber);
+  }
+
+  remove(subscriber: Subscriber): void {
+    this.subscribers.delete(subscriber);
+    this.dirty.delete(subscriber);
+  }
+
+  /** Channels with local subscribers (what this instance listens to on the backplane). */
+  localChannels(): string[] {
+    return [...this.channels.keys()];
+  }
+
+  /**
+   * Opens a subscription: registers it first so no live event is missed, then reads the
+   * snapshot or the replay, queues `subscribed` + snapshot/replay, and finally releases the
+   * live events that arrived meanwhile, skipping those the replay already covered.
+   */
+  async subscribe(sub: Subscription, since: Since | undefined, id: number | string | undefined) {
+    const name = sub.channel.name;
+    let local = this.channels.get(name);
+    if (!local) {
+      const ready = this.backplane.subscribe(name);
+      local = { subs: new Set(), ready };
+      this.channels.set(name, local);
+      ready.catch(() => {
+        if (this.channels.get(name)?.ready === ready) this.channels.delete(name);
+      });
+    }
+    local.subs.add(sub);
+    try {
+      await local.ready;
+    } catch (err) {
+      this.unsubscribe(sub);
+      throw err;
+    }
+    const cls = sub.channel.class;
+    // Replies for an alert channel travel in the alert lane, so they stay ahead of its events.
+    const lane = cls === 'alert' ? 'priority' : 'normal';
+    const frames: Frame[] = [];
+    if (cls === 'state') {
+      const snapshot = await this.backplane.snapshot(name);
+      sub.epoch = snapshot.epoch;
+      sub.lastSeq = snapshot.seq;
+      frames.push(
+        Frame.of(
+          {
+            type: 'subscribed',
+            ...(id !== undefined && { id }),
+            channel: name,
+            epoch: snapshot.epoch,
+            seq: snapshot.seq,
+            recovered: true,
+            replayed: 0,
+          },
+          'control',
+          lane,
+        ),
+        Frame.of(
+          {
+            type: 'snapshot',
+            channel: name,
+            epoch: snapshot.epoch,
+            seq: snapshot.seq,
+            entries: snapshot.entries,
+          },
+          'state',
+        ),
+      );
+    } else if (isReplayable(cls)) {
+      const history = await this.backplane.history(name, since?.seq ?? Number.MAX_SAFE_INTEGER);
+      let recovered = true;
+      let replay = history.events;
+      if (since) {
+        recovered =
+          since.epoch === history.epoch &&
+          since.seq <= history.seq &&
+          (since.seq >= history.seq || history.firstSeq <= since.seq + 1);
+        if (!recovered) replay = [];
+        this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'not_recovered' });
+      }
+      sub.epoch = history.epoch;
+      sub.lastSeq = history.seq;
+      frames.push(
+        Frame.of(
+          {
+            type: 'subscribed',
+            ...(id !== undefined && { id }),
+            channel: name,
+            epoch: history.epoch,
+            seq: history.seq,
+            recovered,
+            replayed: replay.length,
+          },
+          'control',
+          lane,
+        ),
+      );
+      for (const event of replay) {
+        frames.push(Frame.of({ type: 'event', ...event }, cls));
+      }
+    }
+    if (this.channels.get(name)?.subs.has(sub) !== true) return; // dropped while reading
+    for (const frame of frames) {
+      if (!sub.subscriber.send(frame)) return;
+    }
+    const pending = sub.pending;
+    sub.pending = [];
+    sub.state = 'live';
+    for (const p of pending) {
+      this.deliver(sub, p.frame, p.seq, p.epoch);
+      p.frame.release();
+    }
+    this.scheduleFlush(sub.subscriber);
+  }
+
+  unsubscribe(sub: Subscription): void {
+    const local = this.channels.get(sub.channel.name);
+    if (!local?.subs.delete(sub)) return;
+    for (const p of sub.pending) p.frame.release();
+    sub.pending = [];
+    if (local.subs.size === 0) {
+      this.channels.delete(sub.channel.name);
+      this.backplane.unsubscribe(sub.channel.name).catch((err: unknown) => {
+        this.metrics.backplaneErrors.inc();
+        this.log.warn({ err, channel: sub.channel.name }, 'Backplane unsubscribe failed');
+      });
+    }
+  }
+
+  /** Backplane: an event for a channel with local subscribers. */
+  event(event: BackplaneEvent): void {
+    if (event.channel === 'system') {
+      this.broadcastLocal(event);
+      return;
+    }
+    const set = this.channels.get(event.channel)?.subs;
+    if (!set || set.size === 0) return;
+    const sample = set.values().next().value as Subscription;
+    const cls = sample.channel.class;
+    const message: EventMessage = {
+      type: 'event',
+      channel: event.channel,
+      seq: event.seq,
+      key: event.key,
+      ts: event.ts,
+      data: event.data,
+    };
+    const frame = new Frame(Buffer.from(JSON.stringify(message)), {
+      cls,
+      conflateKey:
+        cls === 'state' && event.key !== null ? `${event.channel}\u0000${event.key}` : null,
+      acceptedAt: event.ts,
+      onSettled: this.settled,
+    });
+    // Hold a reference while fanning out, so the frame cannot settle halfway through.
+    frame.retain();
+    for (const sub of set) this.deliver(sub, frame, event.seq, event.epoch);
+    frame.release();
+  }
+
+  /** Backplane: these channels lost events or changed epoch; subscribers must resubscribe. */
+  resync(channels: string[]): void {
+    for (const name of channels) {
+      const local = this.channels.get(name);
+      if (!local) continue;
+      for (const sub of [...local.subs]) this.dropSubscription(sub);
+    }
+  }
+
+  /** Drops a live subscription and tells the client to resubscribe with since. */
+  dropSubscription(sub: Subscription): void {
+    this.unsubscribe(sub);
+    sub.subscriber.resync([sub.channel.name]);
+  }
+
+  /** How many local connections a system broadcast reaches now. */
+  broadcastAudience(): number {
+    let n = 0;
+    for (const s of this.subscribers) if (s.receivesBroadcasts) n++;
+    return n;
+  }
+
+  scheduleFlush(subscriber: Subscriber): void {
+    this.dirty.add(subscriber);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flushAll);
+  }
+
+  private readonly flushAll = (): void => {
+    this.flushScheduled = false;
+    const dirty = [...this.dirty];
+    this.dirty.clear();
+    for (const subscriber of dirty) subscriber.flush();
+  };
+
+  private deliver(sub: Subscription, frame: Frame, seq: number, epoch: string): void {
+    if (sub.state === 'recovering') {
+      frame.retain();
+      sub.pending.push({ frame, seq, epoch });
+      return;
+    }
+    if (epoch !== sub.epoch) {
+      // The channel's history was lost under a live subscription (backplane restarted).
+      this.dropSubscription(sub);
+      return;
+    }
+    if (seq <= sub.lastSeq) return; // already sent by the replay
+    sub.lastSeq = seq;
+    if (sub.subscriber.send(frame)) this.scheduleFlush(sub.subscriber);
+  }
+
+  private broadcastLocal(event: BackplaneEvent): void {
+    const data = event.data as { message?: unknown } | null;
+    const message: SystemMessage = {
+      type: 'system',
+      message: typeof data?.message === 'string' ? data.message : '',
+      ts: event.ts,
+    };
+    const frame = new Frame(Buffer.from(JSON.stringify(message)), {
+      cls: 'broadcast',
+      acceptedAt: event.ts,
+      onSettled: this.settled,
+    });
+    frame.retain();
+    for (const subscriber of this.subscribers) {
+      if (subscriber.receivesBroadcasts && subscriber.send(frame)) this.scheduleFlush(subscriber);
+    }
+    frame.release();
+  }
+
+  private readonly settled = (frame: Frame): void => {
+    this.metrics.broadcastSettled(Math.max(0, Date.now() - frame.acceptedAt) / 1000);
+  };
+}

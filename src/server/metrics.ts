@@ -1,0 +1,201 @@
+/**
+ * Prometheus metrics (names fixed by RB-003's alerts, DESIGN §6) and the per-minute series
+ * behind the admin stats endpoint. The delivery hot path only adds to plain numbers; they
+ * are moved into prom-client counters when Prometheus scrapes.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import client from 'prom-client';
+import type { ChannelClass } from '../protocol/index.js';
+import { MinuteSeries } from './stats.js';
+
+const CLASSES: readonly (ChannelClass | 'control')[] = [
+  'state',
+  'stream',
+  'alert',
+  'broadcast',
+  'control',
+];
+export type DeliveryClass = ChannelClass | 'control';
+
+/** Recent broadcast durations kept for the status p99. */
+const LATENCY_WINDOW = 2048;
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly series: MinuteSeries;
+  /** Deliveries not yet moved into the prom counter, by class. */
+  private readonly pendingSent = new Map<DeliveryClass, number>(CLASSES.map((c) => [c, 0]));
+  private readonly recentLatencies = new Float64Array(LATENCY_WINDOW);
+  private latencyCount = 0;
+  private readonly loopDelay: ReturnType<typeof monitorEventLoopDelay> = monitorEventLoopDelay({
+    resolution: 10,
+  });
+  private peak = 0;
+
+  readonly connectionsActive: client.Gauge;
+  readonly connectionsTotal: client.Counter;
+  readonly messagesSent: client.Counter<'class'>;
+  readonly errors: client.Counter<'type'>;
+  readonly broadcastDuration: client.Histogram;
+  readonly queueDepth: client.Gauge;
+  readonly disconnects: client.Counter<'code'>;
+  readonly rejected: client.Counter<'reason'>;
+  readonly recoveries: client.Counter<'result'>;
+  readonly published: client.Counter<'class'>;
+  readonly backplaneErrors: client.Counter;
+  readonly backplaneUp: client.Gauge;
+
+  constructor(
+    server: string,
+    gauges: { active: () => number; queueDepth: () => number; backplaneUp: () => boolean },
+    now: () => number = Date.now,
+  ) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ server });
+    client.collectDefaultMetrics({ register: this.registry });
+    this.loopDelay.enable();
+    this.series = new MinuteSeries(now, gauges.active);
+
+    this.connectionsActive = new client.Gauge({
+      name: 'archon_websocket_connections_active',
+      help: 'WebSocket connections open now (authenticated or not)',
+      registers,
+      collect() {
+        this.set(gauges.active());
+      },
+    });
+    this.connectionsTotal = new client.Counter({
+      name: 'archon_websocket_connections_total',
+      help: 'WebSocket connections accepted since start',
+      registers,
+    });
+    const pendingSent = this.pendingSent;
+    this.messagesSent = new client.Counter({
+      name: 'archon_websocket_messages_sent_total',
+      help: 'Messages written to client sockets, by channel class',
+      labelNames: ['class'],
+      registers,
+      collect() {
+        for (const [cls, n] of pendingSent) {
+          this.inc({ class: cls }, n);
+          pendingSent.set(cls, 0);
+        }
+      },
+    });
+    this.errors = new client.Counter({
+      name: 'archon_websocket_errors_total',
+      help: 'Connection errors, by type (see docs/errors.md)',
+      labelNames: ['type'],
+      registers,
+    });
+    this.broadcastDuration = new client.Histogram({
+      name: 'archon_websocket_broadcast_duration_seconds',
+      help: 'From a message being accepted until it was written to every subscriber',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.queueDepth = new client.Gauge({
+      name: 'archon_websocket_queue_depth',
+      help: 'Messages waiting in client queues, summed over connections',
+      registers,
+      collect() {
+        this.set(gauges.queueDepth());
+      },
+    });
+    this.disconnects = new client.Counter({
+      name: 'archon_websocket_disconnects_total',
+      help: 'Closed connections, by close code',
+      labelNames: ['code'],
+      registers,
+    });
+    this.rejected = new client.Counter({
+      name: 'archon_websocket_connections_rejected_total',
+      help: 'Upgrades refused at the handshake, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.recoveries = new client.Counter({
+      name: 'archon_websocket_recoveries_total',
+      help: 'Subscriptions resumed with since, by result (recovered / not_recovered)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.published = new client.Counter({
+      name: 'archon_websocket_publish_total',
+      help: 'Events accepted and stored, by channel class',
+      labelNames: ['class'],
+      registers,
+    });
+    this.backplaneErrors = new client.Counter({
+      name: 'archon_websocket_backplane_errors_total',
+      help: 'Backplane operations that failed',
+      registers,
+    });
+    this.backplaneUp = new client.Gauge({
+      name: 'archon_websocket_backplane_up',
+      help: '1 when the backplane can store events, 0 when it cannot',
+      registers,
+      collect() {
+        this.set(gauges.backplaneUp() ? 1 : 0);
+      },
+    });
+  }
+
+  delivered(cls: DeliveryClass, n = 1): void {
+    this.pendingSent.set(cls, (this.pendingSent.get(cls) ?? 0) + n);
+    this.series.current.messages += n;
+  }
+
+  error(type: string): void {
+    this.errors.inc({ type });
+    this.series.error(type);
+  }
+
+  connected(active: number): void {
+    this.connectionsTotal.inc();
+    if (active > this.peak) this.peak = active;
+    this.series.connect(active);
+  }
+
+  disconnected(code: number): void {
+    this.disconnects.inc({ code: String(code) });
+    this.series.disconnect(code);
+  }
+
+  broadcastSettled(seconds: number): void {
+    this.broadcastDuration.observe(seconds);
+    this.recentLatencies[this.latencyCount++ % LATENCY_WINDOW] = seconds;
+  }
+
+  get peakConnections(): number {
+    return this.peak;
+  }
+
+  /** p99 of the recent broadcast durations, in ms (0 when nothing was broadcast yet). */
+  broadcastP99Ms(): number {
+    const n = Math.min(this.latencyCount, LATENCY_WINDOW);
+    if (n === 0) return 0;
+    const sorted = this.recentLatencies.slice(0, n).sort();
+    return round((sorted[Math.min(n - 1, Math.floor(n * 0.99))] ?? 0) * 1000);
+  }
+
+  eventLoopLagP99Ms(): number {
+    return round(this.loopDelay.percentile(99) / 1e6);
+  }
+
+  /** Once a second: roll the minute series; restart the event-loop window each minute. */
+  tick(): void {
+    const before = this.series.current;
+    this.series.roll();
+    if (this.series.current !== before) this.loopDelay.reset();
+  }
+
+  close(): void {
+    this.loopDelay.disable();
+    this.registry.clear();
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

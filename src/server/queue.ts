@@ -1,0 +1,123 @@
+/**
+ * A connection's outbound queue: bounded by count and bytes, alerts ahead of everything
+ * else, state updates conflated per key. It never drops silently: when a bound is hit the
+ * caller closes the connection with 4008 and the client recovers what it missed on
+ * reconnect, which is safer for a trader than a dashboard with holes in it.
+ */
+import type { Frame } from './frame.js';
+
+interface Item {
+  frame: Frame;
+  /** When the first version of this item was queued; conflation keeps it, so a client that
+   * never drains is still caught by the broadcast timeout. */
+  readonly queuedAt: number;
+}
+
+/** FIFO with O(1) shift; compacts once the consumed head is large. */
+class Lane {
+  private items: Item[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  push(item: Item): void {
+    this.items.push(item);
+  }
+  peek(): Item | undefined {
+    return this.items[this.head];
+  }
+  shift(): Item | undefined {
+    const item = this.items[this.head];
+    if (item === undefined) return undefined;
+    this.items[this.head++] = undefined as unknown as Item;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+  clear(): Item[] {
+    const rest = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return rest;
+  }
+}
+
+export type EnqueueResult = 'queued' | 'conflated' | 'overflow';
+
+export class OutboundQueue {
+  private readonly priority = new Lane();
+  private readonly normal = new Lane();
+  private readonly byKey = new Map<string, Item>();
+  private queuedBytes = 0;
+
+  constructor(
+    private readonly maxItems: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  get depth(): number {
+    return this.priority.length + this.normal.length;
+  }
+
+  get bytes(): number {
+    return this.queuedBytes;
+  }
+
+  /** When the oldest queued item was queued (ms), or null when empty. */
+  oldestQueuedAt(): number | null {
+    const a = this.priority.peek()?.queuedAt;
+    const b = this.normal.peek()?.queuedAt;
+    if (a === undefined) return b ?? null;
+    if (b === undefined) return a;
+    return Math.min(a, b);
+  }
+
+  enqueue(frame: Frame, now: number): EnqueueResult {
+    if (frame.conflateKey !== null) {
+      const queued = this.byKey.get(frame.conflateKey);
+      if (queued) {
+        // Same key still waiting: replace its value in place, keep its place in line.
+        this.queuedBytes += frame.size - queued.frame.size;
+        queued.frame.release();
+        frame.retain();
+        queued.frame = frame;
+        return this.queuedBytes > this.maxBytes ? 'overflow' : 'conflated';
+      }
+    }
+    if (this.depth >= this.maxItems || this.queuedBytes + frame.size > this.maxBytes) {
+      return 'overflow';
+    }
+    const item: Item = { frame, queuedAt: now };
+    frame.retain();
+    this.queuedBytes += frame.size;
+    if (frame.lane === 'priority') {
+      this.priority.push(item);
+    } else {
+      this.normal.push(item);
+      if (frame.conflateKey !== null) this.byKey.set(frame.conflateKey, item);
+    }
+    return 'queued';
+  }
+
+  /** Takes the next frame to write: priority lane first. The caller releases it. */
+  shift(): Frame | undefined {
+    const item = this.priority.shift() ?? this.normal.shift();
+    if (!item) return undefined;
+    this.queuedBytes -= item.frame.size;
+    const key = item.frame.conflateKey;
+    if (key !== null && this.byKey.get(key) === item) this.byKey.delete(key);
+    return item.frame;
+  }
+
+  /** Empties the queue (operator flush, close); returns how many frames were dropped. */
+  clear(): number {
+    const dropped = [...this.priority.clear(), ...this.normal.clear()];
+    for (const item of dropped) item.frame.release();
+    this.byKey.clear();
+    this.queuedBytes = 0;
+    return dropped.length;
+  }
+}

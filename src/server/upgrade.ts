@@ -1,0 +1,133 @@
+/**
+ * WebSocket upgrades, handled on the HTTP server before `ws` sees them: the path, draining,
+ * origin and capacity are checked at the handshake, so a refused client gets a plain HTTP
+ * answer (403 / 503 with Retry-After) instead of a socket that opens and closes at once.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { SUBPROTOCOL, type ErrorCode, ERRORS } from '../protocol/index.js';
+import type { Config } from './config.js';
+import type { Logger } from './logging.js';
+import type { Metrics } from './metrics.js';
+
+export type Endpoint = 'client' | 'test' | 'health';
+
+const PATHS: Record<string, Endpoint> = {
+  '/api/v1/ws': 'client',
+  '/api/v1/ws/test': 'test',
+  '/api/v1/ws/health': 'health',
+};
+
+export interface UpgradeHooks {
+  readonly draining: () => boolean;
+  /** Connections open or being opened on an endpoint. */
+  readonly count: (endpoint: Endpoint) => number;
+  readonly limit: (endpoint: Endpoint) => number;
+  readonly accept: (
+    endpoint: Endpoint,
+    ws: WebSocket,
+    socket: Duplex,
+    req: IncomingMessage,
+  ) => void;
+}
+
+export function remoteAddress(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+export class UpgradeHandler {
+  private readonly wss: WebSocketServer;
+  private readonly allowAnyOrigin: boolean;
+  private readonly origins: ReadonlySet<string>;
+  private handshaking = 0;
+
+  constructor(
+    private readonly config: Config,
+    private readonly hooks: UpgradeHooks,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      maxPayload: config.maxMessageSize,
+      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    });
+    this.allowAnyOrigin = config.allowedOrigins.length === 0 || config.allowedOrigins.includes('*');
+    this.origins = new Set(config.allowedOrigins);
+  }
+
+  readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // A socket error before the handshake completes must not crash the process.
+    socket.on('error', () => socket.destroy());
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const endpoint = PATHS[path];
+    if (endpoint === undefined) {
+      this.refuse(socket, 'not_found', `no WebSocket endpoint at ${path}`, 'not_found');
+      return;
+    }
+    if (this.hooks.draining()) {
+      this.refuse(socket, 'draining', undefined, 'draining', { 'Retry-After': '1' });
+      return;
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && !this.allowAnyOrigin && !this.origins.has(origin)) {
+      this.log.warn({ origin, remote_addr: remoteAddress(req) }, 'WebSocket origin refused');
+      this.refuse(socket, 'origin_not_allowed', `origin ${origin} is not allowed`, 'origin');
+      return;
+    }
+    if (this.hooks.count(endpoint) + this.handshaking >= this.hooks.limit(endpoint)) {
+      this.refuse(socket, 'at_capacity', undefined, 'capacity', { 'Retry-After': '5' });
+      return;
+    }
+    this.handshaking++;
+    let settled = false;
+    const done = () => {
+      if (!settled) this.handshaking--;
+      settled = true;
+    };
+    socket.once('close', done);
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      done();
+      this.hooks.accept(endpoint, ws, socket, req);
+    });
+  };
+
+  close(): void {
+    this.wss.close();
+  }
+
+  private refuse(
+    socket: Duplex,
+    code: ErrorCode,
+    message: string | undefined,
+    reason: string,
+    headers: Record<string, string> = {},
+  ): void {
+    this.metrics.rejected.inc({ reason });
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const spec: { http?: number; message: string } = ERRORS[code];
+    const status = spec.http ?? 400;
+    const body = JSON.stringify({ error: { code, message: message ?? spec.message } });
+    const lines = [
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}`,
+      'Connection: close',
+      'Content-Type: application/json',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    ];
+    socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  503: 'Service Unavailable',
+};

@@ -1,0 +1,168 @@
+/**
+ * Runs every curl command of the RB-003 runbook (docs/runbooks/) against a live gateway, so
+ * the runbook cannot drift from the product. Only the host and the token are adapted:
+ * the runbook's hosts become the test gateway, and admin calls that omit the bearer header
+ * get it.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestClient } from '../support/client.js';
+import {
+  ADMIN_TOKEN,
+  publish,
+  signToken,
+  startGateway,
+  type TestGateway,
+} from '../support/gateway.js';
+
+const exec = promisify(execFile);
+const RUNBOOK = resolve(import.meta.dirname, '../../docs/runbooks/RB-003-websocket-degradation.md');
+
+/** Shell commands of the runbook's bash blocks that call curl. A command ends at the end of
+ * a line where its single quotes balance and no `for … do` is left open. */
+export function runbookCurlCommands(markdown: string): string[] {
+  const blocks = [...markdown.matchAll(/```bash\n([\s\S]*?)```/g)].map((m) => m[1] as string);
+  const commands: string[] = [];
+  for (const block of blocks) {
+    let current: string[] = [];
+    for (const line of block.replace(/\\\n\s*/g, ' ').split('\n')) {
+      const open = current.length > 0;
+      if (!open && (line.trim() === '' || line.trim().startsWith('#'))) continue;
+      current.push(line);
+      const text = current.join('\n');
+      const quotesBalanced = (text.match(/'/g)?.length ?? 0) % 2 === 0;
+      const loopOpen = /\bdo\b/.test(text) && !/\bdone\b/.test(text);
+      if (quotesBalanced && !loopOpen) {
+        if (text.includes('curl ')) commands.push(text.trim());
+        current = [];
+      }
+    }
+  }
+  return commands;
+}
+
+function adapt(cmd: string, base: string): string {
+  let out = cmd
+    .replaceAll('https://api.archon.ai', base)
+    .replaceAll('wss://api.archon.ai', base.replace('http', 'ws'))
+    .replace(/http:\/\/api-\$i:8000/g, base);
+  // `watch -n 10 '…'` repeats a command: run it once.
+  out = out.replace(/^watch -n \d+ '([\s\S]*)'$/, '$1');
+  // The per-instance loop in Step 2 omits the admin token; the admin API always needs it.
+  out = out.replace(
+    /curl -s ("[^"]*\/api\/v1\/admin\/[^"]*")(?![^|]*Authorization)/g,
+    'curl -s $1 -H "Authorization: Bearer $ADMIN_TOKEN"',
+  );
+  return out;
+}
+
+async function run(cmd: string): Promise<string> {
+  const { stdout } = await exec('bash', ['-o', 'pipefail', '-c', cmd], {
+    env: { ...process.env, ADMIN_TOKEN },
+    timeout: 10_000,
+  });
+  return stdout;
+}
+
+describe('RB-003 commands against a live gateway', () => {
+  let tg: TestGateway;
+  let clients: TestClient[] = [];
+  let commands: string[] = [];
+
+  beforeAll(async () => {
+    tg = await startGateway();
+    commands = runbookCurlCommands(readFileSync(RUNBOOK, 'utf8')).map((c) => adapt(c, tg.http));
+    const token = await signToken();
+    clients = await Promise.all(
+      [1, 2, 3].map(() => TestClient.authed(tg.ws, token, 'archon-dashboard/1.4.2')),
+    );
+    for (const c of clients) await c.subscribe('signals');
+    await publish(tg, { channel: 'signals', data: { n: 1 } });
+    await Promise.all(clients.map((c) => c.type('event')));
+  });
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await tg.stop();
+  });
+
+  const find = (needle: string) => {
+    const cmd = commands.find((c) => c.includes(needle));
+    if (!cmd) throw new Error(`runbook has no command containing ${needle}`);
+    return cmd;
+  };
+
+  it('finds every curl command of the runbook', () => {
+    // 2 in Manual Check/Step 1 status, 1 connections, 1 ws/health, 1 per-instance loop,
+    // cleanup, flush, broadcast, the watch, 2 stats: all must be present.
+    expect(commands.length).toBeGreaterThanOrEqual(11);
+    for (const c of commands) expect(c).not.toContain('api.archon.ai');
+  });
+
+  it('Manual Check: status answers JSON', async () => {
+    const status = JSON.parse(await run(commands[0] as string)) as Record<string, unknown>;
+    expect(commands[0]).toMatch(/websocket\/status .*\| jq$/);
+    expect(status.active_connections).toBe(3);
+  });
+
+  it('Step 1: active, peak and errors of the last hour', async () => {
+    const out = JSON.parse(await run(find('peak_today'))) as Record<string, unknown>;
+    expect(out).toEqual({
+      active: 3,
+      peak_today: 3,
+      errors_last_hour: expect.any(Number) as number,
+    });
+  });
+
+  it('Step 1: connection distribution by server', async () => {
+    const out = JSON.parse(await run(find('group_by(.server)'))) as unknown;
+    expect(out).toEqual([{ server: 'test-1', count: 3 }]);
+  });
+
+  it('Step 2: the WebSocket health check shows the upgrade headers', async () => {
+    const out = await run(find('curl -I'));
+    expect(out).toMatch(/^HTTP\/1\.1 200/);
+    expect(out).toMatch(/^connection: Upgrade\r?$/im);
+    expect(out).toMatch(/^upgrade: websocket\r?$/im);
+  });
+
+  it('Step 2: per-instance capacity loop prints each active count', async () => {
+    const out = await run(find('for i in'));
+    expect(out.trim().split('\n')).toEqual([
+      'Instance 1:',
+      '3',
+      'Instance 2:',
+      '3',
+      'Instance 3:',
+      '3',
+    ]);
+  });
+
+  it('Fix A: cleanup answers how many connections it removed', async () => {
+    const out = JSON.parse(await run(find('/cleanup'))) as Record<string, unknown>;
+    expect(out).toEqual({ removed: 0, servers: { 'test-1': 0 } });
+  });
+
+  it('Fix B: queue flush answers what it flushed', async () => {
+    const out = JSON.parse(await run(find('/queue/flush'))) as Record<string, unknown>;
+    expect(out).toMatchObject({ flushed_messages: 0, clients: 0 });
+  });
+
+  it('Step 5: the broadcast reaches every dashboard', async () => {
+    const out = JSON.parse(await run(find('/admin/broadcast'))) as Record<string, unknown>;
+    expect(out).toEqual({ delivered: 3, servers: 1 });
+    for (const c of clients) {
+      expect(await c.type('system')).toMatchObject({ message: 'Please refresh your dashboard' });
+    }
+  });
+
+  it('Verification: connection count, error rate and message rate', async () => {
+    expect((await run(find('jq ".active_connections"'))).trim()).toBe('3');
+    const errors = Number((await run(find("jq '.errors_per_minute'"))).trim());
+    expect(Number.isFinite(errors)).toBe(true);
+    const messages = Number((await run(find("jq '.messages_per_minute'"))).trim());
+    expect(messages).toBeGreaterThan(0);
+  });
+});

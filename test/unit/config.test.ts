@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, ENV_NAMES, flagFor, loadConfig } from '../../src/server/config.js';
+
+const problems = (env: Record<string, string>): string[] => {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+};
+
+describe('loadConfig', () => {
+  it('applies the runbook defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      port: 8000,
+      pingInterval: 30,
+      pingTimeout: 10,
+      maxConnections: 10000,
+      queueSize: 1000,
+      broadcastTimeout: 5,
+      authTimeout: 5,
+      maxMessageSize: 65536,
+      historySize: 1000,
+      historyTtl: 300,
+      shutdownTimeout: 30,
+      logLevel: 'info',
+    });
+    expect(c.serverId.length).toBeGreaterThan(0);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('reads lists and numbers from the environment', () => {
+    const c = loadConfig({
+      ARCHON_ADMIN_TOKENS: 'a, b,,c',
+      WEBSOCKET_PING_INTERVAL: '0.5',
+      WEBSOCKET_ALLOWED_ORIGINS: 'https://x.example',
+    });
+    expect(c.adminTokens).toEqual(['a', 'b', 'c']);
+    expect(c.pingInterval).toBe(0.5);
+    expect(c.allowedOrigins).toEqual(['https://x.example']);
+  });
+
+  it('names the variable, the value and what is allowed for a bad number', () => {
+    expect(problems({ WEBSOCKET_PING_INTERVAL: 'abc' })).toEqual([
+      'WEBSOCKET_PING_INTERVAL="abc" is not allowed: expected a number of seconds > 0 and ≤ 3600',
+    ]);
+    expect(problems({ WEBSOCKET_MAX_CONNECTIONS: '1.5' })[0]).toMatch(
+      /^WEBSOCKET_MAX_CONNECTIONS="1.5" is not allowed: expected an integer from 1 to 1000000$/,
+    );
+    expect(problems({ PORT: '70000' })[0]).toMatch(/^PORT="70000"/);
+    expect(problems({ LOG_LEVEL: 'loud' })[0]).toMatch(
+      /LOG_LEVEL="loud" is not allowed: expected one of trace/,
+    );
+  });
+
+  it('reports every bad variable at once', () => {
+    expect(problems({ WEBSOCKET_PING_TIMEOUT: '0', WEBSOCKET_HISTORY_SIZE: '-1' })).toHaveLength(2);
+  });
+
+  it('never echoes a secret in an error', () => {
+    const [message] = problems({ ARCHON_JWT_SECRET: 'short-secret' });
+    expect(message).toMatch(
+      /^ARCHON_JWT_SECRET=\(hidden\) is not allowed: expected an HS256 secret/,
+    );
+    expect(message).not.toContain('short-secret');
+  });
+
+  it('refuses two JWT key sources at once', () => {
+    expect(
+      problems({
+        ARCHON_JWT_SECRET: 'x'.repeat(32),
+        ARCHON_JWT_JWKS_URL: 'https://idp.example/jwks',
+      })[0],
+    ).toMatch(/exclusive/);
+  });
+
+  it('maps every variable to a serve flag', () => {
+    expect(flagFor('WEBSOCKET_PING_INTERVAL')).toBe('--ping-interval');
+    expect(flagFor('ARCHON_JWT_SECRET')).toBe('--jwt-secret');
+    expect(flagFor('PORT')).toBe('--port');
+    expect(new Set(ENV_NAMES.map(flagFor)).size).toBe(ENV_NAMES.length);
+  });
+});

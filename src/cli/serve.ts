@@ -128,17 +128,20 @@ async function printDemoBanner(
     '',
     `archon-ws demo is running on ${base} (accounts ${DEMO_ACCOUNTS.join(', ')})`,
     '',
-    `  Trader dashboard:  ${base}/#token=${userToken}`,
-    `  Operator console:  ${base}/ops#token=${admin}`,
-    '',
     `  export ARCHON_URL=${base}`,
     `  export ADMIN_TOKEN=${admin}`,
     `  export PUBLISH_TOKEN=${publish}`,
     `  export USER_TOKEN=${userToken}`,
     '',
-    '  curl -s $ARCHON_URL/api/v1/admin/websocket/status -H "Authorization: Bearer $ADMIN_TOKEN" | jq',
+    '  Operator status (RB-003 Step 1):',
+    '    curl -s $ARCHON_URL/api/v1/admin/websocket/status -H "Authorization: Bearer $ADMIN_TOKEN" | jq',
+    '  Live feed over WebSocket (subprotocol archon.v1, endpoint /api/v1/ws):',
+    '    {"op":"hello","token":"$USER_TOKEN"}  then  {"op":"subscribe","id":1,"channel":"positions:DEMO1"}',
+    '  Publish an event:',
+    '    curl -s -X POST $ARCHON_URL/api/v1/publish -H "Authorization: Bearer $PUBLISH_TOKEN" \\',
+    '      -H "Content-Type: application/json" -d \'{"channel":"signals","data":{"symbol":"EURUSD","action":"buy"}}\'',
     demo.generatedSecret
-      ? '  (tokens are new on every start; set ARCHON_JWT_SECRET and ARCHON_ADMIN_TOKENS to keep them)'
+      ? '  (tokens are new on every start; set ARCHON_JWT_SECRET, ARCHON_ADMIN_TOKENS and ARCHON_PUBLISH_TOKENS to keep them)'
       : '',
     '',
   ];

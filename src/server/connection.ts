@@ -279,8 +279,10 @@ export class Connection implements Subscriber {
     this.close(CloseCode.slowConsumer, `slow consumer: ${reason}`);
   }
 
+  /** Writes a last message ahead of a close, after the replies already queued. */
   private writeNow(message: ServerMessage): void {
     if (this.ws.readyState !== this.ws.OPEN || this.socket.destroyed) return;
+    this.flush();
     const frame = Frame.of(message);
     this.socket.write(frame.wire);
     this.ctx.metrics.delivered('control');
@@ -398,11 +400,7 @@ export class Connection implements Subscriber {
       case 'subscribe':
         return this.subscribe(op);
       case 'unsubscribe': {
-        const sub = this.subscriptions.get(op.channel);
-        if (sub) {
-          this.subscriptions.delete(op.channel);
-          this.ctx.hub.unsubscribe(sub);
-        }
+        this.dropSubscription(op.channel);
         this.reply({
           type: 'unsubscribed',
           ...(op.id !== undefined && { id: op.id }),
@@ -465,6 +463,16 @@ export class Connection implements Subscriber {
     });
   }
 
+  /** Ends a subscription and drops what is still queued for its channel. */
+  private dropSubscription(channel: string): void {
+    const sub = this.subscriptions.get(channel);
+    if (sub) {
+      this.subscriptions.delete(channel);
+      this.ctx.hub.unsubscribe(sub);
+    }
+    this.queue.dropChannel(channel);
+  }
+
   private async subscribe(op: SubscribeOp): Promise<void> {
     const principal = this.principal as Principal;
     const channel = parseChannel(op.channel);
@@ -501,8 +509,7 @@ export class Connection implements Subscriber {
       });
       return;
     }
-    const previous = this.subscriptions.get(channel.name);
-    if (previous) this.ctx.hub.unsubscribe(previous);
+    this.dropSubscription(channel.name);
     const sub = new Subscription(this, channel);
     this.subscriptions.set(channel.name, sub);
     await this.ctx.hub.subscribe(sub, op.since, op.id);

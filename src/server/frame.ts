@@ -22,6 +22,8 @@ export type Lane = 'priority' | 'normal';
 
 export interface FrameOptions {
   readonly cls: DeliveryClass;
+  /** The channel of an event frame, so a resubscribe can drop what is still queued for it. */
+  readonly channel?: string | null;
   /** Defaults to priority for alert and broadcast frames, normal otherwise. */
   readonly lane?: Lane;
   /** Set for state-channel events: a newer frame with the same key replaces this one. */
@@ -38,6 +40,7 @@ export class Frame {
   /** Payload size, what queue byte limits count. */
   readonly size: number;
   readonly cls: DeliveryClass;
+  readonly channel: string | null;
   readonly lane: Lane;
   readonly conflateKey: string | null;
   readonly acceptedAt: number;
@@ -47,6 +50,7 @@ export class Frame {
   constructor(payload: Buffer, options: FrameOptions) {
     this.size = payload.length;
     this.cls = options.cls;
+    this.channel = options.channel ?? null;
     this.lane =
       options.lane ??
       (options.cls === 'alert' || options.cls === 'broadcast' ? 'priority' : 'normal');
@@ -66,7 +70,8 @@ export class Frame {
 
   /** A one-off frame for a single client (replies, replays). */
   static of(message: ServerMessage, cls: DeliveryClass = 'control', lane?: Lane): Frame {
-    return new Frame(Buffer.from(JSON.stringify(message)), { cls, ...(lane && { lane }) });
+    const channel = message.type === 'event' ? message.channel : null;
+    return new Frame(Buffer.from(JSON.stringify(message)), { cls, channel, ...(lane && { lane }) });
   }
 
   /** One more queue holds this frame. */

@@ -217,6 +217,7 @@ export class Hub implements BackplaneListener {
     };
     const frame = new Frame(Buffer.from(JSON.stringify(message)), {
       cls,
+      channel: event.channel,
       conflateKey:
         cls === 'state' && event.key !== null ? `${event.channel}\u0000${event.key}` : null,
       acceptedAt: event.ts,

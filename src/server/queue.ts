@@ -37,6 +37,19 @@ class Lane {
     }
     return item;
   }
+  /** Removes the items that match; returns them. */
+  remove(match: (item: Item) => boolean): Item[] {
+    const kept: Item[] = [];
+    const removed: Item[] = [];
+    for (let i = this.head; i < this.items.length; i++) {
+      const item = this.items[i] as Item;
+      (match(item) ? removed : kept).push(item);
+    }
+    this.items = kept;
+    this.head = 0;
+    return removed;
+  }
+
   clear(): Item[] {
     const rest = this.items.slice(this.head);
     this.items = [];
@@ -110,6 +123,23 @@ export class OutboundQueue {
     const key = item.frame.conflateKey;
     if (key !== null && this.byKey.get(key) === item) this.byKey.delete(key);
     return item.frame;
+  }
+
+  /**
+   * Drops what is still queued for a channel (unsubscribe, resubscribe). Without this a
+   * queued state value could be conflated with a newer one ahead of the new snapshot, and
+   * the client would apply the older snapshot last.
+   */
+  dropChannel(channel: string): number {
+    const match = (item: Item) => item.frame.channel === channel;
+    const dropped = [...this.priority.remove(match), ...this.normal.remove(match)];
+    for (const item of dropped) {
+      this.queuedBytes -= item.frame.size;
+      const key = item.frame.conflateKey;
+      if (key !== null && this.byKey.get(key) === item) this.byKey.delete(key);
+      item.frame.release();
+    }
+    return dropped.length;
   }
 
   /** Empties the queue (operator flush, close); returns how many frames were dropped. */

@@ -1,0 +1,133 @@
+/**
+ * Wire protocol v1, liveness, broadcast and handshake (DESIGN §2–3): server pings, 4009 for
+ * a client that stops answering, client pings, system broadcasts to authenticated clients
+ * only, and the `archon.v1` subprotocol.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { TestClient, until } from '../support/client.js';
+import { admin, signToken, startGateway, type TestGateway } from '../support/gateway.js';
+
+describe('protocol: liveness, broadcast and subprotocol', () => {
+  let tg: TestGateway | undefined;
+  const clients: TestClient[] = [];
+
+  async function gateway(env: Record<string, string> = {}): Promise<TestGateway> {
+    tg = await startGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2', ...env });
+    return tg;
+  }
+
+  async function authed(g: TestGateway): Promise<TestClient> {
+    const c = await TestClient.authed(g.ws, await signToken());
+    clients.push(c);
+    return c;
+  }
+
+  /** Answers every server ping with a pong, as the SDK does. */
+  function answerPings(c: TestClient): void {
+    c.ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!isBinary && data.toString() === '{"type":"ping"}') c.send({ op: 'pong' });
+    });
+  }
+
+  function pings(c: TestClient): number {
+    return c.messages.filter((m) => m.type === 'ping').length;
+  }
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.ws.terminate();
+    await tg?.stop();
+    tg = undefined;
+  });
+
+  it('sends {"type":"ping"} again and again, every ping interval', async () => {
+    const g = await gateway({ WEBSOCKET_PING_INTERVAL: '0.2', WEBSOCKET_PING_TIMEOUT: '5' });
+    const c = await authed(g);
+    answerPings(c);
+    await until(() => pings(c) >= 3, 5000, 'three pings');
+    const ping = c.messages.find((m) => m.type === 'ping');
+    expect(ping).toEqual({ type: 'ping' });
+  });
+
+  it('keeps a client that answers every ping with pong connected across several intervals', async () => {
+    const g = await gateway({ WEBSOCKET_PING_INTERVAL: '0.2', WEBSOCKET_PING_TIMEOUT: '0.2' });
+    const c = await authed(g);
+    answerPings(c);
+    let closedWith: number | null = null;
+    void c.closed.then(({ code }) => (closedWith = code));
+    // Five pings answered spans well over interval + timeout several times.
+    await until(() => pings(c) >= 5 || closedWith !== null, 5000, 'five pings');
+    expect(closedWith).toBeNull();
+    expect(pings(c)).toBeGreaterThanOrEqual(5);
+    expect(c.ws.readyState).toBe(c.ws.OPEN);
+    expect(c.messages.filter((m) => m.type === 'error')).toEqual([]);
+    // And it is still served.
+    c.send({ op: 'ping' });
+    await c.type('pong');
+  });
+
+  it('closes a client that stops answering pings with 4009', async () => {
+    const g = await gateway({ WEBSOCKET_PING_INTERVAL: '0.2', WEBSOCKET_PING_TIMEOUT: '0.2' });
+    const c = await authed(g);
+    const { code } = await c.closed;
+    expect(code).toBe(4009);
+    expect(pings(c)).toBeGreaterThanOrEqual(1);
+    expect(c.messages.filter((m) => m.type === 'error')).toEqual([
+      expect.objectContaining({ code: 'ping_timeout' }),
+    ]);
+  });
+
+  it('answers a client {"op":"ping"} with {"type":"pong"}', async () => {
+    const g = await gateway();
+    const c = await authed(g);
+    c.send({ op: 'ping' });
+    expect(await c.type('pong')).toEqual({ type: 'pong' });
+    expect(c.ws.readyState).toBe(c.ws.OPEN);
+  });
+
+  it('delivers an admin broadcast to every authenticated client and to no unauthenticated one', async () => {
+    const g = await gateway();
+    const a = await authed(g);
+    const b = await authed(g);
+    await b.subscribe('signals');
+    const anonymous = await TestClient.connect(`${g.ws}/api/v1/ws`);
+    clients.push(anonymous);
+
+    const res = await admin(g, 'POST', '/broadcast', {
+      type: 'system',
+      message: 'Please refresh your dashboard',
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ delivered: 2, servers: 1 });
+
+    for (const c of [a, b]) {
+      const notice = await c.type('system');
+      expect(notice).toEqual({
+        type: 'system',
+        message: 'Please refresh your dashboard',
+        ts: expect.any(Number) as number,
+      });
+    }
+
+    // The anonymous connection authenticates afterwards: the notice was never queued for it.
+    anonymous.send({ op: 'hello', token: await signToken() });
+    await anonymous.type('welcome');
+    anonymous.send({ op: 'ping' });
+    await anonymous.type('pong');
+    expect(anonymous.messages.filter((m) => m.type === 'system')).toEqual([]);
+  });
+
+  it('answers with the archon.v1 subprotocol when the client offers it', async () => {
+    const g = await gateway();
+    const c = new TestClient(`${g.ws}/api/v1/ws`, { protocols: ['archon.v1'] });
+    clients.push(c);
+    await c.opened;
+    expect(c.ws.protocol).toBe('archon.v1');
+
+    const picky = new TestClient(`${g.ws}/api/v1/ws`, { protocols: ['archon.v0', 'archon.v1'] });
+    clients.push(picky);
+    await picky.opened;
+    expect(picky.ws.protocol).toBe('archon.v1');
+    picky.send({ op: 'hello', token: await signToken() });
+    expect(await picky.type('welcome')).toMatchObject({ server: 'test-1' });
+  });
+});

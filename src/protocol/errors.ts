@@ -47,6 +47,7 @@ export const ERRORS = {
     clientAction: 'get a fresh token, then reconnect',
   },
   token_expired: {
+    http: 401,
     close: 4001,
     message: 'token expired',
     clientAction: 'get a fresh token, then reconnect',

@@ -80,7 +80,7 @@ export class AdminService {
     return {
       server: this.config.serverId,
       active_connections: this.connections.size,
-      peak_connections: Math.max(this.metrics.peakConnections, this.connections.size),
+      peak_connections: this.metrics.peakConnectionsToday(this.connections.size),
       errors_last_hour: this.metrics.series.last(60).reduce((n, b) => n + b.errors, 0),
       queue_depth: this.queueDepth(),
       broadcast_latency_p99_ms: this.metrics.broadcastP99Ms(),

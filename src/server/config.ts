@@ -120,7 +120,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   const out: Record<string, unknown> = {};
   for (const name of ENV_NAMES) {
     const [key, schema, fallback] = FIELDS[name];
-    const raw = env[name] === '' && fallback === undefined ? undefined : env[name];
+    // An empty variable counts as unset (PORT= must not bind a random port).
+    const raw = env[name] === '' ? undefined : env[name];
     const result = (schema as z.ZodType).safeParse(raw ?? fallback);
     if (result.success) {
       out[key] = result.data;

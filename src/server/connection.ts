@@ -20,7 +20,7 @@ import {
 } from '../protocol/index.js';
 import { mayJoin, type Authenticator, type Principal } from './auth.js';
 import type { Config } from './config.js';
-import { Frame } from './frame.js';
+import { Frame, type Lane } from './frame.js';
 import { Subscription, type Hub, type Subscriber } from './hub.js';
 import { parseClientMessage, RateLimiter, rawText } from './inbound.js';
 import type { Logger } from './logging.js';
@@ -124,8 +124,8 @@ export class Connection implements Subscriber {
   }
 
   /** Queues a reply and schedules the write. */
-  reply(message: ServerMessage): void {
-    if (this.send(Frame.of(message))) this.ctx.hub.scheduleFlush(this);
+  reply(message: ServerMessage, lane: Lane = 'normal'): void {
+    if (this.send(Frame.of(message, 'control', lane))) this.ctx.hub.scheduleFlush(this);
   }
 
   flush(): void {
@@ -379,7 +379,7 @@ export class Connection implements Subscriber {
   /** A malformed message gets an error; a second one closes with 4400. */
   private strike(code: ErrorCode, message: string, id?: number | string): void {
     this.strikes++;
-    this.ctx.metrics.error('protocol');
+    this.ctx.metrics.error(code);
     if (this.strikes >= 2) {
       this.writeNow({ type: 'error', ...(id !== undefined && { id }), code, message });
       this.close(CloseCode.protocolError, `protocol error: ${message}`);
@@ -440,14 +440,19 @@ export class Connection implements Subscriber {
     this.state = 'open';
     this.lastPingAt = Date.now();
     if (principal.expiresAt !== null) this.armExpiry(principal.expiresAt);
-    this.reply({
-      type: 'welcome',
-      client_id: this.id,
-      server: this.ctx.config.serverId,
-      ping_interval: this.ctx.config.pingInterval,
-      ping_timeout: this.ctx.config.pingTimeout,
-      protocol: PROTOCOL_VERSION,
-    });
+    // The priority lane, like the answers for alert channels: a pipelined
+    // `subscribe risk:…` must not be answered before the welcome.
+    this.reply(
+      {
+        type: 'welcome',
+        client_id: this.id,
+        server: this.ctx.config.serverId,
+        ping_interval: this.ctx.config.pingInterval,
+        ping_timeout: this.ctx.config.pingTimeout,
+        protocol: PROTOCOL_VERSION,
+      },
+      'priority',
+    );
     this.ctx.log.debug(
       { client_id: this.id, user_id: principal.userId, client_version: client },
       'Client authenticated',

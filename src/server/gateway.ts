@@ -130,6 +130,7 @@ export class Gateway {
     this.app.setErrorHandler((err: FastifyError, req, reply) => {
       const archon = toArchonError(err);
       if (archon.code === 'internal') this.log.error({ err, url: req.url }, 'Request failed');
+      if (archon.httpStatus === 503) void reply.header('Retry-After', '1');
       void reply
         .code(archon.httpStatus)
         .send({ error: { code: archon.code, message: archon.message } });

@@ -31,6 +31,7 @@ export class Metrics {
     resolution: 10,
   });
   private peak = 0;
+  private peakDay = '';
 
   readonly connectionsActive: client.Gauge;
   readonly connectionsTotal: client.Counter;
@@ -153,7 +154,7 @@ export class Metrics {
 
   connected(active: number): void {
     this.connectionsTotal.inc();
-    if (active > this.peak) this.peak = active;
+    this.peakConnectionsToday(active);
     this.series.connect(active);
   }
 
@@ -167,7 +168,14 @@ export class Metrics {
     this.recentLatencies[this.latencyCount++ % LATENCY_WINDOW] = seconds;
   }
 
-  get peakConnections(): number {
+  /** Most connections open at once since 00:00 UTC (RB-003 Step 1's `peak_today`). */
+  peakConnectionsToday(active: number): number {
+    const day = new Date().toISOString().slice(0, 10);
+    if (day !== this.peakDay) {
+      this.peakDay = day;
+      this.peak = 0;
+    }
+    if (active > this.peak) this.peak = active;
     return this.peak;
   }
 

@@ -17,11 +17,12 @@ const IDEMPOTENCY_TTL_MS = 10 * 60_000;
 const IDEMPOTENCY_MAX = 100_000;
 
 interface ChannelData {
-  readonly epoch: string;
   seq: number;
   readonly history: History | null;
   readonly state: Map<string, unknown> | null;
 }
+
+const EMPTY_CHANNEL: ChannelData = { seq: 0, history: null, state: null };
 
 export function newEpoch(): string {
   return randomBytes(6).toString('base64url');
@@ -29,6 +30,9 @@ export function newEpoch(): string {
 
 export class MemoryBackplane implements Backplane {
   readonly kind = 'memory';
+  /** Everything lives in this process, so one epoch covers every channel: a restart loses
+   * all history at once, and a client resuming across it is told recovered:false. */
+  readonly epoch = newEpoch();
   private readonly channels = new Map<string, ChannelData>();
   private readonly subscribed = new Set<string>();
   private readonly seenIds = new Map<string, { at: number; result: PublishResult }>();
@@ -59,7 +63,7 @@ export class MemoryBackplane implements Backplane {
     const results = events.map((input) => {
       const seen = input.id === undefined ? undefined : this.seenIds.get(input.id);
       if (seen) return { ...seen.result, duplicate: true as const };
-      const data = this.channel(input.channel);
+      const data = this.channel(input.channel, true);
       const event: StoredEvent = {
         channel: input.channel,
         seq: ++data.seq,
@@ -73,9 +77,9 @@ export class MemoryBackplane implements Backplane {
         else data.state.set(input.key, input.data);
       }
       if (this.subscribed.has(input.channel)) {
-        this.listener?.event({ ...event, epoch: data.epoch });
+        this.listener?.event({ ...event, epoch: this.epoch });
       }
-      const result: PublishResult = { channel: input.channel, seq: event.seq, epoch: data.epoch };
+      const result: PublishResult = { channel: input.channel, seq: event.seq, epoch: this.epoch };
       if (input.id !== undefined) this.seenIds.set(input.id, { at: now, result });
       return result;
     });
@@ -93,51 +97,39 @@ export class MemoryBackplane implements Backplane {
   }
 
   history(channel: string, sinceSeq: number): Promise<HistoryRead> {
-    const data = this.channel(channel);
-    const history = data.history;
-    if (!history) {
-      return Promise.resolve({
-        epoch: data.epoch,
-        seq: data.seq,
-        firstSeq: data.seq + 1,
-        events: [],
-      });
-    }
+    const data = this.channel(channel, false);
     const now = this.now();
     return Promise.resolve({
-      epoch: data.epoch,
+      epoch: this.epoch,
       seq: data.seq,
-      firstSeq: history.firstSeq(now) ?? data.seq + 1,
-      events: history.since(sinceSeq, now),
+      firstSeq: data.history?.firstSeq(now) ?? data.seq + 1,
+      events: data.history?.since(sinceSeq, now) ?? [],
     });
   }
 
   snapshot(channel: string): Promise<Snapshot> {
-    const data = this.channel(channel);
-    const entries = [...(data.state ?? new Map<string, unknown>())].map(([key, value]) => ({
-      key,
-      data: value,
-    }));
-    return Promise.resolve({ epoch: data.epoch, seq: data.seq, entries });
+    const data = this.channel(channel, false);
+    const entries = [...(data.state ?? [])].map(([key, value]) => ({ key, data: value }));
+    return Promise.resolve({ epoch: this.epoch, seq: data.seq, entries });
   }
 
-  private channel(name: string): ChannelData {
-    let data = this.channels.get(name);
-    if (!data) {
-      const cls = parseChannel(name)?.class ?? 'stream';
-      const history = isReplayable(cls)
-        ? cls === 'alert'
+  /** A channel's data. Reads of a channel never published to are not stored, so clients
+   * cannot grow memory by subscribing to made-up names. */
+  private channel(name: string, create: boolean): ChannelData {
+    const existing = this.channels.get(name);
+    if (existing) return existing;
+    if (!create) return EMPTY_CHANNEL;
+    const cls = parseChannel(name)?.class ?? 'stream';
+    const data: ChannelData = {
+      seq: 0,
+      history: !isReplayable(cls)
+        ? null
+        : cls === 'alert'
           ? new History(this.limits.alertSize, this.limits.alertTtlMs)
-          : new History(this.limits.streamSize, this.limits.streamTtlMs)
-        : null;
-      data = {
-        epoch: newEpoch(),
-        seq: 0,
-        history,
-        state: cls === 'state' ? new Map() : null,
-      };
-      this.channels.set(name, data);
-    }
+          : new History(this.limits.streamSize, this.limits.streamTtlMs),
+      state: cls === 'state' ? new Map() : null,
+    };
+    this.channels.set(name, data);
     return data;
   }
 

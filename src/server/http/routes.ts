@@ -56,16 +56,13 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     return deps.metrics.registry.metrics();
   });
 
-  app.post('/api/v1/publish', async (req, reply) => {
+  app.post('/api/v1/publish', async (req) => {
     if (!deps.publishTokens.enabled)
       throw new ArchonError('not_found', 'publishing is off: no ARCHON_PUBLISH_TOKENS configured');
     if (!deps.publishTokens.matches(req.headers.authorization))
       throw new ArchonError('unauthorized', 'missing or invalid publish token');
     const events = parsePublishBody(req.body);
-    if (!deps.backplane.healthy()) {
-      reply.header('Retry-After', '1');
-      throw new ArchonError('backplane_unavailable');
-    }
+    if (!deps.backplane.healthy()) throw new ArchonError('backplane_unavailable');
     return { results: await deps.publish(events) };
   });
 
@@ -98,7 +95,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
       epoch: read.epoch,
       seq: read.seq,
       first_seq: read.firstSeq,
-      complete: !epochChanged && read.firstSeq <= sinceSeq + 1,
+      complete: !epochChanged && sinceSeq <= read.seq && read.firstSeq <= sinceSeq + 1,
       epoch_changed: epochChanged,
       events: read.events,
     };

@@ -52,26 +52,8 @@ export function registerServe(program: Command): void {
     }
     const gateway = new Gateway(config);
     process.on('unhandledRejection', (err) => gateway.log.error({ err }, 'Unhandled rejection'));
-    let port: number;
-    try {
-      port = await gateway.start();
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      process.stderr.write(`archon-ws: cannot start: ${message}\n`);
-      process.exit(1);
-    }
     let stopDemo = () => {};
-    if (demo) {
-      const feed = startDemoFeed({
-        publish: (events) =>
-          gateway.publish(
-            events.map((e) => ({ channel: e.channel, key: e.key ?? null, data: e.data })),
-          ),
-        onError: (err) => gateway.log.warn({ err }, 'Demo feed publish failed'),
-      });
-      stopDemo = () => feed.stop();
-      await printDemoBanner(port, env, demo);
-    }
+    // Handlers go in before listening: a SIGTERM right after start must drain, not kill.
     let signals = 0;
     const stop = (signal: string) => {
       if (++signals > 1) process.exit(1); // a second Ctrl-C means now
@@ -87,6 +69,25 @@ export function registerServe(program: Command): void {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    let port: number;
+    try {
+      port = await gateway.start();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      process.stderr.write(`archon-ws: cannot start: ${message}\n`);
+      process.exit(1);
+    }
+    if (demo && signals === 0) {
+      const feed = startDemoFeed({
+        publish: (events) =>
+          gateway.publish(
+            events.map((e) => ({ channel: e.channel, key: e.key ?? null, data: e.data })),
+          ),
+        onError: (err) => gateway.log.warn({ err }, 'Demo feed publish failed'),
+      });
+      stopDemo = () => feed.stop();
+      await printDemoBanner(port, env, demo);
+    }
   });
 }
 

@@ -46,6 +46,7 @@ export class Gateway {
   private testConnections = 0;
   private draining = false;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private starting: Promise<number> | null = null;
   private stopping: Promise<void> | null = null;
 
   constructor(
@@ -160,7 +161,12 @@ export class Gateway {
   }
 
   /** Starts listening; resolves with the bound port. */
-  async start(): Promise<number> {
+  start(): Promise<number> {
+    this.starting ??= this.listen();
+    return this.starting;
+  }
+
+  private async listen(): Promise<number> {
     await this.backplane.start(this.hub);
     await this.backplane.subscribe(SYSTEM_CHANNEL);
     if (this.options.register) await this.options.register(this.app);
@@ -228,10 +234,18 @@ export class Gateway {
 
   private async drainAndStop(): Promise<void> {
     const deadline = Date.now() + this.config.shutdownTimeout * 1000;
+    // A SIGTERM during start: let start finish, so there is one server to close.
+    await this.starting?.catch(() => 0);
     this.draining = true;
     this.log.info({ connections: this.connections.size }, 'Shutting down: draining connections');
     const conns = [...this.connections];
-    const spread = Math.min(MAX_CLOSE_SPREAD_MS, (this.config.shutdownTimeout * 1000) / 3);
+    // About 2 ms per client, at most 5 s: thousands of clients do not all reconnect in the
+    // same instant, and a handful are not kept waiting.
+    const spread = Math.min(
+      MAX_CLOSE_SPREAD_MS,
+      (this.config.shutdownTimeout * 1000) / 3,
+      conns.length * 2,
+    );
     const batches = Math.max(1, Math.min(conns.length, Math.ceil(spread / 50)));
     const perBatch = Math.ceil(conns.length / batches);
     for (let i = 0; i < conns.length; i += perBatch) {

@@ -8,7 +8,8 @@ export const MAX_BATCH = 1000;
 const EventSchema = z.object({
   channel: z.string().min(1).max(200),
   key: z.string().min(1).max(200).nullish(),
-  data: z.unknown(),
+  // Optional here so a missing data gets its own clear error below.
+  data: z.unknown().optional(),
   id: z.string().min(1).max(200).optional(),
 });
 const BodySchema = z.union([

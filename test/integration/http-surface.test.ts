@@ -1,0 +1,128 @@
+/**
+ * The unauthenticated HTTP and WebSocket surface an operator and a load balancer use
+ * (DESIGN §4, RB-003 "Manual Check" and Step 2): health, the upgrade-header check, the
+ * `wscat` connectivity test and answers for paths that do not exist.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TestClient } from '../support/client.js';
+import { publish, startGateway, type TestGateway } from '../support/gateway.js';
+
+interface ErrorBody {
+  error: { code: string; message: string };
+}
+
+describe('HTTP surface', () => {
+  let tg: TestGateway;
+  const clients: TestClient[] = [];
+
+  beforeEach(async () => {
+    tg = await startGateway();
+  });
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.ws.terminate();
+    await tg.stop();
+  });
+
+  function track(c: TestClient): TestClient {
+    clients.push(c);
+    return c;
+  }
+
+  /** Opens /api/v1/ws/test the way `wscat -c` does: no subprotocol. */
+  async function openTest(): Promise<TestClient> {
+    const c = track(new TestClient(`${tg.ws}/api/v1/ws/test`, { protocols: [] }));
+    await c.opened;
+    return c;
+  }
+
+  describe('GET /api/health', () => {
+    it('answers 200 with status ok and the server id', async () => {
+      const res = await fetch(`${tg.http}/api/health`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ status: 'ok', server: 'test-1' });
+    });
+  });
+
+  describe('/api/v1/ws/health', () => {
+    it('answers HEAD with 200 and the Upgrade and Connection headers the runbook checks', async () => {
+      const res = await fetch(`${tg.http}/api/v1/ws/health`, { method: 'HEAD' });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('upgrade')).toBe('websocket');
+      expect(res.headers.get('connection')).toBe('Upgrade');
+    });
+
+    it('answers GET with 200, the upgrade headers and the server id', async () => {
+      const res = await fetch(`${tg.http}/api/v1/ws/health`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('upgrade')).toBe('websocket');
+      expect(res.headers.get('connection')).toBe('Upgrade');
+      expect(await res.json()).toMatchObject({ status: 'ok', server: 'test-1' });
+    });
+
+    it('completes a real WebSocket upgrade, sends one health message and closes with 1000', async () => {
+      const c = track(new TestClient(`${tg.ws}/api/v1/ws/health`, { protocols: [] }));
+      await c.opened;
+      const closed = await c.closed;
+      expect(closed.code).toBe(1000);
+      expect(c.messages).toEqual([{ type: 'health', status: 'ok', server: 'test-1' }]);
+    });
+  });
+
+  describe('WebSocket /api/v1/ws/test', () => {
+    it('welcomes the client naming the server', async () => {
+      const c = await openTest();
+      const welcome = await c.type('welcome');
+      expect(welcome).toMatchObject({ type: 'welcome', server: 'test-1' });
+      expect(welcome.message).toEqual(expect.stringContaining('test-1'));
+    });
+
+    it('echoes text back', async () => {
+      const c = await openTest();
+      await c.type('welcome');
+      c.send({ type: 'echo', text: 'hello archon' });
+      expect(await c.type('echo')).toEqual({ type: 'echo', text: 'hello archon' });
+    });
+
+    it('answers text over 1 KiB with an error message and keeps the connection open', async () => {
+      const c = await openTest();
+      await c.type('welcome');
+      c.send({ type: 'echo', text: 'x'.repeat(2000) });
+      const error = await c.type('error');
+      expect(error).toMatchObject({ type: 'error', code: 'bad_request' });
+      expect(error.message).toEqual(expect.stringContaining('1024'));
+      c.send({ type: 'echo', text: 'still here' });
+      expect(await c.type('echo')).toEqual({ type: 'echo', text: 'still here' });
+      expect(c.ws.readyState).toBe(c.ws.OPEN);
+    });
+
+    it('closes a client that sends more than 10 messages a second with 1008', async () => {
+      const c = await openTest();
+      await c.type('welcome');
+      for (let i = 0; i < 15; i++) c.send({ type: 'echo', i });
+      const closed = await c.closed;
+      expect(closed.code).toBe(1008);
+      expect(closed.reason).toMatch(/rate/);
+      const echoed = c.messages.filter((m) => m.type === 'echo');
+      expect(echoed.length).toBeGreaterThan(0);
+      expect(echoed.length).toBeLessThanOrEqual(10);
+    });
+  });
+
+  describe('unknown paths', () => {
+    it('answers an unknown HTTP path with 404 and a JSON not_found error', async () => {
+      const res = await fetch(`${tg.http}/api/v1/nothing-here`);
+      expect(res.status).toBe(404);
+      const body = (await res.json()) as ErrorBody;
+      expect(body.error.code).toBe('not_found');
+      expect(body.error.message).toContain('/api/v1/nothing-here');
+    });
+
+    it('refuses a WebSocket upgrade to an unknown path with 404', async () => {
+      const c = track(new TestClient(`${tg.ws}/api/v1/nothing-here`));
+      await expect(c.opened).rejects.toThrow('HTTP 404');
+      const after = await publish(tg, { channel: 'signals', data: { still: 'working' } });
+      expect(after.status).toBe(200);
+    });
+  });
+});

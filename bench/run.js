@@ -1,0 +1,600 @@
+/**
+ * Benchmark orchestrator: archon-ws vs a bare `ws` broadcast loop under the same load.
+ *
+ *   node_modules/.bin/node bench/run.js [--clients 5000] [--rate 10] [--size 200] [--seconds 20]
+ *        [--warmup 3] [--rounds 3] [--only bare|archon] [--workers 2] [--batch 200]
+ *        [--quiet-wait 20] [--quiet-below 0.25] [--timeout SECONDS] [--no-save]
+ *
+ * Each round runs both servers one after the other (order alternates per round), each as a
+ * fresh child process on a free 127.0.0.1 port, under the same load (bench/loadgen.js). The
+ * server child's CPU (utime+stime from /proc/<pid>/stat) is read at the start and the end of
+ * the measured window; CPU µs per delivery = that CPU time / events received by all clients in
+ * the same window. Prints a table per round and a summary (medians over rounds; the ratio is the
+ * median of the per-round ratios archon/bare) and writes bench/results/<timestamp>.json.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import process from 'node:process';
+import { clearTimeout, setTimeout } from 'node:timers';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { killWorkers, machineCpu, runLoad, signToken } from './loadgen.js';
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.dirname(BENCH);
+const GATEWAY = path.join(ROOT, 'bin', 'archon-ws.js');
+const REQUIRED_RATIO = 1.3;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (s) => process.stderr.write(`${s}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// Options
+const { values: argv } = parseArgs({
+  options: {
+    clients: { type: 'string', default: '5000' },
+    rate: { type: 'string', default: '10' },
+    size: { type: 'string', default: '200' },
+    seconds: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '3' },
+    only: { type: 'string' },
+    workers: { type: 'string', default: '2' },
+    batch: { type: 'string', default: '200' },
+    timeout: { type: 'string' },
+    'quiet-wait': { type: 'string', default: '20' },
+    'quiet-below': { type: 'string', default: '0.25' },
+    'no-save': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (argv.help) {
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
+  process.exit(0);
+}
+const opt = {
+  clients: Number(argv.clients),
+  rate: Number(argv.rate),
+  size: Number(argv.size),
+  seconds: Number(argv.seconds),
+  warmup: Number(argv.warmup),
+  rounds: Number(argv.rounds),
+  workers: Number(argv.workers),
+  batch: Number(argv.batch),
+  quietWait: Number(argv['quiet-wait']),
+  quietBelow: Number(argv['quiet-below']),
+};
+const check = (ok, msg) => {
+  if (!ok) {
+    log(`run.js: ${msg}`);
+    process.exit(2);
+  }
+};
+check(
+  Number.isInteger(opt.clients) && opt.clients >= 1 && opt.clients <= 15_000,
+  '--clients: 1..15000',
+);
+check(opt.rate > 0 && opt.rate <= 1000, '--rate: 1..1000 msg/s');
+check(
+  Number.isInteger(opt.size) && opt.size >= 40 && opt.size <= 65_000,
+  '--size: 40..65000 bytes',
+);
+check(opt.seconds >= 1 && opt.seconds <= 300, '--seconds: 1..300');
+check(opt.warmup >= 0 && opt.warmup <= 60, '--warmup: 0..60');
+check(Number.isInteger(opt.rounds) && opt.rounds >= 1 && opt.rounds <= 10, '--rounds: 1..10');
+check(Number.isInteger(opt.workers) && opt.workers >= 1 && opt.workers <= 8, '--workers: 1..8');
+check(opt.batch >= 1 && opt.batch <= 1000, '--batch: 1..1000');
+check(opt.quietWait >= 0 && opt.quietWait <= 600, '--quiet-wait: 0..600 seconds');
+check(opt.quietBelow > 0 && opt.quietBelow <= 1, '--quiet-below: a fraction of all cores, 0..1');
+check(!argv.only || ['bare', 'archon'].includes(argv.only), '--only: bare or archon');
+
+let targets = argv.only ? [argv.only] : ['bare', 'archon'];
+const skipped = {};
+if (targets.includes('archon') && !existsSync(GATEWAY)) {
+  skipped.archon = `${path.relative(ROOT, GATEWAY)} does not exist`;
+  log(`run.js: archon skipped: ${skipped.archon}`);
+  targets = targets.filter((t) => t !== 'archon');
+  check(targets.length > 0, 'nothing to run');
+}
+
+// The gateway runs from dist/ (bin/archon-ws.js imports ../dist/cli/main.js): warn if stale.
+const distWarning = targets.includes('archon') ? staleDist() : null;
+if (distWarning) log(`run.js: WARNING: ${distWarning}`);
+function staleDist() {
+  const main = path.join(ROOT, 'dist', 'cli', 'main.js');
+  if (!existsSync(main)) return 'dist/cli/main.js does not exist: run `npm run build` first';
+  const built = statSync(main).mtimeMs;
+  let newest = 0;
+  let newestFile = '';
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts')) {
+        const m = statSync(p).mtimeMs;
+        if (m > newest) [newest, newestFile] = [m, p];
+      }
+    }
+  };
+  try {
+    walk(path.join(ROOT, 'src'));
+  } catch {
+    return null;
+  }
+  return newest > built
+    ? `dist/ is older than ${path.relative(ROOT, newestFile)}: the gateway under test may not ` +
+        'match the source (run `npm run build`)'
+    : null;
+}
+
+// Hard bound on the whole run: per server run ≈ start 30 s + connect + warm-up + window +
+// cool-down + drain 10 s + stop 10 s, with slack; overridable with --timeout.
+const perRun =
+  opt.quietWait + 30 + Math.max(60, opt.clients / 20) + opt.warmup + opt.seconds + 1 + 10 + 10 + 15;
+const hardBound = argv.timeout
+  ? Number(argv.timeout)
+  : Math.ceil(perRun * targets.length * opt.rounds + 30);
+check(hardBound > 0, '--timeout: seconds > 0');
+// One server run never needs more than perRun: its `timeout` wrapper stops it after that even if
+// this process was killed (the bare server also exits when this process is gone).
+const serverBound = Math.ceil(Math.min(hardBound, perRun));
+
+// ---------------------------------------------------------------------------------------------
+// Child servers: started through `timeout` so that they stop by themselves even if this
+// process is killed; the measured pid is the node process under `timeout`.
+const live = new Set(); // { wrapper, pid }
+
+function killAll(signal = 'SIGKILL') {
+  killWorkers();
+  for (const s of live) {
+    for (const pid of [s.pid, s.wrapper.pid]) {
+      try {
+        if (pid) process.kill(pid, signal);
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
+process.on('exit', () => killAll());
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    log(`run.js: ${sig}, stopping children`);
+    killAll();
+    process.exit(130);
+  });
+}
+const boundTimer = setTimeout(() => {
+  log(`run.js: hard time bound of ${hardBound} s reached, stopping`);
+  killAll();
+  process.exit(124);
+}, hardBound * 1000);
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function childPid(parent) {
+  try {
+    const txt = readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8').trim();
+    if (txt) return Number(txt.split(/\s+/)[0]);
+  } catch {
+    /* fall through */
+  }
+  return null;
+}
+
+function httpGet(url, timeoutMs = 1000) {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+  });
+}
+
+async function startServer(target, port, secrets) {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !/^(ARCHON_|WEBSOCKET_|LOG_LEVEL$|PORT$|HOST$)/.test(k),
+    ),
+  );
+  Object.assign(env, {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    BENCH_MAX_SECONDS: String(serverBound),
+    BENCH_PARENT_PID: String(process.pid),
+  });
+  let args;
+  if (target === 'bare') {
+    args = [path.join(BENCH, 'bare-server.js')];
+  } else {
+    args = [GATEWAY, 'serve', '--port', String(port)];
+    Object.assign(env, {
+      ARCHON_JWT_SECRET: secrets.jwtSecret,
+      ARCHON_PUBLISH_TOKENS: secrets.publishToken,
+      LOG_LEVEL: 'warn',
+      WEBSOCKET_MAX_CONNECTIONS: '20000',
+    });
+  }
+  const wrapper = spawn('timeout', ['-k', '5', String(serverBound), process.execPath, ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const s = { target, wrapper, pid: null, port, logTail: '', logLines: 0, exited: null };
+  live.add(s);
+  const keep = (chunk) => {
+    const text = chunk.toString('utf8');
+    s.logLines += text.split('\n').length - 1;
+    s.logTail = (s.logTail + text).slice(-8000);
+  };
+  wrapper.stdout.on('data', keep);
+  wrapper.stderr.on('data', keep);
+  wrapper.on('exit', (code, signal) => {
+    s.exited = { code, signal };
+    live.delete(s);
+  });
+
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (s.exited) {
+      throw new Error(
+        `${target} exited during start (code ${s.exited.code}, signal ${s.exited.signal}):\n${s.logTail}`,
+      );
+    }
+    s.pid ??= childPid(wrapper.pid);
+    if (s.pid && (await httpGet(`http://127.0.0.1:${port}/api/health`)) === 200) return s;
+    await sleep(100);
+  }
+  throw new Error(`${target} not healthy on port ${port} after 30 s:\n${s.logTail}`);
+}
+
+async function stopServer(s) {
+  if (s.exited) return;
+  const gone = new Promise((r) => s.wrapper.once('exit', r));
+  try {
+    process.kill(s.pid, 'SIGTERM');
+  } catch {
+    /* gone */
+  }
+  const t = setTimeout(() => {
+    for (const pid of [s.pid, s.wrapper.pid]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }, 3000);
+  await Promise.race([gone, sleep(10_000)]);
+  clearTimeout(t);
+}
+
+// ---------------------------------------------------------------------------------------------
+/**
+ * Waits (at most opt.quietWait s) until the machine is quieter than opt.quietBelow of all cores
+ * over 1 s, so that other tenants' bursts (builds, tests) disturb the runs less.
+ */
+async function waitQuiet() {
+  const t0 = Date.now();
+  for (;;) {
+    const a = machineCpu();
+    await sleep(1000);
+    const b = machineCpu();
+    const busy = a && b ? (b.busy - a.busy) / Math.max(1, b.total - a.total) : null;
+    const waited = (Date.now() - t0) / 1000;
+    if (busy === null || busy < opt.quietBelow || waited >= opt.quietWait) {
+      if (waited > 1.5 || (busy !== null && busy >= opt.quietBelow)) {
+        log(
+          `  machine ${(busy * 100).toFixed(0)} % busy after waiting ${waited.toFixed(0)} s for quiet`,
+        );
+      }
+      return { waitedSeconds: waited, busyBefore: busy };
+    }
+  }
+}
+
+async function runTarget(target, secrets) {
+  const quiet = opt.quietWait > 0 ? await waitQuiet() : null;
+  const port = await freePort();
+  log(`\n▶ ${target} on 127.0.0.1:${port}`);
+  const s = await startServer(target, port, secrets);
+  try {
+    const r = await runLoad({
+      url: `ws://127.0.0.1:${port}/api/v1/ws`,
+      token: target === 'archon' ? secrets.jwt : '',
+      publishToken: target === 'archon' ? secrets.publishToken : '',
+      serverPid: s.pid,
+      clients: opt.clients,
+      rate: opt.rate,
+      size: opt.size,
+      warmup: opt.warmup,
+      seconds: opt.seconds,
+      workers: opt.workers,
+      batch: opt.batch,
+      log: (line) => log(line),
+    });
+    if (s.exited) throw new Error(`${target} exited during the run:\n${s.logTail}`);
+    if (!r.server) throw new Error(`could not read /proc/${s.pid}/stat`);
+    r.target = target;
+    r.quiet = quiet;
+    r.server.logLines = s.logLines;
+    r.server.logTail = s.logLines ? s.logTail.slice(-2000) : '';
+    return r;
+  } catch (err) {
+    const tail = s.logTail.trim()
+      ? `\n  server output (tail):\n${indent(s.logTail.slice(-1500))}`
+      : '';
+    throw new Error(`${err?.message ?? err}${tail}`, { cause: err });
+  } finally {
+    await stopServer(s);
+  }
+}
+
+const indent = (text) =>
+  text
+    .trimEnd()
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+const fx = (x, d = 2) =>
+  x === null || x === undefined || Number.isNaN(x) ? '—' : Number(x).toFixed(d);
+function median(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+const COLUMNS = [
+  ['server', 8, (r) => r.target],
+  ['clients', 11, (r) => `${r.connect.connected}/${r.connect.requested}`],
+  ['deliv/s', 9, (r) => fx(r.delivered.perSecond, 0)],
+  ['p50 ms', 8, (r) => fx(r.latencyMs.p50)],
+  ['p99 ms', 8, (r) => fx(r.latencyMs.p99)],
+  ['µs/deliv', 9, (r) => fx(r.server?.cpuUsPerDelivery, 3)],
+  ['cores', 6, (r) => fx(r.server?.cpuCores)],
+  ['lost', 6, (r) => String(r.integrity.lost)],
+  ['dup', 5, (r) => String(r.integrity.dup)],
+  ['ooo', 5, (r) => String(r.integrity.ooo)],
+  ['lg cores', 9, (r) => fx(r.loadgen.workers.reduce((a, w) => a + (w.cpuCores ?? 0), 0))],
+  ['lg ELU', 10, (r) => r.loadgen.workers.map((w) => fx(w.elu)).join('/')],
+  ['irq', 5, (r) => fx(r.loadgen.irqCores)],
+  // Approximate (the kernel counts processes and the machine differently): shown clamped at 0.
+  ['other', 6, (r) => fx(r.loadgen.otherCores === null ? null : Math.max(0, r.loadgen.otherCores))],
+  ['machine', 8, (r) => `${fx((r.loadgen.machineBusy ?? 0) * 100, 0)}%`],
+  ['flags', 6, flags],
+];
+/** C: contended (other processes used > 0.25 core or machine > 95 % busy); B: behind (delivered
+ * < 95 % of the offered load in the window); S: load generator saturated. */
+function flags(r) {
+  return (
+    (r.loadgen.contended ? 'C' : '') +
+      (r.loadgen.keptUp ? '' : 'B') +
+      (r.loadgen.saturated ? 'S' : '') || '-'
+  );
+}
+const clean = (r) => r && !r.loadgen.contended && r.loadgen.keptUp && !r.loadgen.saturated;
+function table(rows) {
+  const line = (cells) => cells.map((c, i) => String(c).padStart(COLUMNS[i][1])).join(' ');
+  return [
+    line(COLUMNS.map((c) => c[0])),
+    ...rows.map((r) => line(COLUMNS.map((c) => c[2](r)))),
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+async function main() {
+  const started = new Date();
+  const jwtSecret = randomBytes(32).toString('base64url');
+  const secrets = {
+    jwtSecret,
+    jwt: await signToken(jwtSecret, 'bench-0'),
+    publishToken: randomBytes(24).toString('base64url'),
+  };
+  log(
+    `archon-ws benchmark: ${opt.clients} clients × ${opt.rate} msg/s × ${opt.size} B, ` +
+      `warm-up ${opt.warmup} s + window ${opt.seconds} s, ${opt.rounds} round(s), ` +
+      `targets ${targets.join(', ')}; hard bound ${hardBound} s`,
+  );
+  const rounds = [];
+  for (let i = 0; i < opt.rounds; i++) {
+    const order = i % 2 === 0 ? [...targets] : [...targets].reverse();
+    const round = { round: i + 1, order, runs: {}, errors: {} };
+    for (const t of order) {
+      try {
+        round.runs[t] = await runTarget(t, secrets);
+        for (const n of round.runs[t].loadgen.notes) log(`  NOTE: ${n}`);
+      } catch (err) {
+        round.errors[t] = String(err?.message ?? err);
+        log(`  ✗ ${t} failed: ${round.errors[t]}`);
+      }
+      await sleep(2000); // let sockets and the machine settle between servers
+    }
+    const a = round.runs.archon?.server?.cpuUsPerDelivery;
+    const b = round.runs.bare?.server?.cpuUsPerDelivery;
+    round.ratio = a && b ? a / b : null;
+    rounds.push(round);
+    const rows = order.map((t) => round.runs[t]).filter(Boolean);
+    process.stdout.write(`\nround ${i + 1} (order: ${order.join(' → ')})\n${table(rows)}\n`);
+    if (round.ratio !== null) {
+      process.stdout.write(`ratio archon/bare CPU per delivery: ${fx(round.ratio, 3)}\n`);
+    }
+    for (const [t, e] of Object.entries(round.errors)) {
+      process.stdout.write(`${t}: FAILED — ${e.split('\n')[0]}\n`);
+    }
+  }
+
+  // Summary: medians over rounds.
+  const summary = { targets: {}, skipped };
+  for (const t of targets) {
+    const rs = rounds.map((r) => r.runs[t]).filter(Boolean);
+    if (!rs.length) continue;
+    summary.targets[t] = {
+      runs: rs.length,
+      failedRuns: rounds.length - rs.length,
+      deliveredPerSecond: median(rs.map((r) => r.delivered.perSecond)),
+      p50Ms: median(rs.map((r) => r.latencyMs.p50)),
+      p99Ms: median(rs.map((r) => r.latencyMs.p99)),
+      cpuUsPerDelivery: median(rs.map((r) => r.server?.cpuUsPerDelivery)),
+      cpuCores: median(rs.map((r) => r.server?.cpuCores)),
+      lost: rs.reduce((a, r) => a + r.integrity.lost, 0),
+      dup: rs.reduce((a, r) => a + r.integrity.dup, 0),
+      ooo: rs.reduce((a, r) => a + r.integrity.ooo, 0),
+      closedDuringRun: rs.reduce((a, r) => a + r.integrity.closedDuringRun, 0),
+      connectFailed: rs.reduce((a, r) => a + r.connect.failed, 0),
+      publishFailed: rs.reduce((a, r) => a + r.integrity.publishFailed, 0),
+      allComplete: rs.every((r) => r.integrity.complete),
+      loadgenSaturatedRuns: rs.filter((r) => r.loadgen.saturated).length,
+    };
+  }
+  const ratios = rounds.map((r) => r.ratio).filter((x) => x !== null);
+  summary.ratios = ratios;
+  summary.ratio = median(ratios);
+  // Rounds where neither run was disturbed: the ratio to trust most when there are some.
+  const cleanRatios = rounds
+    .filter((r) => r.ratio !== null && clean(r.runs.bare) && clean(r.runs.archon))
+    .map((r) => r.ratio);
+  summary.cleanRatios = cleanRatios;
+  summary.cleanRatio = median(cleanRatios);
+  // Noise only ever adds CPU, so the least-disturbed estimate of each server's cost is its
+  // lowest CPU per delivery over the rounds; their ratio is a cross-check of the median ratio.
+  const best = (t) =>
+    Math.min(...rounds.map((r) => r.runs[t]?.server?.cpuUsPerDelivery ?? Infinity));
+  summary.bestRatio =
+    Number.isFinite(best('archon')) && Number.isFinite(best('bare'))
+      ? best('archon') / best('bare')
+      : null;
+  summary.disturbedRuns = rounds
+    .flatMap((r) => Object.values(r.runs))
+    .filter((r) => !clean(r)).length;
+  const arch = summary.targets.archon;
+  if (summary.ratio === null || !arch) {
+    summary.verdict = 'NOT EVALUATED (needs both servers to run)';
+  } else {
+    const costOk = summary.ratio <= REQUIRED_RATIO;
+    const complete = arch.allComplete && arch.failedRuns === 0;
+    summary.verdict =
+      `${costOk && complete ? 'PASS' : 'FAIL'}: ratio ${fx(summary.ratio, 3)} ` +
+      `(${costOk ? '≤' : '>'} ${REQUIRED_RATIO}), archon ${complete ? 'delivered everything' : 'did NOT deliver everything'}`;
+  }
+
+  const sumRows = Object.entries(summary.targets).map(([t, s]) => [
+    t,
+    `${s.runs}`,
+    fx(s.deliveredPerSecond, 0),
+    fx(s.p50Ms),
+    fx(s.p99Ms),
+    fx(s.cpuUsPerDelivery, 3),
+    fx(s.cpuCores),
+    String(s.lost),
+    String(s.dup),
+    s.allComplete ? 'yes' : 'NO',
+  ]);
+  const heads = [
+    'server',
+    'runs',
+    'deliv/s',
+    'p50 ms',
+    'p99 ms',
+    'µs/deliv',
+    'cores',
+    'lost',
+    'dup',
+    'complete',
+  ];
+  const widths = [8, 5, 9, 8, 8, 9, 6, 7, 6, 9];
+  const fmt = (cells) => cells.map((c, i) => String(c).padStart(widths[i])).join(' ');
+  process.stdout.write(
+    `\nsummary (medians over ${opt.rounds} round(s); lost/dup summed)\n` +
+      [fmt(heads), ...sumRows.map(fmt)].join('\n') +
+      '\n' +
+      (ratios.length
+        ? `ratio archon/bare CPU per delivery: median ${fx(summary.ratio, 3)} (rounds: ${ratios.map((x) => fx(x, 3)).join(', ')}); ` +
+          `best archon / best bare: ${fx(summary.bestRatio, 3)}\n`
+        : '') +
+      (summary.disturbedRuns
+        ? `warning: ${summary.disturbedRuns} run(s) flagged C/B/S (see the flags column); ` +
+          (cleanRatios.length
+            ? `median ratio over the ${cleanRatios.length} undisturbed round(s): ${fx(summary.cleanRatio, 3)}\n`
+            : 'no round was undisturbed: treat the ratio as approximate\n')
+        : '') +
+      `${summary.verdict}\n`,
+  );
+  for (const [t, s] of Object.entries(summary.targets)) {
+    if (s.loadgenSaturatedRuns) {
+      process.stdout.write(
+        `note: load generator saturated in ${s.loadgenSaturatedRuns} ${t} run(s)\n`,
+      );
+    }
+  }
+
+  const result = {
+    started: started.toISOString(),
+    finished: new Date().toISOString(),
+    params: { ...opt, targets, hardBound },
+    warnings: distWarning ? [distWarning] : [],
+    environment: environment(),
+    rounds,
+    summary,
+  };
+  if (!argv['no-save']) {
+    const dir = path.join(BENCH, 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`results: ${path.relative(ROOT, file)}\n`);
+  }
+}
+
+function environment() {
+  let commit = null;
+  try {
+    commit = execFileSync('git', ['rev-parse', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {
+    /* no commit yet */
+  }
+  return {
+    node: process.version,
+    platform: `${os.type()} ${os.release()}`,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? null,
+    loadavg: os.loadavg(),
+    memGb: os.totalmem() / 2 ** 30,
+    commit,
+  };
+}
+
+main()
+  .then(() => {
+    clearTimeout(boundTimer);
+    killAll();
+    process.exit(0);
+  })
+  .catch((err) => {
+    log(`run.js: ${err?.stack ?? err}`);
+    killAll();
+    process.exit(1);
+  });

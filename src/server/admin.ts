@@ -10,6 +10,9 @@ import type { Connection, ConnectionInfo } from './connection.js';
 import type { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './logging.js';
+import { summarize, type MinuteBucket, type StatsAnswer } from './stats.js';
+
+export type { StatsAnswer };
 
 export interface MemoryInfo {
   rss_bytes: number;
@@ -41,17 +44,6 @@ export interface Status extends Omit<
 > {
   mode: 'embedded' | 'cluster';
   instances: InstanceStatus[];
-}
-
-export interface StatsAnswer {
-  minutes: number;
-  errors_per_minute: number;
-  messages_per_minute: number;
-  connects_per_minute: number;
-  disconnects_per_minute: number;
-  errors_by_type: Record<string, number>;
-  disconnects_by_code: Record<string, number>;
-  series: { minute: string; connections: number; messages: number; errors: number }[];
 }
 
 export class AdminService {
@@ -165,31 +157,12 @@ export class AdminService {
   }
 
   stats(minutes: number): StatsAnswer {
-    const buckets = this.metrics.series.last(minutes);
-    const total = (f: (b: (typeof buckets)[number]) => number) =>
-      buckets.reduce((n, b) => n + f(b), 0);
-    const merge = (f: (b: (typeof buckets)[number]) => Record<string, number>) => {
-      const out: Record<string, number> = {};
-      for (const b of buckets)
-        for (const [k, v] of Object.entries(f(b))) out[k] = (out[k] ?? 0) + v;
-      return out;
-    };
-    const perMinute = (n: number) => Math.round((n / minutes) * 100) / 100;
-    return {
-      minutes,
-      errors_per_minute: perMinute(total((b) => b.errors)),
-      messages_per_minute: perMinute(total((b) => b.messages)),
-      connects_per_minute: perMinute(total((b) => b.connects)),
-      disconnects_per_minute: perMinute(total((b) => b.disconnects)),
-      errors_by_type: merge((b) => b.errorsByType),
-      disconnects_by_code: merge((b) => b.disconnectsByCode),
-      series: buckets.map((b) => ({
-        minute: new Date(b.minute).toISOString(),
-        connections: b.connections,
-        messages: b.messages,
-        errors: b.errors,
-      })),
-    };
+    return summarize(this.metrics.series.last(minutes), minutes);
+  }
+
+  /** This instance's raw minute buckets, for a cluster-wide stats answer. */
+  buckets(minutes: number): MinuteBucket[] {
+    return this.metrics.series.last(minutes);
   }
 }
 

@@ -87,3 +87,63 @@ export class MinuteSeries {
     return out;
   }
 }
+
+export interface StatsAnswer {
+  minutes: number;
+  errors_per_minute: number;
+  messages_per_minute: number;
+  connects_per_minute: number;
+  disconnects_per_minute: number;
+  errors_by_type: Record<string, number>;
+  disconnects_by_code: Record<string, number>;
+  series: { minute: string; connections: number; messages: number; errors: number }[];
+}
+
+/** Adds up several instances' buckets minute by minute (cluster-wide stats). */
+export function mergeBuckets(lists: readonly (readonly MinuteBucket[])[]): MinuteBucket[] {
+  const byMinute = new Map<number, MinuteBucket>();
+  for (const list of lists) {
+    for (const b of list) {
+      const sum = byMinute.get(b.minute) ?? bucket(b.minute, 0);
+      sum.connections += b.connections;
+      sum.messages += b.messages;
+      sum.errors += b.errors;
+      sum.connects += b.connects;
+      sum.disconnects += b.disconnects;
+      addCounts(sum.errorsByType, b.errorsByType);
+      addCounts(sum.disconnectsByCode, b.disconnectsByCode);
+      byMinute.set(b.minute, sum);
+    }
+  }
+  return [...byMinute.values()].sort((x, y) => x.minute - y.minute);
+}
+
+/** The stats endpoint's answer over the given buckets (the last `minutes` minutes). */
+export function summarize(buckets: readonly MinuteBucket[], minutes: number): StatsAnswer {
+  const total = (f: (b: MinuteBucket) => number) => buckets.reduce((n, b) => n + f(b), 0);
+  const counts = (f: (b: MinuteBucket) => Record<string, number>) => {
+    const out: Record<string, number> = {};
+    for (const b of buckets) addCounts(out, f(b));
+    return out;
+  };
+  const perMinute = (n: number) => Math.round((n / minutes) * 100) / 100;
+  return {
+    minutes,
+    errors_per_minute: perMinute(total((b) => b.errors)),
+    messages_per_minute: perMinute(total((b) => b.messages)),
+    connects_per_minute: perMinute(total((b) => b.connects)),
+    disconnects_per_minute: perMinute(total((b) => b.disconnects)),
+    errors_by_type: counts((b) => b.errorsByType),
+    disconnects_by_code: counts((b) => b.disconnectsByCode),
+    series: buckets.map((b) => ({
+      minute: new Date(b.minute).toISOString(),
+      connections: b.connections,
+      messages: b.messages,
+      errors: b.errors,
+    })),
+  };
+}
+
+function addCounts(into: Record<string, number>, from: Readonly<Record<string, number>>): void {
+  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+}

@@ -3,60 +3,14 @@
  * against a real gateway with real WebSocket clients. Field names are what the runbook's
  * `jq` filters read.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { TestClient, until, type Message } from '../support/client.js';
-import {
-  ADMIN_TOKEN,
-  admin,
-  publish,
-  signToken,
-  startGateway,
-  type TestGateway,
-} from '../support/gateway.js';
-
-interface ErrorBody {
-  error: { code: string; message: string };
-}
-interface InstanceStatus {
-  server: string;
-  active_connections: number;
-  peak_connections: number;
-  healthy: boolean;
-  [field: string]: unknown;
-}
-interface Status {
-  active_connections: number;
-  peak_connections: number;
-  errors_last_hour: number;
-  queue_depth: number;
-  broadcast_latency_p99_ms: number;
-  max_connections: number;
-  memory: Record<string, number>;
-  event_loop_lag_p99_ms: number;
-  instances: InstanceStatus[];
-}
-interface ConnectionInfo {
-  client_id: string;
-  server: string;
-  user_id: string | null;
-  remote_addr: string;
-  client_version: string | null;
-  connected_at: string;
-  last_seen_at: string;
-  queue_depth: number;
-  channels: string[];
-  messages_sent: number;
-}
-interface Stats {
-  minutes: number;
-  errors_per_minute: number;
-  messages_per_minute: number;
-  connects_per_minute: number;
-  disconnects_per_minute: number;
-  errors_by_type: Record<string, number>;
-  disconnects_by_code: Record<string, number>;
-  series: { minute: string; connections: number; messages: number; errors: number }[];
-}
+import { describe, expect, it } from 'vitest';
+import type { Status, StatsAnswer } from '../../src/server/admin.js';
+import type { ConnectionInfo } from '../../src/server/connection.js';
+import { connections, publishUntilQueued, queueDepth } from '../support/admin.js';
+import { clientId, seqs, until } from '../support/client.js';
+import { useGateway } from '../support/fixture.js';
+import { ADMIN_TOKEN, admin, publish, type ErrorBody } from '../support/gateway.js';
+import { metricsText } from '../support/metrics.js';
 
 const ENDPOINTS: { method: 'GET' | 'POST'; path: string; body?: unknown }[] = [
   { method: 'GET', path: '/websocket/status' },
@@ -67,77 +21,23 @@ const ENDPOINTS: { method: 'GET' | 'POST'; path: string; body?: unknown }[] = [
   { method: 'POST', path: '/broadcast', body: { type: 'system', message: 'hello' } },
 ];
 
-/** 20 KB of padding: large events fill a stopped client's socket and kernel buffers fast. */
-const PAD = 'x'.repeat(20_000);
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function clientId(c: TestClient): string {
-  const welcome = c.messages.find((m) => m.type === 'welcome');
-  if (typeof welcome?.client_id !== 'string') throw new Error('client has no welcome');
-  return welcome.client_id;
-}
-
-function seqs(messages: Message[]): number[] {
-  return messages.map((m) => m.seq as number);
-}
-
 describe('admin API', () => {
-  let tg: TestGateway;
-  const clients: TestClient[] = [];
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    // Shutdown spreads its closes over seconds: let the server see these go first.
-    await until(() => tg.gateway.connections.size === 0, 5000, 'clients to disconnect');
-    await tg.stop();
-  });
-
-  async function authed(claims: { sub?: string } = {}, version = 'test/1.0'): Promise<TestClient> {
-    const c = await TestClient.authed(tg.ws, await signToken(claims), version);
-    clients.push(c);
-    return c;
-  }
-
-  async function connections(): Promise<ConnectionInfo[]> {
-    const res = await admin(tg, 'GET', '/websocket/connections');
-    expect(res.status).toBe(200);
-    return res.body as ConnectionInfo[];
-  }
+  const gw = useGateway();
 
   async function status(): Promise<Status> {
-    const res = await admin(tg, 'GET', '/websocket/status');
+    const res = await admin(gw.tg, 'GET', '/websocket/status');
     expect(res.status).toBe(200);
     return res.body as Status;
-  }
-
-  async function queueDepthOf(id: string): Promise<number> {
-    return (await connections()).find((c) => c.client_id === id)?.queue_depth ?? 0;
-  }
-
-  /**
-   * Publishes large signals in batches until the gateway holds messages queued for a client
-   * that stopped reading (its socket and the kernel buffers are full). Returns the last seq.
-   */
-  async function publishUntilQueued(id: string, from = 0): Promise<number> {
-    let seq = from;
-    for (let batch = 0; batch < 60; batch++) {
-      const events = Array.from({ length: 40 }, () => ({
-        channel: 'signals',
-        data: { n: ++seq, pad: PAD },
-      }));
-      const res = await publish(tg, { events });
-      expect(res.status).toBe(200);
-      if ((await queueDepthOf(id)) > 0) return seq;
-    }
-    throw new Error('the stopped client never had messages queued');
   }
 
   describe('authentication', () => {
     for (const { method, path, body } of ENDPOINTS) {
       it(`answers ${method} ${path} with 401 without a token and with a wrong token`, async () => {
-        tg = await startGateway();
+        const tg = await gw.start();
         const anonymous = await fetch(`${tg.http}/api/v1/admin${path}`, {
           method,
           ...(body !== undefined && {
@@ -155,7 +55,7 @@ describe('admin API', () => {
       });
 
       it(`answers ${method} ${path} with 404 when no admin token is configured`, async () => {
-        tg = await startGateway({ ARCHON_ADMIN_TOKENS: '' });
+        const tg = await gw.start({ ARCHON_ADMIN_TOKENS: '' });
         const withToken = await admin(tg, method, path, body, ADMIN_TOKEN);
         expect(withToken.status).toBe(404);
         expect((withToken.body as ErrorBody).error.code).toBe('not_found');
@@ -165,7 +65,7 @@ describe('admin API', () => {
     }
 
     it('accepts every admin token of a comma-separated list, for rotation', async () => {
-      tg = await startGateway({ ARCHON_ADMIN_TOKENS: 'adm_old,adm_new' });
+      const tg = await gw.start({ ARCHON_ADMIN_TOKENS: 'adm_old,adm_new' });
       const old = await admin(tg, 'GET', '/websocket/status', undefined, 'adm_old');
       const fresh = await admin(tg, 'GET', '/websocket/status', undefined, 'adm_new');
       expect(old.status).toBe(200);
@@ -176,10 +76,10 @@ describe('admin API', () => {
 
   describe('GET /websocket/status', () => {
     it('reports every field of the runbook with the counts of three connected clients', async () => {
-      tg = await startGateway({ WEBSOCKET_MAX_CONNECTIONS: '500' });
-      const a = await authed();
-      await authed();
-      await authed();
+      await gw.start({ WEBSOCKET_MAX_CONNECTIONS: '500' });
+      const a = await gw.authed();
+      await gw.authed();
+      await gw.authed();
       await a.subscribe('signals');
       const s = await status();
       expect(s).toMatchObject({
@@ -208,10 +108,10 @@ describe('admin API', () => {
     });
 
     it('keeps the peak after clients leave and counts errors of the last hour', async () => {
-      tg = await startGateway();
-      const a = await authed();
-      const b = await authed();
-      await authed();
+      const tg = await gw.start();
+      const a = await gw.authed();
+      const b = await gw.authed();
+      await gw.authed();
       a.ws.close(1000);
       b.send('not json');
       await b.type('error');
@@ -224,26 +124,26 @@ describe('admin API', () => {
     });
 
     it('reports a broadcast latency once a published event reached its subscriber', async () => {
-      tg = await startGateway();
-      const c = await authed();
+      const tg = await gw.start();
+      const c = await gw.authed();
       await c.subscribe('signals');
       await publish(tg, { channel: 'signals', data: { n: 1 } });
       await c.type('event');
       const s = await status();
       expect(s.broadcast_latency_p99_ms).toBeGreaterThanOrEqual(0);
-      const metrics = await (await fetch(`${tg.http}/metrics`)).text();
+      const metrics = await metricsText(tg);
       expect(metrics).toMatch(/archon_websocket_broadcast_duration_seconds_count\{[^}]*\} 1\b/);
     });
   });
 
   describe('GET /websocket/connections', () => {
     it('lists one object per connection with every field the runbook reads', async () => {
-      tg = await startGateway();
-      const a = await authed({ sub: 'trader-a' }, 'archon-dashboard/1.4.2');
-      const b = await authed({ sub: 'trader-b' }, 'archon-dashboard/1.3.0');
+      const tg = await gw.start();
+      const a = await gw.authed({ sub: 'trader-a' }, { client: 'archon-dashboard/1.4.2' });
+      const b = await gw.authed({ sub: 'trader-b' }, { client: 'archon-dashboard/1.3.0' });
       await a.subscribe('signals');
       await a.subscribe('positions:ACC1');
-      const list = await connections();
+      const list = await connections(tg);
       expect(Array.isArray(list)).toBe(true);
       expect(list).toHaveLength(2);
       const byId = new Map(list.map((c) => [c.client_id, c]));
@@ -273,11 +173,11 @@ describe('admin API', () => {
     });
 
     it("supports the runbook's group_by(.server) | map({server, count})", async () => {
-      tg = await startGateway();
-      await authed();
-      await authed();
-      await authed();
-      const list = await connections();
+      const tg = await gw.start();
+      await gw.authed();
+      await gw.authed();
+      await gw.authed();
+      const list = await connections(tg);
       const groups = new Map<string, ConnectionInfo[]>();
       for (const c of list) groups.set(c.server, [...(groups.get(c.server) ?? []), c]);
       const shape = [...groups.values()].map((g) => ({ server: g[0]?.server, count: g.length }));
@@ -285,22 +185,22 @@ describe('admin API', () => {
     });
 
     it('counts messages sent to a client as events reach it', async () => {
-      tg = await startGateway();
-      const c = await authed();
+      const tg = await gw.start();
+      const c = await gw.authed();
       await c.subscribe('signals');
-      const before = (await connections())[0]?.messages_sent ?? 0;
+      const before = (await connections(tg))[0]?.messages_sent ?? 0;
       await publish(tg, {
         events: [1, 2, 3].map((n) => ({ channel: 'signals', data: { n } })),
       });
       await until(() => c.events('signals').length === 3, 5000, 'three events');
-      expect((await connections())[0]?.messages_sent).toBe(before + 3);
+      expect((await connections(tg))[0]?.messages_sent).toBe(before + 3);
     });
   });
 
   describe('POST /websocket/cleanup', () => {
     it('answers removed:0 and closes nothing when every connection is healthy', async () => {
-      tg = await startGateway();
-      const a = await authed();
+      const tg = await gw.start();
+      const a = await gw.authed();
       const res = await admin(tg, 'POST', '/websocket/cleanup');
       expect(res).toEqual({ status: 200, body: { removed: 0, servers: { 'test-1': 0 } } });
       await a.subscribe('signals');
@@ -313,13 +213,16 @@ describe('admin API', () => {
       // here the stuck client's queue is flushed halfway through the timeout, so only a fresh
       // resync is queued and the sweep leaves it alone, while its socket has made no progress
       // for longer than the timeout when cleanup runs.
-      tg = await startGateway({ WEBSOCKET_BROADCAST_TIMEOUT: '3', WEBSOCKET_HISTORY_SIZE: '5000' });
-      const healthy = await authed();
+      const tg = await gw.start({
+        WEBSOCKET_BROADCAST_TIMEOUT: '3',
+        WEBSOCKET_HISTORY_SIZE: '5000',
+      });
+      const healthy = await gw.authed();
       await healthy.subscribe('signals:other');
-      const stuck = await authed();
+      const stuck = await gw.authed();
       await stuck.subscribe('signals');
       stuck.ws.pause();
-      await publishUntilQueued(clientId(stuck));
+      await publishUntilQueued(tg, clientId(stuck));
       const stalledAt = Date.now();
       await sleep(1500);
       const flushed = await admin(tg, 'POST', '/websocket/queue/flush');
@@ -334,7 +237,7 @@ describe('admin API', () => {
       expect(closed.reason).toMatch(/queue not draining/);
 
       await until(() => tg.gateway.connections.size === 1, 5000, 'the stuck client to go');
-      expect((await connections()).map((c) => c.client_id)).toEqual([clientId(healthy)]);
+      expect((await connections(tg)).map((c) => c.client_id)).toEqual([clientId(healthy)]);
       await publish(tg, { channel: 'signals:other', data: { alive: true } });
       expect(await healthy.type('event')).toMatchObject({ data: { alive: true } });
     });
@@ -342,8 +245,8 @@ describe('admin API', () => {
 
   describe('POST /websocket/queue/flush', () => {
     it('answers 0 flushed messages and 0 clients when nothing is queued', async () => {
-      tg = await startGateway();
-      const c = await authed();
+      const tg = await gw.start();
+      const c = await gw.authed();
       await c.subscribe('signals');
       const res = await admin(tg, 'POST', '/websocket/queue/flush');
       expect(res.status).toBe(200);
@@ -354,22 +257,22 @@ describe('admin API', () => {
     });
 
     it('empties a stuck queue, sends resync, and the client recovers every missed event with since', async () => {
-      tg = await startGateway({ WEBSOCKET_HISTORY_SIZE: '5000' });
-      const bystander = await authed();
+      const tg = await gw.start({ WEBSOCKET_HISTORY_SIZE: '5000' });
+      const bystander = await gw.authed();
       await bystander.subscribe('signals:other');
-      const c = await authed();
+      const c = await gw.authed();
       const subscribed = await c.subscribe('signals');
       await c.subscribe('signals:quiet');
       const epoch = subscribed.epoch as string;
       c.ws.pause();
-      let last = await publishUntilQueued(clientId(c));
-      const depth = await queueDepthOf(clientId(c));
+      let last = await publishUntilQueued(tg, clientId(c));
+      const depth = await queueDepth(tg, clientId(c));
       expect(depth).toBeGreaterThan(0);
 
       const res = await admin(tg, 'POST', '/websocket/queue/flush');
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ flushed_messages: depth, clients: 1 });
-      const after = (await connections()).find((i) => i.client_id === clientId(c));
+      const after = (await connections(tg)).find((i) => i.client_id === clientId(c));
       expect(after?.channels).toEqual([]);
       expect(after?.queue_depth).toBeLessThanOrEqual(1); // only the resync is left
 
@@ -402,11 +305,10 @@ describe('admin API', () => {
 
   describe('POST /broadcast', () => {
     it('delivers a system message to every authenticated client and counts them', async () => {
-      tg = await startGateway();
-      const a = await authed();
-      const b = await authed();
-      const unauthenticated = await TestClient.connect(`${tg.ws}/api/v1/ws`);
-      clients.push(unauthenticated);
+      const tg = await gw.start();
+      const a = await gw.authed();
+      const b = await gw.authed();
+      const unauthenticated = await gw.connect();
       const res = await admin(tg, 'POST', '/broadcast', {
         type: 'system',
         message: 'Please refresh your dashboard',
@@ -431,8 +333,8 @@ describe('admin API', () => {
     ];
     for (const { what, body } of badBodies) {
       it(`answers a body with ${what} with 400 and broadcasts nothing`, async () => {
-        tg = await startGateway();
-        const c = await authed();
+        const tg = await gw.start();
+        const c = await gw.authed();
         const res = await admin(tg, 'POST', '/broadcast', body);
         expect(res.status).toBe(400);
         expect((res.body as ErrorBody).error.code).toBe('bad_request');
@@ -446,9 +348,9 @@ describe('admin API', () => {
 
   describe('GET /websocket/stats', () => {
     it('reports per-minute rates, errors by type, disconnects by code and a 5-minute series', async () => {
-      tg = await startGateway();
-      const a = await authed();
-      const b = await authed();
+      const tg = await gw.start();
+      const a = await gw.authed();
+      const b = await gw.authed();
       await a.subscribe('signals');
       await publish(tg, { channel: 'signals', data: { n: 1 } });
       await a.type('event');
@@ -460,7 +362,7 @@ describe('admin API', () => {
 
       const res = await admin(tg, 'GET', '/websocket/stats?minutes=5');
       expect(res.status).toBe(200);
-      const stats = res.body as Stats;
+      const stats = res.body as StatsAnswer;
       expect(stats.connects_per_minute).toBe(0.4);
       expect(stats.disconnects_per_minute).toBe(0.2);
       expect(stats.errors_per_minute).toBe(0.2);
@@ -488,17 +390,17 @@ describe('admin API', () => {
     });
 
     it('defaults to 5 minutes and accepts up to 60', async () => {
-      tg = await startGateway();
+      const tg = await gw.start();
       const byDefault = await admin(tg, 'GET', '/websocket/stats');
-      expect((byDefault.body as Stats).series).toHaveLength(5);
+      expect((byDefault.body as StatsAnswer).series).toHaveLength(5);
       const hour = await admin(tg, 'GET', '/websocket/stats?minutes=60');
       expect(hour.status).toBe(200);
-      expect((hour.body as Stats).series).toHaveLength(60);
+      expect((hour.body as StatsAnswer).series).toHaveLength(60);
     });
 
     for (const minutes of ['0', '61', 'abc', '2.5']) {
       it(`answers minutes=${minutes} with 400`, async () => {
-        tg = await startGateway();
+        const tg = await gw.start();
         const res = await admin(tg, 'GET', `/websocket/stats?minutes=${minutes}`);
         expect(res.status).toBe(400);
         const error = (res.body as ErrorBody).error;

@@ -2,8 +2,9 @@
  * What the operator sees without asking the admin API: GET /metrics (the names RB-003's
  * alerts use, DESIGN §6) and the JSON log lines (level, message, time, server; never a token).
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { TestClient, until } from '../support/client.js';
+import { useGateway } from '../support/fixture.js';
 import {
   ADMIN_TOKEN,
   JWT_SECRET,
@@ -11,66 +12,23 @@ import {
   admin,
   publish,
   signToken,
-  startGateway,
-  type TestGateway,
 } from '../support/gateway.js';
+import { parseSamples, valueOf, type Sample } from '../support/metrics.js';
 
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
+// One gateway per test, for both groups below.
+const gw = useGateway();
 
-/** Parses Prometheus text exposition into samples; comment lines are skipped. */
-function parseSamples(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line.length === 0 || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match) throw new Error(`not a Prometheus sample: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
-      labels[l[1] as string] = l[2] as string;
-    samples.push({ name: match[1] as string, labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
-/** The value of the one sample with this name and (at least) these labels; 0 when absent. */
-function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  const found = samples.filter(
-    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  );
-  if (found.length > 1) throw new Error(`${name} ${JSON.stringify(labels)} is ambiguous`);
-  return found[0]?.value ?? 0;
-}
+beforeEach(async () => {
+  await gw.start();
+});
 
 describe('GET /metrics', () => {
-  let tg: TestGateway;
-  const clients: TestClient[] = [];
-
-  beforeEach(async () => {
-    tg = await startGateway();
-  });
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await until(() => tg.gateway.connections.size === 0, 5000, 'clients to disconnect');
-    await tg.stop();
-  });
-
   async function scrape(): Promise<{ text: string; samples: Sample[] }> {
-    const res = await fetch(`${tg.http}/metrics`);
+    const res = await fetch(`${gw.tg.http}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
     const text = await res.text();
     return { text, samples: parseSamples(text) };
-  }
-
-  async function authed(): Promise<TestClient> {
-    const c = await TestClient.authed(tg.ws, await signToken());
-    clients.push(c);
-    return c;
   }
 
   it('exposes every metric the runbook and DESIGN §6 name, and Node defaults', async () => {
@@ -95,9 +53,9 @@ describe('GET /metrics', () => {
   });
 
   it('labels every series with the server id', async () => {
-    const c = await authed();
+    const c = await gw.authed();
     await c.subscribe('signals');
-    await publish(tg, { channel: 'signals', data: { n: 1 } });
+    await publish(gw.tg, { channel: 'signals', data: { n: 1 } });
     await c.type('event');
     const { samples } = await scrape();
     expect(samples.length).toBeGreaterThan(20);
@@ -106,13 +64,13 @@ describe('GET /metrics', () => {
   });
 
   it('reports the open connections and counts every accepted one', async () => {
-    const a = await authed();
-    await authed();
+    const a = await gw.authed();
+    await gw.authed();
     let { samples } = await scrape();
     expect(valueOf(samples, 'archon_websocket_connections_active')).toBe(2);
     expect(valueOf(samples, 'archon_websocket_connections_total')).toBe(2);
     a.ws.close(1000);
-    await until(() => tg.gateway.connections.size === 1, 5000, 'the server to see the close');
+    await until(() => gw.tg.gateway.connections.size === 1, 5000, 'the server to see the close');
     ({ samples } = await scrape());
     expect(valueOf(samples, 'archon_websocket_connections_active')).toBe(1);
     expect(valueOf(samples, 'archon_websocket_connections_total')).toBe(2);
@@ -120,12 +78,12 @@ describe('GET /metrics', () => {
   });
 
   it('counts messages sent, publishes and broadcast durations after a publish', async () => {
-    const a = await authed();
-    const b = await authed();
+    const a = await gw.authed();
+    const b = await gw.authed();
     await a.subscribe('signals');
     await b.subscribe('signals');
     const before = (await scrape()).samples;
-    await publish(tg, {
+    await publish(gw.tg, {
       events: [1, 2, 3].map((n) => ({ channel: 'signals', data: { n } })),
     });
     await until(
@@ -143,7 +101,7 @@ describe('GET /metrics', () => {
   });
 
   it('counts errors by type after a bad client message', async () => {
-    const c = await authed();
+    const c = await gw.authed();
     c.send('this is not JSON');
     expect(await c.type('error')).toMatchObject({ code: 'invalid_json' });
     const { samples } = await scrape();
@@ -155,11 +113,11 @@ describe('GET /metrics', () => {
   });
 
   it('counts refused upgrades by reason and resumed subscriptions by result', async () => {
-    const refused = new TestClient(`${tg.ws}/api/v1/unknown`);
+    const refused = new TestClient(`${gw.tg.ws}/api/v1/unknown`);
     await expect(refused.opened).rejects.toThrow('HTTP 404');
-    const c = await authed();
+    const c = await gw.authed();
     const first = await c.subscribe('signals');
-    await publish(tg, { channel: 'signals', data: { n: 1 } });
+    await publish(gw.tg, { channel: 'signals', data: { n: 1 } });
     await c.type('event');
     await c.subscribe('signals', { epoch: first.epoch as string, seq: 0 });
     await c.subscribe('signals', { epoch: 'gone-epoch', seq: 0 });
@@ -176,19 +134,6 @@ describe('GET /metrics', () => {
 });
 
 describe('logs', () => {
-  let tg: TestGateway;
-  const clients: TestClient[] = [];
-
-  beforeEach(async () => {
-    tg = await startGateway();
-  });
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await until(() => tg.gateway.connections.size === 0, 5000, 'clients to disconnect');
-    await tg.stop();
-  });
-
   /** Drives the gateway through what makes it log: auth, errors, operator actions. */
   async function exercise(secrets: string[]): Promise<void> {
     const jwt = await signToken({ sub: 'trader-logs' });
@@ -196,28 +141,26 @@ describe('logs', () => {
     const forged = await signToken({}, 'forged-secret-0123456789abcdef0123456789');
     secrets.push(jwt, expired, forged, 'pub_wrong_secret_1', 'adm_wrong_secret_1');
 
-    const good = await TestClient.authed(tg.ws, jwt, 'archon-dashboard/1.4.2');
-    clients.push(good);
+    const good = await gw.authed(jwt, { client: 'archon-dashboard/1.4.2' });
     await good.subscribe('signals');
     for (const token of [expired, forged, 'garbage-token-value-123']) {
-      const bad = await TestClient.connect(`${tg.ws}/api/v1/ws`);
-      clients.push(bad);
+      const bad = await gw.connect();
       bad.send({ op: 'hello', token, client: 'test/1.0' });
       expect((await bad.closed).code).toBe(4001);
     }
     secrets.push('garbage-token-value-123');
     good.send({ op: 'hello', token: jwt });
     await good.type('error');
-    expect((await publish(tg, { channel: 'signals', data: {} })).status).toBe(200);
-    expect((await publish(tg, { channel: 'signals', data: {} }, 'pub_wrong_secret_1')).status).toBe(
-      401,
-    );
-    expect((await admin(tg, 'GET', '/websocket/status')).status).toBe(200);
-    expect((await admin(tg, 'POST', '/websocket/cleanup')).status).toBe(200);
+    expect((await publish(gw.tg, { channel: 'signals', data: {} })).status).toBe(200);
     expect(
-      (await admin(tg, 'GET', '/websocket/status', undefined, 'adm_wrong_secret_1')).status,
+      (await publish(gw.tg, { channel: 'signals', data: {} }, 'pub_wrong_secret_1')).status,
     ).toBe(401);
-    const history = await fetch(`${tg.http}/api/v1/history?channel=signals`, {
+    expect((await admin(gw.tg, 'GET', '/websocket/status')).status).toBe(200);
+    expect((await admin(gw.tg, 'POST', '/websocket/cleanup')).status).toBe(200);
+    expect(
+      (await admin(gw.tg, 'GET', '/websocket/status', undefined, 'adm_wrong_secret_1')).status,
+    ).toBe(401);
+    const history = await fetch(`${gw.tg.http}/api/v1/history?channel=signals`, {
       headers: { authorization: `Bearer ${jwt}` },
     });
     expect(history.status).toBe(200);
@@ -225,7 +168,7 @@ describe('logs', () => {
 
   it('writes one JSON object per line with uppercase level, message, ISO time and server', async () => {
     await exercise([]);
-    const lines = tg
+    const lines = gw.tg
       .logText()
       .split('\n')
       .filter((l) => l.length > 0);
@@ -237,7 +180,7 @@ describe('logs', () => {
       expect(entry.time).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
       expect(entry.server).toBe('test-1');
     }
-    const failed = tg.logs.filter((l) => l.message === 'Authentication failed');
+    const failed = gw.tg.logs.filter((l) => l.message === 'Authentication failed');
     expect(failed).toHaveLength(3);
     for (const entry of failed) expect(entry.client_id).toMatch(/^c_/);
   });
@@ -245,7 +188,7 @@ describe('logs', () => {
   it('never writes an admin token, a publish token, a JWT or the JWT secret', async () => {
     const secrets = [ADMIN_TOKEN, PUBLISH_TOKEN, JWT_SECRET];
     await exercise(secrets);
-    const text = tg.logText();
+    const text = gw.tg.logText();
     expect(text.length).toBeGreaterThan(0);
     for (const secret of secrets) expect(text.includes(secret), secret).toBe(false);
   });

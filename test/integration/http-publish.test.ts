@@ -2,44 +2,19 @@
  * POST /api/v1/publish (the trading engine's way in) and GET /api/v1/history (a client's way
  * back to missed events), over real HTTP against a real gateway (DESIGN §2, §4).
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { TestClient, until } from '../support/client.js';
+import { describe, expect, it } from 'vitest';
+import type { HistoryAnswer } from '../../src/protocol/index.js';
+import type { PublishResult } from '../../src/server/backplane/backplane.js';
+import { until, type TestClient } from '../support/client.js';
+import { useGateway } from '../support/fixture.js';
 import {
   PUBLISH_TOKEN,
   publish,
   signToken,
-  startGateway,
+  type ErrorBody,
+  type PublishAnswer,
   type TestGateway,
 } from '../support/gateway.js';
-
-interface ErrorBody {
-  error: { code: string; message: string };
-}
-interface PublishResult {
-  channel: string;
-  seq: number;
-  epoch: string;
-  duplicate?: boolean;
-}
-interface PublishAnswer {
-  results: PublishResult[];
-}
-interface StoredEvent {
-  channel: string;
-  seq: number;
-  key: string | null;
-  ts: number;
-  data: unknown;
-}
-interface HistoryAnswer {
-  channel: string;
-  epoch: string;
-  seq: number;
-  first_seq: number;
-  complete: boolean;
-  epoch_changed: boolean;
-  events: StoredEvent[];
-}
 
 /** POSTs a raw body to /api/v1/publish: for requests the JSON helper cannot make. */
 async function postRaw(
@@ -70,26 +45,17 @@ async function expectStillPublishing(tg: TestGateway): Promise<void> {
 }
 
 describe('POST /api/v1/publish', () => {
-  let tg: TestGateway;
-  const clients: TestClient[] = [];
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    // Shutdown spreads its closes over seconds: let the server see these go first.
-    await until(() => tg.gateway.connections.size === 0, 5000, 'clients to disconnect');
-    await tg.stop();
-  });
+  const gw = useGateway();
 
   async function subscriber(channel: string): Promise<TestClient> {
-    const c = await TestClient.authed(tg.ws, await signToken());
-    clients.push(c);
+    const c = await gw.authed();
     expect(await c.subscribe(channel)).toMatchObject({ type: 'subscribed', channel });
     return c;
   }
 
   describe('authentication', () => {
     it('answers 401 unauthorized without a token', async () => {
-      tg = await startGateway();
+      const tg = await gw.start();
       const res = await postRaw(tg, JSON.stringify({ channel: 'signals', data: {} }), {
         'content-type': 'application/json',
       });
@@ -99,7 +65,7 @@ describe('POST /api/v1/publish', () => {
     });
 
     it('answers 401 unauthorized with a wrong token', async () => {
-      tg = await startGateway();
+      const tg = await gw.start();
       const res = await publish(tg, { channel: 'signals', data: {} }, 'pub_wrong_token');
       expect(res.status).toBe(401);
       expect((res.body as ErrorBody).error.code).toBe('unauthorized');
@@ -107,7 +73,7 @@ describe('POST /api/v1/publish', () => {
     });
 
     it('answers 404 when no publish token is configured, whatever token is sent', async () => {
-      tg = await startGateway({ ARCHON_PUBLISH_TOKENS: '' });
+      const tg = await gw.start({ ARCHON_PUBLISH_TOKENS: '' });
       const res = await publish(tg, { channel: 'signals', data: {} });
       expect(res.status).toBe(404);
       expect((res.body as ErrorBody).error.code).toBe('not_found');
@@ -118,7 +84,7 @@ describe('POST /api/v1/publish', () => {
     });
 
     it('accepts every token of a comma-separated list, for rotation', async () => {
-      tg = await startGateway({ ARCHON_PUBLISH_TOKENS: 'pub_old_token, pub_new_token' });
+      const tg = await gw.start({ ARCHON_PUBLISH_TOKENS: 'pub_old_token, pub_new_token' });
       const old = await publish(tg, { channel: 'signals', data: { n: 1 } }, 'pub_old_token');
       const fresh = await publish(tg, { channel: 'signals', data: { n: 2 } }, 'pub_new_token');
       expect(old.status).toBe(200);
@@ -132,7 +98,7 @@ describe('POST /api/v1/publish', () => {
 
   describe('accepted events', () => {
     it('answers a single event with its channel, seq and epoch', async () => {
-      tg = await startGateway();
+      const tg = await gw.start();
       const c = await subscriber('signals');
       const res = await publish(tg, { channel: 'signals', data: { symbol: 'EURUSD' } });
       expect(res.status).toBe(200);
@@ -149,7 +115,7 @@ describe('POST /api/v1/publish', () => {
     });
 
     it('answers a batch with one result per event, in order, with consecutive seqs', async () => {
-      tg = await startGateway();
+      const tg = await gw.start();
       const events = [
         { channel: 'signals', data: { n: 0 } },
         { channel: 'positions:ACC1', key: 'EURUSD', data: { qty: 1 } },
@@ -174,7 +140,7 @@ describe('POST /api/v1/publish', () => {
     });
 
     it('stores an event published twice with the same id once and answers the retry as a duplicate', async () => {
-      tg = await startGateway();
+      const tg = await gw.start();
       const c = await subscriber('signals');
       const event = { channel: 'signals', id: 'order-42-filled', data: { order: 42 } };
       const first = await publish(tg, event);
@@ -266,7 +232,7 @@ describe('POST /api/v1/publish', () => {
 
     for (const { what, body, code, message } of cases) {
       it(`rejects ${what} with 400 ${code}, stores nothing and keeps working`, async () => {
-        tg = await startGateway();
+        const tg = await gw.start();
         const res = await publish(tg, body);
         expect(res.status).toBe(400);
         const error = (res.body as ErrorBody).error;
@@ -280,7 +246,7 @@ describe('POST /api/v1/publish', () => {
     }
 
     it('rejects a body that is not JSON with 400 and keeps working', async () => {
-      tg = await startGateway();
+      const tg = await gw.start();
       const res = await postRaw(tg, '{"channel": "signals", data', {
         'content-type': 'application/json',
         authorization: `Bearer ${PUBLISH_TOKEN}`,
@@ -293,7 +259,7 @@ describe('POST /api/v1/publish', () => {
     });
 
     it('rejects a body over 1 MiB with 413 payload_too_large and keeps working', async () => {
-      tg = await startGateway();
+      const tg = await gw.start();
       const res = await publish(tg, { channel: 'signals', data: 'x'.repeat(1100 * 1024) });
       expect(res.status).toBe(413);
       expect((res.body as ErrorBody).error.code).toBe('payload_too_large');
@@ -303,14 +269,10 @@ describe('POST /api/v1/publish', () => {
 });
 
 describe('GET /api/v1/history', () => {
-  let tg: TestGateway;
-
-  afterEach(async () => {
-    await tg.stop();
-  });
+  const gw = useGateway();
 
   async function publishSignals(n: number): Promise<PublishResult[]> {
-    const res = await publish(tg, {
+    const res = await publish(gw.tg, {
       events: Array.from({ length: n }, (_, i) => ({ channel: 'signals', data: { n: i + 1 } })),
     });
     expect(res.status).toBe(200);
@@ -318,7 +280,7 @@ describe('GET /api/v1/history', () => {
   }
 
   it('returns the events after since_seq with the epoch, seq, first_seq and complete:true', async () => {
-    tg = await startGateway();
+    const tg = await gw.start();
     const results = await publishSignals(5);
     const res = await history(tg, 'channel=signals&since_seq=2', await signToken());
     expect(res.status).toBe(200);
@@ -336,7 +298,7 @@ describe('GET /api/v1/history', () => {
   });
 
   it('returns every event of an account the token covers with the right epoch', async () => {
-    tg = await startGateway();
+    const tg = await gw.start();
     const res = await publish(tg, { channel: 'risk:ACC1', data: { level: 'margin-call' } });
     const epoch = (res.body as PublishAnswer).results[0]?.epoch ?? '';
     const answer = await history(
@@ -352,7 +314,7 @@ describe('GET /api/v1/history', () => {
   });
 
   it('says epoch_changed:true and returns the whole epoch when the client knows another epoch', async () => {
-    tg = await startGateway();
+    const tg = await gw.start();
     await publishSignals(3);
     const res = await history(
       tg,
@@ -367,14 +329,14 @@ describe('GET /api/v1/history', () => {
   });
 
   it('answers 401 without a token', async () => {
-    tg = await startGateway();
+    const tg = await gw.start();
     const res = await history(tg, 'channel=signals&since_seq=0');
     expect(res.status).toBe(401);
     expect((res.body as ErrorBody).error.code).toBe('unauthorized');
   });
 
   it('answers 401 with a token signed by another key', async () => {
-    tg = await startGateway();
+    const tg = await gw.start();
     const forged = await signToken({}, 'another-secret-0123456789abcdef0123456789');
     const res = await history(tg, 'channel=signals&since_seq=0', forged);
     expect(res.status).toBe(401);
@@ -382,7 +344,7 @@ describe('GET /api/v1/history', () => {
   });
 
   it('answers 403 for an account the token does not cover', async () => {
-    tg = await startGateway();
+    const tg = await gw.start();
     await publish(tg, { channel: 'risk:ACC9', data: { level: 'high' } });
     const res = await history(tg, 'channel=risk:ACC9&since_seq=0', await signToken());
     expect(res.status).toBe(403);
@@ -392,7 +354,7 @@ describe('GET /api/v1/history', () => {
   });
 
   it('answers 400 for a state channel, which has no history', async () => {
-    tg = await startGateway();
+    const tg = await gw.start();
     const res = await history(tg, 'channel=positions:ACC1&since_seq=0', await signToken());
     expect(res.status).toBe(400);
     const error = (res.body as ErrorBody).error;
@@ -401,26 +363,22 @@ describe('GET /api/v1/history', () => {
   });
 
   it('answers 400 for an unknown channel', async () => {
-    tg = await startGateway();
+    const tg = await gw.start();
     const res = await history(tg, 'channel=orders&since_seq=0', await signToken());
     expect(res.status).toBe(400);
     expect((res.body as ErrorBody).error.code).toBe('unknown_channel');
   });
 
   it('delivers to a live subscriber what history later returns, seq for seq', async () => {
-    tg = await startGateway();
-    const c = await TestClient.authed(tg.ws, await signToken());
-    try {
-      await c.subscribe('signals');
-      await publishSignals(4);
-      await until(() => c.events('signals').length === 4, 5000, 'four live events');
-      const res = await history(tg, 'channel=signals&since_seq=0', await signToken());
-      const stored = (res.body as HistoryAnswer).events;
-      expect(stored.map((e) => [e.seq, e.data])).toEqual(
-        c.events('signals').map((e) => [e.seq, e.data]),
-      );
-    } finally {
-      c.ws.terminate();
-    }
+    const tg = await gw.start();
+    const c = await gw.authed();
+    await c.subscribe('signals');
+    await publishSignals(4);
+    await until(() => c.events('signals').length === 4, 5000, 'four live events');
+    const res = await history(tg, 'channel=signals&since_seq=0', await signToken());
+    const stored = (res.body as HistoryAnswer).events;
+    expect(stored.map((e) => [e.seq, e.data])).toEqual(
+      c.events('signals').map((e) => [e.seq, e.data]),
+    );
   });
 });

@@ -3,42 +3,28 @@
  * (DESIGN §4, RB-003 "Manual Check" and Step 2): health, the upgrade-header check, the
  * `wscat` connectivity test and answers for paths that do not exist.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
-import { publish, startGateway, type TestGateway } from '../support/gateway.js';
-
-interface ErrorBody {
-  error: { code: string; message: string };
-}
+import { useGateway } from '../support/fixture.js';
+import { publish, type ErrorBody } from '../support/gateway.js';
 
 describe('HTTP surface', () => {
-  let tg: TestGateway;
-  const clients: TestClient[] = [];
+  const gw = useGateway();
 
   beforeEach(async () => {
-    tg = await startGateway();
+    await gw.start();
   });
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await tg.stop();
-  });
-
-  function track(c: TestClient): TestClient {
-    clients.push(c);
-    return c;
-  }
 
   /** Opens /api/v1/ws/test the way `wscat -c` does: no subprotocol. */
   async function openTest(): Promise<TestClient> {
-    const c = track(new TestClient(`${tg.ws}/api/v1/ws/test`, { protocols: [] }));
+    const c = gw.track(new TestClient(`${gw.tg.ws}/api/v1/ws/test`, { protocols: [] }));
     await c.opened;
     return c;
   }
 
   describe('GET /api/health', () => {
     it('answers 200 with status ok and the server id', async () => {
-      const res = await fetch(`${tg.http}/api/health`);
+      const res = await fetch(`${gw.tg.http}/api/health`);
       expect(res.status).toBe(200);
       expect(await res.json()).toMatchObject({ status: 'ok', server: 'test-1' });
     });
@@ -46,14 +32,14 @@ describe('HTTP surface', () => {
 
   describe('/api/v1/ws/health', () => {
     it('answers HEAD with 200 and the Upgrade and Connection headers the runbook checks', async () => {
-      const res = await fetch(`${tg.http}/api/v1/ws/health`, { method: 'HEAD' });
+      const res = await fetch(`${gw.tg.http}/api/v1/ws/health`, { method: 'HEAD' });
       expect(res.status).toBe(200);
       expect(res.headers.get('upgrade')).toBe('websocket');
       expect(res.headers.get('connection')).toBe('Upgrade');
     });
 
     it('answers GET with 200, the upgrade headers and the server id', async () => {
-      const res = await fetch(`${tg.http}/api/v1/ws/health`);
+      const res = await fetch(`${gw.tg.http}/api/v1/ws/health`);
       expect(res.status).toBe(200);
       expect(res.headers.get('upgrade')).toBe('websocket');
       expect(res.headers.get('connection')).toBe('Upgrade');
@@ -61,7 +47,7 @@ describe('HTTP surface', () => {
     });
 
     it('completes a real WebSocket upgrade, sends one health message and closes with 1000', async () => {
-      const c = track(new TestClient(`${tg.ws}/api/v1/ws/health`, { protocols: [] }));
+      const c = gw.track(new TestClient(`${gw.tg.ws}/api/v1/ws/health`, { protocols: [] }));
       await c.opened;
       const closed = await c.closed;
       expect(closed.code).toBe(1000);
@@ -111,7 +97,7 @@ describe('HTTP surface', () => {
 
   describe('unknown paths', () => {
     it('answers an unknown HTTP path with 404 and a JSON not_found error', async () => {
-      const res = await fetch(`${tg.http}/api/v1/nothing-here`);
+      const res = await fetch(`${gw.tg.http}/api/v1/nothing-here`);
       expect(res.status).toBe(404);
       const body = (await res.json()) as ErrorBody;
       expect(body.error.code).toBe('not_found');
@@ -119,9 +105,9 @@ describe('HTTP surface', () => {
     });
 
     it('refuses a WebSocket upgrade to an unknown path with 404', async () => {
-      const c = track(new TestClient(`${tg.ws}/api/v1/nothing-here`));
+      const c = gw.track(new TestClient(`${gw.tg.ws}/api/v1/nothing-here`));
       await expect(c.opened).rejects.toThrow('HTTP 404');
-      const after = await publish(tg, { channel: 'signals', data: { still: 'working' } });
+      const after = await publish(gw.tg, { channel: 'signals', data: { still: 'working' } });
       expect(after.status).toBe(200);
     });
   });

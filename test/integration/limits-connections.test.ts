@@ -5,14 +5,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TestClient, until } from '../support/client.js';
-import { signToken, startGateway, type TestGateway } from '../support/gateway.js';
+import { useGateway } from '../support/fixture.js';
+import type { ErrorBody, TestGateway } from '../support/gateway.js';
+import { metricValue } from '../support/metrics.js';
 
 interface RefusedUpgrade {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  body: { error: { code: string; message: string } };
+  body: ErrorBody;
 }
 
 /** Sends a raw upgrade request and resolves with the HTTP answer it expects instead of 101. */
@@ -56,52 +58,29 @@ function refusedUpgrade(
   });
 }
 
-async function metricValue(tg: TestGateway, series: string): Promise<number> {
-  const text = await (await fetch(`${tg.http}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(series));
-  return line === undefined ? 0 : Number(line.split(' ').at(-1));
-}
-
 describe('handshake limits', () => {
-  let tg: TestGateway;
-  const clients: TestClient[] = [];
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await until(() => tg.gateway.connections.size === 0, 5000, 'clients to disconnect');
-    await tg.stop();
-  });
-
-  async function authed(options: { origin?: string } = {}): Promise<TestClient> {
-    const c = new TestClient(`${tg.ws}/api/v1/ws`, options);
-    clients.push(c);
-    await c.opened;
-    c.send({ op: 'hello', token: await signToken(), client: 'test/1.0' });
-    await c.type('welcome');
-    return c;
-  }
+  const gw = useGateway();
 
   describe('WEBSOCKET_MAX_CONNECTIONS', () => {
     it('refuses the connection over the cap with HTTP 503 and counts it as a capacity rejection', async () => {
-      tg = await startGateway({ WEBSOCKET_MAX_CONNECTIONS: '3' });
-      await authed();
-      await authed();
-      await authed();
-      const fourth = new TestClient(`${tg.ws}/api/v1/ws`);
-      clients.push(fourth);
+      const tg = await gw.start({ WEBSOCKET_MAX_CONNECTIONS: '3' });
+      await gw.authed();
+      await gw.authed();
+      await gw.authed();
+      const fourth = gw.track(new TestClient(`${tg.ws}/api/v1/ws`));
       await expect(fourth.opened).rejects.toThrow('HTTP 503');
       expect(tg.gateway.connections.size).toBe(3);
       expect(
-        await metricValue(
-          tg,
-          'archon_websocket_connections_rejected_total{reason="capacity",server="test-1"}',
-        ),
+        await metricValue(tg, 'archon_websocket_connections_rejected_total', {
+          reason: 'capacity',
+          server: 'test-1',
+        }),
       ).toBe(1);
     });
 
     it('answers the refused upgrade with a JSON at_capacity error and Retry-After', async () => {
-      tg = await startGateway({ WEBSOCKET_MAX_CONNECTIONS: '1' });
-      await authed();
+      const tg = await gw.start({ WEBSOCKET_MAX_CONNECTIONS: '1' });
+      await gw.authed();
       const refused = await refusedUpgrade(tg, '/api/v1/ws');
       expect(refused.status).toBe(503);
       expect(refused.headers['retry-after']).toBe('5');
@@ -109,34 +88,30 @@ describe('handshake limits', () => {
     });
 
     it('accepts a new connection once one of the connections at the cap has gone', async () => {
-      tg = await startGateway({ WEBSOCKET_MAX_CONNECTIONS: '3' });
-      const first = await authed();
-      await authed();
-      await authed();
+      const tg = await gw.start({ WEBSOCKET_MAX_CONNECTIONS: '3' });
+      const first = await gw.authed();
+      await gw.authed();
+      await gw.authed();
       first.ws.close(1000);
       await first.closed;
       await until(() => tg.gateway.connections.size === 2, 5000, 'the server to see the close');
-      const replacement = await authed();
+      const replacement = await gw.authed();
       await replacement.subscribe('signals');
       expect(tg.gateway.connections.size).toBe(3);
     });
 
     it('counts connections that have not sent hello yet against the cap', async () => {
-      tg = await startGateway({ WEBSOCKET_MAX_CONNECTIONS: '2' });
-      const silent = new TestClient(`${tg.ws}/api/v1/ws`);
-      clients.push(silent);
-      await silent.opened;
-      await authed();
-      const third = new TestClient(`${tg.ws}/api/v1/ws`);
-      clients.push(third);
+      const tg = await gw.start({ WEBSOCKET_MAX_CONNECTIONS: '2' });
+      await gw.connect(); // open, but silent: no hello
+      await gw.authed();
+      const third = gw.track(new TestClient(`${tg.ws}/api/v1/ws`));
       await expect(third.opened).rejects.toThrow('HTTP 503');
     });
 
     it('keeps the connectivity test endpoint open when client connections are at the cap', async () => {
-      tg = await startGateway({ WEBSOCKET_MAX_CONNECTIONS: '1' });
-      await authed();
-      const probe = new TestClient(`${tg.ws}/api/v1/ws/test`, { protocols: [] });
-      clients.push(probe);
+      const tg = await gw.start({ WEBSOCKET_MAX_CONNECTIONS: '1' });
+      await gw.authed();
+      const probe = gw.track(new TestClient(`${tg.ws}/api/v1/ws/test`, { protocols: [] }));
       await probe.opened;
       expect(await probe.type('welcome')).toMatchObject({ server: 'test-1' });
     });
@@ -144,42 +119,43 @@ describe('handshake limits', () => {
 
   describe('WEBSOCKET_ALLOWED_ORIGINS', () => {
     it('refuses an origin that is not listed with HTTP 403', async () => {
-      tg = await startGateway({ WEBSOCKET_ALLOWED_ORIGINS: 'https://good.example' });
-      const evil = new TestClient(`${tg.ws}/api/v1/ws`, { origin: 'https://evil.example' });
-      clients.push(evil);
+      const tg = await gw.start({ WEBSOCKET_ALLOWED_ORIGINS: 'https://good.example' });
+      const evil = gw.track(
+        new TestClient(`${tg.ws}/api/v1/ws`, { origin: 'https://evil.example' }),
+      );
       await expect(evil.opened).rejects.toThrow('HTTP 403');
       const refused = await refusedUpgrade(tg, '/api/v1/ws', { origin: 'https://evil.example' });
       expect(refused.status).toBe(403);
       expect(refused.body.error.code).toBe('origin_not_allowed');
       expect(refused.body.error.message).toContain('https://evil.example');
       expect(
-        await metricValue(
-          tg,
-          'archon_websocket_connections_rejected_total{reason="origin",server="test-1"}',
-        ),
+        await metricValue(tg, 'archon_websocket_connections_rejected_total', {
+          reason: 'origin',
+          server: 'test-1',
+        }),
       ).toBe(2);
       expect(tg.logs.some((l) => l.message === 'WebSocket origin refused')).toBe(true);
     });
 
     it('accepts a listed origin', async () => {
-      tg = await startGateway({
+      await gw.start({
         WEBSOCKET_ALLOWED_ORIGINS: 'https://good.example,https://other.example',
       });
-      const good = await authed({ origin: 'https://good.example' });
-      const other = await authed({ origin: 'https://other.example' });
+      const good = await gw.authed({}, { origin: 'https://good.example' });
+      const other = await gw.authed({}, { origin: 'https://other.example' });
       expect(await good.subscribe('signals')).toMatchObject({ type: 'subscribed' });
       expect(await other.subscribe('signals')).toMatchObject({ type: 'subscribed' });
     });
 
     it('accepts a client that sends no Origin header (not a browser)', async () => {
-      tg = await startGateway({ WEBSOCKET_ALLOWED_ORIGINS: 'https://good.example' });
-      const server = await authed();
+      await gw.start({ WEBSOCKET_ALLOWED_ORIGINS: 'https://good.example' });
+      const server = await gw.authed();
       expect(await server.subscribe('signals')).toMatchObject({ type: 'subscribed' });
     });
 
     it('accepts any origin when none is configured', async () => {
-      tg = await startGateway();
-      const any = await authed({ origin: 'https://anything.example' });
+      await gw.start();
+      const any = await gw.authed({}, { origin: 'https://anything.example' });
       expect(await any.subscribe('signals')).toMatchObject({ type: 'subscribed' });
     });
   });

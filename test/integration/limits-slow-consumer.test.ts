@@ -3,82 +3,33 @@
  * queue is full or a message waited longer than WEBSOCKET_BROADCAST_TIMEOUT, it is logged
  * so the operator can find it, and it never slows publishing or other clients.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { TestClient, until } from '../support/client.js';
-import { admin, publish, signToken, startGateway, type TestGateway } from '../support/gateway.js';
-
-interface ConnectionInfo {
-  client_id: string;
-  queue_depth: number;
-  state: string;
-}
-
-/** 20 KB of padding: large events fill a stopped client's socket and kernel buffers fast. */
-const PAD = 'x'.repeat(20_000);
-const BATCH = 40;
-
-function clientId(c: TestClient): string {
-  const welcome = c.messages.find((m) => m.type === 'welcome');
-  if (typeof welcome?.client_id !== 'string') throw new Error('client has no welcome');
-  return welcome.client_id;
-}
-
-function bigSignals(from: number): { channel: string; data: { n: number; pad: string } }[] {
-  return Array.from({ length: BATCH }, (_, i) => ({
-    channel: 'signals',
-    data: { n: from + i + 1, pad: PAD },
-  }));
-}
+import { describe, expect, it } from 'vitest';
+import { BATCH, bigSignals, connectionOf, publishUntilQueued } from '../support/admin.js';
+import { clientId, until, type TestClient } from '../support/client.js';
+import { useGateway } from '../support/fixture.js';
+import { publish, type PublishAnswer } from '../support/gateway.js';
+import { metricsText } from '../support/metrics.js';
 
 describe('slow consumers', () => {
-  let tg: TestGateway;
-  const clients: TestClient[] = [];
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await until(() => tg.gateway.connections.size === 0, 5000, 'clients to disconnect');
-    await tg.stop();
-  });
+  const gw = useGateway();
 
   /** A subscriber to `signals` that then stops reading its socket. */
   async function stoppedSubscriber(): Promise<TestClient> {
-    const c = await TestClient.authed(tg.ws, await signToken());
-    clients.push(c);
+    const c = await gw.authed();
     await c.subscribe('signals');
     c.ws.pause();
     return c;
   }
 
-  async function connection(id: string): Promise<ConnectionInfo | undefined> {
-    const res = await admin(tg, 'GET', '/websocket/connections');
-    return (res.body as ConnectionInfo[]).find((c) => c.client_id === id);
-  }
-
   function slowConsumerLog(id: string): Record<string, unknown> | undefined {
-    return tg.logs.find((l) => l.message === 'Slow consumer closed' && l.client_id === id);
-  }
-
-  /**
-   * Publishes large signals in batches until the gateway holds messages queued for the
-   * stopped client, or has already let it go. Returns how many events were published.
-   */
-  async function publishUntilQueued(id: string): Promise<number> {
-    let published = 0;
-    for (let batch = 0; batch < 60; batch++) {
-      const res = await publish(tg, { events: bigSignals(published) });
-      expect(res.status).toBe(200);
-      published += BATCH;
-      const conn = await connection(id);
-      if (conn === undefined || conn.state !== 'open' || conn.queue_depth > 0) return published;
-    }
-    throw new Error('the stopped client never had messages queued');
+    return gw.tg.logs.find((l) => l.message === 'Slow consumer closed' && l.client_id === id);
   }
 
   it('closes a client whose queue is full with 4008 and logs it with client_id and queue_depth', async () => {
-    tg = await startGateway({ WEBSOCKET_MESSAGE_QUEUE_SIZE: '10' });
+    const tg = await gw.start({ WEBSOCKET_MESSAGE_QUEUE_SIZE: '10' });
     const slow = await stoppedSubscriber();
     const id = clientId(slow);
-    let published = await publishUntilQueued(id);
+    let published = await publishUntilQueued(tg, id);
     while (slowConsumerLog(id) === undefined && published < 2000) {
       expect((await publish(tg, { events: bigSignals(published) })).status).toBe(200);
       published += BATCH;
@@ -91,7 +42,7 @@ describe('slow consumers', () => {
     const entry = slowConsumerLog(id);
     expect(entry).toMatchObject({ level: 'WARN', client_id: id, user_id: 'user-1' });
     expect(entry?.queue_depth).toBe(10);
-    const metrics = await (await fetch(`${tg.http}/metrics`)).text();
+    const metrics = await metricsText(tg);
     expect(metrics).toContain(
       'archon_websocket_errors_total{type="slow_consumer",server="test-1"} 1',
     );
@@ -99,14 +50,14 @@ describe('slow consumers', () => {
   });
 
   it('closes a client whose oldest message waited longer than the broadcast timeout with 4008, even with room in its queue', async () => {
-    tg = await startGateway({
+    const tg = await gw.start({
       WEBSOCKET_BROADCAST_TIMEOUT: '0.5',
       WEBSOCKET_MESSAGE_QUEUE_SIZE: '100000',
       WEBSOCKET_MESSAGE_QUEUE_BYTES: String(1 << 30),
     });
     const slow = await stoppedSubscriber();
     const id = clientId(slow);
-    await publishUntilQueued(id);
+    await publishUntilQueued(tg, id);
     await until(() => slowConsumerLog(id) !== undefined, 5000, 'the slow consumer to be closed');
     slow.ws.resume();
     const closed = await slow.closed;
@@ -116,16 +67,15 @@ describe('slow consumers', () => {
   });
 
   it('never holds back publishing or a fast client: the fast client gets every event in order', async () => {
-    tg = await startGateway({ WEBSOCKET_HISTORY_SIZE: '5000' });
-    const fast = await TestClient.authed(tg.ws, await signToken());
-    clients.push(fast);
+    const tg = await gw.start({ WEBSOCKET_HISTORY_SIZE: '5000' });
+    const fast = await gw.authed();
     await fast.subscribe('signals');
     const slow = await stoppedSubscriber();
     const total = 30 * BATCH;
     for (let published = 0; published < total; published += BATCH) {
       const res = await publish(tg, { events: bigSignals(published) });
       expect(res.status).toBe(200);
-      expect((res.body as { results: unknown[] }).results).toHaveLength(BATCH);
+      expect((res.body as PublishAnswer).results).toHaveLength(BATCH);
     }
     await until(() => fast.events('signals').length === total, 15_000, 'every event');
     const received = fast.events('signals');
@@ -140,11 +90,11 @@ describe('slow consumers', () => {
   });
 
   it('logs an ERROR with client_id and queue_depth when a peer vanishes with messages still queued', async () => {
-    tg = await startGateway();
+    const tg = await gw.start();
     const vanishing = await stoppedSubscriber();
     const id = clientId(vanishing);
-    await publishUntilQueued(id);
-    const depth = (await connection(id))?.queue_depth ?? 0;
+    await publishUntilQueued(tg, id);
+    const depth = (await connectionOf(tg, id))?.queue_depth ?? 0;
     expect(depth).toBeGreaterThan(0);
     vanishing.ws.terminate();
     await until(
@@ -159,7 +109,7 @@ describe('slow consumers', () => {
       error: 'Connection closed',
       queue_depth: depth,
     });
-    const metrics = await (await fetch(`${tg.http}/metrics`)).text();
+    const metrics = await metricsText(tg);
     expect(metrics).toContain(
       'archon_websocket_errors_total{type="send_failed",server="test-1"} 1',
     );

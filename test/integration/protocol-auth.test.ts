@@ -2,17 +2,10 @@
  * Wire protocol v1, authentication (DESIGN §3): hello first, within the auth timeout, with a
  * valid unexpired JWT; 4001 for every way of getting that wrong; tokens never logged.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { TestClient, type Message } from '../support/client.js';
-import {
-  ADMIN_TOKEN,
-  JWT_SECRET,
-  PUBLISH_TOKEN,
-  publish,
-  signToken,
-  startGateway,
-  type TestGateway,
-} from '../support/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { errorsOf } from '../support/client.js';
+import { useGateway } from '../support/fixture.js';
+import { ADMIN_TOKEN, JWT_SECRET, PUBLISH_TOKEN, publish, signToken } from '../support/gateway.js';
 
 const FAST = {
   WEBSOCKET_AUTH_TIMEOUT: '0.3',
@@ -22,40 +15,11 @@ const FAST = {
 };
 
 describe('protocol: authentication', () => {
-  let tg: TestGateway | undefined;
-  const clients: TestClient[] = [];
-
-  async function gateway(env: Record<string, string> = {}): Promise<TestGateway> {
-    tg = await startGateway({ ...FAST, ...env });
-    return tg;
-  }
-
-  /** A connected but not yet authenticated client on /api/v1/ws. */
-  async function raw(g: TestGateway): Promise<TestClient> {
-    const c = await TestClient.connect(`${g.ws}/api/v1/ws`);
-    clients.push(c);
-    return c;
-  }
-
-  async function authed(g: TestGateway, token: string): Promise<TestClient> {
-    const c = await TestClient.authed(g.ws, token);
-    clients.push(c);
-    return c;
-  }
-
-  function errorsOf(c: TestClient): Message[] {
-    return c.messages.filter((m) => m.type === 'error');
-  }
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await tg?.stop();
-    tg = undefined;
-  });
+  const gw = useGateway(FAST);
 
   it('answers hello with a welcome naming the client id, the server and the ping timings', async () => {
-    const g = await gateway();
-    const c = await raw(g);
+    await gw.start();
+    const c = await gw.connect();
     c.send({ op: 'hello', token: await signToken(), client: 'archon-dashboard/1.4.2' });
     const welcome = await c.type('welcome');
     expect(welcome).toMatchObject({
@@ -67,15 +31,15 @@ describe('protocol: authentication', () => {
     expect(welcome.client_id).toEqual(expect.stringMatching(/^c_[0-9a-f]+$/));
 
     // Each connection gets its own id.
-    const other = await raw(g);
+    const other = await gw.connect();
     other.send({ op: 'hello', token: await signToken({ sub: 'user-2' }) });
     const otherWelcome = await other.type('welcome');
     expect(otherWelcome.client_id).not.toBe(welcome.client_id);
   });
 
   it('accepts a hello and a subscribe sent back to back without waiting for the welcome', async () => {
-    const g = await gateway();
-    const c = await raw(g);
+    const g = await gw.start();
+    const c = await gw.connect();
     const token = await signToken();
     // Both frames leave in the same turn: the server must handle them in order.
     c.send({ op: 'hello', token });
@@ -93,8 +57,8 @@ describe('protocol: authentication', () => {
   });
 
   it('closes a client that sends no hello within the auth timeout with auth_timeout and 4001', async () => {
-    const g = await gateway();
-    const c = await raw(g);
+    await gw.start();
+    const c = await gw.connect();
     const { code } = await c.closed;
     expect(code).toBe(4001);
     expect(errorsOf(c)).toEqual([expect.objectContaining({ code: 'auth_timeout' })]);
@@ -102,8 +66,8 @@ describe('protocol: authentication', () => {
   });
 
   it('refuses a token signed with the wrong secret with unauthorized and 4001', async () => {
-    const g = await gateway({ WEBSOCKET_AUTH_TIMEOUT: '5' });
-    const c = await raw(g);
+    await gw.start({ WEBSOCKET_AUTH_TIMEOUT: '5' });
+    const c = await gw.connect();
     const forged = await signToken({}, 'not-the-gateway-secret-0123456789abcdef');
     c.send({ op: 'hello', token: forged });
     const { code } = await c.closed;
@@ -113,8 +77,8 @@ describe('protocol: authentication', () => {
   });
 
   it('refuses a token that has already expired at hello with token_expired and 4001', async () => {
-    const g = await gateway({ WEBSOCKET_AUTH_TIMEOUT: '5' });
-    const c = await raw(g);
+    await gw.start({ WEBSOCKET_AUTH_TIMEOUT: '5' });
+    const c = await gw.connect();
     const expired = await signToken({ exp: Math.floor(Date.now() / 1000) - 60 });
     c.send({ op: 'hello', token: expired });
     const { code } = await c.closed;
@@ -124,10 +88,10 @@ describe('protocol: authentication', () => {
   });
 
   it('closes a connection with token_expired and 4001 when its token expires while connected', async () => {
-    const g = await gateway();
+    await gw.start();
     // exp is in whole seconds: two seconds ahead leaves at least one second of validity.
     const token = await signToken({ exp: Math.floor(Date.now() / 1000) + 2 });
-    const c = await authed(g, token);
+    const c = await gw.authed(token);
     // Still served while the token is valid.
     c.send({ op: 'ping' });
     await c.type('pong');
@@ -139,8 +103,8 @@ describe('protocol: authentication', () => {
   });
 
   it('closes a client whose first message is a subscribe with not_authenticated and 4001', async () => {
-    const g = await gateway({ WEBSOCKET_AUTH_TIMEOUT: '5' });
-    const c = await raw(g);
+    await gw.start({ WEBSOCKET_AUTH_TIMEOUT: '5' });
+    const c = await gw.connect();
     c.send({ op: 'subscribe', id: 1, channel: 'signals' });
     const { code } = await c.closed;
     expect(code).toBe(4001);
@@ -149,17 +113,17 @@ describe('protocol: authentication', () => {
   });
 
   it('never writes a token or a secret to the gateway logs', async () => {
-    const g = await gateway({ WEBSOCKET_AUTH_TIMEOUT: '5' });
+    const g = await gw.start({ WEBSOCKET_AUTH_TIMEOUT: '5' });
     const good = await signToken({ sub: 'user-log' });
     const forged = await signToken({ sub: 'user-log' }, 'another-secret-0123456789abcdef0123456');
     const expired = await signToken({ exp: Math.floor(Date.now() / 1000) - 60 });
 
     // A successful hello (logged at debug), a bad signature and an expired token (logged
     // as authentication failures), and the same tokens on the HTTP history endpoint.
-    const ok = await authed(g, good);
+    const ok = await gw.authed(good);
     await ok.subscribe('signals');
     for (const token of [forged, expired, 'not.a.jwt']) {
-      const c = await raw(g);
+      const c = await gw.connect();
       c.send({ op: 'hello', token });
       expect((await c.closed).code).toBe(4001);
     }

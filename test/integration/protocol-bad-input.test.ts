@@ -3,28 +3,13 @@
  * closes with 4400; oversize messages close with 1009, floods with 1008; and whatever a
  * client sends, the gateway keeps serving everyone else.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { TestClient, type Message } from '../support/client.js';
-import { publish, signToken, startGateway, type TestGateway } from '../support/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { errorsOf, type TestClient } from '../support/client.js';
+import { useGateway } from '../support/fixture.js';
+import { publish, type TestGateway } from '../support/gateway.js';
 
 describe('protocol: bad input', () => {
-  let tg: TestGateway | undefined;
-  const clients: TestClient[] = [];
-
-  async function gateway(env: Record<string, string> = {}): Promise<TestGateway> {
-    tg = await startGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2', ...env });
-    return tg;
-  }
-
-  async function authed(g: TestGateway): Promise<TestClient> {
-    const c = await TestClient.authed(g.ws, await signToken());
-    clients.push(c);
-    return c;
-  }
-
-  function errorsOf(c: TestClient): Message[] {
-    return c.messages.filter((m) => m.type === 'error');
-  }
+  const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
 
   /** The connection still works: a ping is answered. */
   async function stillServed(c: TestClient): Promise<void> {
@@ -35,7 +20,7 @@ describe('protocol: bad input', () => {
 
   /** The gateway process is alive and serves a brand-new client end to end. */
   async function gatewayServesNewClients(g: TestGateway): Promise<void> {
-    const fresh = await authed(g);
+    const fresh = await gw.authed();
     await fresh.subscribe('signals:after-bad-input');
     const res = await publish(g, { channel: 'signals:after-bad-input', data: { ok: true } });
     expect(res.status).toBe(200);
@@ -45,15 +30,9 @@ describe('protocol: bad input', () => {
     });
   }
 
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await tg?.stop();
-    tg = undefined;
-  });
-
   it('answers a message that is not JSON with invalid_json and keeps the connection open', async () => {
-    const g = await gateway();
-    const c = await authed(g);
+    const g = await gw.start();
+    const c = await gw.authed();
     c.send('{"op":"subscribe",');
     expect(await c.type('error')).toMatchObject({ type: 'error', code: 'invalid_json' });
     await stillServed(c);
@@ -61,8 +40,8 @@ describe('protocol: bad input', () => {
   });
 
   it('closes with 4400 on a second malformed message', async () => {
-    const g = await gateway();
-    const c = await authed(g);
+    const g = await gw.start();
+    const c = await gw.authed();
     c.send('not json');
     expect(await c.type('error')).toMatchObject({ code: 'invalid_json' });
     c.send('still not json');
@@ -73,8 +52,8 @@ describe('protocol: bad input', () => {
   });
 
   it('answers an unknown op with unknown_op and the request id', async () => {
-    const g = await gateway();
-    const c = await authed(g);
+    const g = await gw.start();
+    const c = await gw.authed();
     c.send({ op: 'frobnicate', id: 12 });
     expect(await c.type('error')).toMatchObject({ type: 'error', id: 12, code: 'unknown_op' });
     await stillServed(c);
@@ -82,8 +61,8 @@ describe('protocol: bad input', () => {
   });
 
   it('answers a binary frame with an error instead of treating it as a message', async () => {
-    const g = await gateway();
-    const c = await authed(g);
+    const g = await gw.start();
+    const c = await gw.authed();
     c.ws.send(Buffer.from(JSON.stringify({ op: 'ping' })), { binary: true });
     const error = await c.next((m) => m.type === 'error' || m.type === 'pong');
     expect(error).toMatchObject({ type: 'error', code: 'bad_request' });
@@ -92,8 +71,8 @@ describe('protocol: bad input', () => {
   });
 
   it('closes with 1009 on a message larger than WEBSOCKET_MAX_MESSAGE_SIZE', async () => {
-    const g = await gateway({ WEBSOCKET_MAX_MESSAGE_SIZE: '1024' });
-    const c = await authed(g);
+    const g = await gw.start({ WEBSOCKET_MAX_MESSAGE_SIZE: '1024' });
+    const c = await gw.authed();
     // Just under the limit is fine…
     c.send({ op: 'subscribe', id: 1, channel: 'signals', pad: 'x'.repeat(900) });
     expect(await c.type('subscribed')).toMatchObject({ id: 1 });
@@ -105,8 +84,8 @@ describe('protocol: bad input', () => {
   });
 
   it('closes with 1008 a client that sends more than WEBSOCKET_MAX_MESSAGES_PER_SECOND', async () => {
-    const g = await gateway({ WEBSOCKET_MAX_MESSAGES_PER_SECOND: '5' });
-    const c = await authed(g);
+    const g = await gw.start({ WEBSOCKET_MAX_MESSAGES_PER_SECOND: '5' });
+    const c = await gw.authed();
     for (let i = 0; i < 20; i++) c.send({ op: 'ping' });
     const { code } = await c.closed;
     expect(code).toBe(1008);

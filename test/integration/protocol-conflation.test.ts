@@ -4,13 +4,15 @@
  * nothing is dropped silently. First at the level of a connection's real OutboundQueue and
  * Frame, then end to end with a client that really stops reading its socket.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ServerMessage } from '../../src/protocol/index.js';
 import { Frame } from '../../src/server/frame.js';
 import type { DeliveryClass } from '../../src/server/metrics.js';
 import { OutboundQueue } from '../../src/server/queue.js';
-import { TestClient, until, type Message } from '../support/client.js';
-import { admin, publish, signToken, startGateway, type TestGateway } from '../support/gateway.js';
+import { queueDepth } from '../support/admin.js';
+import { clientId, until, type Message, type TestClient } from '../support/client.js';
+import { useGateway } from '../support/fixture.js';
+import { publish, type TestGateway } from '../support/gateway.js';
 
 // --- unit level: the real queue and frames -------------------------------------------------
 
@@ -153,29 +155,15 @@ describe('outbound queue: alerts jump ahead', () => {
 // --- end to end: a client that stops reading -----------------------------------------------
 
 describe('delivery under real backpressure', () => {
-  let tg: TestGateway | undefined;
-  const clients: TestClient[] = [];
+  const gw = useGateway({
+    WEBSOCKET_SHUTDOWN_TIMEOUT: '2',
+    // The stalled client must not be closed as a slow consumer during the test.
+    WEBSOCKET_BROADCAST_TIMEOUT: '60',
+    WEBSOCKET_PING_INTERVAL: '60',
+    WEBSOCKET_MESSAGE_QUEUE_BYTES: String(64 << 20),
+  });
   /** Filler big enough that a few of them fill the socket buffers. */
   const PAD = 'x'.repeat(200_000);
-
-  async function gateway(): Promise<TestGateway> {
-    tg = await startGateway({
-      WEBSOCKET_SHUTDOWN_TIMEOUT: '2',
-      // The stalled client must not be closed as a slow consumer during the test.
-      WEBSOCKET_BROADCAST_TIMEOUT: '60',
-      WEBSOCKET_PING_INTERVAL: '60',
-      WEBSOCKET_MESSAGE_QUEUE_BYTES: String(64 << 20),
-    });
-    return tg;
-  }
-
-  async function queueDepth(g: TestGateway, clientId: string): Promise<number> {
-    const res = await admin(g, 'GET', '/websocket/connections');
-    const conns = res.body as { client_id: string; queue_depth: number }[];
-    const conn = conns.find((c) => c.client_id === clientId);
-    if (!conn) throw new Error(`connection ${clientId} not listed`);
-    return conn.queue_depth;
-  }
 
   async function published(g: TestGateway, body: unknown): Promise<void> {
     const res = await publish(g, body);
@@ -186,7 +174,7 @@ describe('delivery under real backpressure', () => {
    * Stops the client reading, then publishes filler on `channel` until frames wait in the
    * gateway's queue for this client (the socket is full). Returns how many fillers it took.
    */
-  async function stall(g: TestGateway, c: TestClient, clientId: string, channel: string) {
+  async function stall(g: TestGateway, c: TestClient, id: string, channel: string) {
     c.ws.pause();
     for (let i = 0; i < 400; i++) {
       await published(g, {
@@ -194,32 +182,25 @@ describe('delivery under real backpressure', () => {
         ...(channel.startsWith('positions:') && { key: `FILL${i}` }),
         data: { fill: i, pad: PAD },
       });
-      if ((await queueDepth(g, clientId)) > 0) return i + 1;
+      if ((await queueDepth(g, id)) > 0) return i + 1;
     }
     throw new Error('the socket never filled up');
   }
 
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await tg?.stop();
-    tg = undefined;
-  });
-
   it('delivers only the latest value per key to a client that cannot drain, never a stale one', async () => {
-    const g = await gateway();
-    const c = await TestClient.authed(g.ws, await signToken());
-    clients.push(c);
-    const clientId = (c.messages.find((m) => m.type === 'welcome') as Message).client_id as string;
+    const g = await gw.start();
+    const c = await gw.authed();
+    const id = clientId(c);
     await c.subscribe('positions:ACC1');
     await c.type('snapshot');
 
-    const fillers = await stall(g, c, clientId, 'positions:ACC1');
-    const depthBefore = await queueDepth(g, clientId);
+    const fillers = await stall(g, c, id, 'positions:ACC1');
+    const depthBefore = await queueDepth(g, id);
     for (let v = 1; v <= 50; v++) {
       await published(g, { channel: 'positions:ACC1', key: 'EURUSD', data: { v } });
     }
     // Fifty updates of one key take one place in the queue.
-    expect(await queueDepth(g, clientId)).toBe(depthBefore + 1);
+    expect(await queueDepth(g, id)).toBe(depthBefore + 1);
 
     c.ws.resume();
     await c.next(
@@ -243,19 +224,18 @@ describe('delivery under real backpressure', () => {
   });
 
   it('delivers a risk alert ahead of stream events queued before it', async () => {
-    const g = await gateway();
-    const c = await TestClient.authed(g.ws, await signToken());
-    clients.push(c);
-    const clientId = (c.messages.find((m) => m.type === 'welcome') as Message).client_id as string;
+    const g = await gw.start();
+    const c = await gw.authed();
+    const id = clientId(c);
     await c.subscribe('signals');
     await c.subscribe('risk:ACC1');
 
-    await stall(g, c, clientId, 'signals');
+    await stall(g, c, id, 'signals');
     await published(g, {
       events: Array.from({ length: 10 }, (_, i) => ({ channel: 'signals', data: { queued: i } })),
     });
     await published(g, { channel: 'risk:ACC1', data: { margin: 'call' } });
-    expect(await queueDepth(g, clientId)).toBeGreaterThanOrEqual(11);
+    expect(await queueDepth(g, id)).toBeGreaterThanOrEqual(11);
 
     c.ws.resume();
     const seen = (pred: (m: Message) => boolean) => c.messages.some(pred);
@@ -278,24 +258,23 @@ describe('delivery under real backpressure', () => {
   });
 
   it('never lets a conflated update overtake a newer snapshot after a resubscribe', async () => {
-    const g = await gateway();
-    const c = await TestClient.authed(g.ws, await signToken());
-    clients.push(c);
-    const clientId = (c.messages.find((m) => m.type === 'welcome') as Message).client_id as string;
+    const g = await gw.start();
+    const c = await gw.authed();
+    const id = clientId(c);
     await c.subscribe('positions:ACC1');
     await c.type('snapshot');
     await c.subscribe('signals');
 
     // Fill the socket with another channel's events, so only v1 is queued for this one.
-    await stall(g, c, clientId, 'signals');
+    await stall(g, c, id, 'signals');
     // v1 waits in the queue; the client (which can still send) subscribes again, which
     // queues a snapshot holding v1; then v2 is published.
     await published(g, { channel: 'positions:ACC1', key: 'EURUSD', data: { v: 1 } });
-    const depth = await queueDepth(g, clientId);
+    const depth = await queueDepth(g, id);
     c.send({ op: 'subscribe', id: 'again', channel: 'positions:ACC1' });
     // The answer and the snapshot wait in the queue too (what was queued for the old
     // subscription may be dropped, so the depth grows by at least one).
-    for (let i = 0; (await queueDepth(g, clientId)) <= depth; i++) {
+    for (let i = 0; (await queueDepth(g, id)) <= depth; i++) {
       if (i > 200) throw new Error('resubscribe never queued its snapshot');
       await new Promise((r) => setTimeout(r, 10));
     }

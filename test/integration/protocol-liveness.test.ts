@@ -3,24 +3,13 @@
  * a client that stops answering, client pings, system broadcasts to authenticated clients
  * only, and the `archon.v1` subprotocol.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TestClient, until } from '../support/client.js';
-import { admin, signToken, startGateway, type TestGateway } from '../support/gateway.js';
+import { useGateway } from '../support/fixture.js';
+import { admin, signToken } from '../support/gateway.js';
 
 describe('protocol: liveness, broadcast and subprotocol', () => {
-  let tg: TestGateway | undefined;
-  const clients: TestClient[] = [];
-
-  async function gateway(env: Record<string, string> = {}): Promise<TestGateway> {
-    tg = await startGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2', ...env });
-    return tg;
-  }
-
-  async function authed(g: TestGateway): Promise<TestClient> {
-    const c = await TestClient.authed(g.ws, await signToken());
-    clients.push(c);
-    return c;
-  }
+  const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
 
   /** Answers every server ping with a pong, as the SDK does. */
   function answerPings(c: TestClient): void {
@@ -33,15 +22,9 @@ describe('protocol: liveness, broadcast and subprotocol', () => {
     return c.messages.filter((m) => m.type === 'ping').length;
   }
 
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await tg?.stop();
-    tg = undefined;
-  });
-
   it('sends {"type":"ping"} again and again, every ping interval', async () => {
-    const g = await gateway({ WEBSOCKET_PING_INTERVAL: '0.2', WEBSOCKET_PING_TIMEOUT: '5' });
-    const c = await authed(g);
+    await gw.start({ WEBSOCKET_PING_INTERVAL: '0.2', WEBSOCKET_PING_TIMEOUT: '5' });
+    const c = await gw.authed();
     answerPings(c);
     await until(() => pings(c) >= 3, 5000, 'three pings');
     const ping = c.messages.find((m) => m.type === 'ping');
@@ -49,8 +32,8 @@ describe('protocol: liveness, broadcast and subprotocol', () => {
   });
 
   it('keeps a client that answers every ping with pong connected across several intervals', async () => {
-    const g = await gateway({ WEBSOCKET_PING_INTERVAL: '0.2', WEBSOCKET_PING_TIMEOUT: '0.2' });
-    const c = await authed(g);
+    await gw.start({ WEBSOCKET_PING_INTERVAL: '0.2', WEBSOCKET_PING_TIMEOUT: '0.2' });
+    const c = await gw.authed();
     answerPings(c);
     let closedWith: number | null = null;
     void c.closed.then(({ code }) => (closedWith = code));
@@ -66,8 +49,8 @@ describe('protocol: liveness, broadcast and subprotocol', () => {
   });
 
   it('closes a client that stops answering pings with 4009', async () => {
-    const g = await gateway({ WEBSOCKET_PING_INTERVAL: '0.2', WEBSOCKET_PING_TIMEOUT: '0.2' });
-    const c = await authed(g);
+    await gw.start({ WEBSOCKET_PING_INTERVAL: '0.2', WEBSOCKET_PING_TIMEOUT: '0.2' });
+    const c = await gw.authed();
     const { code } = await c.closed;
     expect(code).toBe(4009);
     expect(pings(c)).toBeGreaterThanOrEqual(1);
@@ -77,20 +60,19 @@ describe('protocol: liveness, broadcast and subprotocol', () => {
   });
 
   it('answers a client {"op":"ping"} with {"type":"pong"}', async () => {
-    const g = await gateway();
-    const c = await authed(g);
+    await gw.start();
+    const c = await gw.authed();
     c.send({ op: 'ping' });
     expect(await c.type('pong')).toEqual({ type: 'pong' });
     expect(c.ws.readyState).toBe(c.ws.OPEN);
   });
 
   it('delivers an admin broadcast to every authenticated client and to no unauthenticated one', async () => {
-    const g = await gateway();
-    const a = await authed(g);
-    const b = await authed(g);
+    const g = await gw.start();
+    const a = await gw.authed();
+    const b = await gw.authed();
     await b.subscribe('signals');
-    const anonymous = await TestClient.connect(`${g.ws}/api/v1/ws`);
-    clients.push(anonymous);
+    const anonymous = await gw.connect();
 
     const res = await admin(g, 'POST', '/broadcast', {
       type: 'system',
@@ -117,15 +99,11 @@ describe('protocol: liveness, broadcast and subprotocol', () => {
   });
 
   it('answers with the archon.v1 subprotocol when the client offers it', async () => {
-    const g = await gateway();
-    const c = new TestClient(`${g.ws}/api/v1/ws`, { protocols: ['archon.v1'] });
-    clients.push(c);
-    await c.opened;
+    await gw.start();
+    const c = await gw.connect({ protocols: ['archon.v1'] });
     expect(c.ws.protocol).toBe('archon.v1');
 
-    const picky = new TestClient(`${g.ws}/api/v1/ws`, { protocols: ['archon.v0', 'archon.v1'] });
-    clients.push(picky);
-    await picky.opened;
+    const picky = await gw.connect({ protocols: ['archon.v0', 'archon.v1'] });
     expect(picky.ws.protocol).toBe('archon.v1');
     picky.send({ op: 'hello', token: await signToken() });
     expect(await picky.type('welcome')).toMatchObject({ server: 'test-1' });

@@ -2,28 +2,13 @@
  * Wire protocol v1, stream and alert channels (DESIGN §2–3): gapless seq within an epoch,
  * resume with `since`, and `recovered:false` whenever the gap is no longer in history.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { TestClient, type Message } from '../support/client.js';
-import { publish, signToken, startGateway, type TestGateway } from '../support/gateway.js';
-
-interface PublishAnswer {
-  results: { channel: string; seq: number; epoch: string }[];
-}
+import { describe, expect, it } from 'vitest';
+import { seqs } from '../support/client.js';
+import { useGateway } from '../support/fixture.js';
+import { publish, type PublishAnswer, type TestGateway } from '../support/gateway.js';
 
 describe('protocol: stream and alert channels', () => {
-  let tg: TestGateway | undefined;
-  const clients: TestClient[] = [];
-
-  async function gateway(env: Record<string, string> = {}): Promise<TestGateway> {
-    tg = await startGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2', ...env });
-    return tg;
-  }
-
-  async function authed(g: TestGateway): Promise<TestClient> {
-    const c = await TestClient.authed(g.ws, await signToken({ accounts: ['ACC1'] }));
-    clients.push(c);
-    return c;
-  }
+  const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
 
   /** Publishes n events on a channel in one batch; returns the answer. */
   async function burst(
@@ -38,23 +23,13 @@ describe('protocol: stream and alert channels', () => {
     return res.body as PublishAnswer;
   }
 
-  function seqs(messages: Message[]): unknown[] {
-    return messages.map((m) => m.seq);
-  }
-
   function range(from: number, to: number): number[] {
     return Array.from({ length: to - from + 1 }, (_, i) => from + i);
   }
 
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await tg?.stop();
-    tg = undefined;
-  });
-
   it('numbers a burst of 200 events 1 to 200 with no gap, in order', async () => {
-    const g = await gateway();
-    const c = await authed(g);
+    const g = await gw.start();
+    const c = await gw.authed();
     expect(await c.subscribe('signals')).toMatchObject({ seq: 0, recovered: true });
 
     const answer = await burst(g, 'signals', 200);
@@ -68,8 +43,8 @@ describe('protocol: stream and alert channels', () => {
   });
 
   it('resumes with since: replays exactly the missed events, then live ones, without duplicates', async () => {
-    const g = await gateway();
-    const first = await authed(g);
+    const g = await gw.start();
+    const first = await gw.authed();
     const sub = await first.subscribe('signals');
     await burst(g, 'signals', 3, 'before');
     await first.next((m) => m.type === 'event' && m.seq === 3);
@@ -79,7 +54,7 @@ describe('protocol: stream and alert channels', () => {
 
     await burst(g, 'signals', 5, 'missed'); // seq 4..8
 
-    const second = await authed(g);
+    const second = await gw.authed();
     const resumed = await second.subscribe('signals', since, 77);
     expect(resumed).toMatchObject({
       type: 'subscribed',
@@ -105,9 +80,9 @@ describe('protocol: stream and alert channels', () => {
   });
 
   it('answers recovered:false and replays nothing when since names another epoch', async () => {
-    const g = await gateway();
+    const g = await gw.start();
     await burst(g, 'signals', 3);
-    const c = await authed(g);
+    const c = await gw.authed();
     const answer = await c.subscribe('signals', { epoch: 'not-this-epoch', seq: 1 });
     expect(answer).toMatchObject({ type: 'subscribed', seq: 3, recovered: false, replayed: 0 });
     expect(answer.epoch).not.toBe('not-this-epoch');
@@ -119,11 +94,11 @@ describe('protocol: stream and alert channels', () => {
   });
 
   it('answers recovered:false when the missed events are older than the history keeps', async () => {
-    const g = await gateway({ WEBSOCKET_HISTORY_SIZE: '5' });
+    const g = await gw.start({ WEBSOCKET_HISTORY_SIZE: '5' });
     const answer = await burst(g, 'signals', 20);
     const epoch = answer.results[0]!.epoch;
 
-    const c = await authed(g);
+    const c = await gw.authed();
     const sub = await c.subscribe('signals', { epoch, seq: 2 });
     expect(sub).toMatchObject({
       type: 'subscribed',
@@ -134,7 +109,7 @@ describe('protocol: stream and alert channels', () => {
     });
 
     // A since still inside the kept window recovers (the bound is the history, not the epoch).
-    const inside = await authed(g);
+    const inside = await gw.authed();
     expect(await inside.subscribe('signals', { epoch, seq: 16 })).toMatchObject({
       recovered: true,
       replayed: 4,
@@ -145,12 +120,12 @@ describe('protocol: stream and alert channels', () => {
   });
 
   it('answers recovered:false once the missed events are older than the history TTL', async () => {
-    const g = await gateway({ WEBSOCKET_HISTORY_TTL: '0.3' });
+    const g = await gw.start({ WEBSOCKET_HISTORY_TTL: '0.3' });
     const answer = await burst(g, 'signals', 3);
     const epoch = answer.results[0]!.epoch;
 
     // Within the TTL the gap is recoverable…
-    const early = await authed(g);
+    const early = await gw.authed();
     expect(await early.subscribe('signals', { epoch, seq: 1 })).toMatchObject({
       recovered: true,
       replayed: 2,
@@ -158,7 +133,7 @@ describe('protocol: stream and alert channels', () => {
 
     // …after it, the same since is not.
     await new Promise((r) => setTimeout(r, 600));
-    const late = await authed(g);
+    const late = await gw.authed();
     expect(await late.subscribe('signals', { epoch, seq: 1 })).toMatchObject({
       epoch,
       seq: 3,
@@ -168,8 +143,8 @@ describe('protocol: stream and alert channels', () => {
   });
 
   it('replays missed risk alerts on resume like a stream', async () => {
-    const g = await gateway();
-    const first = await authed(g);
+    const g = await gw.start();
+    const first = await gw.authed();
     const sub = await first.subscribe('risk:ACC1');
     await burst(g, 'risk:ACC1', 2, 'seen');
     await first.next((m) => m.type === 'event' && m.seq === 2);
@@ -178,7 +153,7 @@ describe('protocol: stream and alert channels', () => {
 
     await burst(g, 'risk:ACC1', 3, 'missed'); // seq 3..5
 
-    const second = await authed(g);
+    const second = await gw.authed();
     const resumed = await second.subscribe('risk:ACC1', { epoch: sub.epoch as string, seq: 2 });
     expect(resumed).toMatchObject({
       channel: 'risk:ACC1',
@@ -201,10 +176,10 @@ describe('protocol: stream and alert channels', () => {
   });
 
   it('keeps risk alerts recoverable beyond the stream history size', async () => {
-    const g = await gateway({ WEBSOCKET_HISTORY_SIZE: '5' });
+    const g = await gw.start({ WEBSOCKET_HISTORY_SIZE: '5' });
     const answer = await burst(g, 'risk:ACC1', 20);
     const epoch = answer.results[0]!.epoch;
-    const c = await authed(g);
+    const c = await gw.authed();
     expect(await c.subscribe('risk:ACC1', { epoch, seq: 2 })).toMatchObject({
       seq: 20,
       recovered: true,

@@ -3,36 +3,26 @@
  * channels, unsubscribe, the system channel, and the state class (snapshot, keyed updates,
  * deletes).
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TestClient, type Message } from '../support/client.js';
-import { publish, signToken, startGateway, type TestGateway } from '../support/gateway.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { Message } from '../support/client.js';
+import { useGateway } from '../support/fixture.js';
+import { publish } from '../support/gateway.js';
+
+// One gateway per test, for both groups below.
+const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
+
+beforeEach(async () => {
+  await gw.start();
+});
+
+async function published(body: unknown): Promise<void> {
+  const res = await publish(gw.tg, body);
+  expect(res.status).toBe(200);
+}
 
 describe('protocol: subscriptions', () => {
-  let tg: TestGateway;
-  const clients: TestClient[] = [];
-
-  async function authed(accounts: string[] = ['ACC1']): Promise<TestClient> {
-    const c = await TestClient.authed(tg.ws, await signToken({ accounts }));
-    clients.push(c);
-    return c;
-  }
-
-  async function published(body: unknown): Promise<void> {
-    const res = await publish(tg, body);
-    expect(res.status).toBe(200);
-  }
-
-  beforeEach(async () => {
-    tg = await startGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
-  });
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await tg.stop();
-  });
-
   it('answers a subscribe to another account with forbidden and the request id, and keeps the connection open', async () => {
-    const c = await authed(['ACC1']);
+    const c = await gw.authed({ accounts: ['ACC1'] });
     const denied = await c.subscribe('positions:ACC9', undefined, 41);
     expect(denied).toMatchObject({ type: 'error', id: 41, code: 'forbidden' });
     const deniedRisk = await c.subscribe('risk:ACC9', undefined, 42);
@@ -50,7 +40,7 @@ describe('protocol: subscriptions', () => {
   });
 
   it('lets a token with accounts ["*"] join any account', async () => {
-    const c = await authed(['*']);
+    const c = await gw.authed({ accounts: ['*'] });
     expect(await c.subscribe('positions:ACC9', undefined, 1)).toMatchObject({
       type: 'subscribed',
       channel: 'positions:ACC9',
@@ -68,7 +58,7 @@ describe('protocol: subscriptions', () => {
   });
 
   it('answers a subscribe to an unknown channel with unknown_channel and keeps the connection open', async () => {
-    const c = await authed();
+    const c = await gw.authed();
     const answer = await c.subscribe('orders:ACC1', undefined, 7);
     expect(answer).toMatchObject({ type: 'error', id: 7, code: 'unknown_channel' });
     expect(c.ws.readyState).toBe(c.ws.OPEN);
@@ -80,7 +70,7 @@ describe('protocol: subscriptions', () => {
   });
 
   it('answers unsubscribe with unsubscribed and delivers no more events of that channel', async () => {
-    const c = await authed();
+    const c = await gw.authed();
     await c.subscribe('signals');
     await c.subscribe('signals:alpha');
     await published({ channel: 'signals', data: { n: 1 } });
@@ -101,7 +91,7 @@ describe('protocol: subscriptions', () => {
   });
 
   it('answers a subscribe to the system channel with subscribed', async () => {
-    const c = await authed();
+    const c = await gw.authed();
     expect(await c.subscribe('system', undefined, 3)).toMatchObject({
       type: 'subscribed',
       id: 3,
@@ -112,33 +102,10 @@ describe('protocol: subscriptions', () => {
 });
 
 describe('protocol: state channels', () => {
-  let tg: TestGateway;
-  const clients: TestClient[] = [];
-
-  async function authed(): Promise<TestClient> {
-    const c = await TestClient.authed(tg.ws, await signToken({ accounts: ['ACC1'] }));
-    clients.push(c);
-    return c;
-  }
-
-  async function published(body: unknown): Promise<void> {
-    const res = await publish(tg, body);
-    expect(res.status).toBe(200);
-  }
-
   function entriesOf(snapshot: Message): { key: string; data: unknown }[] {
     const entries = snapshot.entries as { key: string; data: unknown }[];
     return [...entries].sort((a, b) => a.key.localeCompare(b.key));
   }
-
-  beforeEach(async () => {
-    tg = await startGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
-  });
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await tg.stop();
-  });
 
   it('sends subscribed and then a snapshot holding every key with the channel seq', async () => {
     await published({
@@ -148,7 +115,7 @@ describe('protocol: state channels', () => {
         { channel: 'positions:ACC1', key: 'EURUSD', data: { qty: 3 } },
       ],
     });
-    const c = await authed();
+    const c = await gw.authed();
     const subscribed = await c.subscribe('positions:ACC1', undefined, 5);
     expect(subscribed).toMatchObject({
       type: 'subscribed',
@@ -173,7 +140,7 @@ describe('protocol: state channels', () => {
 
   it('delivers later updates as events carrying their key and the next seq', async () => {
     await published({ channel: 'positions:ACC1', key: 'EURUSD', data: { qty: 1 } });
-    const c = await authed();
+    const c = await gw.authed();
     await c.subscribe('positions:ACC1');
     await c.type('snapshot');
 
@@ -203,7 +170,7 @@ describe('protocol: state channels', () => {
         { channel: 'positions:ACC1', key: 'GBPUSD', data: { qty: 2 } },
       ],
     });
-    const live = await authed();
+    const live = await gw.authed();
     await live.subscribe('positions:ACC1');
     expect(entriesOf(await live.type('snapshot')).map((e) => e.key)).toEqual(['EURUSD', 'GBPUSD']);
 
@@ -215,7 +182,7 @@ describe('protocol: state channels', () => {
       data: null,
     });
 
-    const late = await authed();
+    const late = await gw.authed();
     expect(await late.subscribe('positions:ACC1')).toMatchObject({ seq: 3 });
     const snapshot = await late.type('snapshot');
     expect(snapshot.seq).toBe(3);

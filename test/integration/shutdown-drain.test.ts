@@ -3,9 +3,9 @@
  * get 503, clients are closed with 1012 after what was queued for them is written, and
  * shutdown finishes within WEBSOCKET_SHUTDOWN_TIMEOUT whatever the clients do.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
-import { signToken, startGateway, type TestGateway } from '../support/gateway.js';
+import { useGateway } from '../support/fixture.js';
 
 interface HealthBody {
   status: string;
@@ -13,34 +13,21 @@ interface HealthBody {
 }
 
 describe('graceful shutdown', () => {
-  let tg: TestGateway;
-  const clients: TestClient[] = [];
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await tg.stop();
-  });
-
-  async function authed(): Promise<TestClient> {
-    const c = await TestClient.authed(tg.ws, await signToken());
-    clients.push(c);
-    return c;
-  }
+  const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '3' });
 
   it('answers health with 503 draining and refuses new upgrades with 503 while draining', async () => {
-    tg = await startGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '3' });
-    const polite = [await authed(), await authed(), await authed()];
+    const tg = await gw.start();
+    const polite = [await gw.authed(), await gw.authed(), await gw.authed()];
     // A client that stopped reading never answers the close: it keeps the gateway draining
     // until the shutdown deadline, so the checks below cannot race the end of the drain.
-    const stuck = await authed();
+    const stuck = await gw.authed();
     stuck.ws.pause();
 
     const stopping = tg.gateway.shutdown();
     const health = await fetch(`${tg.http}/api/health`);
     expect(health.status).toBe(503);
     expect((await health.json()) as HealthBody).toEqual({ status: 'draining', server: 'test-1' });
-    const late = new TestClient(`${tg.ws}/api/v1/ws`);
-    clients.push(late);
+    const late = gw.track(new TestClient(`${tg.ws}/api/v1/ws`));
     await expect(late.opened).rejects.toThrow('HTTP 503');
 
     for (const c of polite)
@@ -51,8 +38,14 @@ describe('graceful shutdown', () => {
   });
 
   it('closes every connected client with 1012', async () => {
-    tg = await startGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '3' });
-    const all = [await authed(), await authed(), await authed(), await authed(), await authed()];
+    const tg = await gw.start();
+    const all = [
+      await gw.authed(),
+      await gw.authed(),
+      await gw.authed(),
+      await gw.authed(),
+      await gw.authed(),
+    ];
     await all[0]?.subscribe('signals');
     await tg.gateway.shutdown();
     const codes = await Promise.all(all.map(async (c) => (await c.closed).code));
@@ -61,8 +54,8 @@ describe('graceful shutdown', () => {
   });
 
   it('writes the messages queued before shutdown before the 1012 close', async () => {
-    tg = await startGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '3' });
-    const c = await authed();
+    const tg = await gw.start();
+    const c = await gw.authed();
     await c.subscribe('signals');
     // Published in this turn: fan-out queues them, and the write would come on the next turn;
     // shutdown starts before that turn, so it must write them itself before closing.
@@ -83,9 +76,9 @@ describe('graceful shutdown', () => {
   });
 
   it('finishes within WEBSOCKET_SHUTDOWN_TIMEOUT even when a client never answers the close', async () => {
-    tg = await startGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '3' });
-    await authed();
-    const stuck = await authed();
+    const tg = await gw.start();
+    await gw.authed();
+    const stuck = await gw.authed();
     stuck.ws.pause();
     const started = Date.now();
     await tg.gateway.shutdown();
@@ -102,8 +95,8 @@ describe('graceful shutdown', () => {
   });
 
   it('shuts down once when asked twice (a second SIGTERM during the drain)', async () => {
-    tg = await startGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '3' });
-    const c = await authed();
+    const tg = await gw.start();
+    const c = await gw.authed();
     const first = tg.gateway.shutdown();
     const second = tg.gateway.shutdown();
     expect(second).toBe(first);

@@ -1,18 +1,13 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TestClient } from '../support/client.js';
-import { publish, signToken, startGateway, type TestGateway } from '../support/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { useGateway } from '../support/fixture.js';
+import { publish } from '../support/gateway.js';
 
 describe('gateway smoke', () => {
-  let tg: TestGateway;
-  beforeEach(async () => {
-    tg = await startGateway();
-  });
-  afterEach(async () => {
-    await tg.stop();
-  });
+  const gw = useGateway();
 
   it('delivers a published signal to a subscribed client', async () => {
-    const c = await TestClient.authed(tg.ws, await signToken());
+    const tg = await gw.start();
+    const c = await gw.authed();
     const sub = await c.subscribe('signals');
     expect(sub).toMatchObject({ type: 'subscribed', channel: 'signals', seq: 0, recovered: true });
     const res = await publish(tg, { channel: 'signals', data: { symbol: 'EURUSD' } });

@@ -119,3 +119,20 @@ export async function until(
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** The client id the gateway named in this client's welcome. */
+export function clientId(c: TestClient): string {
+  const welcome = c.messages.find((m) => m.type === 'welcome');
+  if (typeof welcome?.client_id !== 'string') throw new Error('client has no welcome');
+  return welcome.client_id;
+}
+
+/** The error messages this client received, in order. */
+export function errorsOf(c: TestClient): Message[] {
+  return c.messages.filter((m) => m.type === 'error');
+}
+
+/** The seq of each message. */
+export function seqs(messages: Message[]): number[] {
+  return messages.map((m) => m.seq as number);
+}

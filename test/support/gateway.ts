@@ -1,12 +1,23 @@
 /** Starts a real gateway on port 0 for a test, with known tokens and a JWT signer. */
 import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
+import type { PublishResult } from '../../src/server/backplane/backplane.js';
 import { loadConfig, type Config } from '../../src/server/config.js';
 import { Gateway } from '../../src/server/gateway.js';
 
 export const JWT_SECRET = 'test-secret-0123456789abcdef0123456789abcdef';
 export const ADMIN_TOKEN = 'adm_test_token_1';
 export const PUBLISH_TOKEN = 'pub_test_token_1';
+
+/** The body of every HTTP error answer. */
+export interface ErrorBody {
+  error: { code: string; message: string };
+}
+
+/** The answer of POST /api/v1/publish: one result per event, in order. */
+export interface PublishAnswer {
+  results: PublishResult[];
+}
 
 export interface TestGateway {
   readonly gateway: Gateway;

@@ -104,27 +104,14 @@ export class Hub implements BackplaneListener {
       throw err;
     }
     const cls = sub.channel.class;
-    // Replies for an alert channel travel in the alert lane, so they stay ahead of its events.
-    const lane = cls === 'alert' ? 'priority' : 'normal';
-    const frames: Frame[] = [];
+    // What follows `subscribed`: the snapshot of a state channel, or the replayed events.
+    const after: Frame[] = [];
+    let recovered = true;
     if (cls === 'state') {
       const snapshot = await this.backplane.snapshot(name);
       sub.epoch = snapshot.epoch;
       sub.lastSeq = snapshot.seq;
-      frames.push(
-        Frame.of(
-          {
-            type: 'subscribed',
-            ...(id !== undefined && { id }),
-            channel: name,
-            epoch: snapshot.epoch,
-            seq: snapshot.seq,
-            recovered: true,
-            replayed: 0,
-          },
-          'control',
-          lane,
-        ),
+      after.push(
         Frame.of(
           {
             type: 'snapshot',
@@ -138,37 +125,33 @@ export class Hub implements BackplaneListener {
       );
     } else if (isReplayable(cls)) {
       const history = await this.backplane.history(name, since?.seq ?? Number.MAX_SAFE_INTEGER);
-      let recovered = true;
-      let replay = history.events;
       if (since) {
         recovered =
           since.epoch === history.epoch &&
           since.seq <= history.seq &&
           (since.seq >= history.seq || history.firstSeq <= since.seq + 1);
-        if (!recovered) replay = [];
         this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'not_recovered' });
       }
       sub.epoch = history.epoch;
       sub.lastSeq = history.seq;
-      frames.push(
-        Frame.of(
-          {
-            type: 'subscribed',
-            ...(id !== undefined && { id }),
-            channel: name,
-            epoch: history.epoch,
-            seq: history.seq,
-            recovered,
-            replayed: replay.length,
-          },
-          'control',
-          lane,
-        ),
-      );
-      for (const event of replay) {
-        frames.push(Frame.of({ type: 'event', ...event }, cls));
-      }
+      if (recovered)
+        for (const event of history.events) after.push(Frame.of({ type: 'event', ...event }, cls));
     }
+    const subscribed = Frame.of(
+      {
+        type: 'subscribed',
+        ...(id !== undefined && { id }),
+        channel: name,
+        epoch: sub.epoch,
+        seq: sub.lastSeq,
+        recovered,
+        replayed: cls === 'state' ? 0 : after.length,
+      },
+      'control',
+      // Answers for an alert channel travel in the alert lane, ahead of its events.
+      cls === 'alert' ? 'priority' : 'normal',
+    );
+    const frames = [subscribed, ...after];
     if (this.channels.get(name)?.subs.has(sub) !== true) return; // dropped while reading
     for (const frame of frames) {
       if (!sub.subscriber.send(frame)) return;

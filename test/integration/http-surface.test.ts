@@ -1,3 +1,4 @@
+import { request, type IncomingHttpHeaders } from 'node:http';
 /**
  * The unauthenticated HTTP and WebSocket surface an operator and a load balancer use
  * (DESIGN §4, RB-003 "Manual Check" and Step 2): health, the upgrade-header check, the
@@ -32,10 +33,19 @@ describe('HTTP surface', () => {
 
   describe('/api/v1/ws/health', () => {
     it('answers HEAD with 200 and the Upgrade and Connection headers the runbook checks', async () => {
-      const res = await fetch(`${gw.tg.http}/api/v1/ws/health`, { method: 'HEAD' });
+      // Like `curl -I`: HTTP/1.1, no Connection header of its own.
+      const res = await head(`${gw.tg.http}/api/v1/ws/health`);
       expect(res.status).toBe(200);
-      expect(res.headers.get('upgrade')).toBe('websocket');
-      expect(res.headers.get('connection')).toBe('Upgrade');
+      expect(res.headers.upgrade).toBe('websocket');
+      expect(res.headers.connection).toBe('Upgrade');
+    });
+
+    it("keeps a client's Connection: close, so a proxy never reuses a socket Node would refuse", async () => {
+      const res = await head(`${gw.tg.http}/api/v1/ws/health`, { connection: 'close' });
+      expect(res.status).toBe(200);
+      expect(res.headers.upgrade).toBe('websocket');
+      expect(res.headers.connection).toBe('Upgrade, close');
+      expect(res.socketClosed).toBe(true);
     });
 
     it('answers GET with 200, the upgrade headers and the server id', async () => {
@@ -112,3 +122,29 @@ describe('HTTP surface', () => {
     });
   });
 });
+
+/** A HEAD request with node:http, whose headers (unlike fetch's) the test controls. */
+function head(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: IncomingHttpHeaders; socketClosed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'HEAD', headers }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        // Give the server's close a moment to arrive before asking whether it did.
+        setTimeout(
+          () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              socketClosed: res.socket?.destroyed ?? req.socket?.destroyed ?? true,
+            }),
+          50,
+        );
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

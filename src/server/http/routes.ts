@@ -41,8 +41,13 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   app.route({
     method: ['GET', 'HEAD'],
     url: '/api/v1/ws/health',
-    handler: async (_req, reply) => {
-      reply.header('Upgrade', 'websocket').header('Connection', 'Upgrade');
+    handler: async (req, reply) => {
+      // Keep the client's wish to close: setting Connection ourselves would otherwise keep a
+      // socket open that Node then refuses further requests on (a proxy reusing it gets 400).
+      const close = /\bclose\b/i.test(req.headers.connection ?? '');
+      reply
+        .header('Upgrade', 'websocket')
+        .header('Connection', close ? 'Upgrade, close' : 'Upgrade');
       return {
         status: deps.draining() ? 'draining' : 'ok',
         server: deps.server,

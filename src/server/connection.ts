@@ -109,9 +109,9 @@ export class Connection implements Subscriber {
 
   // --- outbound -------------------------------------------------------------------------
 
-  send(frame: Frame): boolean {
+  send(frame: Frame, now = Date.now()): boolean {
     if (this.state !== 'open' && this.state !== 'authenticating') return false;
-    const result = this.queue.enqueue(frame, Date.now());
+    const result = this.queue.enqueue(frame, now);
     if (result === 'overflow') {
       this.closeSlow(
         this.queue.depth >= this.ctx.config.queueSize
@@ -128,13 +128,15 @@ export class Connection implements Subscriber {
     if (this.send(Frame.of(message, 'control', lane))) this.ctx.hub.scheduleFlush(this);
   }
 
-  flush(): void {
+  flush(now = Date.now()): void {
     if (this.ws.readyState !== this.ws.OPEN || this.socket.destroyed) return;
     if (this.waitingDrain) return;
     const socket = this.socket;
     const metrics = this.ctx.metrics;
     let wrote = false;
-    socket.cork();
+    // Several frames leave in one write; corking a single frame would only cost.
+    const batch = this.queue.depth > 1;
+    if (batch) socket.cork();
     let frame: Frame | undefined;
     while (socket.writableLength < SOCKET_HIGH_WATER && (frame = this.queue.shift())) {
       socket.write(frame.wire);
@@ -143,8 +145,8 @@ export class Connection implements Subscriber {
       frame.release();
       wrote = true;
     }
-    socket.uncork();
-    if (wrote) this.lastWriteAt = Date.now();
+    if (batch) socket.uncork();
+    if (wrote) this.lastWriteAt = now;
     if (this.queue.depth > 0) {
       // The client reads slower than we write: let the socket drain before writing more.
       // Meanwhile frames wait in our queue, where conflation and the bounds apply.

@@ -10,6 +10,8 @@ import { AdminService, LocalAdminApi, type AdminApi } from './admin.js';
 import { Authenticator } from './auth.js';
 import type { Backplane, PublishInput, PublishResult } from './backplane/backplane.js';
 import { MemoryBackplane } from './backplane/memory.js';
+import { RedisBackplane } from './backplane/redis.js';
+import { ClusterAdmin } from './cluster.js';
 import type { Config } from './config.js';
 import { Connection, type ConnectionContext } from './connection.js';
 import { serveHealthConnection, serveTestConnection, TEST_MAX_CONNECTIONS } from './diagnostics.js';
@@ -47,6 +49,7 @@ export class Gateway {
   private draining = false;
   private sweepTimer: NodeJS.Timeout | null = null;
   private starting: Promise<number> | null = null;
+  private readonly cluster: ClusterAdmin | null = null;
   private stopping: Promise<void> | null = null;
 
   constructor(
@@ -57,14 +60,18 @@ export class Gateway {
       { level: config.logLevel, server: config.serverId },
       options.logDestination,
     );
+    const limits = {
+      streamSize: config.historySize,
+      streamTtlMs: config.historyTtl * 1000,
+      alertSize: config.alertHistorySize,
+      alertTtlMs: config.alertHistoryTtl * 1000,
+    };
+    // ARCHON_REDIS_URL turns on cluster mode: N instances on one Redis act as one.
     this.backplane =
       options.backplane ??
-      new MemoryBackplane({
-        streamSize: config.historySize,
-        streamTtlMs: config.historyTtl * 1000,
-        alertSize: config.alertHistorySize,
-        alertTtlMs: config.alertHistoryTtl * 1000,
-      });
+      (config.redisUrl === undefined
+        ? new MemoryBackplane(limits)
+        : new RedisBackplane({ url: config.redisUrl, limits, log: this.log }));
     this.metrics = new Metrics(config.serverId, {
       active: () => this.connections.size,
       queueDepth: () => service.queueDepth(),
@@ -93,9 +100,20 @@ export class Gateway {
       this.log,
       () => this.draining,
     );
-    this.admin = new LocalAdminApi(service, config.serverId, async (message) => {
+    const publishSystem = async (message: string) => {
       await this.publish([{ channel: SYSTEM_CHANNEL, key: null, data: { message } }]);
-    });
+    };
+    if (config.redisUrl !== undefined) {
+      this.cluster = new ClusterAdmin(
+        { url: config.redisUrl, server: config.serverId },
+        service,
+        publishSystem,
+        this.log,
+      );
+      this.admin = this.cluster;
+    } else {
+      this.admin = new LocalAdminApi(service, config.serverId, publishSystem);
+    }
     this.upgrades = new UpgradeHandler(
       config,
       {
@@ -169,6 +187,7 @@ export class Gateway {
   private async listen(): Promise<number> {
     await this.backplane.start(this.hub);
     await this.backplane.subscribe(SYSTEM_CHANNEL);
+    await this.cluster?.start();
     if (this.options.register) await this.options.register(this.app);
     this.app.server.on('upgrade', this.upgrades.handle);
     await this.app.listen({ port: this.config.port, host: this.config.host });
@@ -258,6 +277,9 @@ export class Gateway {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.upgrades.close();
     await Promise.race([this.app.close(), sleep(Math.max(0, deadline - Date.now()))]);
+    await this.cluster
+      ?.stop()
+      .catch((err: unknown) => this.log.warn({ err }, 'Cluster stop failed'));
     await this.backplane
       .stop()
       .catch((err: unknown) => this.log.warn({ err }, 'Backplane stop failed'));

@@ -20,9 +20,9 @@ import type { Metrics } from './metrics.js';
 export interface Subscriber {
   readonly id: string;
   /** Queues a frame; false when the connection is gone or was closed for being slow. */
-  send(frame: Frame): boolean;
+  send(frame: Frame, now?: number): boolean;
   /** Writes what is queued; called by the hub's flush turn. */
-  flush(): void;
+  flush(now?: number): void;
   /** The connection's subscription to a channel was dropped by the server: tell it. */
   resync(channels: string[]): void;
   /** Receives system broadcasts (only once authenticated). */
@@ -160,7 +160,7 @@ export class Hub implements BackplaneListener {
     sub.pending = [];
     sub.state = 'live';
     for (const p of pending) {
-      this.deliver(sub, p.frame, p.seq, p.epoch);
+      this.deliver(sub, p.frame, p.seq, p.epoch, Date.now());
       p.frame.release();
     }
     this.scheduleFlush(sub.subscriber);
@@ -208,7 +208,8 @@ export class Hub implements BackplaneListener {
     });
     // Hold a reference while fanning out, so the frame cannot settle halfway through.
     frame.retain();
-    for (const sub of set) this.deliver(sub, frame, event.seq, event.epoch);
+    const now = Date.now();
+    for (const sub of set) this.deliver(sub, frame, event.seq, event.epoch, now);
     frame.release();
   }
 
@@ -245,10 +246,11 @@ export class Hub implements BackplaneListener {
     this.flushScheduled = false;
     const dirty = [...this.dirty];
     this.dirty.clear();
-    for (const subscriber of dirty) subscriber.flush();
+    const now = Date.now();
+    for (const subscriber of dirty) subscriber.flush(now);
   };
 
-  private deliver(sub: Subscription, frame: Frame, seq: number, epoch: string): void {
+  private deliver(sub: Subscription, frame: Frame, seq: number, epoch: string, now: number): void {
     if (sub.state === 'recovering') {
       frame.retain();
       sub.pending.push({ frame, seq, epoch });
@@ -261,7 +263,7 @@ export class Hub implements BackplaneListener {
     }
     if (seq <= sub.lastSeq) return; // already sent by the replay
     sub.lastSeq = seq;
-    if (sub.subscriber.send(frame)) this.scheduleFlush(sub.subscriber);
+    if (sub.subscriber.send(frame, now)) this.scheduleFlush(sub.subscriber);
   }
 
   private broadcastLocal(event: BackplaneEvent): void {

@@ -24,7 +24,13 @@ export class Metrics {
   readonly registry = new client.Registry();
   readonly series: MinuteSeries;
   /** Deliveries not yet moved into the prom counter, by class. */
-  private readonly pendingSent = new Map<DeliveryClass, number>(CLASSES.map((c) => [c, 0]));
+  private readonly pendingSent: Record<DeliveryClass, number> = {
+    state: 0,
+    stream: 0,
+    alert: 0,
+    broadcast: 0,
+    control: 0,
+  };
   private readonly recentLatencies = new Float64Array(LATENCY_WINDOW);
   private latencyCount = 0;
   private readonly loopDelay: ReturnType<typeof monitorEventLoopDelay> = monitorEventLoopDelay({
@@ -77,9 +83,9 @@ export class Metrics {
       labelNames: ['class'],
       registers,
       collect() {
-        for (const [cls, n] of pendingSent) {
-          this.inc({ class: cls }, n);
-          pendingSent.set(cls, 0);
+        for (const cls of CLASSES) {
+          this.inc({ class: cls }, pendingSent[cls]);
+          pendingSent[cls] = 0;
         }
       },
     });
@@ -143,7 +149,7 @@ export class Metrics {
   }
 
   delivered(cls: DeliveryClass, n = 1): void {
-    this.pendingSent.set(cls, (this.pendingSent.get(cls) ?? 0) + n);
+    this.pendingSent[cls] += n;
     this.series.current.messages += n;
   }
 

@@ -1,0 +1,749 @@
+/**
+ * The backplane of cluster mode (DESIGN §7): Redis numbers, stores and fans out events so
+ * that N instances behave as one. Same guarantees as the memory backplane, shared by every
+ * instance: per-channel seq without gaps within an epoch, bounded history, state snapshots,
+ * idempotent publish by id.
+ *
+ * Data model, per channel (prefix defaults to `archon:`):
+ * - `<prefix>ch:<channel>:meta`   hash {epoch, seq}: the channel's epoch and last seq.
+ * - `<prefix>ch:<channel>:stream` stream (stream/alert channels): one entry per event with
+ *   the explicit ID `<seq>-1`, so a seq range is an XRANGE; fields key (absent = null), ts,
+ *   data (JSON text); trimmed to the history size, expired by ts on read.
+ * - `<prefix>ch:<channel>:state`  hash key → data JSON (state channels).
+ * - `<prefix>ev:<channel>`        pub/sub channel: JSON {channel, seq, key, ts, data, epoch}.
+ * - `<prefix>idem:<id>`           the first result of a publish with that id (EX 600).
+ *
+ * Every write and every read that must agree with writes is one Lua script, so a publish is
+ * atomic (number, store, fan out) and a read sees one consistent moment of the channel.
+ *
+ * Two connections: commands (no offline queue, so publish fails fast while Redis is away:
+ * accepted means stored), and a subscriber. After the subscriber reconnects, what pub/sub
+ * lost while it was away is replayed from the stream, or the channel is resynced when that
+ * is impossible (epoch changed, history trimmed, state moved).
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import {
+  isReplayable,
+  parseChannel,
+  type ChannelClass,
+  type StoredEvent,
+} from '../../protocol/index.js';
+import type {
+  Backplane,
+  BackplaneEvent,
+  BackplaneListener,
+  HistoryLimits,
+  HistoryRead,
+  PublishInput,
+  PublishResult,
+  Snapshot,
+} from './backplane.js';
+import { newEpoch } from './memory.js';
+
+/** How long publish ids are remembered for idempotent retries (as in the memory backplane). */
+const IDEMPOTENCY_TTL_S = 600;
+/** A command Redis does not answer within this fails, so publish never hangs on a stalled
+ * (not closed) connection. Its outcome is then unknown: retries with an id are safe. */
+const COMMAND_TIMEOUT_MS = 2000;
+const CONNECT_TIMEOUT_MS = 5000;
+/** A stream nobody published to for longer than its TTL holds only expired events: let
+ * Redis drop the whole key then. The margin covers clock skew between instances and Redis. */
+const STREAM_IDLE_MARGIN_MS = 60_000;
+/** Live events held per channel while its replay is read after a reconnect; beyond this the
+ * channel is resynced instead (memory stays bounded if the replay cannot be read for long). */
+const RECOVERY_BUFFER_MAX = 10_000;
+const RECOVERY_RETRY_MS = 500;
+
+export interface RedisBackplaneLog {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface RedisBackplaneOptions {
+  readonly url: string;
+  readonly limits: HistoryLimits;
+  /** Prefix of every key and pub/sub channel (several deployments can share one Redis). */
+  readonly prefix?: string;
+  readonly log?: RedisBackplaneLog;
+  /** The clock of event `ts` and of history TTLs. */
+  readonly now?: () => number;
+}
+
+// Creates the channel's epoch when it has none: a new channel, or Redis lost its data. The
+// stream and state of a previous epoch (if a partial loss left them) are dropped with it, so
+// nothing of another epoch is ever served under the new one, and seq restarts at 1.
+const ENSURE_EPOCH = `
+local function ensure_epoch(meta, stream, state, new_epoch)
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    epoch = new_epoch
+    redis.call('DEL', stream, state)
+    redis.call('HSET', meta, 'epoch', epoch, 'seq', 0)
+  end
+  return epoch
+end
+`;
+
+/**
+ * KEYS: meta, stream, state, idem. ARGV: new epoch, mode (stream|state|none), maxlen, ts,
+ * channel, has key (1|0), key, data JSON, has id (1|0), idempotency TTL s, stream idle
+ * expiry ms, pub/sub channel. Returns {duplicate (1|0), result JSON}.
+ */
+const PUBLISH_LUA = `${ENSURE_EPOCH}
+if ARGV[9] == '1' then
+  local stored = redis.call('GET', KEYS[4])
+  if stored then return {1, stored} end
+end
+local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+local seq = string.format('%d', redis.call('HINCRBY', KEYS[1], 'seq', 1))
+local has_key = ARGV[6] == '1'
+if ARGV[2] == 'stream' then
+  if has_key then
+    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-1',
+      'key', ARGV[7], 'ts', ARGV[4], 'data', ARGV[8])
+  else
+    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-1', 'ts', ARGV[4], 'data', ARGV[8])
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[11])
+elseif ARGV[2] == 'state' and has_key then
+  if ARGV[8] == 'null' then
+    redis.call('HDEL', KEYS[3], ARGV[7])
+  else
+    redis.call('HSET', KEYS[3], ARGV[7], ARGV[8])
+  end
+end
+local channel_json = cjson.encode(ARGV[5])
+local epoch_json = cjson.encode(epoch)
+local key_json = 'null'
+if has_key then key_json = cjson.encode(ARGV[7]) end
+redis.call('PUBLISH', ARGV[12], '{"channel":' .. channel_json .. ',"seq":' .. seq ..
+  ',"key":' .. key_json .. ',"ts":' .. ARGV[4] .. ',"data":' .. ARGV[8] ..
+  ',"epoch":' .. epoch_json .. '}')
+local result = '{"channel":' .. channel_json .. ',"seq":' .. seq .. ',"epoch":' .. epoch_json .. '}'
+if ARGV[9] == '1' then
+  redis.call('SET', KEYS[4], result, 'EX', ARGV[10])
+end
+return {0, result}
+`;
+
+/**
+ * KEYS: meta, stream, state. ARGV: new epoch, sinceSeq, now, ttl ms.
+ * Returns {epoch, seq, firstSeq, XRANGE entries with seq > sinceSeq}.
+ * Entries older than the TTL are deleted from the head first (the memory History trims the
+ * same way: the expired prefix goes, everything after the first live entry stays).
+ */
+const HISTORY_LUA = `${ENSURE_EPOCH}
+local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
+local cutoff = tonumber(ARGV[3]) - tonumber(ARGV[4])
+local first = nil
+while first == nil do
+  local batch = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 100)
+  if #batch == 0 then break end
+  for _, entry in ipairs(batch) do
+    local fields = entry[2]
+    local ts = nil
+    for i = 1, #fields, 2 do
+      if fields[i] == 'ts' then ts = tonumber(fields[i + 1]) end
+    end
+    if ts ~= nil and ts >= cutoff then
+      first = tonumber(string.match(entry[1], '^(%d+)-'))
+      break
+    end
+    redis.call('XDEL', KEYS[2], entry[1])
+  end
+end
+local since = tonumber(ARGV[2])
+local events = {}
+if first ~= nil and since < seq then
+  local from = since + 1
+  if from < first then from = first end
+  events = redis.call('XRANGE', KEYS[2], string.format('%d-1', from), '+')
+end
+return {epoch, seq, first or (seq + 1), events}
+`;
+
+/** KEYS: meta, stream, state. ARGV: new epoch. Returns {epoch, seq, flat HGETALL of state}. */
+const SNAPSHOT_LUA = `${ENSURE_EPOCH}
+local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
+return {epoch, seq, redis.call('HGETALL', KEYS[3])}
+`;
+
+/** KEYS: meta, stream, state. ARGV: new epoch. Returns {epoch, seq}. */
+const META_LUA = `${ENSURE_EPOCH}
+local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+return {epoch, tonumber(redis.call('HGET', KEYS[1], 'seq'))}
+`;
+
+type ScriptArg = string | number;
+
+/** The commands defineCommand adds to the command connection. */
+interface ArchonScripts {
+  archonPublish(...args: ScriptArg[]): Promise<unknown>;
+  archonHistory(...args: ScriptArg[]): Promise<unknown>;
+  archonSnapshot(...args: ScriptArg[]): Promise<unknown>;
+  archonMeta(...args: ScriptArg[]): Promise<unknown>;
+}
+
+/** What this instance knows of a channel it listens to. */
+interface Tracked {
+  readonly cls: ChannelClass;
+  /** Epoch and last seq handed to the listener (or read when subscribing). */
+  epoch: string;
+  lastSeq: number;
+  /** True from a subscriber disconnect until the replay has been delivered. */
+  recovering: boolean;
+  /** Live events that arrived while recovering, delivered after the replay. */
+  buffer: BackplaneEvent[];
+  overflow: boolean;
+}
+
+export class RedisBackplane implements Backplane {
+  readonly kind = 'redis';
+  private readonly prefix: string;
+  private readonly now: () => number;
+  private readonly log: RedisBackplaneLog | undefined;
+  /** The URL without credentials, for messages and logs. */
+  private readonly safeUrl: string;
+  private cmd: (Redis & ArchonScripts) | null = null;
+  private sub: Redis | null = null;
+  private listener: BackplaneListener | null = null;
+  private readonly tracked = new Map<string, Tracked>();
+  private stopped = false;
+  private cmdReadyOnce = false;
+  private cmdDown = false;
+  private subConnectedOnce = false;
+  private recovery: Promise<void> | null = null;
+  private recoverAgain = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly options: RedisBackplaneOptions) {
+    this.prefix = options.prefix ?? 'archon:';
+    this.now = options.now ?? Date.now;
+    this.log = options.log;
+    this.safeUrl = redactUrl(options.url);
+  }
+
+  async start(listener: BackplaneListener): Promise<void> {
+    if (this.cmd) throw new Error('Redis backplane already started');
+    this.listener = listener;
+    this.stopped = false;
+    this.cmdReadyOnce = false;
+    this.cmdDown = false;
+    this.subConnectedOnce = false;
+    const common: RedisOptions = {
+      lazyConnect: true,
+      // No offline queue and no retries: while Redis is away a command fails at once
+      // instead of waiting for a reconnect, so publish answers 503 and never hangs.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      // A command in flight when the connection dropped may or may not have run: never
+      // resend it (a publish without id would be stored twice); its caller gets an error.
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      // Reconnect quickly (Redis restarts take about a second), capped so an outage
+      // does not hammer it.
+      retryStrategy: (times) => Math.min(100 * times, 1000),
+    };
+    const cmd = new Redis(this.options.url, {
+      ...common,
+      connectionName: `${this.prefix}cmd`,
+    }) as Redis & ArchonScripts;
+    cmd.defineCommand('archonPublish', { numberOfKeys: 4, lua: PUBLISH_LUA });
+    cmd.defineCommand('archonHistory', { numberOfKeys: 3, lua: HISTORY_LUA });
+    cmd.defineCommand('archonSnapshot', { numberOfKeys: 3, lua: SNAPSHOT_LUA });
+    cmd.defineCommand('archonMeta', { numberOfKeys: 3, lua: META_LUA });
+    const sub = new Redis(this.options.url, {
+      ...common,
+      // Resubscribing is done here, not by ioredis: the set of channels is ours (one
+      // unsubscribed during the outage must not come back), and the replay must start
+      // only once Redis confirmed the subscriptions, which ioredis does not report.
+      autoResubscribe: false,
+      connectionName: `${this.prefix}sub`,
+    });
+    this.cmd = cmd;
+    this.sub = sub;
+
+    // ioredis reports why a connection failed on 'error' (connect() itself only says
+    // "Connection is closed"); keep the last one for the start error. Listening also keeps
+    // ioredis from printing every reconnect failure of an outage.
+    const seen: { error: Error | null } = { error: null };
+    const onError = (err: Error): void => {
+      seen.error = err;
+    };
+    cmd.on('error', onError);
+    sub.on('error', onError);
+    cmd.on('close', this.onCommandClose);
+    cmd.on('ready', this.onCommandReady);
+    sub.on('close', this.onSubscriberClose);
+    sub.on('ready', this.onSubscriberReady);
+    sub.on('message', this.onMessage);
+
+    try {
+      await Promise.all([cmd.connect(), sub.connect()]);
+    } catch (err) {
+      this.cmd = null;
+      this.sub = null;
+      this.listener = null;
+      cmd.disconnect();
+      sub.disconnect();
+      const why = seen.error ?? err;
+      const reason = why instanceof Error ? why.message : String(why);
+      throw new Error(`Redis backplane: cannot connect to ${this.safeUrl}: ${reason}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.listener = null;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const conns = [this.cmd, this.sub];
+    this.cmd = null;
+    this.sub = null;
+    this.tracked.clear();
+    await Promise.all(
+      conns.map(async (conn) => {
+        if (!conn) return;
+        if (conn.status !== 'ready') {
+          conn.disconnect();
+          return;
+        }
+        try {
+          await conn.quit();
+        } catch {
+          conn.disconnect();
+        }
+      }),
+    );
+  }
+
+  healthy(): boolean {
+    return this.cmd?.status === 'ready';
+  }
+
+  async publish(events: readonly PublishInput[]): Promise<PublishResult[]> {
+    const cmd = this.connection();
+    const ts = this.now();
+    // One script call per event, all sent at once on one connection: Redis runs them in
+    // this order, each atomically, and the results come back in input order.
+    const replies = await Promise.all(
+      events.map((input) => {
+        const cls = classOf(input.channel);
+        const mode = isReplayable(cls) ? 'stream' : cls === 'state' ? 'state' : 'none';
+        const maxlen =
+          cls === 'alert' ? this.options.limits.alertSize : this.options.limits.streamSize;
+        const ttl =
+          cls === 'alert' ? this.options.limits.alertTtlMs : this.options.limits.streamTtlMs;
+        return cmd.archonPublish(
+          ...this.channelKeys(input.channel),
+          `${this.prefix}idem:${input.id ?? ''}`,
+          newEpoch(),
+          mode,
+          maxlen,
+          String(ts),
+          input.channel,
+          input.key === null ? '0' : '1',
+          input.key ?? '',
+          JSON.stringify(input.data) ?? 'null',
+          input.id === undefined ? '0' : '1',
+          IDEMPOTENCY_TTL_S,
+          ttl + STREAM_IDLE_MARGIN_MS,
+          this.eventChannel(input.channel),
+        );
+      }),
+    );
+    return replies.map((reply) => {
+      const [duplicate, text] = asArray(reply);
+      const stored = JSON.parse(asString(text)) as PublishResult;
+      const result: PublishResult = {
+        channel: stored.channel,
+        seq: stored.seq,
+        epoch: stored.epoch,
+      };
+      if (asNumber(duplicate) === 1) result.duplicate = true;
+      return result;
+    });
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    const cmd = this.connection();
+    const sub = this.sub as Redis;
+    const entry: Tracked = {
+      cls: classOf(channel),
+      epoch: '',
+      lastSeq: 0,
+      recovering: false,
+      buffer: [],
+      overflow: false,
+    };
+    this.tracked.set(channel, entry);
+    try {
+      // The baseline is read before SUBSCRIBE: whatever is published after it is either
+      // delivered live or replayed after an outage (seq > baseline), never skipped. It also
+      // creates the epoch of a new channel, the one its events and the hub's reads will carry.
+      const [epoch, seq] = asArray(await cmd.archonMeta(...this.channelKeys(channel), newEpoch()));
+      if (this.tracked.get(channel) !== entry) return; // unsubscribed meanwhile
+      entry.epoch = asString(epoch);
+      entry.lastSeq = asNumber(seq);
+      await sub.subscribe(this.eventChannel(channel));
+    } catch (err) {
+      if (this.tracked.get(channel) === entry) this.tracked.delete(channel);
+      throw err;
+    }
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    if (!this.tracked.delete(channel)) return;
+    const sub = this.sub;
+    // While disconnected there is nothing to undo: the channel is no longer tracked, so it
+    // is not resubscribed on reconnect.
+    if (sub?.status !== 'ready') return;
+    try {
+      await sub.unsubscribe(this.eventChannel(channel));
+    } catch {
+      // Lost with the connection, which takes the subscription with it; or still
+      // subscribed, in which case its messages are dropped as untracked. Either way fine.
+    }
+  }
+
+  history(channel: string, sinceSeq: number): Promise<HistoryRead> {
+    return this.readHistory(channel, sinceSeq);
+  }
+
+  async snapshot(channel: string): Promise<Snapshot> {
+    const cmd = this.connection();
+    const [epoch, seq, flat] = asArray(
+      await cmd.archonSnapshot(...this.channelKeys(channel), newEpoch()),
+    );
+    const fields = asArray(flat);
+    const entries = [];
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      entries.push({
+        key: asString(fields[i]),
+        data: JSON.parse(asString(fields[i + 1])) as unknown,
+      });
+    }
+    return { epoch: asString(epoch), seq: asNumber(seq), entries };
+  }
+
+  private async readHistory(channel: string, sinceSeq: number): Promise<HistoryRead> {
+    const cmd = this.connection();
+    const cls = classOf(channel);
+    const ttl = cls === 'alert' ? this.options.limits.alertTtlMs : this.options.limits.streamTtlMs;
+    const [epoch, seq, firstSeq, entries] = asArray(
+      await cmd.archonHistory(
+        ...this.channelKeys(channel),
+        newEpoch(),
+        // Lua reads numbers with tonumber(): keep NaN/Infinity out (both mean "nothing").
+        String(Number.isFinite(sinceSeq) ? Math.floor(sinceSeq) : Number.MAX_SAFE_INTEGER),
+        String(this.now()),
+        String(ttl),
+      ),
+    );
+    return {
+      epoch: asString(epoch),
+      seq: asNumber(seq),
+      firstSeq: asNumber(firstSeq),
+      events: asArray(entries).map((entry) => toStoredEvent(channel, entry)),
+    };
+  }
+
+  private connection(): Redis & ArchonScripts {
+    if (!this.cmd) throw new Error('Redis backplane is not started');
+    return this.cmd;
+  }
+
+  private channelKeys(channel: string): [string, string, string] {
+    const base = `${this.prefix}ch:${channel}`;
+    return [`${base}:meta`, `${base}:stream`, `${base}:state`];
+  }
+
+  private eventChannel(channel: string): string {
+    return `${this.prefix}ev:${channel}`;
+  }
+
+  private readonly onCommandClose = (): void => {
+    if (this.stopped || this.cmdDown || !this.cmdReadyOnce) return;
+    this.cmdDown = true;
+    this.log?.warn({ redis: this.safeUrl }, 'Redis backplane down: publish fails until it is back');
+  };
+
+  private readonly onCommandReady = (): void => {
+    this.cmdReadyOnce = true;
+    if (!this.cmdDown) return;
+    this.cmdDown = false;
+    this.log?.info({ redis: this.safeUrl }, 'Redis backplane back');
+    // The subscriber may have come back first and failed to read its replay: go on now
+    // rather than at the next retry.
+    const waiting = [...this.tracked.values()].some((entry) => entry.recovering);
+    if (waiting && this.sub?.status === 'ready') this.startRecovery();
+  };
+
+  private readonly onSubscriberClose = (): void => {
+    if (this.stopped || !this.subConnectedOnce) return;
+    // From now on nothing arrives until the replay is read, and what arrives after the new
+    // SUBSCRIBE must wait for it (the hub skips seq <= the last one it sent).
+    for (const entry of this.tracked.values()) if (entry.epoch !== '') entry.recovering = true;
+    if (this.tracked.size > 0) {
+      this.log?.warn(
+        { redis: this.safeUrl, channels: this.tracked.size },
+        'Redis backplane subscriber disconnected: events will be replayed when it is back',
+      );
+    }
+  };
+
+  private readonly onSubscriberReady = (): void => {
+    if (this.stopped) return;
+    if (!this.subConnectedOnce) {
+      this.subConnectedOnce = true; // the first connection, made by start()
+      return;
+    }
+    this.startRecovery();
+  };
+
+  private readonly onMessage = (_redisChannel: string, text: string): void => {
+    let event: BackplaneEvent;
+    try {
+      event = parseEvent(text);
+    } catch (err) {
+      this.log?.error({ err }, 'Redis backplane: malformed event message');
+      return;
+    }
+    const entry = this.tracked.get(event.channel);
+    if (!entry) return; // unsubscribed; the UNSUBSCRIBE is on its way
+    // Already delivered by a replay: the two connections are not ordered with each other,
+    // so an event published just before the replay was read can reach the subscriber
+    // connection after the replay reply. Nothing else arrives with an old seq.
+    if (event.epoch === entry.epoch && event.seq <= entry.lastSeq) return;
+    if (entry.recovering) {
+      if (entry.buffer.length >= RECOVERY_BUFFER_MAX) {
+        entry.overflow = true;
+        entry.buffer = [];
+      } else if (!entry.overflow) {
+        entry.buffer.push(event);
+      }
+      return;
+    }
+    this.deliver(entry, event);
+  };
+
+  private deliver(entry: Tracked, event: BackplaneEvent): void {
+    if (event.epoch !== entry.epoch) {
+      entry.epoch = event.epoch;
+      entry.lastSeq = event.seq;
+    } else if (event.seq > entry.lastSeq) {
+      entry.lastSeq = event.seq;
+    }
+    try {
+      this.listener?.event(event);
+    } catch (err) {
+      // Never let a listener error unwind into ioredis's reply parser.
+      this.log?.error({ err, channel: event.channel }, 'Backplane listener failed');
+    }
+  }
+
+  /** Runs one recovery at a time; a reconnect during one runs another after it. */
+  private startRecovery(): void {
+    if (this.stopped) return;
+    if (this.recovery) {
+      this.recoverAgain = true;
+      return;
+    }
+    this.recovery = this.recover()
+      .catch((err: unknown) => {
+        if (this.stopped) return;
+        this.log?.warn({ err }, 'Redis backplane: replay after reconnect failed, retrying');
+        // A new subscriber connection restarts recovery by itself; otherwise retry here
+        // (typically the command connection is not back yet).
+        if (this.sub?.status === 'ready' && !this.retryTimer) {
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = null;
+            this.startRecovery();
+          }, RECOVERY_RETRY_MS);
+          this.retryTimer.unref();
+        }
+      })
+      .finally(() => {
+        this.recovery = null;
+        if (this.recoverAgain) {
+          this.recoverAgain = false;
+          this.startRecovery();
+        }
+      });
+  }
+
+  /**
+   * After the subscriber reconnected: resubscribe every tracked channel (confirmed by
+   * Redis), then for each channel read what was published since the last event delivered
+   * and deliver it before the live events that arrived meanwhile. When that cannot be
+   * done without a gap (epoch changed, history trimmed or expired, state moved), the
+   * listener is told to resync the channel instead.
+   */
+  private async recover(): Promise<void> {
+    const sub = this.sub;
+    if (!sub || this.stopped) return;
+    // A channel whose subscribe() has not read its baseline yet (epoch '') is left to
+    // subscribe(): its own SUBSCRIBE follows, and the hub reads its history after that.
+    const all = [...this.tracked].filter(([, entry]) => entry.epoch !== '');
+    for (const [, entry] of all) entry.recovering = true;
+    if (all.length > 0) await sub.subscribe(...all.map(([c]) => this.eventChannel(c)));
+    const pending = [...this.tracked].filter(([, entry]) => entry.recovering);
+    const reads = await Promise.all(
+      pending.map(([channel, entry]) =>
+        // A broadcast channel has nothing to replay, only its buffer to release.
+        entry.cls === 'broadcast'
+          ? Promise.resolve(null)
+          : this.readHistory(channel, entry.lastSeq),
+      ),
+    );
+    // The reads answered on the command connection; events published before them may still
+    // be on their way on the subscriber connection. Redis answers this PING after writing
+    // them, so once it is back they are all in the buffers: a state channel that saw live
+    // events then does not look as if it had lost some.
+    await sub.ping();
+    const resync: string[] = [];
+    let replayed = 0;
+    let held = 0;
+    pending.forEach(([channel, entry], i) => {
+      if (this.tracked.get(channel) !== entry || !entry.recovering) return;
+      const read = reads[i] ?? null;
+      held += entry.buffer.length;
+      const outcome = this.settle(entry, read);
+      if (outcome === 'resync') resync.push(channel);
+      else replayed += outcome;
+    });
+    if (resync.length > 0 && this.listener) {
+      try {
+        this.listener.resync(resync);
+      } catch (err) {
+        this.log?.error({ err }, 'Backplane listener failed');
+      }
+    }
+    if (pending.length > 0) {
+      this.log?.info(
+        { redis: this.safeUrl, channels: pending.length, replayed, held, resynced: resync },
+        'Redis backplane subscriptions restored',
+      );
+    }
+  }
+
+  /** Delivers a channel's replay then its buffered live events, in seq order without a
+   * gap; returns how many were replayed, or 'resync' when a gap cannot be filled. */
+  private settle(entry: Tracked, read: HistoryRead | null): number | 'resync' {
+    const buffered = entry.buffer;
+    entry.buffer = [];
+    entry.recovering = false;
+    const overflow = entry.overflow;
+    entry.overflow = false;
+    if (!read) {
+      for (const event of buffered) this.deliver(entry, event);
+      return 0;
+    }
+    const lastLive = buffered.at(-1);
+    let lost =
+      overflow || read.epoch !== entry.epoch || buffered.some((e) => e.epoch !== read.epoch);
+    const merged: BackplaneEvent[] = [];
+    if (!lost) {
+      // Replay (seq ≤ read.seq) then live events; the two overlap when an event was both
+      // published after SUBSCRIBE and before the read.
+      const candidates = [...read.events.map((e) => ({ ...e, epoch: read.epoch })), ...buffered];
+      candidates.sort((a, b) => a.seq - b.seq);
+      let next = entry.lastSeq + 1;
+      for (const event of candidates) {
+        if (event.seq < next) continue;
+        if (event.seq > next) {
+          lost = true; // trimmed or expired from the stream, or a state channel moved
+          break;
+        }
+        merged.push(event);
+        next++;
+      }
+      if (next <= read.seq) lost = true;
+    }
+    if (lost) {
+      entry.epoch = lastLive?.epoch ?? read.epoch;
+      entry.lastSeq = Math.max(read.seq, lastLive?.seq ?? 0);
+      return 'resync';
+    }
+    const replayed = merged.filter((e) => e.seq <= read.seq).length;
+    for (const event of merged) this.deliver(entry, event);
+    return replayed;
+  }
+}
+
+function classOf(channel: string): ChannelClass {
+  // Unknown names are streams, as in the memory backplane.
+  return parseChannel(channel)?.class ?? 'stream';
+}
+
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString();
+  } catch {
+    return '(invalid Redis URL)';
+  }
+}
+
+function asArray(value: unknown): unknown[] {
+  if (!Array.isArray(value)) throw new Error('Redis backplane: unexpected reply from Redis');
+  return value as unknown[];
+}
+
+function asString(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString();
+  throw new Error('Redis backplane: unexpected reply from Redis');
+}
+
+function asNumber(value: unknown): number {
+  const n = typeof value === 'number' ? value : Number(asString(value));
+  if (!Number.isFinite(n)) throw new Error('Redis backplane: unexpected reply from Redis');
+  return n;
+}
+
+/** An XRANGE entry [`<seq>-1`, [field, value, …]] as a StoredEvent. */
+function toStoredEvent(channel: string, entry: unknown): StoredEvent {
+  const [id, flat] = asArray(entry);
+  const fields = asArray(flat);
+  let key: string | null = null;
+  let ts = 0;
+  let data: unknown = null;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = asString(fields[i]);
+    const value = asString(fields[i + 1]);
+    if (name === 'key') key = value;
+    else if (name === 'ts') ts = Number(value);
+    else if (name === 'data') data = JSON.parse(value) as unknown;
+  }
+  return { channel, seq: Number.parseInt(asString(id), 10), key, ts, data };
+}
+
+function parseEvent(text: string): BackplaneEvent {
+  const msg = JSON.parse(text) as Partial<Record<keyof BackplaneEvent, unknown>>;
+  if (
+    typeof msg.channel !== 'string' ||
+    typeof msg.seq !== 'number' ||
+    typeof msg.ts !== 'number' ||
+    typeof msg.epoch !== 'string' ||
+    (msg.key !== null && typeof msg.key !== 'string')
+  ) {
+    throw new Error('not a backplane event');
+  }
+  return {
+    channel: msg.channel,
+    seq: msg.seq,
+    key: msg.key,
+    ts: msg.ts,
+    data: msg.data,
+    epoch: msg.epoch,
+  };
+}

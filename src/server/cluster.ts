@@ -1,0 +1,294 @@
+/**
+ * Cluster mode's admin plane (DESIGN §7): every instance registers itself in Redis with a
+ * heartbeat and answers admin requests on a control channel, so any instance can answer
+ * RB-003's questions for the whole cluster. An answer names the instances that did not
+ * reply in time instead of silently leaving them out.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { AdminService, type AdminApi, type InstanceStatus, type Status } from './admin.js';
+import type { ConnectionInfo } from './connection.js';
+import type { Logger } from './logging.js';
+import { mergeBuckets, summarize, type MinuteBucket, type StatsAnswer } from './stats.js';
+
+/** An instance whose heartbeat is older than this is gone (DESIGN §7: 15 s). */
+const REGISTRY_TTL_S = 15;
+const HEARTBEAT_MS = 5000;
+const DEFAULT_REPLY_TIMEOUT_MS = 2000;
+
+type Op = 'status' | 'connections' | 'cleanup' | 'flush' | 'audience' | 'buckets';
+
+interface Request {
+  readonly id: string;
+  readonly op: Op;
+  readonly from: string;
+  readonly minutes?: number;
+}
+
+interface Reply {
+  readonly id: string;
+  readonly server: string;
+  readonly result: unknown;
+}
+
+export interface ClusterAnswer<T> {
+  readonly replies: Map<string, T>;
+  /** Registered instances that did not answer in time. */
+  readonly missing: string[];
+  /** Set when Redis could not be asked at all: only this instance answered. */
+  readonly error?: string;
+}
+
+export interface ClusterOptions {
+  readonly url: string;
+  readonly server: string;
+  readonly prefix?: string;
+  readonly replyTimeoutMs?: number;
+}
+
+export class ClusterAdmin implements AdminApi {
+  private readonly prefix: string;
+  private readonly command: Redis;
+  private readonly subscriber: Redis;
+  private readonly pending = new Map<
+    string,
+    { replies: Map<string, unknown>; expected: Set<string>; done: () => void }
+  >();
+  private heartbeat: NodeJS.Timeout | null = null;
+  private readonly replyTimeoutMs: number;
+
+  constructor(
+    private readonly options: ClusterOptions,
+    private readonly service: AdminService,
+    private readonly publishSystem: (message: string) => Promise<void>,
+    private readonly log: Logger,
+  ) {
+    this.prefix = options.prefix ?? 'archon:';
+    this.replyTimeoutMs = options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
+    const redisOptions = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 };
+    this.command = new Redis(options.url, redisOptions);
+    this.subscriber = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    // ioredis reports connection errors here; the backplane logs the outage itself.
+    this.command.on('error', () => {});
+    this.subscriber.on('error', () => {});
+    this.command.on('ready', () => void this.register());
+  }
+
+  private get controlChannel(): string {
+    return `${this.prefix}control`;
+  }
+
+  private replyChannel(server: string): string {
+    return `${this.prefix}reply:${server}`;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.command.connect(), this.subscriber.connect()]);
+    this.subscriber.on('message', (channel: string, text: string) => this.onMessage(channel, text));
+    await this.subscriber.subscribe(this.controlChannel, this.replyChannel(this.options.server));
+    await this.register();
+    this.heartbeat = setInterval(() => void this.register(), HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.command.del(this.instanceKey(this.options.server)).catch(() => 0);
+    this.command.disconnect();
+    this.subscriber.disconnect();
+  }
+
+  // --- AdminApi ---------------------------------------------------------------------------
+
+  async status(): Promise<Status & { missing_instances: string[]; cluster_error?: string }> {
+    const answer = await this.ask<InstanceStatus>('status');
+    const instances = [...answer.replies.values()];
+    for (const server of answer.missing) instances.push(unreachable(server));
+    instances.sort((a, b) => a.server.localeCompare(b.server));
+    return {
+      ...AdminService.combine(instances, 'cluster'),
+      missing_instances: answer.missing,
+      ...(answer.error !== undefined && { cluster_error: answer.error }),
+    };
+  }
+
+  async connections(): Promise<ConnectionInfo[]> {
+    const answer = await this.ask<ConnectionInfo[]>('connections');
+    return [...answer.replies.values()].flat();
+  }
+
+  async cleanup() {
+    const answer = await this.ask<number>('cleanup');
+    return {
+      removed: sum(answer.replies.values()),
+      servers: Object.fromEntries(answer.replies),
+      missing: answer.missing,
+    };
+  }
+
+  async flush() {
+    const answer = await this.ask<{ flushed_messages: number; clients: number }>('flush');
+    const results = [...answer.replies.values()];
+    return {
+      flushed_messages: sum(results.map((r) => r.flushed_messages)),
+      clients: sum(results.map((r) => r.clients)),
+      servers: Object.fromEntries([...answer.replies].map(([s, r]) => [s, r.flushed_messages])),
+      missing: answer.missing,
+    };
+  }
+
+  async broadcast(message: string) {
+    const answer = await this.ask<number>('audience');
+    await this.publishSystem(message);
+    return {
+      delivered: sum(answer.replies.values()),
+      servers: answer.replies.size,
+      missing: answer.missing,
+    };
+  }
+
+  async stats(minutes: number): Promise<StatsAnswer> {
+    const answer = await this.ask<MinuteBucket[]>('buckets', minutes);
+    const merged = mergeBuckets([...answer.replies.values()]).slice(-minutes);
+    return { ...summarize(merged, minutes), missing_instances: answer.missing } as StatsAnswer;
+  }
+
+  // --- control channel --------------------------------------------------------------------
+
+  /** Asks every registered instance; resolves when all replied or the timeout passed. If
+   * Redis itself is unreachable, this instance answers alone and says so. */
+  async ask<T>(op: Op, minutes?: number): Promise<ClusterAnswer<T>> {
+    let expected: Set<string>;
+    try {
+      expected = new Set(await this.members());
+    } catch {
+      const local = new Map<string, T>([[this.options.server, this.local(op, minutes) as T]]);
+      return {
+        replies: local,
+        missing: [],
+        error: 'Redis unreachable: this instance answered alone',
+      };
+    }
+    expected.add(this.options.server);
+    const id = randomBytes(8).toString('hex');
+    const replies = new Map<string, unknown>();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.replyTimeoutMs);
+      this.pending.set(id, {
+        replies,
+        expected,
+        done: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+      const request: Request = {
+        id,
+        op,
+        from: this.options.server,
+        ...(minutes !== undefined && { minutes }),
+      };
+      this.command.publish(this.controlChannel, JSON.stringify(request)).catch(() => {
+        // Publishing failed: answer for this instance only.
+        replies.set(this.options.server, this.local(op, minutes));
+        resolve();
+      });
+    });
+    this.pending.delete(id);
+    return {
+      replies: replies as Map<string, T>,
+      missing: [...expected].filter((s) => !replies.has(s)).sort(),
+    };
+  }
+
+  private async members(): Promise<string[]> {
+    const keys = await this.command.keys(`${this.prefix}instance:*`);
+    return keys.map((k) => k.slice(`${this.prefix}instance:`.length));
+  }
+
+  private instanceKey(server: string): string {
+    return `${this.prefix}instance:${server}`;
+  }
+
+  private async register(): Promise<void> {
+    try {
+      await this.command.set(
+        this.instanceKey(this.options.server),
+        JSON.stringify({ server: this.options.server, heartbeat_at: new Date().toISOString() }),
+        'EX',
+        REGISTRY_TTL_S,
+      );
+    } catch {
+      // Redis is down: the backplane reports it; the heartbeat resumes on reconnect.
+    }
+  }
+
+  private local(op: Op, minutes?: number): unknown {
+    switch (op) {
+      case 'status':
+        return this.service.instanceStatus();
+      case 'connections':
+        return this.service.connectionList();
+      case 'cleanup':
+        return this.service.cleanup();
+      case 'flush':
+        return this.service.flushQueues();
+      case 'audience':
+        return this.service.broadcastAudience();
+      case 'buckets':
+        return this.service.buckets(minutes ?? 60);
+    }
+  }
+
+  private onMessage(channel: string, text: string): void {
+    try {
+      if (channel === this.controlChannel) {
+        const request = JSON.parse(text) as Request;
+        const reply: Reply = {
+          id: request.id,
+          server: this.options.server,
+          result: this.local(request.op, request.minutes),
+        };
+        this.command
+          .publish(this.replyChannel(request.from), JSON.stringify(reply))
+          .catch((err: unknown) => {
+            this.log.warn({ err, op: request.op }, 'Cluster reply failed');
+          });
+        return;
+      }
+      const reply = JSON.parse(text) as Reply;
+      const pending = this.pending.get(reply.id);
+      if (!pending) return; // arrived after the timeout
+      pending.replies.set(reply.server, reply.result);
+      if ([...pending.expected].every((s) => pending.replies.has(s))) pending.done();
+    } catch (err) {
+      this.log.warn({ err, channel }, 'Bad cluster control message');
+    }
+  }
+}
+
+function sum(values: Iterable<number>): number {
+  let n = 0;
+  for (const v of values) n += v;
+  return n;
+}
+
+/** A registered instance that did not answer: shown, never silently dropped. */
+function unreachable(server: string): InstanceStatus {
+  return {
+    server,
+    active_connections: 0,
+    peak_connections: 0,
+    errors_last_hour: 0,
+    queue_depth: 0,
+    broadcast_latency_p99_ms: 0,
+    event_loop_lag_p99_ms: 0,
+    max_connections: 0,
+    memory: { rss_bytes: 0, heap_used_bytes: 0, heap_total_bytes: 0, external_bytes: 0 },
+    started_at: '',
+    uptime_seconds: 0,
+    draining: false,
+    backplane: { kind: 'redis', healthy: false },
+    healthy: false,
+  };
+}

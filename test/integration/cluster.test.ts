@@ -1,0 +1,191 @@
+/**
+ * Cluster mode (DESIGN §7) with in-process gateways on a Redis of the test's own: any
+ * instance accepts a publish, every subscriber anywhere gets it, a client resumes on any
+ * instance, and the admin API answers for every instance.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Status } from '../../src/server/admin.js';
+import type { ConnectionInfo } from '../../src/server/connection.js';
+import type { StatsAnswer } from '../../src/server/stats.js';
+import { TestClient, until } from '../support/client.js';
+import { admin, publish, signToken, startGateway, type TestGateway } from '../support/gateway.js';
+import { startRedis, type TestRedis } from '../support/redis.js';
+
+describe('cluster mode', () => {
+  let redis: TestRedis;
+  const gateways: TestGateway[] = [];
+  const clients: TestClient[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.ws.terminate();
+    await Promise.all(gateways.splice(0).map((g) => g.stop()));
+    // Each test starts from an empty Redis.
+    await redis.restart();
+  });
+
+  async function instance(server: string, env: Record<string, string> = {}): Promise<TestGateway> {
+    const g = await startGateway({
+      ARCHON_REDIS_URL: redis.url,
+      ARCHON_SERVER_ID: server,
+      WEBSOCKET_SHUTDOWN_TIMEOUT: '2',
+      ...env,
+    });
+    gateways.push(g);
+    return g;
+  }
+
+  async function client(g: TestGateway, accounts = ['ACC1']): Promise<TestClient> {
+    const c = await TestClient.authed(g.ws, await signToken({ accounts }));
+    clients.push(c);
+    return c;
+  }
+
+  it('delivers an event published on one instance to subscribers on every instance', async () => {
+    const [a, b] = [await instance('api-1'), await instance('api-2')];
+    const onA = await client(a);
+    const onB = await client(b);
+    await onA.subscribe('signals');
+    await onB.subscribe('signals');
+    const res = await publish(a, { channel: 'signals', data: { n: 1 } });
+    expect(res.status).toBe(200);
+    for (const c of [onA, onB]) {
+      expect(await c.type('event')).toMatchObject({ channel: 'signals', seq: 1, data: { n: 1 } });
+    }
+  });
+
+  it('numbers events from all instances in one gapless order per channel', async () => {
+    const [a, b] = [await instance('api-1'), await instance('api-2')];
+    const c = await client(b);
+    await c.subscribe('signals');
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        publish(i % 2 ? a : b, { channel: 'signals', data: { i } }),
+      ),
+    );
+    await until(() => c.events('signals').length === 20, 5000, '20 events');
+    expect(c.events('signals').map((m) => m.seq)).toEqual(
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+  });
+
+  it('lets a client resume on another instance with since and replays exactly what it missed', async () => {
+    const [a, b] = [await instance('api-1'), await instance('api-2')];
+    const first = await client(a);
+    const sub = await first.subscribe('risk:ACC1');
+    await publish(a, { channel: 'risk:ACC1', data: { n: 1 } });
+    const seen = await first.type('event');
+    first.ws.terminate();
+    for (let n = 2; n <= 4; n++) await publish(b, { channel: 'risk:ACC1', data: { n } });
+
+    const second = await client(b);
+    const resumed = await second.subscribe('risk:ACC1', {
+      epoch: sub.epoch as string,
+      seq: seen.seq as number,
+    });
+    expect(resumed).toMatchObject({ recovered: true, replayed: 3, epoch: sub.epoch });
+    await until(() => second.events('risk:ACC1').length === 3, 5000, 'the replay');
+    expect(second.events('risk:ACC1').map((m) => (m.data as { n: number }).n)).toEqual([2, 3, 4]);
+  });
+
+  it('serves a state snapshot on any instance', async () => {
+    const [a, b] = [await instance('api-1'), await instance('api-2')];
+    await publish(a, { channel: 'positions:ACC1', key: 'EURUSD', data: { size: 1 } });
+    await publish(a, { channel: 'positions:ACC1', key: 'GBPUSD', data: { size: 2 } });
+    await publish(a, { channel: 'positions:ACC1', key: 'GBPUSD', data: null });
+    const c = await client(b);
+    await c.subscribe('positions:ACC1');
+    expect(await c.type('snapshot')).toMatchObject({
+      seq: 3,
+      entries: [{ key: 'EURUSD', data: { size: 1 } }],
+    });
+  });
+
+  it('answers status, connections and stats for every instance', async () => {
+    const [a, b] = [await instance('api-1'), await instance('api-2')];
+    await client(a);
+    await client(b);
+    await client(b);
+    const status = (await admin(a, 'GET', '/websocket/status')).body as Status & {
+      missing_instances: string[];
+    };
+    expect(status).toMatchObject({ mode: 'cluster', active_connections: 3, missing_instances: [] });
+    expect(status.instances.map((i) => [i.server, i.active_connections, i.healthy])).toEqual([
+      ['api-1', 1, true],
+      ['api-2', 2, true],
+    ]);
+    const list = (await admin(b, 'GET', '/websocket/connections')).body as ConnectionInfo[];
+    expect(list.map((c) => c.server).sort()).toEqual(['api-1', 'api-2', 'api-2']);
+    const stats = (await admin(a, 'GET', '/websocket/stats?minutes=5')).body as StatsAnswer;
+    expect(stats.connects_per_minute * 5).toBe(3);
+  });
+
+  it('broadcasts a system notice to the clients of every instance', async () => {
+    const [a, b] = [await instance('api-1'), await instance('api-2')];
+    const onA = await client(a);
+    const onB = await client(b);
+    const res = await admin(b, 'POST', '/broadcast', {
+      type: 'system',
+      message: 'Please refresh your dashboard',
+    });
+    expect(res.body).toMatchObject({ delivered: 2, servers: 2 });
+    for (const c of [onA, onB]) {
+      expect(await c.type('system')).toMatchObject({ message: 'Please refresh your dashboard' });
+    }
+  });
+
+  it('runs cleanup and queue flush on every instance', async () => {
+    const [a, b] = [await instance('api-1'), await instance('api-2')];
+    await client(a);
+    await client(b);
+    expect((await admin(a, 'POST', '/websocket/cleanup')).body).toMatchObject({
+      removed: 0,
+      servers: { 'api-1': 0, 'api-2': 0 },
+    });
+    expect((await admin(b, 'POST', '/websocket/queue/flush')).body).toMatchObject({
+      flushed_messages: 0,
+      clients: 0,
+      servers: { 'api-1': 0, 'api-2': 0 },
+    });
+  });
+
+  it('names a registered instance that did not answer in time instead of leaving it out', async () => {
+    const a = await instance('api-1');
+    // An instance that registered (heartbeat still fresh) but no longer answers: frozen.
+    const redisClient = new Redis(redis.url);
+    await redisClient.set('archon:instance:api-9', '{"server":"api-9"}', 'EX', 15);
+    redisClient.disconnect();
+    const status = (await admin(a, 'GET', '/websocket/status')).body as Status & {
+      missing_instances: string[];
+    };
+    expect(status.missing_instances).toEqual(['api-9']);
+    expect(status.instances.map((i) => [i.server, i.healthy])).toEqual([
+      ['api-1', true],
+      ['api-9', false],
+    ]);
+    const cleanup = (await admin(a, 'POST', '/websocket/cleanup')).body as { missing: string[] };
+    expect(cleanup.missing).toEqual(['api-9']);
+  });
+
+  it('refuses to publish with 503 and Retry-After while Redis is down, and recovers after', async () => {
+    const a = await instance('api-1');
+    await redis.stop();
+    await until(() => !a.gateway.backplane.healthy(), 5000, 'the backplane to notice');
+    const down = await publish(a, { channel: 'signals', data: {} });
+    expect(down.status).toBe(503);
+    expect(down.headers.get('retry-after')).toBe('1');
+    expect((await fetch(`${a.http}/api/health`).then((r) => r.json())) as unknown).toMatchObject({
+      status: 'degraded',
+      backplane: 'down',
+    });
+    await redis.restart();
+    await until(() => a.gateway.backplane.healthy(), 10_000, 'the backplane to come back');
+    expect((await publish(a, { channel: 'signals', data: {} })).status).toBe(200);
+  });
+});

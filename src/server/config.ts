@@ -68,6 +68,7 @@ const FIELDS = {
   ARCHON_ADMIN_TOKENS: ['adminTokens', list, ''],
   ARCHON_PUBLISH_TOKENS: ['publishTokens', list, ''],
   WEBSOCKET_ALLOWED_ORIGINS: ['allowedOrigins', list, ''],
+  ARCHON_TRUSTED_PROXIES: ['trustedProxies', list, ''],
   WEBSOCKET_PING_INTERVAL: ['pingInterval', seconds(3600), '30'],
   WEBSOCKET_PING_TIMEOUT: ['pingTimeout', seconds(3600), '10'],
   WEBSOCKET_AUTH_TIMEOUT: ['authTimeout', seconds(300), '5'],

@@ -127,7 +127,12 @@ export class Gateway {
               : Infinity,
         accept: (endpoint, ws, socket, req) => {
           if (endpoint === 'client') {
-            const conn = new Connection(ws, socket, remoteAddress(req), this.connectionContext);
+            const conn = new Connection(
+              ws,
+              socket,
+              remoteAddress(req, this.upgrades.trustedProxies),
+              this.connectionContext,
+            );
             this.connections.add(conn);
             this.hub.add(conn);
             this.metrics.connected(this.connections.size);

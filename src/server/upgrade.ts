@@ -32,14 +32,35 @@ export interface UpgradeHooks {
   ) => void;
 }
 
-export function remoteAddress(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
+/**
+ * The client's address. Behind a load balancer the socket's peer is the proxy: when that
+ * peer is one of ARCHON_TRUSTED_PROXIES, X-Forwarded-For is read from the right, skipping
+ * trusted proxies, and the first other address is the client. A header from anyone else is
+ * ignored, so a client cannot pass itself off as another address.
+ */
+export function remoteAddress(
+  req: IncomingMessage,
+  trusted: ReadonlySet<string> = new Set(),
+): string {
+  const peer = req.socket.remoteAddress ?? 'unknown';
+  const header = req.headers['x-forwarded-for'];
+  if (!trusted.has(peer) || typeof header !== 'string') return peer;
+  const hops = header
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h.length > 0);
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i] as string;
+    if (!trusted.has(hop)) return hop;
+  }
+  return peer;
 }
 
 export class UpgradeHandler {
   private readonly wss: WebSocketServer;
   private readonly allowAnyOrigin: boolean;
   private readonly origins: ReadonlySet<string>;
+  readonly trustedProxies: ReadonlySet<string>;
   private handshaking = 0;
 
   constructor(
@@ -57,6 +78,7 @@ export class UpgradeHandler {
     });
     this.allowAnyOrigin = config.allowedOrigins.length === 0 || config.allowedOrigins.includes('*');
     this.origins = new Set(config.allowedOrigins);
+    this.trustedProxies = new Set(config.trustedProxies);
   }
 
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -74,7 +96,10 @@ export class UpgradeHandler {
     }
     const origin = req.headers.origin;
     if (origin !== undefined && !this.allowAnyOrigin && !this.origins.has(origin)) {
-      this.log.warn({ origin, remote_addr: remoteAddress(req) }, 'WebSocket origin refused');
+      this.log.warn(
+        { origin, remote_addr: remoteAddress(req, this.trustedProxies) },
+        'WebSocket origin refused',
+      );
       this.refuse(socket, 'origin_not_allowed', `origin ${origin} is not allowed`, 'origin');
       return;
     }

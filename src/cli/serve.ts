@@ -20,7 +20,7 @@ export function registerServe(program: Command): void {
     const { default: fallback, allowed } = describeVariable(name);
     serve.option(
       `${flagFor(name)} <value>`,
-      `${name}: ${allowed}${fallback ? ` (default ${fallback || '""'})` : ''}`,
+      `${name}: ${allowed}${fallback ? ` (default ${fallback})` : ''}`,
     );
   }
   serve.action(async (options: ServeOptions) => {

@@ -35,6 +35,11 @@ export const ERRORS = {
     clientAction:
       'check the channel name (positions:<account>, risk:<account>, signals[:<strategy>], system)',
   },
+  too_many_subscriptions: {
+    message: 'too many subscriptions on this connection',
+    clientAction:
+      'unsubscribe from channels no longer shown (WEBSOCKET_MAX_SUBSCRIPTIONS); the connection stays open',
+  },
   forbidden: {
     http: 403,
     message: 'not allowed',

@@ -124,6 +124,7 @@ export class AdminService {
     const now = Date.now();
     let removed = 0;
     for (const conn of [...this.connections]) {
+      if (conn.state === 'closing' || conn.state === 'closed') continue;
       const reason = conn.deadReason(now);
       if (reason === null) continue;
       this.log.info(

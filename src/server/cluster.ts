@@ -15,6 +15,7 @@ import { mergeBuckets, summarize, type MinuteBucket, type StatsAnswer } from './
 const REGISTRY_TTL_S = 15;
 const HEARTBEAT_MS = 5000;
 const DEFAULT_REPLY_TIMEOUT_MS = 2000;
+const COMMAND_TIMEOUT_MS = 2000;
 
 type Op = 'status' | 'connections' | 'cleanup' | 'flush' | 'audience' | 'buckets';
 
@@ -65,7 +66,13 @@ export class ClusterAdmin implements AdminApi {
   ) {
     this.prefix = options.prefix ?? 'archon:';
     this.replyTimeoutMs = options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
-    const redisOptions = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 };
+    // A stalled Redis must not hang an operator's admin call: commands time out.
+    const redisOptions = {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+    };
     this.command = new Redis(options.url, redisOptions);
     this.subscriber = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
     // ioredis reports connection errors here; the backplane logs the outage itself.
@@ -93,7 +100,7 @@ export class ClusterAdmin implements AdminApi {
 
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
-    await this.command.del(this.instanceKey(this.options.server)).catch(() => 0);
+    await this.command.zrem(this.registryKey, this.options.server).catch(() => 0);
     this.command.disconnect();
     this.subscriber.disconnect();
   }
@@ -202,22 +209,24 @@ export class ClusterAdmin implements AdminApi {
   }
 
   private async members(): Promise<string[]> {
-    const keys = await this.command.keys(`${this.prefix}instance:*`);
-    return keys.map((k) => k.slice(`${this.prefix}instance:`.length));
+    const fresh = Date.now() - REGISTRY_TTL_S * 1000;
+    return this.command.zrangebyscore(this.registryKey, fresh, '+inf');
   }
 
-  private instanceKey(server: string): string {
-    return `${this.prefix}instance:${server}`;
+  /** The registry: a sorted set of server ids scored by their last heartbeat (ms). A sorted
+   * set, not one key per instance, so listing never scans the keyspace. */
+  private get registryKey(): string {
+    return `${this.prefix}instances`;
   }
 
   private async register(): Promise<void> {
     try {
-      await this.command.set(
-        this.instanceKey(this.options.server),
-        JSON.stringify({ server: this.options.server, heartbeat_at: new Date().toISOString() }),
-        'EX',
-        REGISTRY_TTL_S,
-      );
+      const now = Date.now();
+      await this.command
+        .multi()
+        .zadd(this.registryKey, now, this.options.server)
+        .zremrangebyscore(this.registryKey, '-inf', now - REGISTRY_TTL_S * 1000)
+        .exec();
     } catch {
       // Redis is down: the backplane reports it; the heartbeat resumes on reconnect.
     }

@@ -3,6 +3,7 @@
  * (or the matching `archon-ws serve` flag), validated once at start and frozen. A bad value
  * stops the process with a message naming the variable, the value and what is allowed.
  */
+import { createPublicKey } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -57,9 +58,9 @@ const FIELDS = {
     'jwtPublicKey',
     z
       .string()
-      .includes('-----BEGIN PUBLIC KEY-----')
+      .refine(isPublicKey, 'not a PEM public key')
       .optional()
-      .describe('a PEM public key (RSA, EC or Ed25519)'),
+      .describe('a PEM public key (RSA, EC or Ed25519) in SPKI form (-----BEGIN PUBLIC KEY-----)'),
     undefined,
   ],
   ARCHON_JWT_JWKS_URL: ['jwtJwksUrl', url, undefined],
@@ -78,6 +79,7 @@ const FIELDS = {
   WEBSOCKET_BROADCAST_TIMEOUT: ['broadcastTimeout', seconds(3600), '5'],
   WEBSOCKET_MAX_MESSAGE_SIZE: ['maxMessageSize', count(256, 16 << 20), '65536'],
   WEBSOCKET_MAX_MESSAGES_PER_SECOND: ['maxMessagesPerSecond', count(1, 100_000), '50'],
+  WEBSOCKET_MAX_SUBSCRIPTIONS: ['maxSubscriptions', count(1, 100_000), '100'],
   WEBSOCKET_HISTORY_SIZE: ['historySize', count(1, 1_000_000), '1000'],
   WEBSOCKET_HISTORY_TTL: ['historyTtl', seconds(7 * 86400), '300'],
   WEBSOCKET_ALERT_HISTORY_SIZE: ['alertHistorySize', count(1, 1_000_000), '10000'],
@@ -155,4 +157,13 @@ export function flagFor(name: EnvName): string {
 export function describeVariable(name: EnvName): { default: string | undefined; allowed: string } {
   const [, schema, fallback] = FIELDS[name];
   return { default: fallback, allowed: schema.description ?? '' };
+}
+
+function isPublicKey(pem: string): boolean {
+  try {
+    createPublicKey(pem);
+    return pem.includes('-----BEGIN PUBLIC KEY-----');
+  } catch {
+    return false;
+  }
 }

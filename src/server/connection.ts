@@ -109,9 +109,9 @@ export class Connection implements Subscriber {
 
   // --- outbound -------------------------------------------------------------------------
 
-  send(frame: Frame, now = Date.now()): boolean {
+  send(frame: Frame, now = Date.now(), replay = false): boolean {
     if (this.state !== 'open' && this.state !== 'authenticating') return false;
-    const result = this.queue.enqueue(frame, now);
+    const result = this.queue.enqueue(frame, now, replay);
     if (result === 'overflow') {
       this.closeSlow(
         this.queue.depth >= this.ctx.config.queueSize
@@ -159,8 +159,12 @@ export class Connection implements Subscriber {
   }
 
   resync(channels: string[]): void {
-    for (const channel of channels) this.subscriptions.delete(channel);
-    this.reply({ type: 'resync', channels });
+    for (const channel of channels) {
+      this.subscriptions.delete(channel);
+      // What is still queued belongs to the dropped subscription; the resubscribe replays it.
+      this.queue.dropChannel(channel);
+    }
+    this.reply({ type: 'resync', channels }, 'priority');
   }
 
   // --- liveness (called by the gateway's sweep, about once a second) ---------------------
@@ -199,7 +203,13 @@ export class Connection implements Subscriber {
     ) {
       return 'no pong';
     }
-    if (this.queue.depth > 0 && now - this.lastWriteAt > this.ctx.config.broadcastTimeout * 1000) {
+    // Stuck: the socket refuses more (waiting for drain) and nothing was written for longer
+    // than the broadcast timeout. A queue merely not flushed yet this turn is not stuck.
+    if (
+      this.waitingDrain &&
+      this.queue.depth > 0 &&
+      now - this.lastWriteAt > this.ctx.config.broadcastTimeout * 1000
+    ) {
       return 'queue not draining';
     }
     return null;
@@ -207,7 +217,7 @@ export class Connection implements Subscriber {
 
   /** Operator queue flush: drops what is queued and tells the client to resubscribe. */
   flushQueue(): number {
-    const dropped = this.queue.clear();
+    const dropped = this.queue.dropChannelFrames();
     if (dropped > 0 && this.state === 'open') {
       const channels = [...this.subscriptions.values()];
       for (const sub of channels) this.ctx.hub.unsubscribe(sub);
@@ -259,7 +269,7 @@ export class Connection implements Subscriber {
     this.queue.clear();
     for (const sub of this.subscriptions.values()) this.ctx.hub.unsubscribe(sub);
     try {
-      this.ws.close(code, reason.slice(0, 120));
+      this.ws.close(code, truncateUtf8(reason, 123));
     } catch {
       this.ws.terminate();
     }
@@ -403,11 +413,14 @@ export class Connection implements Subscriber {
         return this.subscribe(op);
       case 'unsubscribe': {
         this.dropSubscription(op.channel);
-        this.reply({
-          type: 'unsubscribed',
-          ...(op.id !== undefined && { id: op.id }),
-          channel: op.channel,
-        });
+        this.reply(
+          {
+            type: 'unsubscribed',
+            ...(op.id !== undefined && { id: op.id }),
+            channel: op.channel,
+          },
+          laneFor(op.channel),
+        );
         return;
       }
       case 'ping':
@@ -516,9 +529,37 @@ export class Connection implements Subscriber {
       });
       return;
     }
+    if (
+      !this.subscriptions.has(channel.name) &&
+      this.subscriptions.size >= this.ctx.config.maxSubscriptions
+    ) {
+      // Each subscription costs memory here and in the backplane: a client cannot grow it
+      // without bound by subscribing to made-up names.
+      this.ctx.metrics.error('too_many_subscriptions');
+      this.reply({
+        type: 'error',
+        ...(op.id !== undefined && { id: op.id }),
+        code: 'too_many_subscriptions',
+        message: `at most ${this.ctx.config.maxSubscriptions} subscriptions per connection`,
+      });
+      return;
+    }
     this.dropSubscription(channel.name);
     const sub = new Subscription(this, channel);
     this.subscriptions.set(channel.name, sub);
     await this.ctx.hub.subscribe(sub, op.since, op.id);
   }
+}
+
+/** Replies about an alert channel travel in its lane, so they keep their order with its
+ * events (an `unsubscribed` must not arrive after the next `subscribed`). */
+function laneFor(channel: string): Lane {
+  return parseChannel(channel)?.class === 'alert' ? 'priority' : 'normal';
+}
+
+/** A close reason may hold at most 123 bytes of UTF-8; ws throws on more. */
+function truncateUtf8(text: string, maxBytes: number): string {
+  let out = text;
+  while (Buffer.byteLength(out) > maxBytes) out = out.slice(0, -1);
+  return out;
 }

@@ -70,7 +70,8 @@ export class Frame {
 
   /** A one-off frame for a single client (replies, replays). */
   static of(message: ServerMessage, cls: DeliveryClass = 'control', lane?: Lane): Frame {
-    const channel = message.type === 'event' ? message.channel : null;
+    const channel =
+      message.type === 'event' || message.type === 'snapshot' ? message.channel : null;
     return new Frame(Buffer.from(JSON.stringify(message)), { cls, channel, ...(lane && { lane }) });
   }
 

@@ -5,6 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
+import type { WebSocket } from 'ws';
 import { ArchonError, CloseCode, ERRORS, parseChannel, SYSTEM_CHANNEL } from '../protocol/index.js';
 import { AdminService, LocalAdminApi, type AdminApi } from './admin.js';
 import { Authenticator } from './auth.js';
@@ -45,7 +46,8 @@ export class Gateway {
   private readonly auth: Authenticator;
   private readonly upgrades: UpgradeHandler;
   private readonly connectionContext: ConnectionContext;
-  private testConnections = 0;
+  /** Open `/api/v1/ws/test` sockets: counted against their own cap, closed on shutdown. */
+  private readonly testSockets = new Set<WebSocket>();
   private draining = false;
   private sweepTimer: NodeJS.Timeout | null = null;
   private starting: Promise<number> | null = null;
@@ -137,8 +139,8 @@ export class Gateway {
             this.hub.add(conn);
             this.metrics.connected(this.connections.size);
           } else if (endpoint === 'test') {
-            this.testConnections++;
-            ws.on('close', () => this.testConnections--);
+            this.testSockets.add(ws);
+            ws.on('close', () => this.testSockets.delete(ws));
             serveTestConnection(ws, config.serverId);
           } else {
             serveHealthConnection(ws, config.serverId, this.draining);
@@ -179,7 +181,7 @@ export class Gateway {
 
   private count(endpoint: Endpoint): number {
     if (endpoint === 'client') return this.connections.size;
-    if (endpoint === 'test') return this.testConnections;
+    if (endpoint === 'test') return this.testSockets.size;
     return 0;
   }
 
@@ -280,14 +282,18 @@ export class Gateway {
     while (this.connections.size > 0 && Date.now() < deadline - 500) await sleep(20);
     for (const conn of this.connections) conn.terminate();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    // Test connections hold the HTTP server open (close waits for upgraded sockets).
+    for (const ws of this.testSockets) ws.close(CloseCode.goingAway, 'server shutting down');
     this.upgrades.close();
-    await Promise.race([this.app.close(), sleep(Math.max(0, deadline - Date.now()))]);
-    await this.cluster
-      ?.stop()
-      .catch((err: unknown) => this.log.warn({ err }, 'Cluster stop failed'));
-    await this.backplane
-      .stop()
-      .catch((err: unknown) => this.log.warn({ err }, 'Backplane stop failed'));
+    // Every step after the drain is bounded by what is left of the shutdown timeout.
+    const bounded = (step: Promise<unknown>, what: string) =>
+      Promise.race([
+        step.catch((err: unknown) => this.log.warn({ err }, `${what} failed`)),
+        sleep(Math.max(0, deadline - Date.now())),
+      ]);
+    await bounded(this.app.close(), 'HTTP server close');
+    if (this.cluster) await bounded(this.cluster.stop(), 'Cluster stop');
+    await bounded(this.backplane.stop(), 'Backplane stop');
     this.metrics.close();
     this.log.info('Shutdown complete');
   }

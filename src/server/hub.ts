@@ -20,7 +20,7 @@ import type { Metrics } from './metrics.js';
 export interface Subscriber {
   readonly id: string;
   /** Queues a frame; false when the connection is gone or was closed for being slow. */
-  send(frame: Frame, now?: number): boolean;
+  send(frame: Frame, now?: number, replay?: boolean): boolean;
   /** Writes what is queued; called by the hub's flush turn. */
   flush(now?: number): void;
   /** The connection's subscription to a channel was dropped by the server: tell it. */
@@ -73,11 +73,6 @@ export class Hub implements BackplaneListener {
   remove(subscriber: Subscriber): void {
     this.subscribers.delete(subscriber);
     this.dirty.delete(subscriber);
-  }
-
-  /** Channels with local subscribers (what this instance listens to on the backplane). */
-  localChannels(): string[] {
-    return [...this.channels.keys()];
   }
 
   /**
@@ -153,14 +148,15 @@ export class Hub implements BackplaneListener {
     );
     const frames = [subscribed, ...after];
     if (this.channels.get(name)?.subs.has(sub) !== true) return; // dropped while reading
+    const now = Date.now();
     for (const frame of frames) {
-      if (!sub.subscriber.send(frame)) return;
+      if (!sub.subscriber.send(frame, now, true)) return;
     }
     const pending = sub.pending;
     sub.pending = [];
     sub.state = 'live';
     for (const p of pending) {
-      this.deliver(sub, p.frame, p.seq, p.epoch, Date.now());
+      this.deliver(sub, p.frame, p.seq, p.epoch, now);
       p.frame.release();
     }
     this.scheduleFlush(sub.subscriber);

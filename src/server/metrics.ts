@@ -5,7 +5,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import client from 'prom-client';
-import type { ChannelClass } from '../protocol/index.js';
+import { CLOSE_CODES, type ChannelClass } from '../protocol/index.js';
 import { MinuteSeries } from './stats.js';
 
 const CLASSES: readonly (ChannelClass | 'control')[] = [
@@ -16,6 +16,8 @@ const CLASSES: readonly (ChannelClass | 'control')[] = [
   'control',
 ];
 export type DeliveryClass = ChannelClass | 'control';
+
+const KNOWN_CLOSE_CODES = new Set([1005, ...CLOSE_CODES.map((c) => c.code)]);
 
 /** Recent broadcast durations kept for the status p99. */
 const LATENCY_WINDOW = 2048;
@@ -165,8 +167,10 @@ export class Metrics {
   }
 
   disconnected(code: number): void {
-    this.disconnects.inc({ code: String(code) });
-    this.series.disconnect(code);
+    // A client may close with any code from 3000 to 4999: only known codes become labels.
+    const label = KNOWN_CLOSE_CODES.has(code) ? String(code) : 'other';
+    this.disconnects.inc({ code: label });
+    this.series.disconnect(label);
   }
 
   broadcastSettled(seconds: number): void {

@@ -11,6 +11,9 @@ interface Item {
   /** When the first version of this item was queued; conflation keeps it, so a client that
    * never drains is still caught by the broadcast timeout. */
   readonly queuedAt: number;
+  /** False for a resume's replay and snapshot: bounded by the history settings already, and
+   * a gap as large as the queue must not close the client on every reconnect. */
+  readonly counted: boolean;
 }
 
 /** FIFO with O(1) shift; compacts once the consumed head is large. */
@@ -65,6 +68,9 @@ export class OutboundQueue {
   private readonly normal = new Lane();
   private readonly byKey = new Map<string, Item>();
   private queuedBytes = 0;
+  /** What the bounds apply to: every item but replays. */
+  private countedItems = 0;
+  private countedBytes = 0;
 
   constructor(
     private readonly maxItems: number,
@@ -88,24 +94,34 @@ export class OutboundQueue {
     return Math.min(a, b);
   }
 
-  enqueue(frame: Frame, now: number): EnqueueResult {
+  /** Queues a frame; `replay` frames (a resume's snapshot or replay) are exempt from the
+   * bounds but still count in depth and bytes. */
+  enqueue(frame: Frame, now: number, replay = false): EnqueueResult {
     if (frame.conflateKey !== null) {
       const queued = this.byKey.get(frame.conflateKey);
       if (queued) {
         // Same key still waiting: replace its value in place, keep its place in line.
         this.queuedBytes += frame.size - queued.frame.size;
+        this.countedBytes += frame.size - queued.frame.size;
         queued.frame.release();
         frame.retain();
         queued.frame = frame;
-        return this.queuedBytes > this.maxBytes ? 'overflow' : 'conflated';
+        return this.countedBytes > this.maxBytes ? 'overflow' : 'conflated';
       }
     }
-    if (this.depth >= this.maxItems || this.queuedBytes + frame.size > this.maxBytes) {
+    if (
+      !replay &&
+      (this.countedItems >= this.maxItems || this.countedBytes + frame.size > this.maxBytes)
+    ) {
       return 'overflow';
     }
-    const item: Item = { frame, queuedAt: now };
+    const item: Item = { frame, queuedAt: now, counted: !replay };
     frame.retain();
     this.queuedBytes += frame.size;
+    if (!replay) {
+      this.countedItems++;
+      this.countedBytes += frame.size;
+    }
     if (frame.lane === 'priority') {
       this.priority.push(item);
     } else {
@@ -119,10 +135,27 @@ export class OutboundQueue {
   shift(): Frame | undefined {
     const item = this.priority.shift() ?? this.normal.shift();
     if (!item) return undefined;
+    this.forget(item);
+    return item.frame;
+  }
+
+  private forget(item: Item): void {
     this.queuedBytes -= item.frame.size;
+    if (item.counted) {
+      this.countedItems--;
+      this.countedBytes -= item.frame.size;
+    }
     const key = item.frame.conflateKey;
     if (key !== null && this.byKey.get(key) === item) this.byKey.delete(key);
-    return item.frame;
+  }
+
+  private dropWhere(match: (item: Item) => boolean): number {
+    const dropped = [...this.priority.remove(match), ...this.normal.remove(match)];
+    for (const item of dropped) {
+      this.forget(item);
+      item.frame.release();
+    }
+    return dropped.length;
   }
 
   /**
@@ -131,15 +164,13 @@ export class OutboundQueue {
    * the client would apply the older snapshot last.
    */
   dropChannel(channel: string): number {
-    const match = (item: Item) => item.frame.channel === channel;
-    const dropped = [...this.priority.remove(match), ...this.normal.remove(match)];
-    for (const item of dropped) {
-      this.queuedBytes -= item.frame.size;
-      const key = item.frame.conflateKey;
-      if (key !== null && this.byKey.get(key) === item) this.byKey.delete(key);
-      item.frame.release();
-    }
-    return dropped.length;
+    return this.dropWhere((item) => item.frame.channel === channel);
+  }
+
+  /** Operator queue flush: drops every channel's events and snapshots, keeps replies and
+   * pings (dropping a ping would get the client closed for not answering it). */
+  dropChannelFrames(): number {
+    return this.dropWhere((item) => item.frame.channel !== null);
   }
 
   /** Empties the queue (operator flush, close); returns how many frames were dropped. */
@@ -147,7 +178,7 @@ export class OutboundQueue {
     const dropped = [...this.priority.clear(), ...this.normal.clear()];
     for (const item of dropped) item.frame.release();
     this.byKey.clear();
-    this.queuedBytes = 0;
+    this.queuedBytes = this.countedItems = this.countedBytes = 0;
     return dropped.length;
   }
 }

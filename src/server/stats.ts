@@ -62,9 +62,9 @@ export class MinuteSeries {
     this.current.errorsByType[type] = (this.current.errorsByType[type] ?? 0) + 1;
   }
 
-  disconnect(code: number): void {
+  disconnect(code: string): void {
     this.current.disconnects++;
-    const key = String(code);
+    const key = code;
     this.current.disconnectsByCode[key] = (this.current.disconnectsByCode[key] ?? 0) + 1;
   }
 

@@ -84,7 +84,9 @@ export class UpgradeHandler {
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // A socket error before the handshake completes must not crash the process.
     socket.on('error', () => socket.destroy());
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    // Plain string work: `new URL` throws on targets like `//x:99999/`, and a throw here
+    // would take the process down.
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     const endpoint = PATHS[path];
     if (endpoint === undefined) {
       this.refuse(socket, 'not_found', `no WebSocket endpoint at ${path}`, 'not_found');

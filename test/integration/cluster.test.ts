@@ -159,7 +159,7 @@ describe('cluster mode', () => {
     const a = await instance('api-1');
     // An instance that registered (heartbeat still fresh) but no longer answers: frozen.
     const redisClient = new Redis(redis.url);
-    await redisClient.set('archon:instance:api-9', '{"server":"api-9"}', 'EX', 15);
+    await redisClient.zadd('archon:instances', Date.now(), 'api-9');
     redisClient.disconnect();
     const status = (await admin(a, 'GET', '/websocket/status')).body as Status & {
       missing_instances: string[];
@@ -180,7 +180,8 @@ describe('cluster mode', () => {
     const down = await publish(a, { channel: 'signals', data: {} });
     expect(down.status).toBe(503);
     expect(down.headers.get('retry-after')).toBe('1');
-    expect((await fetch(`${a.http}/api/health`).then((r) => r.json())) as unknown).toMatchObject({
+    const health: unknown = await fetch(`${a.http}/api/health`).then((r) => r.json());
+    expect(health).toMatchObject({
       status: 'degraded',
       backplane: 'down',
     });

@@ -189,3 +189,23 @@ describe('protocol: state channels', () => {
     expect(entriesOf(snapshot)).toEqual([{ key: 'GBPUSD', data: { qty: 2 } }]);
   });
 });
+
+describe('subscription limit', () => {
+  const gw = useGateway({ WEBSOCKET_MAX_SUBSCRIPTIONS: '2' });
+
+  it('refuses a subscription beyond WEBSOCKET_MAX_SUBSCRIPTIONS with too_many_subscriptions and keeps the connection', async () => {
+    await gw.start();
+    const c = await gw.authed();
+    expect(await c.subscribe('signals:a')).toMatchObject({ type: 'subscribed' });
+    expect(await c.subscribe('signals:b')).toMatchObject({ type: 'subscribed' });
+    expect(await c.subscribe('signals:c')).toMatchObject({
+      type: 'error',
+      code: 'too_many_subscriptions',
+    });
+    // Resubscribing to a channel it has is not a new subscription.
+    expect(await c.subscribe('signals:a')).toMatchObject({ type: 'subscribed' });
+    c.send({ op: 'unsubscribe', channel: 'signals:b' });
+    await c.type('unsubscribed');
+    expect(await c.subscribe('signals:c')).toMatchObject({ type: 'subscribed' });
+  });
+});

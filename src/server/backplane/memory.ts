@@ -61,7 +61,9 @@ export class MemoryBackplane implements Backplane {
     const now = this.now();
     this.expireIds(now);
     const results = events.map((input) => {
-      const seen = input.id === undefined ? undefined : this.seenIds.get(input.id);
+      // Ids are per channel: the engine may reuse one event id on several channels.
+      const idKey = input.id === undefined ? undefined : `${input.channel}\u0000${input.id}`;
+      const seen = idKey === undefined ? undefined : this.seenIds.get(idKey);
       if (seen) return { ...seen.result, duplicate: true as const };
       const data = this.channel(input.channel, true);
       const event: StoredEvent = {
@@ -80,7 +82,7 @@ export class MemoryBackplane implements Backplane {
         this.listener?.event({ ...event, epoch: this.epoch });
       }
       const result: PublishResult = { channel: input.channel, seq: event.seq, epoch: this.epoch };
-      if (input.id !== undefined) this.seenIds.set(input.id, { at: now, result });
+      if (idKey !== undefined) this.seenIds.set(idKey, { at: now, result });
       return result;
     });
     return Promise.resolve(results);

@@ -11,7 +11,7 @@
  *   data (JSON text); trimmed to the history size, expired by ts on read.
  * - `<prefix>ch:<channel>:state`  hash key → data JSON (state channels).
  * - `<prefix>ev:<channel>`        pub/sub channel: JSON {channel, seq, key, ts, data, epoch}.
- * - `<prefix>idem:<id>`           the first result of a publish with that id (EX 600).
+ * - `<prefix>idem:<channel>:<id>` the first result of a publish with that id (EX 600).
  *
  * Every write and every read that must agree with writes is one Lua script, so a publish is
  * atomic (number, store, fan out) and a read sees one consistent moment of the channel.
@@ -232,7 +232,8 @@ export class RedisBackplane implements Backplane {
           cls === 'alert' ? this.options.limits.alertTtlMs : this.options.limits.streamTtlMs;
         return cmd.archonPublish(
           ...this.channelKeys(input.channel),
-          `${this.prefix}idem:${input.id ?? ''}`,
+          // Ids are per channel: the engine may reuse one event id on several channels.
+          `${this.prefix}idem:${input.channel}:${input.id ?? ''}`,
           newEpoch(),
           mode,
           maxlen,

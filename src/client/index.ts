@@ -1,0 +1,30 @@
+/** archon-ws/client: the browser and Node SDK of archon-ws. */
+export { ArchonClient } from './client.js';
+export type { ArchonClientOptions, SubscribeOptions } from './client.js';
+export type { TokenSource } from './token.js';
+export type {
+  ClientEvents,
+  ConnectionState,
+  DisconnectInfo,
+  RetryInfo,
+  StateChange,
+} from './connection-state.js';
+export type { Subscription, SubscriptionEvents, SubscriptionState } from './subscription.js';
+export type { KeyedStore, KeyedStoreEvents, PositionsStore, StoreChange } from './keyed-store.js';
+export type {
+  ChannelEvent,
+  ChannelSnapshot,
+  ClientError,
+  Gap,
+  GapReason,
+  Position,
+  SdkErrorCode,
+  SystemNotice,
+  WelcomeInfo,
+} from './types.js';
+export { Backoff } from './backoff.js';
+export type { BackoffOptions } from './backoff.js';
+export type { NetworkEvents } from './network.js';
+export type { Listenable, Listener } from './events.js';
+export { SDK_NAME, SDK_VERSION } from './version.js';
+export type { CloseAction } from '../protocol/index.js';

@@ -1,0 +1,286 @@
+/**
+ * One channel subscription across connections: its state, its resume point, and the rules
+ * that keep what the application sees in seq order with each seq at most once (replays,
+ * resubscribes and history reads overlap; duplicates are dropped, nothing is reordered).
+ */
+import {
+  isReplayable,
+  type ChannelInfo,
+  type EventMessage,
+  type HistoryAnswer,
+  type SnapshotMessage,
+  type SubscribeOp,
+  type SubscribedMessage,
+} from '../protocol/index.js';
+import { Emitter, type Listenable } from './events.js';
+import { planRecovery } from './recovery.js';
+import type { ChannelEvent, ChannelSnapshot, ClientError, Gap, Position } from './types.js';
+
+/**
+ * - `subscribing`: waiting for a connection or for the server's `subscribed`;
+ * - `live`: events flow as they happen;
+ * - `recovering`: the resume could not be replayed; missed events are read from history
+ *   (live ones wait, so the order holds);
+ * - `failed`: the server refused the channel (forbidden, unknown); not retried;
+ * - `unsubscribed`: ended by the application.
+ */
+export type SubscriptionState = 'subscribing' | 'live' | 'recovering' | 'failed' | 'unsubscribed';
+
+export interface SubscriptionEvents<T> {
+  state: [state: SubscriptionState];
+  event: [event: ChannelEvent<T>];
+  /** State channels: the full content, after every (re)subscribe. */
+  snapshot: [snapshot: ChannelSnapshot<T>];
+  gap: [gap: Gap];
+  error: [error: ClientError];
+}
+
+export interface Subscription<T = unknown> extends Listenable<SubscriptionEvents<T>> {
+  readonly channel: string;
+  readonly state: SubscriptionState;
+  /**
+   * The resume point: the epoch of the subscription and the seq of the last event handed to
+   * the application (of the snapshot, on a state channel). Null before the first subscribe.
+   */
+  readonly position: Position | null;
+  /** Why the subscription failed, when it did. */
+  readonly error: ClientError | null;
+  /** Ends the subscription (tells the server when connected). */
+  unsubscribe(): void;
+}
+
+/** What a subscription needs from its client. */
+export interface SubscriptionHost {
+  /** GET /api/v1/history; null when it cannot be read (the SDK reports why). */
+  history(channel: string, since: Position, signal: AbortSignal): Promise<HistoryAnswer | null>;
+  unsubscribe(channel: string): void;
+}
+
+/** Server error codes on `subscribe` that a retry cannot fix. */
+const PERMANENT = new Set(['forbidden', 'unknown_channel', 'bad_request']);
+
+interface Recovery {
+  readonly abort: AbortController;
+  /** Live events that arrived during the history read, released after it. */
+  readonly held: EventMessage[];
+}
+
+export class ChannelSubscription<T = unknown>
+  extends Emitter<SubscriptionEvents<T>>
+  implements Subscription<T>
+{
+  readonly channel: string;
+  private stateValue: SubscriptionState = 'subscribing';
+  private positionValue: Position | null;
+  private errorValue: ClientError | null = null;
+  /** The id of the `subscribe` in flight. */
+  private pendingId: number | null = null;
+  /** The resume point that `subscribe` carried. */
+  private sentSince: Position | null = null;
+  /** The epoch of the current subscription on this connection; null until `subscribed`. */
+  private epoch: string | null = null;
+  /** Events still to come that the server replays for the resume. */
+  private replaying = 0;
+  private recovery: Recovery | null = null;
+
+  constructor(
+    private readonly info: ChannelInfo,
+    private readonly host: SubscriptionHost,
+    since: Position | null = null,
+  ) {
+    super();
+    this.channel = info.name;
+    this.positionValue = since && this.replayable ? { ...since } : null;
+  }
+
+  get state(): SubscriptionState {
+    return this.stateValue;
+  }
+
+  get position(): Position | null {
+    return this.positionValue && { ...this.positionValue };
+  }
+
+  get error(): ClientError | null {
+    return this.errorValue;
+  }
+
+  /** Whether the next connection should subscribe it. */
+  get wanted(): boolean {
+    return this.stateValue !== 'failed' && this.stateValue !== 'unsubscribed';
+  }
+
+  unsubscribe(): void {
+    if (this.stateValue === 'unsubscribed') return;
+    this.reset();
+    this.setState('unsubscribed');
+    this.host.unsubscribe(this.channel);
+  }
+
+  // --- driven by the client ------------------------------------------------------------------
+
+  /** The `subscribe` op for request `id`: with `since` on stream and alert channels. */
+  subscribeOp(id: number): SubscribeOp {
+    this.reset();
+    this.pendingId = id;
+    this.sentSince = this.replayable ? this.positionValue : null;
+    this.setState('subscribing');
+    const since = this.sentSince;
+    return { op: 'subscribe', id, channel: this.channel, ...(since && { since: { ...since } }) };
+  }
+
+  /** True when `id` is the subscribe in flight (answers to older ones are ignored). */
+  awaits(id: number | string | undefined): boolean {
+    return id !== undefined && id === this.pendingId;
+  }
+
+  onSubscribed(msg: SubscribedMessage): void {
+    this.pendingId = null;
+    this.epoch = msg.epoch;
+    this.replaying = msg.replayed;
+    const since = this.sentSince;
+    const current = { epoch: msg.epoch, seq: msg.seq };
+    if (!this.replayable) {
+      // A state channel goes live with its snapshot, which follows.
+      if (this.info.class === 'broadcast') this.setState('live');
+      return;
+    }
+    if (since === null) {
+      this.positionValue = current;
+      this.setState('live');
+    } else if (msg.recovered && since.epoch === msg.epoch) {
+      this.setState('live'); // the missed events follow: replayed, then live
+    } else {
+      this.recover(since, current);
+    }
+  }
+
+  onSnapshot(msg: SnapshotMessage): void {
+    if (this.epoch === null) return;
+    this.positionValue = { epoch: msg.epoch, seq: msg.seq };
+    this.emit('snapshot', {
+      channel: this.channel,
+      epoch: msg.epoch,
+      seq: msg.seq,
+      entries: msg.entries.map((e) => ({ key: e.key, data: e.data as T })),
+    });
+    this.setState('live');
+  }
+
+  onEvent(msg: EventMessage): void {
+    // Before `subscribed` on this connection: an event of a dropped subscription; the
+    // resubscribe's since covers it.
+    if (this.epoch === null) return;
+    if (this.recovery) {
+      this.recovery.held.push(msg);
+      return;
+    }
+    let source: ChannelEvent['source'] = 'live';
+    if (this.replaying > 0) {
+      this.replaying--;
+      source = 'replay';
+    }
+    this.deliver(msg, this.epoch, source);
+  }
+
+  /** An `error` answering this subscription's `subscribe`. */
+  onRefused(code: string, message: string): 'failed' | 'retry' {
+    this.pendingId = null;
+    const error: ClientError = { code, message, channel: this.channel };
+    this.emit('error', error);
+    if (!PERMANENT.has(code)) return 'retry';
+    this.errorValue = error;
+    this.setState('failed');
+    return 'failed';
+  }
+
+  /** The connection is gone: everything tied to it is dropped; the resume point stays. */
+  onDisconnect(): void {
+    if (!this.wanted) return;
+    this.reset();
+    this.setState('subscribing');
+  }
+
+  // --- internals -----------------------------------------------------------------------------
+
+  private get replayable(): boolean {
+    return isReplayable(this.info.class);
+  }
+
+  private reset(): void {
+    this.recovery?.abort.abort();
+    this.recovery = null;
+    this.pendingId = null;
+    this.epoch = null;
+    this.replaying = 0;
+  }
+
+  private setState(state: SubscriptionState): void {
+    if (state === this.stateValue) return;
+    this.stateValue = state;
+    this.emit('state', state);
+  }
+
+  /** Hands one event over unless its seq was already handed over. */
+  private deliver(
+    msg: Omit<EventMessage, 'type'>,
+    epoch: string,
+    source: ChannelEvent['source'],
+  ): void {
+    const last = this.positionValue;
+    if (last && last.epoch === epoch) {
+      if (msg.seq <= last.seq) return;
+      if (this.replayable && msg.seq > last.seq + 1)
+        this.gap({
+          channel: this.channel,
+          reason: 'skipped',
+          after: last,
+          before: { epoch, seq: msg.seq },
+        });
+    }
+    this.positionValue = { epoch, seq: msg.seq };
+    this.emit('event', {
+      channel: this.channel,
+      epoch,
+      seq: msg.seq,
+      key: msg.key,
+      ts: msg.ts,
+      data: msg.data as T,
+      source,
+    });
+  }
+
+  /** A gap moves the resume point to just before the first event after the hole. */
+  private gap(gap: Gap): void {
+    this.positionValue = { epoch: gap.before.epoch, seq: gap.before.seq - 1 };
+    this.emit('gap', gap);
+  }
+
+  /** recovered:false: read the hole from history while live events wait, then release them. */
+  private recover(since: Position, subscribed: Position): void {
+    const recovery: Recovery = { abort: new AbortController(), held: [] };
+    this.recovery = recovery;
+    this.setState('recovering');
+    this.host
+      .history(this.channel, since, recovery.abort.signal)
+      .catch(() => null)
+      .then((answer) => {
+        if (this.recovery !== recovery) return; // superseded by a disconnect or resubscribe
+        this.recovery = null;
+        for (const step of planRecovery(this.channel, since, subscribed, answer)) {
+          if (step.kind === 'gap') this.gap(step.gap);
+          else this.deliver(step.event, subscribed.epoch, 'history');
+        }
+        // Live events continue from the subscription's seq + 1, whatever history held.
+        this.positionValue = { ...subscribed };
+        this.setState('live');
+        for (const msg of recovery.held) this.onEvent(msg);
+      })
+      .catch((err: unknown) => {
+        // A throwing listener above: report it like the emitter does, outside this chain.
+        queueMicrotask(() => {
+          throw err;
+        });
+      });
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The user's JWT: asked of the application once, kept, and asked again only after the server
+ * refused it (close 4001, HTTP 401), so a reconnect storm does not become a token storm.
+ */
+
+/** A JWT, or a function giving one. */
+export type TokenSource = string | (() => string | Promise<string>);
+
+export class TokenCache {
+  private token: string | null = null;
+  private request: Promise<string> | null = null;
+
+  constructor(private readonly source: TokenSource) {}
+
+  /** The kept token, or a fresh one from the source (one request at a time). */
+  get(): Promise<string> {
+    if (this.token !== null) return Promise.resolve(this.token);
+    this.request ??= this.fetch().finally(() => {
+      this.request = null;
+    });
+    return this.request;
+  }
+
+  /** The server refused the token: the next get() asks the source again. */
+  refused(): void {
+    this.token = null;
+  }
+
+  private async fetch(): Promise<string> {
+    const token = typeof this.source === 'string' ? this.source : await this.source();
+    if (typeof token !== 'string' || token.length === 0)
+      throw new Error('the token provider gave no token');
+    this.token = token;
+    return token;
+  }
+}

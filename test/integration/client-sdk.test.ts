@@ -1,0 +1,177 @@
+/**
+ * The client SDK (archon-ws/client) against a real gateway: connecting, subscribing, state
+ * stores, operator notices, refused subscriptions. The SDK runs on Node's global WebSocket.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  ArchonClient,
+  SDK_VERSION,
+  type ArchonClientOptions,
+  type ChannelEvent,
+  type ClientError,
+  type ConnectionState,
+  type StoreChange,
+} from '../../src/client/index.js';
+import { connections } from '../support/admin.js';
+import { until } from '../support/client.js';
+import { useGateway } from '../support/fixture.js';
+import { admin, publish, signToken, type TestGateway } from '../support/gateway.js';
+
+interface Position {
+  side: 'long' | 'short';
+  size: number;
+}
+
+describe('client SDK: connecting and subscribing', () => {
+  const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
+  const clients: ArchonClient[] = [];
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
+  });
+
+  function sdk(g: TestGateway, options: Partial<ArchonClientOptions> = {}): ArchonClient {
+    const client = new ArchonClient({
+      url: `${g.ws}/api/v1/ws`,
+      token: () => signToken({ accounts: ['ACC1'] }),
+      backoff: { baseMs: 20, capMs: 200 },
+      network: null,
+      ...options,
+    });
+    clients.push(client);
+    return client;
+  }
+
+  async function publishOk(g: TestGateway, body: unknown): Promise<void> {
+    const res = await publish(g, body);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+  }
+
+  it('connects, subscribes and hands over the events of a channel in seq order', async () => {
+    const g = await gw.start();
+    const client = sdk(g);
+    const states: ConnectionState[] = [client.state];
+    client.on('state', (s) => states.push(s));
+    const got: ChannelEvent<{ n: number }>[] = [];
+    const all: ChannelEvent[] = [];
+    client.on('event', (e) => all.push(e));
+    const sub = client.subscribe<{ n: number }>('signals', (e) => got.push(e));
+    expect(sub.state).toBe('subscribing');
+
+    await until(() => sub.state === 'live', 5000, 'the subscription to go live');
+    expect(states).toEqual(['connecting', 'connected']);
+    expect(client.welcome).toMatchObject({ server: 'test-1', pingInterval: 30, pingTimeout: 10 });
+    expect(sub.position).toEqual({ epoch: expect.any(String) as string, seq: 0 });
+
+    await publishOk(g, { events: [1, 2, 3].map((n) => ({ channel: 'signals', data: { n } })) });
+    await until(() => got.length === 3, 5000, 'three events');
+    expect(got.map((e) => [e.seq, e.data.n, e.source])).toEqual([
+      [1, 1, 'live'],
+      [2, 2, 'live'],
+      [3, 3, 'live'],
+    ]);
+    expect(got.every((e) => e.channel === 'signals' && e.epoch === sub.position?.epoch)).toBe(true);
+    expect(all).toEqual(got);
+    expect(sub.position?.seq).toBe(3);
+  });
+
+  it('sends its version in hello, after the name the application gives', async () => {
+    const g = await gw.start();
+    const client = sdk(g, { clientName: 'test-dashboard/2.0' });
+    await until(() => client.state === 'connected', 5000, 'connected');
+    const listed = await connections(g);
+    expect(listed.map((c) => c.client_version)).toEqual([
+      `test-dashboard/2.0 archon-ws-client/${SDK_VERSION}`,
+    ]);
+    expect(client.clientVersion).toBe(`test-dashboard/2.0 archon-ws-client/${SDK_VERSION}`);
+  });
+
+  it('keeps the positions of an account from the snapshot and keyed events; data:null deletes', async () => {
+    const g = await gw.start();
+    await publishOk(g, {
+      events: [
+        { channel: 'positions:ACC1', key: 'EURUSD', data: { side: 'long', size: 100 } },
+        { channel: 'positions:ACC1', key: 'XAUUSD', data: { side: 'short', size: 5 } },
+      ],
+    });
+    const client = sdk(g);
+    const store = client.positions<Position>('ACC1');
+    const changes: StoreChange<Position>[] = [];
+    store.on('change', (c) => changes.push(c));
+    await until(() => store.ready, 5000, 'the snapshot');
+    expect(store.subscription.state).toBe('live');
+    expect(Object.fromEntries(store.entries())).toEqual({
+      EURUSD: { side: 'long', size: 100 },
+      XAUUSD: { side: 'short', size: 5 },
+    });
+
+    await publishOk(g, {
+      events: [
+        { channel: 'positions:ACC1', key: 'EURUSD', data: { side: 'long', size: 150 } },
+        { channel: 'positions:ACC1', key: 'XAUUSD', data: null },
+        { channel: 'positions:ACC1', key: 'GBPUSD', data: { side: 'short', size: 7 } },
+      ],
+    });
+    await until(() => changes.length === 4, 5000, 'three changes after the snapshot');
+    expect(changes.map((c) => [c.kind, c.kind === 'snapshot' ? null : c.key])).toEqual([
+      ['snapshot', null],
+      ['set', 'EURUSD'],
+      ['delete', 'XAUUSD'],
+      ['set', 'GBPUSD'],
+    ]);
+    expect(changes[1]).toMatchObject({ previous: { size: 100 }, value: { size: 150 } });
+    expect(store.size).toBe(2);
+    expect(store.get('EURUSD')).toEqual({ side: 'long', size: 150 });
+    expect(store.get('XAUUSD')).toBeUndefined();
+    expect(client.positions('ACC1')).toBe(store);
+  });
+
+  it('marks a forbidden subscription failed and keeps the connection and the other channels', async () => {
+    const g = await gw.start();
+    const client = sdk(g);
+    const errors: ClientError[] = [];
+    client.on('error', (e) => errors.push(e));
+    const denied = client.subscribe('positions:ACC9');
+    const allowed = client.subscribe('signals');
+    await until(() => denied.state === 'failed' && allowed.state === 'live', 5000, 'answers');
+    expect(denied.error).toMatchObject({ code: 'forbidden', channel: 'positions:ACC9' });
+    expect(errors).toEqual([expect.objectContaining({ code: 'forbidden' })]);
+    expect(client.state).toBe('connected');
+
+    const got: number[] = [];
+    allowed.on('event', (e) => got.push(e.seq));
+    await publishOk(g, { channel: 'signals', data: {} });
+    await until(() => got.length === 1, 5000, 'an event');
+  });
+
+  it('hands over operator notices as system events', async () => {
+    const g = await gw.start();
+    const client = sdk(g);
+    const notices: string[] = [];
+    client.on('system', (n) => notices.push(n.message));
+    await until(() => client.state === 'connected', 5000, 'connected');
+    const res = await admin(g, 'POST', '/broadcast', {
+      type: 'system',
+      message: 'Please refresh your dashboard',
+    });
+    expect(res.status).toBe(200);
+    await until(() => notices.length === 1, 5000, 'the notice');
+    expect(notices).toEqual(['Please refresh your dashboard']);
+  });
+
+  it('stops the events of a channel once unsubscribed', async () => {
+    const g = await gw.start();
+    const client = sdk(g);
+    const gone: number[] = [];
+    const kept: number[] = [];
+    const a = client.subscribe('signals:a', (e) => gone.push(e.seq));
+    const b = client.subscribe('signals:b', (e) => kept.push(e.seq));
+    await until(() => a.state === 'live' && b.state === 'live', 5000, 'both live');
+    a.unsubscribe();
+    expect(a.state).toBe('unsubscribed');
+    // One connection delivers in order: once b's event is in, a's would have been too.
+    await publishOk(g, { channel: 'signals:a', data: {} });
+    await publishOk(g, { channel: 'signals:b', data: {} });
+    await until(() => kept.length === 1, 5000, "b's event");
+    expect(gone).toEqual([]);
+  });
+});

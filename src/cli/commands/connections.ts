@@ -1,0 +1,72 @@
+/** `archon-ws connections`: how connections spread over servers, client versions or users. */
+import type { Command } from 'commander';
+import { adminRequest, CliError, Exit, isObject, resolveTarget } from '../api.js';
+import { action, targetOptions, type TargetOptions } from '../common.js';
+import { out, table, withProgress } from '../format.js';
+
+const GROUPS = ['server', 'client_version', 'user'] as const;
+type GroupBy = (typeof GROUPS)[number];
+/** The field of a connection each grouping reads. */
+const FIELD: Record<GroupBy, string> = {
+  server: 'server',
+  client_version: 'client_version',
+  user: 'user_id',
+};
+
+interface Options extends TargetOptions {
+  groupBy: string;
+}
+
+export function registerConnections(program: Command): void {
+  targetOptions(
+    program
+      .command('connections')
+      .description('connection counts per server, client version or user (RB-003 Step 1)')
+      .option('--group-by <key>', `group by ${GROUPS.join(', ')}`, 'server'),
+  ).action(
+    action(async (options: Options) => {
+      if (!(GROUPS as readonly string[]).includes(options.groupBy))
+        throw new CliError(
+          `--group-by must be one of ${GROUPS.join(', ')} (got ${JSON.stringify(options.groupBy)})`,
+          Exit.usage,
+        );
+      const key = options.groupBy as GroupBy;
+      const target = resolveTarget(options);
+      const json = options.json === true;
+      const body = await withProgress(
+        `asking ${target.url}`,
+        json,
+        adminRequest(target, 'GET', '/websocket/connections'),
+      );
+      if (!Array.isArray(body))
+        throw new CliError('bad answer from connections: not an array', Exit.badAnswer);
+      const counts = new Map<string | null, number>();
+      for (const c of body) {
+        if (!isObject(c))
+          throw new CliError(
+            'bad answer from connections: an entry is not an object',
+            Exit.badAnswer,
+          );
+        const v = c[FIELD[key]];
+        const group = typeof v === 'string' ? v : null;
+        counts.set(group, (counts.get(group) ?? 0) + 1);
+      }
+      const groups = [...counts]
+        .sort((a, b) => b[1] - a[1] || String(a[0]).localeCompare(String(b[0])))
+        .map(([value, count]) => ({ [key]: value, count }));
+      if (json) {
+        out(JSON.stringify(groups, null, 2));
+        return;
+      }
+      out(
+        table(
+          [key.toUpperCase(), 'COUNT'],
+          [...counts]
+            .sort((a, b) => b[1] - a[1] || String(a[0]).localeCompare(String(b[0])))
+            .map(([value, count]) => [value ?? '(none)', count]),
+        ),
+      );
+      out(`total: ${body.length}`);
+    }),
+  );
+}

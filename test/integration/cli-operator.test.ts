@@ -1,0 +1,325 @@
+/**
+ * The operator commands of `archon-ws` as a real process (the built CLI) against a real
+ * gateway started in this process: RB-003's status, connections, stats, fixes, verify and
+ * test-connect, their --json output, exit codes and one-line errors.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../support/client.js';
+import { useGateway } from '../support/fixture.js';
+import { ADMIN_TOKEN } from '../support/gateway.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const CLI = join(ROOT, 'bin', 'archon-ws.js');
+const BUILT = join(ROOT, 'dist', 'cli', 'main.js');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile())
+      newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ when it is missing or older than src/, so the process runs the code under test. */
+function ensureBuilt(): void {
+  if (existsSync(BUILT) && statSync(BUILT).mtimeMs >= newestMtime(join(ROOT, 'src'))) return;
+  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe' });
+}
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI asynchronously (the gateway lives in this process and must keep serving). */
+function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, [CLI, ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function expectOneLineError(r: Result): void {
+  const lines = r.stderr.trim().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^archon-ws: /);
+  expect(r.stderr).not.toMatch(/^\s+at /m);
+  expect(r.stdout).toBe('');
+}
+
+beforeAll(() => ensureBuilt(), 120_000);
+
+describe('archon-ws operator commands', () => {
+  const fx = useGateway();
+  const env = () => ({ ARCHON_URL: fx.tg.http, ADMIN_TOKEN });
+  const run = (args: string[]) => cli(args, env());
+
+  it('status shows active connections, peak and the instance row', async () => {
+    await fx.start();
+    await fx.authed({ sub: 'alice' });
+    await fx.authed({ sub: 'bob' });
+
+    const human = await run(['status']);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/^active connections\s+2 \/ 10000 max$/m);
+    expect(human.stdout).toMatch(/^peak today\s+2 \(100 % of peak\)$/m);
+    expect(human.stdout).toMatch(/^errors last hour\s+0$/m);
+    expect(human.stdout).toMatch(/^queue depth\s+0$/m);
+    expect(human.stdout).toMatch(/^memory\s+\d+\.\d MB rss/m);
+    expect(human.stdout).toMatch(/^event-loop lag p99\s+[\d.]+ ms$/m);
+    expect(human.stdout).toMatch(/^SERVER\s+ACTIVE\s+QUEUE\s+P99 MS\s+HEALTHY$/m);
+    expect(human.stdout).toMatch(/^test-1\s+2\s+0\s+[\d.]+\s+yes$/m);
+    expect(human.stdout).toMatch(/^missing instances: none$/m);
+
+    const json = await run(['status', '--json']);
+    expect(json.code).toBe(0);
+    expect(json.stderr).toBe('');
+    const s = JSON.parse(json.stdout) as Record<string, unknown>;
+    expect(s).toMatchObject({
+      mode: 'embedded',
+      active_connections: 2,
+      peak_connections: 2,
+      errors_last_hour: 0,
+      queue_depth: 0,
+      missing_instances: [],
+      instances: [{ server: 'test-1', active_connections: 2, queue_depth: 0, healthy: true }],
+    });
+    expect(s.memory_rss_bytes).toBeGreaterThan(0);
+    expect(typeof s.broadcast_latency_p99_ms).toBe('number');
+    expect(typeof s.event_loop_lag_p99_ms).toBe('number');
+  });
+
+  it('connections groups by server, client version and user', async () => {
+    await fx.start();
+    await fx.authed({ sub: 'alice' }, { client: 'dash/1.0' });
+    await fx.authed({ sub: 'alice' }, { client: 'dash/2.0' });
+    await fx.authed({ sub: 'bob' }, { client: 'dash/2.0' });
+
+    const byServer = await run(['connections']);
+    expect(byServer.code, byServer.stderr).toBe(0);
+    expect(byServer.stdout).toMatch(/^SERVER\s+COUNT$/m);
+    expect(byServer.stdout).toMatch(/^test-1\s+3$/m);
+    expect(byServer.stdout).toMatch(/^total: 3$/m);
+
+    const byVersion = await run(['connections', '--group-by', 'client_version', '--json']);
+    expect(byVersion.code).toBe(0);
+    expect(JSON.parse(byVersion.stdout)).toEqual([
+      { client_version: 'dash/2.0', count: 2 },
+      { client_version: 'dash/1.0', count: 1 },
+    ]);
+
+    const byUser = await run(['connections', '--group-by', 'user', '--json']);
+    expect(JSON.parse(byUser.stdout)).toEqual([
+      { user: 'alice', count: 2 },
+      { user: 'bob', count: 1 },
+    ]);
+
+    const bad = await run(['connections', '--group-by', 'region']);
+    expect(bad.code).toBe(2);
+    expectOneLineError(bad);
+  });
+
+  it('stats shows rates, errors by type, disconnects by code and the series', async () => {
+    await fx.start();
+    const c = await fx.authed();
+    c.send('not json');
+    c.send('still not json'); // the second malformed message closes with 4400
+    await c.closed;
+    await until(() => fx.tg.gateway.connections.size === 0, 5000, 'the close to register');
+
+    const json = await run(['stats', '--minutes', '2', '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const s = JSON.parse(json.stdout) as Record<string, unknown>;
+    expect(s).toMatchObject({
+      minutes: 2,
+      errors_per_minute: 1,
+      connects_per_minute: 0.5,
+      disconnects_per_minute: 0.5,
+      errors_by_type: { invalid_json: 2 },
+      disconnects_by_code: { '4400': 1 },
+    });
+    expect(s.series).toHaveLength(2);
+
+    const human = await run(['stats', '--minutes', '2']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^errors\/min\s+1$/m);
+    expect(human.stdout).toMatch(/^errors by type\s+invalid_json 2$/m);
+    expect(human.stdout).toMatch(/^disconnects by code\s+4400 1$/m);
+    expect(human.stdout).toMatch(/^MINUTE\s+CONNECTIONS\s+MESSAGES\s+ERRORS$/m);
+    expect(human.stdout.match(/^\d{4}-\d\d-\d\dT\d\d:\d\dZ\s+\d+\s+\d+\s+\d+$/gm)).toHaveLength(2);
+
+    const bad = await run(['stats', '--minutes', '61']);
+    expect(bad.code).toBe(2);
+    expectOneLineError(bad);
+  });
+
+  it('broadcast reaches a connected client and reports per server', async () => {
+    await fx.start();
+    const c = await fx.authed();
+    const r = await run(['broadcast', 'Please refresh your dashboard']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/sent to 1 authenticated connection on 1 server/);
+    const notice = await c.type('system');
+    expect(notice.message).toBe('Please refresh your dashboard');
+
+    const json = await run(['broadcast', 'again', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual({ delivered: 1, servers: 1, missing: [] });
+  });
+
+  it('cleanup and flush print what they did per server', async () => {
+    await fx.start();
+    await fx.authed();
+    const cleanup = await run(['cleanup']);
+    expect(cleanup.code, cleanup.stderr).toBe(0);
+    expect(cleanup.stdout).toMatch(/nothing to clean/);
+    expect(cleanup.stdout).toMatch(/^test-1\s+0$/m);
+    const cleanupJson = await run(['cleanup', '--json']);
+    expect(JSON.parse(cleanupJson.stdout)).toEqual({
+      removed: 0,
+      servers: { 'test-1': 0 },
+      missing: [],
+    });
+
+    const flush = await run(['flush']);
+    expect(flush.code, flush.stderr).toBe(0);
+    expect(flush.stdout).toMatch(/dropped 0 queued messages from 0 clients/);
+    expect(flush.stdout).toMatch(/^SERVER\s+DROPPED$/m);
+    const flushJson = await run(['flush', '--json']);
+    expect(JSON.parse(flushJson.stdout)).toEqual({
+      flushed_messages: 0,
+      clients: 0,
+      servers: { 'test-1': 0 },
+      missing: [],
+    });
+  });
+
+  it('verify exits 0 on a healthy idle gateway', async () => {
+    await fx.start();
+    const r = await run(['verify']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^PASS\s+connections back to baseline\s+0 active, no baseline/m);
+    expect(r.stdout).toMatch(/^PASS\s+error rate\s+0\/min over 5 min/m);
+    expect(r.stdout).toMatch(/^PASS\s+queue depth\s+0/m);
+    expect(r.stdout).toMatch(/^PASS\s+broadcast latency p99\s+[\d.]+ ms/m);
+    expect(r.stdout).toMatch(/all success criteria pass/);
+  });
+
+  it('verify exits 1 when connections are below baseline and errors are high', async () => {
+    await fx.start();
+    // Three clients each send two malformed messages: 6 errors over 5 min = 1.2/min, and all
+    // three are closed (4400), so active 0 of peak 3.
+    const clients = await Promise.all([fx.authed(), fx.authed(), fx.authed()]);
+    for (const c of clients) {
+      c.send('x');
+      c.send('y');
+    }
+    await Promise.all(clients.map((c) => c.closed));
+    await until(() => fx.tg.gateway.connections.size === 0, 5000, 'the closes to register');
+
+    const r = await run(['verify', '--json']);
+    expect(r.code, r.stderr).toBe(1);
+    const v = JSON.parse(r.stdout) as {
+      ok: boolean;
+      checks: { name: string; pass: boolean; value: number }[];
+    };
+    expect(v.ok).toBe(false);
+    const by = Object.fromEntries(v.checks.map((c) => [c.name, c]));
+    expect(by['connections back to baseline']).toMatchObject({ pass: false, value: 0 });
+    expect(by['error rate']).toMatchObject({ pass: false, value: 1.2 });
+    expect(by['queue depth']).toMatchObject({ pass: true, value: 0 });
+    expect(by['broadcast latency p99']?.pass).toBe(true);
+
+    const human = await run(['verify']);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toMatch(/^FAIL\s+connections back to baseline\s+0 of peak 3 \(0 %\)/m);
+    expect(human.stdout).toMatch(/^FAIL\s+error rate\s+1\.2\/min/m);
+    expect(human.stdout).toMatch(/2 of 4 criteria fail/);
+  });
+
+  it('verify --watch repeats until its timeout and then fails', async () => {
+    await fx.start();
+    const c = await fx.authed();
+    c.ws.terminate();
+    await until(() => fx.tg.gateway.connections.size === 0, 5000, 'the close to register');
+    const r = await run(['verify', '--watch', '--interval', '1s', '--timeout', '4s']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^round 1: failing: connections back to baseline 0 of peak 1/m);
+    expect(r.stderr).toMatch(/^round 2: /m);
+    expect(r.stdout).toMatch(/gave up after 4 s/);
+  });
+
+  it('test-connect reports handshake, echo round trip and the answering server', async () => {
+    await fx.start();
+    const human = await run(['test-connect']);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/^server\s+test-1$/m);
+    expect(human.stdout).toMatch(/^handshake\s+[\d.]+ ms$/m);
+    expect(human.stdout).toMatch(/^echo round trip\s+[\d.]+ ms$/m);
+
+    const json = await cli(['test-connect', `${fx.tg.ws}/api/v1/ws/test`, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      url: `${fx.tg.ws}/api/v1/ws/test`,
+      server: 'test-1',
+      handshake_ms: expect.any(Number) as number,
+      echo_round_trip_ms: expect.any(Number) as number,
+    });
+  });
+
+  it('a wrong token exits 4 with one line and no stack trace', async () => {
+    await fx.start();
+    const r = await cli(['status'], { ARCHON_URL: fx.tg.http, ADMIN_TOKEN: 'wrong' });
+    expect(r.code).toBe(4);
+    expectOneLineError(r);
+    expect(r.stderr).toMatch(/admin token refused .*401/);
+  });
+
+  it('a gateway with the admin API off exits 4', async () => {
+    await fx.start({ ARCHON_ADMIN_TOKENS: '' });
+    const r = await run(['verify']);
+    expect(r.code).toBe(4);
+    expectOneLineError(r);
+    expect(r.stderr).toMatch(/admin API not available/);
+  });
+});
+
+describe('archon-ws operator commands without a gateway', () => {
+  it('an unreachable host exits 3 with one line', async () => {
+    // Port 1 is privileged and closed: the connection is refused at once.
+    for (const args of [['status'], ['verify'], ['broadcast', 'hi'], ['test-connect']]) {
+      const r = await cli(args, { ARCHON_URL: 'http://127.0.0.1:9', ADMIN_TOKEN });
+      expect(r.code, args.join(' ')).toBe(3);
+      expectOneLineError(r);
+      expect(r.stderr).toMatch(/cannot reach/);
+    }
+  });
+
+  it('missing configuration and bad flags exit 2', async () => {
+    const noUrl = await cli(['status'], { ADMIN_TOKEN });
+    expect(noUrl.code).toBe(2);
+    expectOneLineError(noUrl);
+    expect(noUrl.stderr).toMatch(/ARCHON_URL/);
+
+    const noToken = await cli(['status'], { ARCHON_URL: 'http://127.0.0.1:9' });
+    expect(noToken.code).toBe(2);
+    expect(noToken.stderr).toMatch(/ADMIN_TOKEN/);
+
+    const unknown = await cli(['status', '--bogus'], { ARCHON_URL: 'http://127.0.0.1:9' });
+    expect(unknown.code).toBe(2);
+  });
+});

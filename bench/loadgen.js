@@ -15,7 +15,9 @@
  * CLI (against a running server):
  *   node_modules/.bin/node bench/loadgen.js --url ws://127.0.0.1:8000/api/v1/ws \
  *     --clients 200 --seconds 5 [--jwt-secret S | --token JWT] [--publish-token T] [--pid P]
- * `--pid` measures that process's CPU over the window (/proc/<pid>/stat).
+ *     [--publish-url http://127.0.0.1:8001/api/v1/publish]
+ * `--pid` measures that process's CPU over the window (/proc/<pid>/stat). `--publish-url`
+ * publishes to another server than the clients' (default: the clients' server).
  */
 import { Buffer } from 'node:buffer';
 import { fork, execFileSync } from 'node:child_process';
@@ -408,6 +410,9 @@ function workerMain() {
  * @param {string} [o.token]       JWT sent in hello ('' for the bare server)
  * @param {string} [o.publishToken]
  * @param {number} [o.serverPid]   process whose CPU is measured over the window
+ * @param {Record<string, number>} [o.extraPids]  more processes (name → pid) whose CPU is
+ *   measured over the same window, e.g. the publishing instance and Redis of a cluster run;
+ *   reported in `extra` and not counted as `other`
  */
 export async function runLoad(o) {
   const opt = {
@@ -537,6 +542,9 @@ export async function runLoad(o) {
     const sample = () => ({
       t: now(),
       server: opt.serverPid ? procCpuTimes(opt.serverPid) : null,
+      extra: Object.fromEntries(
+        Object.entries(opt.extraPids ?? {}).map(([name, pid]) => [name, procCpuTimes(pid)]),
+      ),
       machine: machineCpu(),
       workers: workers.map((w) => procCpuSeconds(w.pid)),
       self: process.cpuUsage(),
@@ -771,6 +779,27 @@ function summarize({ opt, connect, published, results, sA, sB, tStart, A, B, wor
       rssMb: procRssMb(opt.serverPid),
     };
   }
+  // The other measured processes (cluster run: the publishing instance and Redis), over the
+  // same window and per delivery counted in it, like the server.
+  const extra = {};
+  for (const [name, pid] of Object.entries(opt.extraPids ?? {})) {
+    const a = sA.extra?.[name];
+    const b = sB.extra?.[name];
+    if (!a || !b) {
+      extra[name] = { pid, cpuSeconds: null, cpuCores: null, cpuUsPerDelivery: null };
+      continue;
+    }
+    const cpuSeconds = b.user - a.user + (b.sys - a.sys);
+    extra[name] = {
+      pid,
+      cpuSeconds,
+      cpuCores: cpuSeconds / windowSeconds,
+      cpuUsPerDelivery: delivered > 0 ? (cpuSeconds * 1e6) / delivered : null,
+      sysShare: cpuSeconds > 0 ? (b.sys - a.sys) / cpuSeconds : null,
+      rssMb: procRssMb(pid),
+    };
+  }
+  const extraCores = Object.values(extra).reduce((acc, e) => acc + (e.cpuCores ?? 0), 0);
   // Interrupt time (mostly the loopback network stack: it is not charged to any process) and
   // CPU used by anything but the server and the load generator (other tenants, kernel threads):
   // shows how noisy the measurement was.
@@ -788,6 +817,7 @@ function summarize({ opt, connect, published, results, sA, sB, tStart, A, B, wor
         irqCores -
         stealCores -
         (server?.cpuCores ?? 0) -
+        extraCores -
         wk.reduce((a, w) => a + (w.cpuCores ?? 0), 0) -
         coordinatorCores;
   if (machineBusy !== null && machineBusy > 0.9) {
@@ -836,6 +866,7 @@ function summarize({ opt, connect, published, results, sA, sB, tStart, A, B, wor
     },
     integrity,
     server,
+    extra,
     loadgen: {
       workers: wk,
       coordinatorCpuCores: coordinatorCores,
@@ -872,6 +903,7 @@ async function cliMain() {
       token: { type: 'string' },
       'jwt-secret': { type: 'string' },
       'publish-token': { type: 'string', default: '' },
+      'publish-url': { type: 'string' },
       pid: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
@@ -881,7 +913,8 @@ async function cliMain() {
       'usage: loadgen.js --url ws://127.0.0.1:PORT/api/v1/ws [--clients N] [--rate R] [--size S]\n' +
         '       [--seconds T] [--warmup W] [--workers K]\n' +
         '       [--token JWT | --jwt-secret S]\n' +
-        '       [--publish-token T] [--pid SERVER_PID] [--json]\n',
+        '       [--publish-token T] [--publish-url http://HOST:PORT/api/v1/publish]\n' +
+        '       [--pid SERVER_PID] [--json]\n',
     );
     process.exit(2);
   }
@@ -897,6 +930,7 @@ async function cliMain() {
     batch: num('batch'),
     channel: values.channel,
     publishToken: values['publish-token'],
+    publishUrl: values['publish-url'],
     token: values.token ?? (values['jwt-secret'] ? await signToken(values['jwt-secret']) : ''),
     serverPid: values.pid ? Number(values.pid) : undefined,
   };
@@ -937,6 +971,11 @@ export function formatResult(r) {
   if (r.server) {
     lines.push(
       `server pid ${r.server.pid}: ${f(r.server.cpuCores)} cores, ${f(r.server.cpuUsPerDelivery, 3)} µs CPU per delivery, RSS ${f(r.server.rssMb, 0)} MB`,
+    );
+  }
+  for (const [name, e] of Object.entries(r.extra ?? {})) {
+    lines.push(
+      `${name} pid ${e.pid}: ${f(e.cpuCores)} cores, ${f(e.cpuUsPerDelivery, 3)} µs CPU per delivery`,
     );
   }
   for (const n of r.loadgen.notes) lines.push(`NOTE: ${n}`);

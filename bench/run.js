@@ -1,17 +1,23 @@
 /**
- * Benchmark orchestrator: archon-ws vs a bare `ws` broadcast loop under the same load.
+ * Benchmark orchestrator: archon-ws vs a bare `ws` broadcast loop under the same load, and
+ * archon-ws in cluster mode (publisher and subscribers on different instances).
  *
  *   node_modules/.bin/node bench/run.js [--clients 5000] [--rate 10] [--size 200] [--seconds 20]
- *        [--warmup 3] [--rounds 3] [--only bare|archon] [--workers 2] [--batch 200]
+ *        [--warmup 3] [--rounds 3] [--only bare,archon,cluster] [--workers 2] [--batch 200]
  *        [--quiet-wait 20] [--quiet-below 0.25] [--timeout SECONDS] [--no-save]
  *
- * Each round runs both servers one after the other (order alternates per round), each as a
- * fresh child process on a free 127.0.0.1 port, under the same load (bench/loadgen.js). The
- * server child's CPU (utime+stime from /proc/<pid>/stat) is read at the start and the end of
- * the measured window; CPU µs per delivery = that CPU time / events received by all clients in
- * the same window. Prints a table per round and a summary (medians over rounds; the ratio is the
- * median of the per-round ratios archon/bare) and writes bench/results/<timestamp>.json.
+ * Targets: `bare` (bench/bare-server.js), `archon` (one gateway instance, embedded mode) and
+ * `cluster` (its own redis-server + two gateway instances on it: publishes go to instance A,
+ * every client is on instance B). The default is bare and archon; `--only` takes a
+ * comma-separated list. Each round runs the targets one after the other (order alternates per
+ * round), each with fresh child processes on free 127.0.0.1 ports, under the same load
+ * (bench/loadgen.js). The server child's CPU (utime+stime from /proc/<pid>/stat; for cluster:
+ * instance B, and also A and Redis) is read at the start and the end of the measured window;
+ * CPU µs per delivery = that CPU time / events received by all clients in the same window.
+ * Prints a table per round and a summary (medians over rounds; each ratio is the median of the
+ * per-round ratios archon/bare and cluster/archon) and writes bench/results/<timestamp>.json.
  */
+import { Buffer } from 'node:buffer';
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -29,6 +35,10 @@ const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(BENCH);
 const GATEWAY = path.join(ROOT, 'bin', 'archon-ws.js');
 const REQUIRED_RATIO = 1.3;
+const ALL_TARGETS = ['bare', 'archon', 'cluster'];
+const DEFAULT_TARGETS = ['bare', 'archon'];
+/** The machine's own Redis: never started on, connected to or touched by the benchmark. */
+const RESERVED_REDIS_PORT = 6379;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -91,19 +101,50 @@ check(Number.isInteger(opt.workers) && opt.workers >= 1 && opt.workers <= 8, '--
 check(opt.batch >= 1 && opt.batch <= 1000, '--batch: 1..1000');
 check(opt.quietWait >= 0 && opt.quietWait <= 600, '--quiet-wait: 0..600 seconds');
 check(opt.quietBelow > 0 && opt.quietBelow <= 1, '--quiet-below: a fraction of all cores, 0..1');
-check(!argv.only || ['bare', 'archon'].includes(argv.only), '--only: bare or archon');
+const only = argv.only
+  ? argv.only
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean)
+  : null;
+check(
+  !only || (only.length > 0 && only.every((t) => ALL_TARGETS.includes(t))),
+  `--only: a comma-separated list of ${ALL_TARGETS.join(', ')}`,
+);
 
-let targets = argv.only ? [argv.only] : ['bare', 'archon'];
+let targets = only ? ALL_TARGETS.filter((t) => only.includes(t)) : [...DEFAULT_TARGETS];
 const skipped = {};
-if (targets.includes('archon') && !existsSync(GATEWAY)) {
-  skipped.archon = `${path.relative(ROOT, GATEWAY)} does not exist`;
-  log(`run.js: archon skipped: ${skipped.archon}`);
-  targets = targets.filter((t) => t !== 'archon');
-  check(targets.length > 0, 'nothing to run');
+const skip = (target, why) => {
+  if (!targets.includes(target)) return;
+  skipped[target] = why;
+  log(`run.js: ${target} skipped: ${why}`);
+  targets = targets.filter((t) => t !== target);
+};
+if (!existsSync(GATEWAY)) {
+  skip('archon', `${path.relative(ROOT, GATEWAY)} does not exist`);
+  skip('cluster', `${path.relative(ROOT, GATEWAY)} does not exist`);
+}
+if (targets.includes('cluster') && !redisServerVersion()) {
+  skip('cluster', 'redis-server is not installed (not on PATH)');
+}
+check(targets.length > 0, 'nothing to run');
+const usesGateway = targets.includes('archon') || targets.includes('cluster');
+
+function redisServerVersion() {
+  try {
+    const out = execFileSync('redis-server', ['--version'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5000,
+    });
+    return /v=(\S+)/.exec(out)?.[1] ?? out.trim();
+  } catch {
+    return null;
+  }
 }
 
 // The gateway runs from dist/ (bin/archon-ws.js imports ../dist/cli/main.js): warn if stale.
-const distWarning = targets.includes('archon') ? staleDist() : null;
+const distWarning = usesGateway ? staleDist() : null;
 if (distWarning) log(`run.js: WARNING: ${distWarning}`);
 function staleDist() {
   const main = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -133,16 +174,18 @@ function staleDist() {
 }
 
 // Hard bound on the whole run: per server run ≈ start 30 s + connect + warm-up + window +
-// cool-down + drain 10 s + stop 10 s, with slack; overridable with --timeout.
-const perRun =
+// cool-down + drain 10 s + stop 10 s, with slack; a cluster run starts and stops three
+// processes (Redis, A, B) one after the other: 30 s more. Overridable with --timeout.
+const perRunBase =
   opt.quietWait + 30 + Math.max(60, opt.clients / 20) + opt.warmup + opt.seconds + 1 + 10 + 10 + 15;
+const perRun = (target) => perRunBase + (target === 'cluster' ? 30 : 0);
 const hardBound = argv.timeout
   ? Number(argv.timeout)
-  : Math.ceil(perRun * targets.length * opt.rounds + 30);
+  : Math.ceil(targets.reduce((a, t) => a + perRun(t), 0) * opt.rounds + 30);
 check(hardBound > 0, '--timeout: seconds > 0');
-// One server run never needs more than perRun: its `timeout` wrapper stops it after that even if
-// this process was killed (the bare server also exits when this process is gone).
-const serverBound = Math.ceil(Math.min(hardBound, perRun));
+// One server run never needs more than perRun: its `timeout` wrappers stop its processes after
+// that even if this process was killed (the bare server also exits when this process is gone).
+const serverBound = (target) => Math.ceil(Math.min(hardBound, perRun(target)));
 
 // ---------------------------------------------------------------------------------------------
 // Child servers: started through `timeout` so that they stop by themselves even if this
@@ -196,47 +239,54 @@ function childPid(parent) {
   return null;
 }
 
+/** GET → {status, body}; status null when the request failed. */
 function httpGet(url, timeoutMs = 1000) {
   return new Promise((resolve) => {
     const req = http.get(url, { timeout: timeoutMs }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }),
+      );
+      res.on('error', () => resolve({ status: null, body: '' }));
     });
     req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(null));
+    req.on('error', () => resolve({ status: null, body: '' }));
   });
 }
 
-async function startServer(target, port, secrets) {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([k]) => !/^(ARCHON_|WEBSOCKET_|LOG_LEVEL$|PORT$|HOST$)/.test(k),
-    ),
-  );
-  Object.assign(env, {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    BENCH_MAX_SECONDS: String(serverBound),
-    BENCH_PARENT_PID: String(process.pid),
-  });
-  let args;
-  if (target === 'bare') {
-    args = [path.join(BENCH, 'bare-server.js')];
-  } else {
-    args = [GATEWAY, 'serve', '--port', String(port)];
-    Object.assign(env, {
-      ARCHON_JWT_SECRET: secrets.jwtSecret,
-      ARCHON_PUBLISH_TOKENS: secrets.publishToken,
-      LOG_LEVEL: 'warn',
-      WEBSOCKET_MAX_CONNECTIONS: '20000',
+/** True when a Redis server answers PING on 127.0.0.1:port. */
+function redisPing(port, timeoutMs = 1000) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let text = '';
+    const done = (ok) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      text += d.toString('latin1');
+      if (text.includes('\r\n')) done(text.startsWith('+PONG'));
     });
-  }
-  const wrapper = spawn('timeout', ['-k', '5', String(serverBound), process.execPath, ...args], {
-    cwd: ROOT,
+    sock.on('error', () => done(false));
+  });
+}
+
+/**
+ * Starts `cmd args…` under `timeout(1)` (it stops by itself after `bound` s, even if this
+ * process is killed) and waits until `ready(s)` resolves true (at most 30 s). The measured pid
+ * (s.pid) is the process under `timeout`.
+ */
+async function startProcess({ label, cmd, args, env, cwd = ROOT, bound, ready }) {
+  const wrapper = spawn('timeout', ['-k', '5', String(bound), cmd, ...args], {
+    cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const s = { target, wrapper, pid: null, port, logTail: '', logLines: 0, exited: null };
+  const s = { target: label, wrapper, pid: null, logTail: '', logLines: 0, exited: null };
   live.add(s);
   const keep = (chunk) => {
     const text = chunk.toString('utf8');
@@ -254,28 +304,119 @@ async function startServer(target, port, secrets) {
   while (Date.now() < deadline) {
     if (s.exited) {
       throw new Error(
-        `${target} exited during start (code ${s.exited.code}, signal ${s.exited.signal}):\n${s.logTail}`,
+        `${label} exited during start (code ${s.exited.code}, signal ${s.exited.signal}):\n${s.logTail}`,
       );
     }
     s.pid ??= childPid(wrapper.pid);
-    if (s.pid && (await httpGet(`http://127.0.0.1:${port}/api/health`)) === 200) return s;
+    if (s.pid && (await ready(s))) return s;
     await sleep(100);
   }
-  throw new Error(`${target} not healthy on port ${port} after 30 s:\n${s.logTail}`);
+  await stopServer(s);
+  throw new Error(`${label} not ready after 30 s:\n${s.logTail}`);
+}
+
+/** The environment of a server child: this one's, minus every gateway setting. */
+function baseEnv() {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !/^(ARCHON_|WEBSOCKET_|LOG_LEVEL$|PORT$|HOST$)/.test(k),
+    ),
+  );
+}
+
+/**
+ * Starts the bare server or one gateway instance on `port`. `extraEnv` adds settings (cluster
+ * mode: ARCHON_REDIS_URL, ARCHON_SERVER_ID); the instance is ready when GET /api/health answers
+ * 200, and in cluster mode also `"status":"ok"` (its Redis backplane is up).
+ */
+async function startServer(target, port, secrets, { label = target, extraEnv = {}, bound } = {}) {
+  const env = baseEnv();
+  Object.assign(env, {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    BENCH_MAX_SECONDS: String(bound),
+    BENCH_PARENT_PID: String(process.pid),
+  });
+  let args;
+  if (target === 'bare') {
+    args = [path.join(BENCH, 'bare-server.js')];
+  } else {
+    args = [GATEWAY, 'serve', '--port', String(port)];
+    Object.assign(env, {
+      ARCHON_JWT_SECRET: secrets.jwtSecret,
+      ARCHON_PUBLISH_TOKENS: secrets.publishToken,
+      LOG_LEVEL: 'warn',
+      WEBSOCKET_MAX_CONNECTIONS: '20000',
+      ...extraEnv,
+    });
+  }
+  const cluster = Boolean(extraEnv.ARCHON_REDIS_URL);
+  const s = await startProcess({
+    label,
+    cmd: process.execPath,
+    args,
+    env,
+    bound,
+    ready: async () => {
+      const r = await httpGet(`http://127.0.0.1:${port}/api/health`);
+      if (r.status !== 200) return false;
+      if (!cluster) return true;
+      try {
+        return JSON.parse(r.body).status === 'ok';
+      } catch {
+        return false;
+      }
+    },
+  });
+  s.port = port;
+  return s;
+}
+
+/**
+ * Starts a private redis-server on 127.0.0.1:port: no persistence, no files (its working
+ * directory is the system's temporary directory), ready when it answers PING.
+ */
+async function startRedis(port, bound) {
+  if (port === RESERVED_REDIS_PORT) throw new Error(`refusing to start Redis on port ${port}`);
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--maxmemory-policy',
+    'noeviction',
+    '--loglevel',
+    'warning',
+  ];
+  const s = await startProcess({
+    label: 'redis',
+    cmd: 'redis-server',
+    args,
+    env: baseEnv(),
+    cwd: os.tmpdir(),
+    bound,
+    ready: () => redisPing(port),
+  });
+  s.port = port;
+  return s;
 }
 
 async function stopServer(s) {
   if (s.exited) return;
   const gone = new Promise((r) => s.wrapper.once('exit', r));
   try {
-    process.kill(s.pid, 'SIGTERM');
+    process.kill(s.pid ?? s.wrapper.pid, 'SIGTERM');
   } catch {
     /* gone */
   }
   const t = setTimeout(() => {
     for (const pid of [s.pid, s.wrapper.pid]) {
       try {
-        process.kill(pid, 'SIGKILL');
+        if (pid) process.kill(pid, 'SIGKILL');
       } catch {
         /* gone */
       }
@@ -283,6 +424,14 @@ async function stopServer(s) {
   }, 3000);
   await Promise.race([gone, sleep(10_000)]);
   clearTimeout(t);
+}
+
+/** A free port that is not the machine's own Redis port. */
+async function freeRedisPort() {
+  for (;;) {
+    const port = await freePort();
+    if (port !== RESERVED_REDIS_PORT) return port;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,40 +458,131 @@ async function waitQuiet() {
   }
 }
 
+const loadOptions = () => ({
+  clients: opt.clients,
+  rate: opt.rate,
+  size: opt.size,
+  warmup: opt.warmup,
+  seconds: opt.seconds,
+  workers: opt.workers,
+  batch: opt.batch,
+  log: (line) => log(line),
+});
+
+/** Server output for an error message: the tail of each process's log. */
+function tails(procs) {
+  return procs
+    .filter((s) => s.logTail.trim())
+    .map((s) => `\n  ${s.target} output (tail):\n${indent(s.logTail.slice(-1500))}`)
+    .join('');
+}
+
 async function runTarget(target, secrets) {
+  if (target === 'cluster') return runCluster(secrets);
   const quiet = opt.quietWait > 0 ? await waitQuiet() : null;
   const port = await freePort();
   log(`\n▶ ${target} on 127.0.0.1:${port}`);
-  const s = await startServer(target, port, secrets);
+  const built = target === 'bare' ? null : distBuilt();
+  const s = await startServer(target, port, secrets, { bound: serverBound(target) });
   try {
     const r = await runLoad({
+      ...loadOptions(),
       url: `ws://127.0.0.1:${port}/api/v1/ws`,
       token: target === 'archon' ? secrets.jwt : '',
       publishToken: target === 'archon' ? secrets.publishToken : '',
       serverPid: s.pid,
-      clients: opt.clients,
-      rate: opt.rate,
-      size: opt.size,
-      warmup: opt.warmup,
-      seconds: opt.seconds,
-      workers: opt.workers,
-      batch: opt.batch,
-      log: (line) => log(line),
     });
     if (s.exited) throw new Error(`${target} exited during the run:\n${s.logTail}`);
     if (!r.server) throw new Error(`could not read /proc/${s.pid}/stat`);
     r.target = target;
     r.quiet = quiet;
+    r.distBuilt = built;
     r.server.logLines = s.logLines;
     r.server.logTail = s.logLines ? s.logTail.slice(-2000) : '';
     return r;
   } catch (err) {
-    const tail = s.logTail.trim()
-      ? `\n  server output (tail):\n${indent(s.logTail.slice(-1500))}`
-      : '';
-    throw new Error(`${err?.message ?? err}${tail}`, { cause: err });
+    throw new Error(`${err?.message ?? err}${tails([s])}`, { cause: err });
   } finally {
     await stopServer(s);
+  }
+}
+
+/**
+ * Cluster run: a private redis-server and two gateway instances on it (cluster mode). Every
+ * client connects to instance B; every publish goes to instance A's HTTP port, so each event
+ * travels A → Redis (script + PUBLISH) → B (pub/sub) → clients. The measured server is B (the
+ * figure comparable to the single instance); A's and Redis's CPU over the same window are
+ * reported next to it (`r.extra.publisher`, `r.extra.redis`).
+ */
+async function runCluster(secrets) {
+  const quiet = opt.quietWait > 0 ? await waitQuiet() : null;
+  const bound = serverBound('cluster');
+  const redisPort = await freeRedisPort();
+  const built = distBuilt();
+  const procs = [];
+  try {
+    const redis = await startRedis(redisPort, bound);
+    procs.push(redis);
+    const redisUrl = `redis://127.0.0.1:${redisPort}`;
+    const aPort = await freePort();
+    const a = await startServer('archon', aPort, secrets, {
+      label: 'cluster A',
+      bound,
+      extraEnv: { ARCHON_REDIS_URL: redisUrl, ARCHON_SERVER_ID: 'bench-a' },
+    });
+    procs.push(a);
+    const bPort = await freePort();
+    const b = await startServer('archon', bPort, secrets, {
+      label: 'cluster B',
+      bound,
+      extraEnv: { ARCHON_REDIS_URL: redisUrl, ARCHON_SERVER_ID: 'bench-b' },
+    });
+    procs.push(b);
+    log(
+      `\n▶ cluster: Redis on 127.0.0.1:${redisPort}, publish → A on 127.0.0.1:${aPort}, ` +
+        `clients → B on 127.0.0.1:${bPort}`,
+    );
+    const r = await runLoad({
+      ...loadOptions(),
+      url: `ws://127.0.0.1:${bPort}/api/v1/ws`,
+      publishUrl: `http://127.0.0.1:${aPort}/api/v1/publish`,
+      token: secrets.jwt,
+      publishToken: secrets.publishToken,
+      serverPid: b.pid,
+      extraPids: { publisher: a.pid, redis: redis.pid },
+    });
+    for (const s of procs) {
+      if (s.exited) throw new Error(`${s.target} exited during the run:\n${s.logTail}`);
+    }
+    if (!r.server) throw new Error(`could not read /proc/${b.pid}/stat`);
+    r.target = 'cluster';
+    r.quiet = quiet;
+    r.distBuilt = built;
+    r.server.logLines = b.logLines;
+    r.server.logTail = b.logLines ? b.logTail.slice(-2000) : '';
+    const parts = [r.server, r.extra.publisher, r.extra.redis];
+    const total = parts.every((x) => typeof x?.cpuUsPerDelivery === 'number')
+      ? parts.reduce((acc, x) => acc + x.cpuUsPerDelivery, 0)
+      : null;
+    r.cluster = {
+      redisPort,
+      redisVersion: redisServerVersion(),
+      publisherPort: aPort,
+      subscriberPort: bPort,
+      publisherLogLines: a.logLines,
+      publisherLogTail: a.logLines ? a.logTail.slice(-2000) : '',
+      redisLogTail: redis.logLines ? redis.logTail.slice(-2000) : '',
+      // B + A + Redis CPU per delivery: what the whole cluster spends (interrupts excluded).
+      totalCpuUsPerDelivery: total,
+      totalCpuCores: parts.reduce((acc, x) => acc + (x?.cpuCores ?? 0), 0),
+    };
+    return r;
+  } catch (err) {
+    throw new Error(`${err?.message ?? err}${tails(procs)}`, { cause: err });
+  } finally {
+    // The instances first (their shutdown still talks to Redis), then Redis.
+    await Promise.all(procs.filter((s) => s.target !== 'redis').map(stopServer));
+    await Promise.all(procs.filter((s) => s.target === 'redis').map(stopServer));
   }
 }
 
@@ -402,6 +642,26 @@ function table(rows) {
 }
 
 // ---------------------------------------------------------------------------------------------
+/** Per-round ratio of two targets' CPU per delivery (null unless both ran). */
+function roundRatio(round, num, den) {
+  const a = round.runs[num]?.server?.cpuUsPerDelivery;
+  const b = round.runs[den]?.server?.cpuUsPerDelivery;
+  return a && b ? a / b : null;
+}
+
+/** The cluster figures that do not fit the common table: A, Redis and the whole cluster. */
+function clusterLine(r) {
+  const e = r.extra ?? {};
+  return (
+    `cluster: B (subscriber instance, row above) ${fx(r.server?.cpuUsPerDelivery, 3)} µs/deliv; ` +
+    `A (publisher instance) ${fx(e.publisher?.cpuCores)} cores, ` +
+    `${fx(e.publisher?.cpuUsPerDelivery, 3)} µs/deliv; ` +
+    `Redis ${fx(e.redis?.cpuCores)} cores, ${fx(e.redis?.cpuUsPerDelivery, 3)} µs/deliv; ` +
+    `A+B+Redis ${fx(r.cluster?.totalCpuCores)} cores, ` +
+    `${fx(r.cluster?.totalCpuUsPerDelivery, 3)} µs/deliv`
+  );
+}
+
 async function main() {
   const started = new Date();
   const jwtSecret = randomBytes(32).toString('base64url');
@@ -429,18 +689,37 @@ async function main() {
       }
       await sleep(2000); // let sockets and the machine settle between servers
     }
-    const a = round.runs.archon?.server?.cpuUsPerDelivery;
-    const b = round.runs.bare?.server?.cpuUsPerDelivery;
-    round.ratio = a && b ? a / b : null;
+    round.ratio = roundRatio(round, 'archon', 'bare');
+    // Cluster (instance B) against the single instance of the same round.
+    round.clusterRatio = roundRatio(round, 'cluster', 'archon');
     rounds.push(round);
     const rows = order.map((t) => round.runs[t]).filter(Boolean);
     process.stdout.write(`\nround ${i + 1} (order: ${order.join(' → ')})\n${table(rows)}\n`);
+    if (round.runs.cluster) process.stdout.write(`${clusterLine(round.runs.cluster)}\n`);
     if (round.ratio !== null) {
       process.stdout.write(`ratio archon/bare CPU per delivery: ${fx(round.ratio, 3)}\n`);
+    }
+    if (round.clusterRatio !== null) {
+      process.stdout.write(
+        `ratio cluster B/archon (single) CPU per delivery: ${fx(round.clusterRatio, 3)}\n`,
+      );
     }
     for (const [t, e] of Object.entries(round.errors)) {
       process.stdout.write(`${t}: FAILED — ${e.split('\n')[0]}\n`);
     }
+  }
+
+  // Another engineer may rebuild dist/ while this runs: then the runs did not all test the
+  // same gateway build.
+  const builds = new Set(
+    rounds.flatMap((r) => Object.values(r.runs).map((x) => x.distBuilt)).filter(Boolean),
+  );
+  const warnings = distWarning ? [distWarning] : [];
+  if (builds.size > 1) {
+    warnings.push(
+      `dist/ was rebuilt during the benchmark: the gateway runs used ${builds.size} different ` +
+        `builds (see distBuilt of each run)`,
+    );
   }
 
   // Summary: medians over rounds.
@@ -464,37 +743,63 @@ async function main() {
       publishFailed: rs.reduce((a, r) => a + r.integrity.publishFailed, 0),
       allComplete: rs.every((r) => r.integrity.complete),
       loadgenSaturatedRuns: rs.filter((r) => r.loadgen.saturated).length,
+      disturbedRuns: rs.filter((r) => !clean(r)).length,
     };
+    if (t === 'cluster') {
+      Object.assign(summary.targets[t], {
+        publisherCpuCores: median(rs.map((r) => r.extra?.publisher?.cpuCores)),
+        publisherCpuUsPerDelivery: median(rs.map((r) => r.extra?.publisher?.cpuUsPerDelivery)),
+        redisCpuCores: median(rs.map((r) => r.extra?.redis?.cpuCores)),
+        redisCpuUsPerDelivery: median(rs.map((r) => r.extra?.redis?.cpuUsPerDelivery)),
+        totalCpuCores: median(rs.map((r) => r.cluster?.totalCpuCores)),
+        totalCpuUsPerDelivery: median(rs.map((r) => r.cluster?.totalCpuUsPerDelivery)),
+      });
+    }
   }
-  const ratios = rounds.map((r) => r.ratio).filter((x) => x !== null);
-  summary.ratios = ratios;
-  summary.ratio = median(ratios);
-  // Rounds where neither run was disturbed: the ratio to trust most when there are some.
-  const cleanRatios = rounds
-    .filter((r) => r.ratio !== null && clean(r.runs.bare) && clean(r.runs.archon))
-    .map((r) => r.ratio);
-  summary.cleanRatios = cleanRatios;
-  summary.cleanRatio = median(cleanRatios);
   // Noise only ever adds CPU, so the least-disturbed estimate of each server's cost is its
   // lowest CPU per delivery over the rounds; their ratio is a cross-check of the median ratio.
   const best = (t) =>
     Math.min(...rounds.map((r) => r.runs[t]?.server?.cpuUsPerDelivery ?? Infinity));
-  summary.bestRatio =
-    Number.isFinite(best('archon')) && Number.isFinite(best('bare'))
-      ? best('archon') / best('bare')
-      : null;
+  const ratioSummary = (key, num, den) => {
+    const all = rounds.map((r) => r[key]).filter((x) => x !== null);
+    // Rounds where neither run was disturbed: the ratio to trust most when there are some.
+    const cleanOnes = rounds
+      .filter((r) => r[key] !== null && clean(r.runs[num]) && clean(r.runs[den]))
+      .map((r) => r[key]);
+    return {
+      ratios: all,
+      ratio: median(all),
+      cleanRatios: cleanOnes,
+      cleanRatio: median(cleanOnes),
+      bestRatio:
+        Number.isFinite(best(num)) && Number.isFinite(best(den)) ? best(num) / best(den) : null,
+    };
+  };
+  // archon/bare at the top level (as before); cluster/archon under summary.cluster.
+  Object.assign(summary, ratioSummary('ratio', 'archon', 'bare'));
+  summary.cluster = ratioSummary('clusterRatio', 'cluster', 'archon');
   summary.disturbedRuns = rounds
     .flatMap((r) => Object.values(r.runs))
     .filter((r) => !clean(r)).length;
   const arch = summary.targets.archon;
   if (summary.ratio === null || !arch) {
-    summary.verdict = 'NOT EVALUATED (needs both servers to run)';
+    summary.verdict = 'NOT EVALUATED (needs both bare and archon to run)';
   } else {
     const costOk = summary.ratio <= REQUIRED_RATIO;
     const complete = arch.allComplete && arch.failedRuns === 0;
     summary.verdict =
       `${costOk && complete ? 'PASS' : 'FAIL'}: ratio ${fx(summary.ratio, 3)} ` +
       `(${costOk ? '≤' : '>'} ${REQUIRED_RATIO}), archon ${complete ? 'delivered everything' : 'did NOT deliver everything'}`;
+  }
+  const clu = summary.targets.cluster;
+  if (clu) {
+    const complete = clu.allComplete && clu.failedRuns === 0;
+    summary.cluster.complete = complete;
+    summary.cluster.line =
+      `cluster (publish → A, clients on B): ${complete ? 'delivered everything' : 'did NOT deliver everything'} ` +
+      `(lost ${clu.lost}, dup ${clu.dup}, ooo ${clu.ooo}, closed ${clu.closedDuringRun}, ` +
+      `connect failed ${clu.connectFailed}, publish failed ${clu.publishFailed}` +
+      `${clu.failedRuns ? `, ${clu.failedRuns} run(s) FAILED` : ''})`;
   }
 
   const sumRows = Object.entries(summary.targets).map(([t, s]) => [
@@ -523,20 +828,34 @@ async function main() {
   ];
   const widths = [8, 5, 9, 8, 8, 9, 6, 7, 6, 9];
   const fmt = (cells) => cells.map((c, i) => String(c).padStart(widths[i])).join(' ');
+  const ratioLine = (name, s) =>
+    s.ratios.length
+      ? `ratio ${name} CPU per delivery: median ${fx(s.ratio, 3)} (rounds: ${s.ratios.map((x) => fx(x, 3)).join(', ')}); ` +
+        `best/best: ${fx(s.bestRatio, 3)}` +
+        (s.cleanRatios.length < s.ratios.length
+          ? s.cleanRatios.length
+            ? `; over the ${s.cleanRatios.length} undisturbed round(s): ${fx(s.cleanRatio, 3)}`
+            : '; no round was undisturbed: treat it as approximate'
+          : '') +
+        '\n'
+      : '';
   process.stdout.write(
     `\nsummary (medians over ${opt.rounds} round(s); lost/dup summed)\n` +
       [fmt(heads), ...sumRows.map(fmt)].join('\n') +
       '\n' +
-      (ratios.length
-        ? `ratio archon/bare CPU per delivery: median ${fx(summary.ratio, 3)} (rounds: ${ratios.map((x) => fx(x, 3)).join(', ')}); ` +
-          `best archon / best bare: ${fx(summary.bestRatio, 3)}\n`
+      (clu
+        ? `cluster medians: B (subscriber instance) ${fx(clu.cpuUsPerDelivery, 3)} µs/deliv; ` +
+          `A (publisher instance) ${fx(clu.publisherCpuCores)} cores, ${fx(clu.publisherCpuUsPerDelivery, 3)} µs/deliv; ` +
+          `Redis ${fx(clu.redisCpuCores)} cores, ${fx(clu.redisCpuUsPerDelivery, 3)} µs/deliv; ` +
+          `A+B+Redis ${fx(clu.totalCpuUsPerDelivery, 3)} µs/deliv\n`
         : '') +
+      ratioLine('archon/bare', summary) +
+      ratioLine('cluster B/archon (single)', summary.cluster) +
       (summary.disturbedRuns
-        ? `warning: ${summary.disturbedRuns} run(s) flagged C/B/S (see the flags column); ` +
-          (cleanRatios.length
-            ? `median ratio over the ${cleanRatios.length} undisturbed round(s): ${fx(summary.cleanRatio, 3)}\n`
-            : 'no round was undisturbed: treat the ratio as approximate\n')
+        ? `warning: ${summary.disturbedRuns} run(s) flagged C/B/S (see the flags column)\n`
         : '') +
+      (builds.size > 1 ? `warning: ${warnings[warnings.length - 1]}\n` : '') +
+      (summary.cluster.line ? `${summary.cluster.line}\n` : '') +
       `${summary.verdict}\n`,
   );
   for (const [t, s] of Object.entries(summary.targets)) {
@@ -551,7 +870,7 @@ async function main() {
     started: started.toISOString(),
     finished: new Date().toISOString(),
     params: { ...opt, targets, hardBound },
-    warnings: distWarning ? [distWarning] : [],
+    warnings,
     environment: environment(),
     rounds,
     summary,
@@ -562,6 +881,14 @@ async function main() {
     const file = path.join(dir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     process.stdout.write(`results: ${path.relative(ROOT, file)}\n`);
+  }
+}
+
+function distBuilt() {
+  try {
+    return statSync(path.join(ROOT, 'dist', 'cli', 'main.js')).mtime.toISOString();
+  } catch {
+    return null;
   }
 }
 
@@ -584,6 +911,9 @@ function environment() {
     loadavg: os.loadavg(),
     memGb: os.totalmem() / 2 ** 30,
     commit,
+    // When the gateway under test (dist/) was built: the source may have moved on since.
+    distBuilt: distBuilt(),
+    redisServer: targets.includes('cluster') ? redisServerVersion() : null,
   };
 }
 

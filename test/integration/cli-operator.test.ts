@@ -3,33 +3,12 @@
  * gateway started in this process: RB-003's status, connections, stats, fixes, verify and
  * test-connect, their --json output, exit codes and one-line errors.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../support/client.js';
 import { useGateway } from '../support/fixture.js';
 import { ADMIN_TOKEN } from '../support/gateway.js';
-
-const ROOT = join(import.meta.dirname, '..', '..');
-const NODE = join(ROOT, 'node_modules', '.bin', 'node');
-const CLI = join(ROOT, 'bin', 'archon-ws.js');
-const BUILT = join(ROOT, 'dist', 'cli', 'main.js');
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile())
-      newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds dist/ when it is missing or older than src/, so the process runs the code under test. */
-function ensureBuilt(): void {
-  if (existsSync(BUILT) && statSync(BUILT).mtimeMs >= newestMtime(join(ROOT, 'src'))) return;
-  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe' });
-}
+import { CLI, ensureBuilt, NODE, ROOT } from '../support/processes.js';
 
 interface Result {
   code: number | null;

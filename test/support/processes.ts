@@ -22,8 +22,8 @@ import { ADMIN_TOKEN, JWT_SECRET, PUBLISH_TOKEN } from './gateway.js';
 import { freePort } from './redis.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
-const NODE = join(ROOT, 'node_modules', '.bin', 'node');
-const CLI = join(ROOT, 'bin', 'archon-ws.js');
+export const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+export const CLI = join(ROOT, 'bin', 'archon-ws.js');
 const BUILT = join(ROOT, 'dist', 'cli', 'main.js');
 const SHIPPED_CONF = join(ROOT, 'deploy', 'nginx', 'archon-ws.conf');
 

@@ -17,6 +17,7 @@ import {
   startGateway,
   type TestGateway,
 } from '../support/gateway.js';
+import { CLI, ensureBuilt, NODE } from '../support/processes.js';
 
 const exec = promisify(execFile);
 const RUNBOOK = resolve(import.meta.dirname, '../../docs/runbooks/RB-003-websocket-degradation.md');
@@ -59,10 +60,16 @@ function adapt(cmd: string, base: string): string {
   return out;
 }
 
-async function run(cmd: string): Promise<string> {
+/** The runbook's `archon-ws …` command lines. */
+export function runbookArchonCommands(markdown: string): string[] {
+  const blocks = [...markdown.matchAll(/```bash\n([\s\S]*?)```/g)].map((m) => m[1] as string);
+  return blocks.flatMap((b) => b.split('\n').filter((line) => line.startsWith('archon-ws ')));
+}
+
+async function run(cmd: string, env: Record<string, string> = {}): Promise<string> {
   const { stdout } = await exec('bash', ['-o', 'pipefail', '-c', cmd], {
-    env: { ...process.env, ADMIN_TOKEN },
-    timeout: 10_000,
+    env: { ...process.env, ADMIN_TOKEN, ...env },
+    timeout: 15_000,
   });
   return stdout;
 }
@@ -155,6 +162,31 @@ describe('RB-003 commands against a live gateway', () => {
     expect(out).toEqual({ delivered: 3, servers: 1 });
     for (const c of clients) {
       expect(await c.type('system')).toMatchObject({ message: 'Please refresh your dashboard' });
+    }
+  });
+
+  it('runs every archon-ws command of the runbook successfully', async () => {
+    ensureBuilt();
+    const lines = runbookArchonCommands(readFileSync(RUNBOOK, 'utf8'));
+    const subcommands = new Set(lines.map((l) => l.split(' ')[1]));
+    expect([...subcommands].sort()).toEqual([
+      'broadcast',
+      'cleanup',
+      'connections',
+      'flush',
+      'stats',
+      'status',
+      'test-connect',
+      'verify',
+    ]);
+    for (const line of lines) {
+      // Each must exit 0 (verify: every success criterion passes on this healthy gateway).
+      const out = await run(line.replace(/^archon-ws /, '"$NODE" "$CLI" '), {
+        NODE,
+        CLI,
+        ARCHON_URL: tg.http,
+      });
+      expect(out.length, line).toBeGreaterThan(0);
     }
   });
 

@@ -2,3 +2,4 @@ export * from './channels.js';
 export * from './close-codes.js';
 export * from './errors.js';
 export * from './messages.js';
+export * from './admin.js';

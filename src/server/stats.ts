@@ -3,6 +3,9 @@
  * gradually?" and the stats endpoint read. The hot path only increments fields of the
  * current bucket; a one-second tick rolls buckets over at each minute boundary.
  */
+import type { StatsAnswer } from '../protocol/index.js';
+
+export type { StatsAnswer };
 
 export interface MinuteBucket {
   /** Start of the minute, ms since epoch. */
@@ -86,17 +89,6 @@ export class MinuteSeries {
     }
     return out;
   }
-}
-
-export interface StatsAnswer {
-  minutes: number;
-  errors_per_minute: number;
-  messages_per_minute: number;
-  connects_per_minute: number;
-  disconnects_per_minute: number;
-  errors_by_type: Record<string, number>;
-  disconnects_by_code: Record<string, number>;
-  series: { minute: string; connections: number; messages: number; errors: number }[];
 }
 
 /** Adds up several instances' buckets minute by minute (cluster-wide stats). */

@@ -1,5 +1,6 @@
 /** `archon-ws stats`: per-minute rates, errors by type, disconnects by close code, the series. */
 import type { Command } from 'commander';
+import type { StatsAnswer } from '../../protocol/index.js';
 import {
   adminRequest,
   CliError,
@@ -19,17 +20,6 @@ const RATES = [
   'connects_per_minute',
   'disconnects_per_minute',
 ] as const;
-
-export interface StatsAnswer {
-  minutes: number;
-  errors_per_minute: number;
-  messages_per_minute: number;
-  connects_per_minute: number;
-  disconnects_per_minute: number;
-  errors_by_type: Record<string, number>;
-  disconnects_by_code: Record<string, number>;
-  series: { minute: string; connections: number; messages: number; errors: number }[];
-}
 
 function counts(what: string, v: unknown): Record<string, number> {
   if (v === undefined) return {};

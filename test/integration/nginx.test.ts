@@ -4,227 +4,28 @@
  * processes: RB-003 Step 2's header check, WebSockets and publishing through the proxy, and
  * what the passive health checks do when an instance is killed or drains (DESIGN §8).
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { JWT_SECRET, PUBLISH_TOKEN } from '../support/gateway.js';
+import {
+  ensureBuilt,
+  exited,
+  killAll,
+  ROOT,
+  startInstance,
+  startNginx,
+  stopInstance,
+  stopNginx,
+  waitFor,
+  type Instance,
+  type Nginx,
+} from '../support/processes.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const NODE = join(ROOT, 'node_modules', '.bin', 'node');
-const CLI = join(ROOT, 'bin', 'archon-ws.js');
-const BUILT = join(ROOT, 'dist', 'cli', 'main.js');
 const SHIPPED_CONF = join(ROOT, 'deploy', 'nginx', 'archon-ws.conf');
-
-const JWT_SECRET = 'nginx-test-secret-0123456789abcdef0123456789';
-const PUBLISH_TOKEN = 'pub_nginx_test';
-const ADMIN_TOKEN = 'adm_nginx_test';
-/** A drain lasts at most this long, which bounds the SIGTERM test's window. */
-const SHUTDOWN_TIMEOUT_S = 8;
-
-// ---- processes --------------------------------------------------------------------------
-
-/** Every child this file starts, so nothing outlives it even when a test fails. */
-const children = new Set<ChildProcess>();
-const tmpDirs = new Set<string>();
-
-function killAll(): void {
-  for (const child of children) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    // nginx runs in its own process group (master + workers): kill the whole group.
-    if (child.spawnargs[0] === 'nginx' && child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    } else child.kill('SIGKILL');
-  }
-  children.clear();
-  for (const dir of tmpDirs) rmSync(dir, { recursive: true, force: true });
-  tmpDirs.clear();
-}
-// Last resort if the worker exits without running afterAll.
-process.once('exit', killAll);
-
-function exited(child: ChildProcess): Promise<{ code: number | null; signal: string | null }> {
-  if (child.exitCode !== null || child.signalCode !== null)
-    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-}
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile())
-      newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds dist/ when it is missing or older than src/, so the processes run the code under test. */
-function ensureBuilt(): void {
-  if (existsSync(BUILT) && statSync(BUILT).mtimeMs >= newestMtime(join(ROOT, 'src'))) return;
-  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe' });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls until check() is true; fails naming what it waited for. */
-async function until(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
-
-interface Instance {
-  readonly id: string;
-  readonly port: number;
-  readonly child: ChildProcess;
-  readonly stderr: () => string;
-}
-
-async function startInstance(id: string): Promise<Instance> {
-  const port = await freePort();
-  const child = spawn(NODE, [CLI, 'serve', '--port', String(port)], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOST: '127.0.0.1',
-      ARCHON_SERVER_ID: id,
-      ARCHON_JWT_SECRET: JWT_SECRET,
-      ARCHON_PUBLISH_TOKENS: PUBLISH_TOKEN,
-      ARCHON_ADMIN_TOKENS: ADMIN_TOKEN,
-      // A ping every second, so a test sees one without waiting 30 s.
-      WEBSOCKET_PING_INTERVAL: '1',
-      WEBSOCKET_SHUTDOWN_TIMEOUT: String(SHUTDOWN_TIMEOUT_S),
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  children.add(child);
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  await until(async () => {
-    if (child.exitCode !== null) throw new Error(`${id} exited: ${stderr}`);
-    return (await fetch(`http://127.0.0.1:${port}/api/health`)).status === 200;
-  }, `${id} to answer /api/health (stderr: ${stderr})`);
-  return { id, port, child, stderr: () => stderr };
-}
-
-/**
- * deploy/nginx/archon-ws.conf with the example instances (between the BEGIN/END markers)
- * pointed at the given ports, keeping their parameters, and `listen 80` moved to a test port.
- */
-function confFor(upstreamPorts: number[], listenPort: number): string {
-  const shipped = readFileSync(SHIPPED_CONF, 'utf8');
-  const block = /# BEGIN archon-ws instances\n([\s\S]*?)\s*# END archon-ws instances/.exec(shipped);
-  const examples = block?.[1]?.match(/server 127\.0\.0\.1:\d+[^;]*;/g) ?? [];
-  expect(examples.length, 'example instances between the markers').toBe(upstreamPorts.length);
-  let i = 0;
-  const instances = (block?.[1] ?? '').replace(
-    /server 127\.0\.0\.1:\d+/g,
-    () => `server 127.0.0.1:${upstreamPorts[i++]}`,
-  );
-  const conf = shipped.replace(block?.[1] ?? '', instances);
-  expect(conf.match(/^\s*listen 80;$/gm)?.length, 'one `listen 80;`').toBe(1);
-  return conf.replace(/^(\s*)listen 80;$/m, `$1listen 127.0.0.1:${listenPort};`);
-}
-
-interface Nginx {
-  readonly url: string;
-  readonly ws: string;
-  readonly child: ChildProcess;
-  readonly dir: string;
-}
-
-async function startNginx(upstreamPorts: number[]): Promise<Nginx> {
-  const version = spawnSync('nginx', ['-v'], { encoding: 'utf8' });
-  if (version.error)
-    throw new Error('nginx is not installed: apt-get install nginx (.ci/run installs it)');
-  const dir = mkdtempSync(join(tmpdir(), 'archon-nginx-'));
-  tmpDirs.add(dir);
-  // Workers run as `nobody` when the master is root: they must reach the temp paths.
-  chmodSync(dir, 0o755);
-  const port = await freePort();
-  writeFileSync(join(dir, 'archon-ws.conf'), confFor(upstreamPorts, port));
-  writeFileSync(
-    join(dir, 'nginx.conf'),
-    [
-      'worker_processes 1;',
-      `pid ${join(dir, 'nginx.pid')};`,
-      `error_log ${join(dir, 'error.log')} warn;`,
-      'events { worker_connections 1024; }',
-      'http {',
-      `  access_log ${join(dir, 'access.log')};`,
-      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
-        (kind) => `  ${kind}_temp_path ${join(dir, `${kind}_temp`)};`,
-      ),
-      `  include ${join(dir, 'archon-ws.conf')};`,
-      '}',
-      '',
-    ].join('\n'),
-  );
-  const child = spawn(
-    'nginx',
-    ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log'), '-g', 'daemon off;'],
-    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
-  );
-  children.add(child);
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const url = `http://127.0.0.1:${port}`;
-  await until(async () => {
-    if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
-    return (await fetch(`${url}/api/health`)).status === 200;
-  }, `nginx to proxy /api/health (stderr: ${stderr})`);
-  return { url, ws: `ws://127.0.0.1:${port}`, child, dir };
-}
-
-/** Stops nginx (fast shutdown of master and workers) and waits for it. */
-async function stopNginx(nginx: Nginx): Promise<void> {
-  if (nginx.child.exitCode !== null || nginx.child.signalCode !== null) return;
-  nginx.child.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    try {
-      if (nginx.child.pid !== undefined) process.kill(-nginx.child.pid, 'SIGKILL');
-    } catch {
-      // exited meanwhile
-    }
-  }, 5000);
-  await exited(nginx.child);
-  clearTimeout(timer);
-}
 
 interface Cluster {
   readonly instances: [Instance, Instance];
@@ -232,7 +33,13 @@ interface Cluster {
 }
 
 async function startCluster(): Promise<Cluster> {
-  const instances = await Promise.all([startInstance('api-1'), startInstance('api-2')]);
+  // A ping every second, so a test sees one without waiting 30 s; a drain lasts at most 8 s,
+  // which bounds the SIGTERM test's window.
+  const env = { WEBSOCKET_PING_INTERVAL: '1', WEBSOCKET_SHUTDOWN_TIMEOUT: '8' };
+  const instances = await Promise.all([
+    startInstance('api-1', { env }),
+    startInstance('api-2', { env }),
+  ]);
   const nginx = await startNginx(instances.map((i) => i.port));
   return { instances, nginx };
 }
@@ -240,14 +47,7 @@ async function startCluster(): Promise<Cluster> {
 async function stopCluster(cluster: Cluster | undefined): Promise<void> {
   if (!cluster) return;
   await stopNginx(cluster.nginx);
-  for (const { child } of cluster.instances) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited(child);
-    children.delete(child);
-  }
-  children.delete(cluster.nginx.child);
-  rmSync(cluster.nginx.dir, { recursive: true, force: true });
-  tmpDirs.delete(cluster.nginx.dir);
+  for (const instance of cluster.instances) await stopInstance(instance);
 }
 
 // ---- clients ----------------------------------------------------------------------------
@@ -555,7 +355,7 @@ describe('archon-ws behind nginx when an instance goes away', () => {
     const drained = exited(draining.child);
     draining.child.kill('SIGTERM');
     expect((await viaNginx?.closed)?.code).toBe(1012);
-    await until(
+    await waitFor(
       async () => (await fetch(`http://127.0.0.1:${draining.port}/api/health`)).status === 503,
       `${draining.id} to report draining`,
     );

@@ -2,10 +2,8 @@
  * The client SDK follows the close-code policy of src/protocol/close-codes.ts: the gateway
  * closes the SDK's connection with a code, and the SDK stops, reconnects, or backs off.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  ArchonClient,
-  type ArchonClientOptions,
   type ClientError,
   type ConnectionState,
   type DisconnectInfo,
@@ -13,26 +11,12 @@ import {
 } from '../../src/client/index.js';
 import { until } from '../support/client.js';
 import { useGateway } from '../support/fixture.js';
-import { publish, signToken, type TestGateway } from '../support/gateway.js';
+import { useSdk } from '../support/sdk.js';
+import { publish, type TestGateway } from '../support/gateway.js';
 
 describe('client SDK: close codes', () => {
   const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
-  const clients: ArchonClient[] = [];
-  afterEach(() => {
-    for (const c of clients.splice(0)) c.close();
-  });
-
-  function sdk(g: TestGateway, options: Partial<ArchonClientOptions> = {}): ArchonClient {
-    const client = new ArchonClient({
-      url: `${g.ws}/api/v1/ws`,
-      token: () => signToken(),
-      backoff: { baseMs: 20, capMs: 100 },
-      network: null,
-      ...options,
-    });
-    clients.push(client);
-    return client;
-  }
+  const sdk = useSdk({ backoff: { baseMs: 20, capMs: 100 } });
 
   /** Closes the SDK's connection from the gateway with this code. */
   function closeFromServer(g: TestGateway, code: number): void {

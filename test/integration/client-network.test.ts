@@ -15,7 +15,8 @@ import {
 import { publishUntilQueued } from '../support/admin.js';
 import { until } from '../support/client.js';
 import { useGateway } from '../support/fixture.js';
-import { admin, publish, signToken, type TestGateway } from '../support/gateway.js';
+import { useSdk } from '../support/sdk.js';
+import { admin, publish, type TestGateway } from '../support/gateway.js';
 
 interface Proxy {
   readonly port: number;
@@ -69,12 +70,12 @@ async function startProxy(targetPort: number): Promise<Proxy> {
 
 describe('client SDK: liveness and slow links', () => {
   const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
-  const clients: ArchonClient[] = [];
   const proxies: Proxy[] = [];
   afterEach(() => {
-    for (const c of clients.splice(0)) c.close();
     for (const p of proxies.splice(0)) p.close();
   });
+  // Registered last, so its clients close first.
+  const sdk = useSdk();
 
   async function viaProxy(
     g: TestGateway,
@@ -83,19 +84,6 @@ describe('client SDK: liveness and slow links', () => {
     const proxy = await startProxy(g.port);
     proxies.push(proxy);
     return sdk(g, { url: `ws://127.0.0.1:${proxy.port}/api/v1/ws`, ...options });
-  }
-
-  function sdk(g: TestGateway, options: Partial<ArchonClientOptions> = {}): ArchonClient {
-    const client = new ArchonClient({
-      url: `${g.ws}/api/v1/ws`,
-      httpUrl: g.http,
-      token: () => signToken(),
-      backoff: { baseMs: 20, capMs: 200 },
-      network: null,
-      ...options,
-    });
-    clients.push(client);
-    return client;
   }
 
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

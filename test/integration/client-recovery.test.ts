@@ -7,7 +7,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ArchonClient,
-  type ArchonClientOptions,
   type ChannelEvent,
   type ClientError,
   type ConnectionState,
@@ -17,30 +16,19 @@ import {
 } from '../../src/client/index.js';
 import { until } from '../support/client.js';
 import { useGateway } from '../support/fixture.js';
+import { useSdk } from '../support/sdk.js';
 import { publish, signToken, startGateway, type TestGateway } from '../support/gateway.js';
 
 type Seen = ChannelEvent | Gap;
 
 describe('client SDK: recovery', () => {
   const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
-  const clients: ArchonClient[] = [];
   const extraGateways: TestGateway[] = [];
   afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
     for (const g of extraGateways.splice(0)) await g.stop();
   });
-
-  function sdk(g: TestGateway, options: Partial<ArchonClientOptions> = {}): ArchonClient {
-    const client = new ArchonClient({
-      url: `${g.ws}/api/v1/ws`,
-      token: () => signToken({ accounts: ['ACC1'] }),
-      backoff: { baseMs: 20, capMs: 200 },
-      network: null,
-      ...options,
-    });
-    clients.push(client);
-    return client;
-  }
+  // Registered last, so its clients close first.
+  const sdk = useSdk();
 
   /** Publishes n signals; returns their seqs. */
   async function signals(g: TestGateway, n: number, channel = 'signals'): Promise<number[]> {

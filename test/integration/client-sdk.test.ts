@@ -2,11 +2,9 @@
  * The client SDK (archon-ws/client) against a real gateway: connecting, subscribing, state
  * stores, operator notices, refused subscriptions. The SDK runs on Node's global WebSocket.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  ArchonClient,
   SDK_VERSION,
-  type ArchonClientOptions,
   type ChannelEvent,
   type ClientError,
   type ConnectionState,
@@ -15,7 +13,8 @@ import {
 import { connections } from '../support/admin.js';
 import { until } from '../support/client.js';
 import { useGateway } from '../support/fixture.js';
-import { admin, publish, signToken, type TestGateway } from '../support/gateway.js';
+import { useSdk } from '../support/sdk.js';
+import { admin, publish, type TestGateway } from '../support/gateway.js';
 
 interface Position {
   side: 'long' | 'short';
@@ -24,22 +23,7 @@ interface Position {
 
 describe('client SDK: connecting and subscribing', () => {
   const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
-  const clients: ArchonClient[] = [];
-  afterEach(() => {
-    for (const c of clients.splice(0)) c.close();
-  });
-
-  function sdk(g: TestGateway, options: Partial<ArchonClientOptions> = {}): ArchonClient {
-    const client = new ArchonClient({
-      url: `${g.ws}/api/v1/ws`,
-      token: () => signToken({ accounts: ['ACC1'] }),
-      backoff: { baseMs: 20, capMs: 200 },
-      network: null,
-      ...options,
-    });
-    clients.push(client);
-    return client;
-  }
+  const sdk = useSdk();
 
   async function publishOk(g: TestGateway, body: unknown): Promise<void> {
     const res = await publish(g, body);

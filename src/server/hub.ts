@@ -11,7 +11,12 @@ import {
   type Since,
   type SystemMessage,
 } from '../protocol/index.js';
-import type { Backplane, BackplaneEvent, BackplaneListener } from './backplane/backplane.js';
+import {
+  historyCovers,
+  type Backplane,
+  type BackplaneEvent,
+  type BackplaneListener,
+} from './backplane/backplane.js';
 import { Frame } from './frame.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
@@ -121,10 +126,7 @@ export class Hub implements BackplaneListener {
     } else if (isReplayable(cls)) {
       const history = await this.backplane.history(name, since?.seq ?? Number.MAX_SAFE_INTEGER);
       if (since) {
-        recovered =
-          since.epoch === history.epoch &&
-          since.seq <= history.seq &&
-          (since.seq >= history.seq || history.firstSeq <= since.seq + 1);
+        recovered = since.epoch === history.epoch && historyCovers(history, since.seq);
         this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'not_recovered' });
       }
       sub.epoch = history.epoch;

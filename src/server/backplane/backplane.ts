@@ -5,7 +5,7 @@
  * per-channel seq without gaps within an epoch, bounded history, state snapshots, and
  * idempotent publish by id.
  */
-import type { SnapshotEntry, StoredEvent } from '../../protocol/index.js';
+import type { ChannelClass, SnapshotEntry, StoredEvent } from '../../protocol/index.js';
 
 export interface PublishInput {
   readonly channel: string;
@@ -72,4 +72,23 @@ export interface Backplane {
   snapshot(channel: string): Promise<Snapshot>;
   /** False while the backplane cannot store (publish would fail). */
   healthy(): boolean;
+}
+
+/** How much history a channel of this class keeps: alerts more, for longer. */
+export function historyBounds(
+  limits: HistoryLimits,
+  cls: ChannelClass,
+): { size: number; ttlMs: number } {
+  return cls === 'alert'
+    ? { size: limits.alertSize, ttlMs: limits.alertTtlMs }
+    : { size: limits.streamSize, ttlMs: limits.streamTtlMs };
+}
+
+/**
+ * Whether a read holds every event after `sinceSeq` in its epoch: the rule behind
+ * `recovered` on subscribe and `complete` in GET /api/v1/history. A since ahead of the
+ * channel is not covered (it belongs to another history).
+ */
+export function historyCovers(read: HistoryRead, sinceSeq: number): boolean {
+  return sinceSeq <= read.seq && (sinceSeq >= read.seq || read.firstSeq <= sinceSeq + 1);
 }

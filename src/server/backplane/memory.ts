@@ -1,14 +1,15 @@
 /** The in-process backplane of embedded mode: one instance, everything in memory. */
 import { randomBytes } from 'node:crypto';
 import { isReplayable, parseChannel, type StoredEvent } from '../../protocol/index.js';
-import type {
-  Backplane,
-  BackplaneListener,
-  HistoryLimits,
-  HistoryRead,
-  PublishInput,
-  PublishResult,
-  Snapshot,
+import {
+  historyBounds,
+  type Backplane,
+  type BackplaneListener,
+  type HistoryLimits,
+  type HistoryRead,
+  type PublishInput,
+  type PublishResult,
+  type Snapshot,
 } from './backplane.js';
 import { History } from '../history.js';
 
@@ -122,13 +123,10 @@ export class MemoryBackplane implements Backplane {
     if (existing) return existing;
     if (!create) return EMPTY_CHANNEL;
     const cls = parseChannel(name)?.class ?? 'stream';
+    const bounds = historyBounds(this.limits, cls);
     const data: ChannelData = {
       seq: 0,
-      history: !isReplayable(cls)
-        ? null
-        : cls === 'alert'
-          ? new History(this.limits.alertSize, this.limits.alertTtlMs)
-          : new History(this.limits.streamSize, this.limits.streamTtlMs),
+      history: isReplayable(cls) ? new History(bounds.size, bounds.ttlMs) : null,
       state: cls === 'state' ? new Map() : null,
     };
     this.channels.set(name, data);

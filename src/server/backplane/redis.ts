@@ -28,15 +28,16 @@ import {
   type ChannelClass,
   type StoredEvent,
 } from '../../protocol/index.js';
-import type {
-  Backplane,
-  BackplaneEvent,
-  BackplaneListener,
-  HistoryLimits,
-  HistoryRead,
-  PublishInput,
-  PublishResult,
-  Snapshot,
+import {
+  historyBounds,
+  type Backplane,
+  type BackplaneEvent,
+  type BackplaneListener,
+  type HistoryLimits,
+  type HistoryRead,
+  type PublishInput,
+  type PublishResult,
+  type Snapshot,
 } from './backplane.js';
 import { newEpoch } from './memory.js';
 import {
@@ -226,10 +227,7 @@ export class RedisBackplane implements Backplane {
       events.map((input) => {
         const cls = classOf(input.channel);
         const mode = isReplayable(cls) ? 'stream' : cls === 'state' ? 'state' : 'none';
-        const maxlen =
-          cls === 'alert' ? this.options.limits.alertSize : this.options.limits.streamSize;
-        const ttl =
-          cls === 'alert' ? this.options.limits.alertTtlMs : this.options.limits.streamTtlMs;
+        const { size: maxlen, ttlMs: ttl } = historyBounds(this.options.limits, cls);
         return cmd.archonPublish(
           ...this.channelKeys(input.channel),
           // Ids are per channel: the engine may reuse one event id on several channels.
@@ -326,7 +324,7 @@ export class RedisBackplane implements Backplane {
   private async readHistory(channel: string, sinceSeq: number): Promise<HistoryRead> {
     const cmd = this.connection();
     const cls = classOf(channel);
-    const ttl = cls === 'alert' ? this.options.limits.alertTtlMs : this.options.limits.streamTtlMs;
+    const ttl = historyBounds(this.options.limits, cls).ttlMs;
     const [epoch, seq, firstSeq, entries] = asArray(
       await cmd.archonHistory(
         ...this.channelKeys(channel),

@@ -12,7 +12,12 @@ import {
 } from '../../protocol/index.js';
 import type { AdminApi } from '../admin.js';
 import { mayJoin, type Authenticator } from '../auth.js';
-import type { Backplane, PublishInput, PublishResult } from '../backplane/backplane.js';
+import {
+  historyCovers,
+  type Backplane,
+  type PublishInput,
+  type PublishResult,
+} from '../backplane/backplane.js';
 import type { Metrics } from '../metrics.js';
 import { parsePublishBody } from '../publish.js';
 import { bearer, type TokenSet } from './bearer.js';
@@ -100,7 +105,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
       epoch: read.epoch,
       seq: read.seq,
       first_seq: read.firstSeq,
-      complete: !epochChanged && sinceSeq <= read.seq && read.firstSeq <= sinceSeq + 1,
+      complete: !epochChanged && historyCovers(read, sinceSeq),
       epoch_changed: epochChanged,
       events: read.events,
     };

@@ -58,7 +58,8 @@ const ROTATION_ODDS = 60;
 const MIN_POSITIONS = 3;
 const MAX_POSITIONS = 6;
 
-interface Position {
+/** The `data` of a `positions:<account>` event the feed publishes. */
+export interface DemoPosition {
   symbol: string;
   side: 'long' | 'short';
   size: number;
@@ -71,7 +72,7 @@ interface Position {
 
 interface Book {
   account: string;
-  positions: Map<string, Position>;
+  positions: Map<string, DemoPosition>;
   /** The second half of a rotation and the tick it is due. */
   pending: { kind: 'open' | 'close'; atTick: number } | null;
 }
@@ -100,7 +101,7 @@ export function startDemoFeed(options: DemoFeedOptions): DemoFeed {
   // Sum of three uniforms: a cheap bell curve that, unlike Box-Muller, never takes log(0).
   const gauss = (): number => (random() + random() + random() - 1.5) * 2;
   const price = (symbol: string): number => prices.get(symbol) ?? market(symbol).start;
-  const positionEvent = (book: Book, p: Position): DemoEvent => ({
+  const positionEvent = (book: Book, p: DemoPosition): DemoEvent => ({
     channel: `positions:${book.account}`,
     key: p.symbol,
     data: { ...p }, // a copy: the live object keeps changing after publish
@@ -123,7 +124,7 @@ export function startDemoFeed(options: DemoFeedOptions): DemoFeed {
     }
   }
 
-  function revalue(p: Position, now: number): void {
+  function revalue(p: DemoPosition, now: number): void {
     const sign = p.side === 'long' ? 1 : -1;
     const move = p.price - p.entry_price;
     p.pnl = round((sign * move * p.size) / (market(p.symbol).jpy ? p.price : 1), 2);
@@ -136,7 +137,7 @@ export function startDemoFeed(options: DemoFeedOptions): DemoFeed {
     const symbol = pick(DEMO_SYMBOLS.filter((s) => !book.positions.has(s)));
     const { lot, decimals } = market(symbol);
     const current = price(symbol);
-    const p: Position = {
+    const p: DemoPosition = {
       symbol,
       side: random() < 0.5 ? 'long' : 'short',
       size: round(lot * (1 + Math.floor(random() * 20)), 2),

@@ -7,6 +7,7 @@ import {
   type DemoEvent,
   type DemoFeed,
   type DemoFeedOptions,
+  type DemoPosition,
 } from '../../src/demo/feed.js';
 import { parseChannel } from '../../src/protocol/index.js';
 
@@ -21,17 +22,6 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-interface Position {
-  symbol: string;
-  side: 'long' | 'short';
-  size: number;
-  entry_price: number;
-  price: number;
-  pnl: number;
-  pnl_pct: number;
-  updated_at: number;
-}
-
 const positionCalls = (calls: DemoEvent[][]): DemoEvent[][] =>
   calls.filter((batch) => batch.every((e) => e.channel.startsWith('positions:')));
 
@@ -39,7 +29,7 @@ function expectValidPosition(event: DemoEvent, publishedAt: number): void {
   const info = parseChannel(event.channel);
   expect(info?.class).toBe('state');
   expect(DEMO_ACCOUNTS).toContain(info?.account);
-  const p = event.data as Position;
+  const p = event.data as DemoPosition;
   expect(event.key).toBe(p.symbol);
   expect(DEMO_SYMBOLS).toContain(p.symbol);
   expect(['long', 'short']).toContain(p.side);
@@ -103,16 +93,16 @@ describe('demo feed', () => {
       expect(new Set(held.map((e) => e.key)).size).toBe(held.length);
     }
     // Positions opened "earlier" so the first screen is not all zeros.
-    expect(book.some((e) => (e.data as Position).pnl !== 0)).toBe(true);
+    expect(book.some((e) => (e.data as DemoPosition).pnl !== 0)).toBe(true);
   });
 
   it('is deterministic for a given random source', () => {
     start({ random: mulberry32(7) });
-    const first = calls[0]?.map((e) => [e.channel, e.key, (e.data as Position).size]);
+    const first = calls[0]?.map((e) => [e.channel, e.key, (e.data as DemoPosition).size]);
     feed?.stop();
     calls = [];
     start({ random: mulberry32(7) });
-    expect(calls[0]?.map((e) => [e.channel, e.key, (e.data as Position).size])).toEqual(first);
+    expect(calls[0]?.map((e) => [e.channel, e.key, (e.data as DemoPosition).size])).toEqual(first);
   });
 
   it('moves prices every tick and publishes one batch per tick across accounts', async () => {
@@ -132,27 +122,27 @@ describe('demo feed', () => {
       true,
     );
     const moved = ticks.flat().filter((e) => {
-      const before = initial.get(`${e.channel}/${e.key}`) as Position | undefined;
-      return before && e.data !== null && (e.data as Position).price !== before.price;
+      const before = initial.get(`${e.channel}/${e.key}`) as DemoPosition | undefined;
+      return before && e.data !== null && (e.data as DemoPosition).price !== before.price;
     });
     expect(moved.length).toBeGreaterThan(0);
     // Moves are a small random walk, not jumps.
     for (const e of moved) {
-      const before = initial.get(`${e.channel}/${e.key}`) as Position;
-      expect(Math.abs((e.data as Position).price / before.price - 1)).toBeLessThan(0.02);
+      const before = initial.get(`${e.channel}/${e.key}`) as DemoPosition;
+      expect(Math.abs((e.data as DemoPosition).price / before.price - 1)).toBeLessThan(0.02);
     }
   });
 
   it('occasionally closes and opens positions, keeping each book within 3-6', async () => {
     start();
-    const books = new Map<string, Map<string, Position>>();
+    const books = new Map<string, Map<string, DemoPosition>>();
     const apply = (batch: DemoEvent[]): void => {
       for (const e of batch) {
         if (!e.channel.startsWith('positions:') || e.key === undefined) continue;
-        const book = books.get(e.channel) ?? new Map<string, Position>();
+        const book = books.get(e.channel) ?? new Map<string, DemoPosition>();
         books.set(e.channel, book);
         if (e.data === null) book.delete(e.key);
-        else book.set(e.key, e.data as Position);
+        else book.set(e.key, e.data as DemoPosition);
       }
       for (const book of books.values()) {
         expect(book.size).toBeGreaterThanOrEqual(3);

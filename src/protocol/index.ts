@@ -3,3 +3,4 @@ export * from './close-codes.js';
 export * from './errors.js';
 export * from './messages.js';
 export * from './admin.js';
+export * from './criteria.js';

@@ -1,64 +1,22 @@
 /** `archon-ws verify`: RB-003 section 5's success criteria, each PASS or FAIL with its figure. */
 import type { Command } from 'commander';
+import { successCriteria, type SuccessCheck } from '../../protocol/index.js';
 import { Exit, resolveTarget, type Target } from '../api.js';
 import { action, durationOption, targetOptions, type TargetOptions } from '../common.js';
-import { out, round, table, withProgress } from '../format.js';
+import { out, table, withProgress } from '../format.js';
 import { fetchStats } from './stats.js';
 import { fetchStatus } from './status.js';
 
-export interface Check {
-  name: string;
-  pass: boolean;
-  /** The measured number the criterion judges. */
-  value: number;
-  figure: string;
-  threshold: string;
-}
+export type Check = SuccessCheck;
 
 /** One round of checks: status for connections, queue and latency; stats over 5 min for errors. */
 export async function runChecks(target: Target): Promise<Check[]> {
   const [status, stats] = await Promise.all([fetchStatus(target), fetchStats(target, 5)]);
-  const { active_connections: active, peak_connections: peak } = status;
-  const baseline: Check =
-    peak === 0
-      ? {
-          name: 'connections back to baseline',
-          pass: true,
-          value: active,
-          figure: `${active} active, no baseline (peak today 0)`,
-          threshold: '>= 80 % of peak',
-        }
-      : {
-          name: 'connections back to baseline',
-          pass: active >= 0.8 * peak,
-          value: active / peak,
-          figure: `${active} of peak ${peak} (${Math.round((active / peak) * 100)} %)`,
-          threshold: '>= 80 % of peak',
-        };
-  return [
-    baseline,
-    {
-      name: 'error rate',
-      pass: stats.errors_per_minute < 1,
-      value: stats.errors_per_minute,
-      figure: `${round(stats.errors_per_minute)}/min over 5 min`,
-      threshold: '< 1/min',
-    },
-    {
-      name: 'queue depth',
-      pass: status.queue_depth < 100,
-      value: status.queue_depth,
-      figure: String(status.queue_depth),
-      threshold: '< 100',
-    },
-    {
-      name: 'broadcast latency p99',
-      pass: status.broadcast_latency_p99_ms < 500,
-      value: status.broadcast_latency_p99_ms,
-      figure: `${round(status.broadcast_latency_p99_ms)} ms`,
-      threshold: '< 500 ms',
-    },
-  ];
+  return successCriteria({
+    ...status,
+    errors_per_minute: stats.errors_per_minute,
+    minutes: 5,
+  });
 }
 
 interface Options extends TargetOptions {

@@ -28,3 +28,14 @@ export type { NetworkEvents } from './network.js';
 export type { Listenable, Listener } from './events.js';
 export { SDK_NAME, SDK_VERSION } from './version.js';
 export type { CloseAction } from '../protocol/index.js';
+// For operator consoles built on the SDK: the admin API's answers and RB-003 §5's criteria.
+export { successCriteria } from '../protocol/index.js';
+export type {
+  ConnectionEntry,
+  CriteriaInput,
+  InstanceStatus,
+  MemoryInfo,
+  StatsAnswer,
+  StatusAnswer,
+  SuccessCheck,
+} from '../protocol/index.js';

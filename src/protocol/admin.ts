@@ -11,3 +11,56 @@ export interface StatsAnswer {
   disconnects_by_code: Record<string, number>;
   series: { minute: string; connections: number; messages: number; errors: number }[];
 }
+
+/** `memory` of a status answer (process.memoryUsage()). */
+export interface MemoryInfo {
+  rss_bytes: number;
+  heap_used_bytes: number;
+  heap_total_bytes: number;
+  external_bytes: number;
+}
+
+/** One instance in GET /api/v1/admin/websocket/status (`instances[]`). */
+export interface InstanceStatus {
+  server: string;
+  active_connections: number;
+  peak_connections: number;
+  errors_last_hour: number;
+  queue_depth: number;
+  broadcast_latency_p99_ms: number;
+  event_loop_lag_p99_ms: number;
+  max_connections: number;
+  memory: MemoryInfo;
+  started_at: string;
+  uptime_seconds: number;
+  draining: boolean;
+  backplane: { kind: string; healthy: boolean };
+  healthy: boolean;
+}
+
+/** GET /api/v1/admin/websocket/status: the instances summed (cluster-wide in cluster mode). */
+export interface StatusAnswer extends Omit<
+  InstanceStatus,
+  'server' | 'started_at' | 'uptime_seconds' | 'draining' | 'backplane' | 'healthy'
+> {
+  mode: 'embedded' | 'cluster';
+  instances: InstanceStatus[];
+  /** Cluster mode: instances in the registry that did not answer in time. */
+  missing_instances?: string[];
+  cluster_error?: string;
+}
+
+/** One element of GET /api/v1/admin/websocket/connections. */
+export interface ConnectionEntry {
+  client_id: string;
+  server: string;
+  user_id: string | null;
+  remote_addr: string;
+  client_version: string | null;
+  connected_at: string;
+  last_seen_at: string;
+  queue_depth: number;
+  channels: string[];
+  messages_sent: number;
+  state: string;
+}

@@ -3,7 +3,12 @@
  * instance's connections and metrics. Field names are fixed: the runbook's jq filters read
  * them.
  */
-import { CloseCode } from '../protocol/index.js';
+import {
+  CloseCode,
+  type InstanceStatus,
+  type MemoryInfo,
+  type StatusAnswer,
+} from '../protocol/index.js';
 import type { Backplane } from './backplane/backplane.js';
 import type { Config } from './config.js';
 import type { Connection, ConnectionInfo } from './connection.js';
@@ -14,37 +19,10 @@ import { summarize, type MinuteBucket, type StatsAnswer } from './stats.js';
 
 export type { StatsAnswer };
 
-export interface MemoryInfo {
-  rss_bytes: number;
-  heap_used_bytes: number;
-  heap_total_bytes: number;
-  external_bytes: number;
-}
+export type { InstanceStatus, MemoryInfo };
 
-export interface InstanceStatus {
-  server: string;
-  active_connections: number;
-  peak_connections: number;
-  errors_last_hour: number;
-  queue_depth: number;
-  broadcast_latency_p99_ms: number;
-  event_loop_lag_p99_ms: number;
-  max_connections: number;
-  memory: MemoryInfo;
-  started_at: string;
-  uptime_seconds: number;
-  draining: boolean;
-  backplane: { kind: string; healthy: boolean };
-  healthy: boolean;
-}
-
-export interface Status extends Omit<
-  InstanceStatus,
-  'server' | 'started_at' | 'uptime_seconds' | 'draining' | 'backplane' | 'healthy'
-> {
-  mode: 'embedded' | 'cluster';
-  instances: InstanceStatus[];
-}
+/** The status answer as one instance (or the cluster plane) builds it. */
+export type Status = Omit<StatusAnswer, 'missing_instances' | 'cluster_error'>;
 
 export class AdminService {
   private readonly startedAt = Date.now();

@@ -14,6 +14,7 @@ import {
   SYSTEM_CHANNEL,
   parseChannel,
   type ClientOp,
+  type ConnectionEntry,
   type ErrorCode,
   type ServerMessage,
   type SubscribeOp,
@@ -46,17 +47,7 @@ export interface ConnectionContext {
   readonly onClosed: (conn: Connection, code: number) => void;
 }
 
-export interface ConnectionInfo {
-  client_id: string;
-  server: string;
-  user_id: string | null;
-  remote_addr: string;
-  client_version: string | null;
-  connected_at: string;
-  last_seen_at: string;
-  queue_depth: number;
-  channels: string[];
-  messages_sent: number;
+export interface ConnectionInfo extends ConnectionEntry {
   state: ConnectionState;
 }
 

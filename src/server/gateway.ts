@@ -18,6 +18,7 @@ import { Connection, type ConnectionContext } from './connection.js';
 import { serveHealthConnection, serveTestConnection, TEST_MAX_CONNECTIONS } from './diagnostics.js';
 import { TokenSet } from './http/bearer.js';
 import { registerRoutes } from './http/routes.js';
+import { registerWeb } from './http/web.js';
 import { Hub } from './hub.js';
 import { createLogger, type Logger } from './logging.js';
 import { Metrics } from './metrics.js';
@@ -177,6 +178,7 @@ export class Gateway {
       metrics: this.metrics,
       admin: this.admin,
     });
+    registerWeb(this.app);
   }
 
   private count(endpoint: Endpoint): number {

@@ -25,6 +25,7 @@ export const ROOT = join(import.meta.dirname, '..', '..');
 export const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 export const CLI = join(ROOT, 'bin', 'archon-ws.js');
 const BUILT = join(ROOT, 'dist', 'cli', 'main.js');
+const WEB_BUILT = join(ROOT, 'dist', 'web', 'index.html');
 const SHIPPED_CONF = join(ROOT, 'deploy', 'nginx', 'archon-ws.conf');
 
 /** Every child started here, so nothing outlives the test file even when a test fails. */
@@ -89,9 +90,14 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-/** Builds dist/ when it is missing or older than src/, so the processes run the code under test. */
+/**
+ * Builds dist/ (server and web pages) when it is missing or older than src/ or web/, so the
+ * processes and the browser run the code under test.
+ */
 export function ensureBuilt(): void {
-  if (existsSync(BUILT) && statSync(BUILT).mtimeMs >= newestMtime(join(ROOT, 'src'))) return;
+  const outputs = [BUILT, WEB_BUILT];
+  const newestSource = Math.max(newestMtime(join(ROOT, 'src')), newestMtime(join(ROOT, 'web')));
+  if (outputs.every((f) => existsSync(f) && statSync(f).mtimeMs >= newestSource)) return;
   execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe' });
 }
 
@@ -111,6 +117,8 @@ export interface InstanceOptions {
   readonly port?: number;
   /** Added to (and overriding) the defaults below. */
   readonly env?: Record<string, string>;
+  /** More `serve` arguments, e.g. ['--demo']. */
+  readonly args?: readonly string[];
 }
 
 /**
@@ -119,7 +127,7 @@ export interface InstanceOptions {
  */
 export async function startInstance(id: string, options: InstanceOptions = {}): Promise<Instance> {
   const port = options.port ?? (await freePort());
-  const child = spawn(NODE, [CLI, 'serve', '--port', String(port)], {
+  const child = spawn(NODE, [CLI, 'serve', '--port', String(port), ...(options.args ?? [])], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
@@ -203,7 +211,12 @@ export interface Nginx {
  */
 export async function startNginx(
   upstreamPorts: number[],
-  options: { workerConnections?: number; waitHealthy?: boolean } = {},
+  options: {
+    workerConnections?: number;
+    waitHealthy?: boolean;
+    /** Changes the generated archon-ws.conf (a misconfiguration under test). */
+    edit?: (conf: string) => string;
+  } = {},
 ): Promise<Nginx> {
   const version = spawnSync('nginx', ['-v'], { encoding: 'utf8' });
   if (version.error)
@@ -214,7 +227,8 @@ export async function startNginx(
   // Workers run as `nobody` when the master is root: they must reach the temp paths.
   chmodSync(dir, 0o755);
   const port = await freePort();
-  writeFileSync(join(dir, 'archon-ws.conf'), nginxConfFor(upstreamPorts, port));
+  const conf = nginxConfFor(upstreamPorts, port);
+  writeFileSync(join(dir, 'archon-ws.conf'), options.edit ? options.edit(conf) : conf);
   writeFileSync(
     join(dir, 'nginx.conf'),
     [

@@ -1,0 +1,84 @@
+import type { AccountView, PositionData, PositionRow } from './model.js';
+import { fixed, quantity, signedMoney } from '../shared/format.js';
+
+/** Positions of one account: one row per symbol, highlighted when its price moves. */
+export function Positions({ view }: { readonly view: AccountView }) {
+  const rows = [...view.rows.values()].sort((a, b) => a.key.localeCompare(b.key));
+  const total = rows.reduce((n, r) => n + (r.data.pnl ?? 0), 0);
+  return (
+    <section class="card positions" data-testid={`positions-${view.account}`}>
+      <header>
+        <h2>{view.account}</h2>
+        {view.ready && (
+          <span class={`total ${tone(total)}`} title="Unrealised P&L of the account">
+            {signedMoney(total)}
+          </span>
+        )}
+      </header>
+      {view.problem !== null && (
+        <p class="problem" role="alert">
+          {view.problem}
+        </p>
+      )}
+      {!view.ready && view.problem === null && <p class="muted">Loading positions…</p>}
+      {view.ready && rows.length === 0 && <p class="muted">No open positions.</p>}
+      {rows.length > 0 && (
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th>Symbol</th>
+                <th>Side</th>
+                <th class="num">Size</th>
+                <th class="num">Price</th>
+                <th class="num">P&amp;L</th>
+                <th class="num hide-narrow">P&amp;L %</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((row) => (
+                <Row key={row.key} row={row} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function Row({ row }: { readonly row: PositionRow }) {
+  const d: PositionData = row.data;
+  const flash = row.move === null ? '' : `flash-${row.move}`;
+  return (
+    <tr data-symbol={row.key}>
+      <td class="symbol">{d.symbol ?? row.key}</td>
+      <td class={`side ${d.side ?? ''}`}>{d.side ?? '—'}</td>
+      <td class="num">{d.size === undefined ? '—' : quantity(d.size)}</td>
+      {/* keyed by seq: each update re-mounts the cell and replays the highlight */}
+      <td class={`num price ${flash}`} key={`p${row.seq}`} data-testid="price">
+        {d.price === undefined ? '—' : priceText(d.price)}
+        {row.move !== null && (
+          <span class="arrow" aria-hidden="true">
+            {row.move === 'up' ? '▲' : '▼'}
+          </span>
+        )}
+      </td>
+      <td class={`num ${tone(d.pnl ?? 0)} ${flash}`} key={`l${row.seq}`}>
+        {d.pnl === undefined ? '—' : signedMoney(d.pnl)}
+      </td>
+      <td class={`num hide-narrow ${tone(d.pnl_pct ?? 0)}`}>
+        {d.pnl_pct === undefined ? '—' : `${fixed(d.pnl_pct, 2)} %`}
+      </td>
+    </tr>
+  );
+}
+
+function priceText(price: number): string {
+  const decimals = Math.min(5, Math.max(2, (String(price).split('.')[1] ?? '').length));
+  return fixed(price, decimals);
+}
+
+function tone(n: number): string {
+  return n > 0 ? 'up' : n < 0 ? 'down' : '';
+}

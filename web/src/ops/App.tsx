@@ -1,0 +1,195 @@
+import { useEffect, useState } from 'preact/hooks';
+import {
+  successCriteria,
+  type ConnectionEntry,
+  type StatsAnswer,
+  type StatusAnswer,
+} from '../../../src/client/index.js';
+import { Actions } from './Actions.js';
+import { AdminClient, AdminError } from './api.js';
+import { Cards, Instances } from './Cards.js';
+import { Chart } from './Chart.js';
+import { Criteria } from './Criteria.js';
+import { Groups } from './Groups.js';
+import { ago } from '../shared/format.js';
+import { useNow } from '../shared/hooks.js';
+import { clearSession, readSession, saveSession, type Session } from '../shared/session.js';
+import { SignIn } from '../shared/SignIn.js';
+
+const SESSION_KEY = 'archon.ops.session';
+const POLL_MS = 5000;
+
+interface Snapshot {
+  readonly status: StatusAnswer;
+  readonly connections: ConnectionEntry[];
+  readonly hour: StatsAnswer;
+  readonly recent: StatsAnswer;
+  readonly at: number;
+}
+
+export function App() {
+  const [session, setSession] = useState<Session | null>(() => readSession(SESSION_KEY));
+  const [problem, setProblem] = useState<string | null>(null);
+  if (session === null)
+    return (
+      <SignIn
+        title="Archon operator console"
+        label="Admin token"
+        hint="One of ARCHON_ADMIN_TOKENS. Tip: open /ops#token=… to sign in directly; the token stays in this tab only."
+        problem={problem}
+        onSubmit={(token) => {
+          const next = { token, accounts: [] };
+          saveSession(SESSION_KEY, next);
+          setProblem(null);
+          setSession(next);
+        }}
+      />
+    );
+  return (
+    <Console
+      token={session.token}
+      onSignOut={(why) => {
+        clearSession(SESSION_KEY);
+        setProblem(why);
+        setSession(null);
+      }}
+    />
+  );
+}
+
+function Console({
+  token,
+  onSignOut,
+}: {
+  readonly token: string;
+  readonly onSignOut: (why: string | null) => void;
+}) {
+  const [api] = useState(() => new AdminClient(token));
+  const [data, setData] = useState<Snapshot | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [tick, setTick] = useState(0);
+  const now = useNow();
+
+  useEffect(() => {
+    let stopped = false;
+    const load = async () => {
+      try {
+        const [status, connections, hour, recent] = await Promise.all([
+          api.status(),
+          api.connections(),
+          api.stats(60),
+          api.stats(5),
+        ]);
+        if (stopped) return;
+        setData({ status, connections, hour, recent, at: Date.now() });
+        setError(null);
+      } catch (err) {
+        if (stopped) return;
+        if (err instanceof AdminError && err.refused) {
+          onSignOut(`Signed out: ${err.message}`);
+          return;
+        }
+        setError(err instanceof Error ? err.message : String(err));
+      }
+    };
+    void load();
+    const timer = setInterval(() => void load(), POLL_MS);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+  }, [api, tick]);
+
+  const refresh = () => setTick((t) => t + 1);
+  return (
+    <div class="page">
+      <header class="topbar">
+        <div class="brand">
+          Archon <span class="muted">operator console</span>
+        </div>
+        <div
+          class={`indicator ${error ? 'bad' : data ? 'good' : 'warn'}`}
+          data-testid="freshness"
+          data-state={error ? 'error' : data ? 'ok' : 'loading'}
+        >
+          <span class="dot" aria-hidden="true" />
+          <span class="label">
+            {error ? 'Gateway not answering' : data ? 'Up to date' : 'Loading…'}
+          </span>
+          <span class="last-update">
+            {data ? `data from ${ago(data.at, now)} · refreshes every ${POLL_MS / 1000} s` : ''}
+          </span>
+        </div>
+        <div class="who">
+          <a class="muted" href="/" target="_blank" rel="noreferrer">
+            dashboard
+          </a>
+          <button type="button" class="link" onClick={refresh}>
+            Refresh
+          </button>
+          <button type="button" class="link" onClick={() => onSignOut(null)}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      {error && (
+        <p class="problem" role="alert">
+          {error}
+          {data ? ` (figures below are from ${ago(data.at, now)})` : ''}
+        </p>
+      )}
+      {data && <Body data={data} api={api} onDone={refresh} />}
+    </div>
+  );
+}
+
+function Body({
+  data,
+  api,
+  onDone,
+}: {
+  readonly data: Snapshot;
+  readonly api: AdminClient;
+  readonly onDone: () => void;
+}) {
+  const times = data.hour.series.map((p) => Date.parse(p.minute) / 1000);
+  const checks = successCriteria({
+    ...data.status,
+    errors_per_minute: data.recent.errors_per_minute,
+    minutes: data.recent.minutes,
+  });
+  return (
+    <main>
+      <Cards status={data.status} />
+      <div class="charts">
+        <Chart
+          id="connections"
+          title="Connections (last 60 min)"
+          times={times}
+          values={data.hour.series.map((p) => p.connections)}
+          color="#38bdf8"
+        />
+        <Chart
+          id="messages"
+          title="Messages / min"
+          times={times}
+          values={data.hour.series.map((p) => p.messages)}
+          color="#34d399"
+        />
+        <Chart
+          id="errors"
+          title="Errors / min"
+          times={times}
+          values={data.hour.series.map((p) => p.errors)}
+          color="#f87171"
+        />
+      </div>
+      <div class="ops-grid">
+        <Criteria checks={checks} />
+        <Actions api={api} onDone={onDone} />
+        <Instances status={data.status} />
+        <Groups connections={data.connections} />
+      </div>
+    </main>
+  );
+}

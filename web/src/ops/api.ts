@@ -1,0 +1,82 @@
+/** The admin HTTP API (docs/http-api.md), as the console calls it: same origin, bearer token. */
+import type { ConnectionEntry, StatsAnswer, StatusAnswer } from '../../../src/client/index.js';
+
+export type CleanupAnswer = { removed: number; servers: Record<string, number> };
+export type FlushAnswer = { flushed_messages: number; clients: number };
+export type BroadcastAnswer = { delivered: number; servers: number };
+
+/** A request failed; `refused` when the token was not accepted (the page asks again). */
+export class AdminError extends Error {
+  constructor(
+    message: string,
+    readonly refused: boolean,
+  ) {
+    super(message);
+  }
+}
+
+const BASE = '/api/v1/admin';
+const TIMEOUT_MS = 8000;
+
+export class AdminClient {
+  constructor(private readonly token: string) {}
+
+  status(): Promise<StatusAnswer> {
+    return this.call('GET', '/websocket/status');
+  }
+
+  connections(): Promise<ConnectionEntry[]> {
+    return this.call('GET', '/websocket/connections');
+  }
+
+  stats(minutes: number): Promise<StatsAnswer> {
+    return this.call('GET', `/websocket/stats?minutes=${minutes}`);
+  }
+
+  cleanup(): Promise<CleanupAnswer> {
+    return this.call('POST', '/websocket/cleanup');
+  }
+
+  flush(): Promise<FlushAnswer> {
+    return this.call('POST', '/websocket/queue/flush');
+  }
+
+  broadcast(message: string): Promise<BroadcastAnswer> {
+    return this.call('POST', '/broadcast', { type: 'system', message });
+  }
+
+  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(`${BASE}${path}`, {
+        method,
+        headers: {
+          Authorization: `Bearer ${this.token}`,
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        },
+        body: body === undefined ? null : JSON.stringify(body),
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+        cache: 'no-store',
+      });
+    } catch (err) {
+      const why = err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : 'unreachable';
+      throw new AdminError(`gateway ${why} (${method} ${path})`, false);
+    }
+    const text = await res.text();
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // reported below
+    }
+    if (!res.ok) {
+      const error = (json as { error?: { message?: unknown } } | null)?.error;
+      const message = typeof error?.message === 'string' ? error.message : text.slice(0, 200);
+      if (res.status === 404 && path.startsWith('/websocket/status'))
+        throw new AdminError('the admin API is off on this gateway (no ARCHON_ADMIN_TOKENS)', true);
+      throw new AdminError(`${res.status}: ${message}`, res.status === 401 || res.status === 403);
+    }
+    if (json === null) throw new AdminError(`not JSON from ${path}: ${text.slice(0, 80)}`, false);
+    return json as T;
+  }
+}

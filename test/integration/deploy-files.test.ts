@@ -162,6 +162,23 @@ describe('deploy/docker/Dockerfile', () => {
     expect(runs.some((r) => r.includes('npm prune --omit=dev'))).toBe(true);
   });
 
+  it('copies every input of `npm run build` into the build stage, and dist/ into the runtime', () => {
+    const copies = all.filter((i) => i.keyword === 'COPY').map((i) => i.args);
+    const build = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: { build: string };
+    };
+    // tsc -p tsconfig.build.json (src/) and vite build --config web/vite.config.ts (web/).
+    expect(build.scripts.build).toContain('web/vite.config.ts');
+    for (const input of ['src', 'web', 'bin', 'tsconfig.json', 'tsconfig.build.json'])
+      expect(
+        copies.some((c) => c.split(' ').includes(input)),
+        input,
+      ).toBe(true);
+    expect(runtime.some((i) => i.keyword === 'COPY' && i.args.includes('/app/dist ./dist'))).toBe(
+      true,
+    );
+  });
+
   it('runs as a user that is not root', () => {
     const users = runtime.filter((i) => i.keyword === 'USER').map((i) => i.args.split(':')[0]);
     expect(users.length).toBeGreaterThan(0);

@@ -48,4 +48,25 @@ describe('module layout', () => {
       for (const target of imports(file)) expect(target, file).toMatch(/^(client|protocol)\//);
     }
   });
+
+  it('keeps web/ on the SDK (src/client) and its own files', () => {
+    const web = join(root, 'web', 'src');
+    const webFiles = readdirSync(web, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile() && /\.tsx?$/.test(e.name))
+      .map((e) => join(e.parentPath, e.name));
+    expect(webFiles.length).toBeGreaterThan(0);
+    for (const file of webFiles) {
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/from\s+'([^']+)'/g)) {
+        const spec = m[1] as string;
+        if (!spec.startsWith('.')) {
+          // Packages: the UI library and the chart library only.
+          expect(spec, file).toMatch(/^(preact|preact\/hooks|uplot|uplot\/.*)$/);
+          continue;
+        }
+        const target = relative(root, resolve(dirname(file), spec));
+        expect(target, file).toMatch(/^(web\/|src\/client\/index\.js$)/);
+      }
+    }
+  });
 });

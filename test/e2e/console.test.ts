@@ -75,7 +75,6 @@ describe('operator console (/ops)', { timeout: 90_000 }, () => {
     expect(await ops.page.getByTestId('criteria-summary').textContent()).toMatch(
       /^(all pass|\d of 4 fail)$/,
     );
-    await screenshot(ops.page, 'console.png');
   });
 
   it('runs cleanup only after confirmation and reports what it did; healthy dashboards stay live', async () => {
@@ -117,6 +116,7 @@ describe('operator console (/ops)', { timeout: 90_000 }, () => {
     await expect
       .poll(() => ops.page.getByTestId('action-log').textContent())
       .toMatch(/flush emptied \d+ queued messages of \d+ clients/);
+    await screenshot(ops.page, 'console.png');
     expect(ops.problems).toEqual([]);
   });
 

@@ -70,7 +70,6 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
     await expect
       .poll(() => t.page.getByTestId('last-update').textContent())
       .toMatch(/last update (just now|\d+ s ago)/);
-    await screenshot(t.page, 'dashboard.png');
   });
 
   it('raises a published risk alert above everything until it is acknowledged, also after a reload', async () => {
@@ -83,6 +82,7 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
     await pending.waitFor({ timeout: 10_000 });
     expect(await pending.textContent()).toContain('DEMO2');
     expect(await t.page.title()).toMatch(/Risk alert/);
+    await screenshot(t.page, 'dashboard.png');
 
     // Unacknowledged, it survives a reload (replayed from the alert history).
     await t.page.reload();
@@ -167,6 +167,11 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
       'document.documentElement.scrollWidth - document.documentElement.clientWidth',
     );
     expect(overflow).toBe(0);
+    // Every column shown fits: no table needs a sideways scroll.
+    const clipped = await phone.page.evaluate(
+      "[...document.querySelectorAll('.table-wrap')].filter((e) => e.scrollWidth > e.clientWidth).length",
+    );
+    expect(clipped).toBe(0);
     await screenshot(phone.page, 'dashboard-phone.png');
     expect(phone.problems).toEqual([]);
   });

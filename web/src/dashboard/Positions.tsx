@@ -29,7 +29,7 @@ export function Positions({ view }: { readonly view: AccountView }) {
               <tr>
                 <th>Symbol</th>
                 <th>Side</th>
-                <th class="num">Size</th>
+                <th class="num hide-phone">Size</th>
                 <th class="num">Price</th>
                 <th class="num">P&amp;L</th>
                 <th class="num hide-narrow">P&amp;L %</th>
@@ -54,7 +54,7 @@ function Row({ row }: { readonly row: PositionRow }) {
     <tr data-symbol={row.key}>
       <td class="symbol">{d.symbol ?? row.key}</td>
       <td class={`side ${d.side ?? ''}`}>{d.side ?? '—'}</td>
-      <td class="num">{d.size === undefined ? '—' : quantity(d.size)}</td>
+      <td class="num hide-phone">{d.size === undefined ? '—' : quantity(d.size)}</td>
       {/* keyed by seq: each update re-mounts the cell and replays the highlight */}
       <td class={`num price ${flash}`} key={`p${row.seq}`} data-testid="price">
         {d.price === undefined ? '—' : priceText(d.price)}

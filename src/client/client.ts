@@ -42,6 +42,11 @@ export interface ArchonClientOptions {
   /** Give up on a connection that has no `welcome` after this long, ms (default 10 000). */
   readonly connectTimeoutMs?: number;
   /**
+   * Give up on a token provider that has not answered after this long, ms (default 10 000):
+   * an `error` with code `token_failed`, then a retry with backoff.
+   */
+  readonly tokenTimeoutMs?: number;
+  /**
    * Source of `online` / `offline` events (default: `globalThis` when it has them, as in a
    * browser); null turns them off.
    */
@@ -88,7 +93,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
   constructor(options: ArchonClientOptions) {
     super();
     this.url = options.url;
-    this.token = new TokenCache(options.token);
+    this.token = new TokenCache(options.token, options.tokenTimeoutMs);
     this.httpBase = options.httpUrl ?? httpBaseFromWs(options.url);
     this.hello = clientVersion(options.clientName);
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;

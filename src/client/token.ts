@@ -10,15 +10,34 @@ export class TokenCache {
   private token: string | null = null;
   private request: Promise<string> | null = null;
 
-  constructor(private readonly source: TokenSource) {}
+  /**
+   * `timeoutMs`: how long a provider may take. One that hangs (an auth server that never
+   * answers) fails after this long, so the client retries with backoff instead of waiting
+   * forever while the screen says "trying now".
+   */
+  constructor(
+    private readonly source: TokenSource,
+    private readonly timeoutMs = 10_000,
+  ) {}
 
   /** The kept token, or a fresh one from the source (one request at a time). */
   get(): Promise<string> {
     if (this.token !== null) return Promise.resolve(this.token);
-    this.request ??= this.fetch().finally(() => {
+    this.request ??= this.withTimeout(this.fetch()).finally(() => {
       this.request = null;
     });
     return this.request;
+  }
+
+  private withTimeout(request: Promise<string>): Promise<string> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`the token provider gave no answer within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+    });
+    return Promise.race([request, timeout]).finally(() => clearTimeout(timer));
   }
 
   /** The server refused the token: the next get() asks the source again. */

@@ -254,4 +254,24 @@ describe('client SDK: recovery', () => {
     await until(() => seen.length === 2, 5000, 'an event on the new connection');
     expect(describeSeen(seen)).toEqual(['1 live', '2 live']);
   });
+
+  it('gives up on a token provider that hangs, reports token_failed and connects once it answers', async () => {
+    const g = await gw.start();
+    let calls = 0;
+    const client = sdk(g, {
+      tokenTimeoutMs: 300,
+      // The first call never settles (an auth server that does not answer).
+      token: () => (++calls === 1 ? new Promise<string>(() => {}) : signToken()),
+    });
+    const errors: ClientError[] = [];
+    client.on('error', (e) => errors.push(e));
+    await until(() => client.state === 'connected', 5000, 'connected after the retry');
+    expect(calls).toBe(2);
+    expect(errors).toEqual([
+      expect.objectContaining({
+        code: 'token_failed',
+        message: expect.stringMatching(/no answer within 300 ms/) as unknown,
+      }),
+    ]);
+  });
 });

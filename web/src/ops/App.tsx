@@ -152,7 +152,12 @@ function Body({
   readonly api: AdminClient;
   readonly onDone: () => void;
 }) {
-  const times = data.hour.series.map((p) => Date.parse(p.minute) / 1000);
+  // Minutes before the oldest instance started are not zeros, they are unknown: leave them out.
+  const started = Math.min(...data.status.instances.map((i) => Date.parse(i.started_at)));
+  const series = Number.isFinite(started)
+    ? data.hour.series.filter((p) => Date.parse(p.minute) + 60_000 > started)
+    : data.hour.series;
+  const times = series.map((p) => Date.parse(p.minute) / 1000);
   const checks = successCriteria({
     ...data.status,
     errors_per_minute: data.recent.errors_per_minute,
@@ -166,21 +171,21 @@ function Body({
           id="connections"
           title="Connections (last 60 min)"
           times={times}
-          values={data.hour.series.map((p) => p.connections)}
+          values={series.map((p) => p.connections)}
           color="#38bdf8"
         />
         <Chart
           id="messages"
           title="Messages / min"
           times={times}
-          values={data.hour.series.map((p) => p.messages)}
+          values={series.map((p) => p.messages)}
           color="#34d399"
         />
         <Chart
           id="errors"
           title="Errors / min"
           times={times}
-          values={data.hour.series.map((p) => p.errors)}
+          values={series.map((p) => p.errors)}
           color="#f87171"
         />
       </div>

@@ -4,3 +4,4 @@ export * from './errors.js';
 export * from './messages.js';
 export * from './admin.js';
 export * from './criteria.js';
+export * from './diagnostics.js';

@@ -1,27 +1,60 @@
 /**
  * The two unauthenticated WebSocket endpoints operators use from RB-003:
  * `/api/v1/ws/test` (the `wscat -c` connectivity check: welcome naming the server, echo,
- * rate-limited, closed after a minute) and `/api/v1/ws/health` (handshake, one health
- * message, close).
+ * rate-limited, closed after a minute, or after `?hold=<seconds>`) and `/api/v1/ws/health`
+ * (handshake, one health message, close).
+ *
+ * A test connection is silent: after the welcome it sends nothing but echoes, neither
+ * `{"type":"ping"}` messages (those are for client connections) nor WebSocket ping frames.
+ * That is what lets `archon-ws check-lb --idle` see a proxy's idle timeout, which the pings
+ * of a client connection keep resetting.
  */
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { CloseCode } from '../protocol/index.js';
+import { CloseCode, TEST_LIFETIME_S, TEST_MAX_HOLD_S } from '../protocol/index.js';
 import { RateLimiter } from './inbound.js';
 
 export const TEST_MAX_ECHO_BYTES = 1024;
 export const TEST_MESSAGES_PER_SECOND = 10;
-export const TEST_LIFETIME_MS = 60_000;
+export const TEST_LIFETIME_MS = TEST_LIFETIME_S * 1000;
 export const TEST_MAX_CONNECTIONS = 100;
+// `?hold=` is bounded by TEST_MAX_HOLD_S: test connections are unauthenticated and capped
+// per instance, and a bound keeps a few held ones from blocking the endpoint for long.
 
-export function serveTestConnection(
-  ws: WebSocket,
-  server: string,
-  lifetimeMs = TEST_LIFETIME_MS,
-): void {
+export interface TestOptions {
+  /** How long the connection stays open after the handshake, ms. */
+  readonly lifetimeMs: number;
+  /** The ping interval and timeout of client connections (seconds), told to the tester so
+   * it can say why live clients survive a proxy timeout that cuts a silent connection. */
+  readonly pingInterval: number;
+  readonly pingTimeout: number;
+}
+
+/**
+ * Reads `?hold=<seconds>` of a test endpoint request target: the lifetime in ms (60 s
+ * without it), or an error message for a 400. String work only: nothing here may throw on
+ * a hostile target.
+ */
+export function testLifetime(target: string): { lifetimeMs: number } | { error: string } {
+  const at = target.indexOf('?');
+  if (at === -1) return { lifetimeMs: TEST_LIFETIME_MS };
+  const values = new URLSearchParams(target.slice(at + 1)).getAll('hold');
+  if (values.length === 0) return { lifetimeMs: TEST_LIFETIME_MS };
+  const raw = values[0] ?? '';
+  const seconds = Number(raw);
+  if (values.length > 1 || !/^\d{1,4}$/.test(raw) || seconds < 1 || seconds > TEST_MAX_HOLD_S)
+    return {
+      error: `hold must be a whole number of seconds from 1 to ${TEST_MAX_HOLD_S} (got ${JSON.stringify(values.join(','))})`,
+    };
+  return { lifetimeMs: seconds * 1000 };
+}
+
+export function serveTestConnection(ws: WebSocket, server: string, options: TestOptions): void {
+  const { lifetimeMs } = options;
+  const seconds = lifetimeMs / 1000;
   const limiter = new RateLimiter(TEST_MESSAGES_PER_SECOND, Date.now());
   const timer = setTimeout(
-    () => ws.close(CloseCode.normal, 'test connection time limit (60 s)'),
+    () => ws.close(CloseCode.normal, `test connection time limit (${seconds} s)`),
     lifetimeMs,
   );
   timer.unref();
@@ -33,7 +66,10 @@ export function serveTestConnection(
       endpoint: 'test',
       client_id: `t_${randomBytes(6).toString('hex')}`,
       server,
-      message: `connected to ${server}; text you send is echoed back; closes after ${lifetimeMs / 1000} s`,
+      closes_after: seconds,
+      ping_interval: options.pingInterval,
+      ping_timeout: options.pingTimeout,
+      message: `connected to ${server}; text you send is echoed back; nothing else is sent; closes after ${seconds} s`,
     }),
   );
   ws.on('message', (data, isBinary) => {

@@ -15,7 +15,13 @@ import { RedisBackplane } from './backplane/redis.js';
 import { ClusterAdmin } from './cluster.js';
 import type { Config } from './config.js';
 import { Connection, type ConnectionContext } from './connection.js';
-import { serveHealthConnection, serveTestConnection, TEST_MAX_CONNECTIONS } from './diagnostics.js';
+import {
+  serveHealthConnection,
+  serveTestConnection,
+  testLifetime,
+  TEST_LIFETIME_MS,
+  TEST_MAX_CONNECTIONS,
+} from './diagnostics.js';
 import { TokenSet } from './http/bearer.js';
 import { registerRoutes } from './http/routes.js';
 import { registerWeb } from './http/web.js';
@@ -142,7 +148,13 @@ export class Gateway {
           } else if (endpoint === 'test') {
             this.testSockets.add(ws);
             ws.on('close', () => this.testSockets.delete(ws));
-            serveTestConnection(ws, config.serverId);
+            // The upgrade handler already refused an invalid `?hold=` with 400.
+            const lifetime = testLifetime(req.url ?? '');
+            serveTestConnection(ws, config.serverId, {
+              lifetimeMs: 'lifetimeMs' in lifetime ? lifetime.lifetimeMs : TEST_LIFETIME_MS,
+              pingInterval: config.pingInterval,
+              pingTimeout: config.pingTimeout,
+            });
           } else {
             serveHealthConnection(ws, config.serverId, this.draining);
           }

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SUBPROTOCOL, type ErrorCode, ERRORS } from '../protocol/index.js';
 import type { Config } from './config.js';
+import { testLifetime } from './diagnostics.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 
@@ -91,6 +92,13 @@ export class UpgradeHandler {
     if (endpoint === undefined) {
       this.refuse(socket, 'not_found', `no WebSocket endpoint at ${path}`, 'not_found');
       return;
+    }
+    if (endpoint === 'test') {
+      const lifetime = testLifetime(req.url ?? '/');
+      if ('error' in lifetime) {
+        this.refuse(socket, 'bad_request', lifetime.error, 'bad_request');
+        return;
+      }
     }
     if (this.hooks.draining()) {
       this.refuse(socket, 'draining', undefined, 'draining', { 'Retry-After': '1' });

@@ -105,6 +105,52 @@ describe('HTTP surface', () => {
     });
   });
 
+  describe('WebSocket /api/v1/ws/test?hold=', () => {
+    it('says in its welcome how long it stays open and the ping settings of client connections', async () => {
+      const c = await openTest();
+      expect(await c.type('welcome')).toMatchObject({
+        closes_after: 60,
+        ping_interval: 30,
+        ping_timeout: 10,
+      });
+    });
+
+    it('holds the connection silent for the seconds asked, then closes with 1000', async () => {
+      const c = gw.track(new TestClient(`${gw.tg.ws}/api/v1/ws/test?hold=2`, { protocols: [] }));
+      let pings = 0;
+      c.ws.on('ping', () => pings++);
+      await c.opened;
+      expect(await c.type('welcome')).toMatchObject({ closes_after: 2 });
+      const closed = await c.closed;
+      expect(closed).toEqual({ code: 1000, reason: 'test connection time limit (2 s)' });
+      // Nothing but the welcome: no messages, no ping frames, so a proxy sees an idle line.
+      expect(c.messages.map((m) => m.type)).toEqual(['welcome']);
+      expect(pings).toBe(0);
+    });
+
+    it.each(['abc', '0', '301', '1.5', '-1', '99999', '5&hold=6'])(
+      'refuses hold=%s with 400 and a JSON bad_request error',
+      async (value) => {
+        const c = gw.track(
+          new TestClient(`${gw.tg.ws}/api/v1/ws/test?hold=${value}`, { protocols: [] }),
+        );
+        await expect(c.opened).rejects.toThrow('HTTP 400');
+        const res = await rawUpgrade(`${gw.tg.http}/api/v1/ws/test?hold=${value}`);
+        expect(res.status).toBe(400);
+        expect(JSON.parse(res.body)).toEqual({
+          error: {
+            code: 'bad_request',
+            message: expect.stringMatching(
+              /^hold must be a whole number of seconds from 1 to 300 \(got "/,
+            ) as string,
+          },
+        });
+        // The gateway still serves.
+        expect(await (await openTest()).type('welcome')).toMatchObject({ server: 'test-1' });
+      },
+    );
+  });
+
   describe('unknown paths', () => {
     it('answers an unknown HTTP path with 404 and a JSON not_found error', async () => {
       const res = await fetch(`${gw.tg.http}/api/v1/nothing-here`);
@@ -144,6 +190,29 @@ function head(
         );
       });
     });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A WebSocket upgrade request by hand, to read the body of a refusal. */
+function rawUpgrade(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('upgrade', () => reject(new Error('upgraded')));
     req.on('error', reject);
     req.end();
   });

@@ -4,11 +4,14 @@
 /** Exit codes of the operator commands. */
 export const Exit = {
   ok: 0,
+  /** verify: a success criterion fails; check-lb: a load balancer check fails. */
   checkFailed: 1,
   usage: 2,
   unreachable: 3,
   auth: 4,
   badAnswer: 5,
+  /** doctor: the evidence points to a fault (a runbook fix or another finding). */
+  faultFound: 6,
 } as const;
 
 export class CliError extends Error {
@@ -123,7 +126,8 @@ function errorText(body: unknown): string {
   return '';
 }
 
-function networkReason(err: unknown): string {
+/** Why a request got no answer, in a few words (ECONNREFUSED, a DNS failure, a timeout). */
+export function networkReason(err: unknown): string {
   if (err instanceof Error) {
     if (err.name === 'TimeoutError') return `no answer within ${TIMEOUT_MS / 1000} s`;
     const cause = (err as { cause?: unknown }).cause;
@@ -135,6 +139,11 @@ function networkReason(err: unknown): string {
     return err.message;
   }
   return String(err);
+}
+
+/** A finite number from an answer, or null. */
+export function numberOrNull(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
 export function isObject(v: unknown): v is Record<string, unknown> {

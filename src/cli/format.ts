@@ -39,37 +39,101 @@ export function round(value: number, digits = 2): number {
   return Math.round(value * f) / f;
 }
 
+/** Breaks prose into lines of at most `width` characters (words longer than that stay whole). */
+export function wrap(text: string, width = 96, indent = ''): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter((w) => w.length > 0)) {
+    if (line.length > 0 && indent.length + line.length + 1 + word.length > width) {
+      lines.push(indent + line);
+      line = word;
+    } else line = line.length > 0 ? `${line} ${word}` : word;
+  }
+  if (line.length > 0) lines.push(indent + line);
+  return lines.join('\n');
+}
+
 /** Writes one line to stdout. */
 export function out(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
+/** Where progress goes: stderr, or a stand-in in tests. */
+export interface ProgressStream {
+  readonly isTTY?: boolean;
+  write(text: string): unknown;
+}
+
+export interface ProgressOptions {
+  /** On a terminal, text shown after the label and recomputed as time passes (a countdown). */
+  readonly tick?: (elapsedMs: number) => string;
+  readonly stream?: ProgressStream;
+}
+
 /**
  * Progress on stderr for work that takes more than a second: nothing if it finishes sooner,
- * a spinner on a terminal, a single line otherwise. Silent when `quiet` (--json).
+ * a spinner on a terminal (with `tick`'s text, so a countdown moves every second), a single
+ * line otherwise. Silent when `quiet` (--json).
  */
-export async function withProgress<T>(label: string, quiet: boolean, work: Promise<T>): Promise<T> {
+export async function withProgress<T>(
+  label: string,
+  quiet: boolean,
+  work: Promise<T>,
+  options: ProgressOptions = {},
+): Promise<T> {
   if (quiet) return work;
-  const tty = process.stderr.isTTY === true;
+  const stream = options.stream ?? process.stderr;
+  const tty = stream.isTTY === true;
   const frames = ['|', '/', '-', '\\'];
+  const began = Date.now();
   let frame = 0;
   let shown = false;
   let spin: NodeJS.Timeout | undefined;
+  const draw = () => {
+    const extra = options.tick ? ` ${options.tick(Date.now() - began)}` : '';
+    stream.write(`\r\x1b[K${frames[frame++ % frames.length] ?? ''} ${label}…${extra}`);
+  };
   const start = setTimeout(() => {
     shown = true;
     if (!tty) {
-      process.stderr.write(`${label}…\n`);
+      stream.write(`${label}…\n`);
       return;
     }
-    spin = setInterval(() => {
-      process.stderr.write(`\r${frames[frame++ % frames.length] ?? ''} ${label}…`);
-    }, 100);
+    draw();
+    spin = setInterval(draw, 100);
   }, 1000);
   try {
     return await work;
   } finally {
     clearTimeout(start);
     if (spin) clearInterval(spin);
-    if (shown && tty) process.stderr.write('\r\x1b[K');
+    if (shown && tty) stream.write('\r\x1b[K');
+  }
+}
+
+/**
+ * One line per step on a terminal, for a command that runs several: `checking status… ok`.
+ * Nothing when `quiet` or when stderr is not a terminal (logs and pipes get the result only).
+ */
+export class Steps {
+  private readonly stream: ProgressStream;
+  private readonly live: boolean;
+
+  constructor(quiet: boolean, stream: ProgressStream = process.stderr) {
+    this.stream = stream;
+    this.live = !quiet && stream.isTTY === true;
+  }
+
+  /** Runs one step; `outcome` turns its result into the word after the dots (default ok). */
+  async run<T>(label: string, work: () => Promise<T>, outcome?: (value: T) => string): Promise<T> {
+    if (this.live) this.stream.write(`checking ${label}… `);
+    try {
+      const value = await work();
+      if (this.live) this.stream.write(`${outcome ? outcome(value) : 'ok'}\n`);
+      return value;
+    } catch (err) {
+      if (this.live) this.stream.write('failed\n');
+      throw err;
+    }
   }
 }

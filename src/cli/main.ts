@@ -3,7 +3,9 @@
 import { Command, CommanderError } from 'commander';
 import { Exit } from './api.js';
 import { registerBroadcast, registerCleanup, registerFlush } from './commands/actions.js';
+import { registerCheckLb } from './commands/check-lb.js';
 import { registerConnections } from './commands/connections.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerStats } from './commands/stats.js';
 import { registerStatus } from './commands/status.js';
 import { registerTestConnect } from './commands/test-connect.js';
@@ -24,6 +26,8 @@ registerFlush(program);
 registerBroadcast(program);
 registerVerify(program);
 registerTestConnect(program);
+registerCheckLb(program);
+registerDoctor(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,43 +3,12 @@
  * gateway started in this process: RB-003's status, connections, stats, fixes, verify and
  * test-connect, their --json output, exit codes and one-line errors.
  */
-import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { expectOneLineError, runCli as cli } from '../support/cli.js';
 import { until } from '../support/client.js';
 import { useGateway } from '../support/fixture.js';
 import { ADMIN_TOKEN } from '../support/gateway.js';
-import { CLI, ensureBuilt, NODE, ROOT } from '../support/processes.js';
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI asynchronously (the gateway lives in this process and must keep serving). */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [CLI, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function expectOneLineError(r: Result): void {
-  const lines = r.stderr.trim().split('\n');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^archon-ws: /);
-  expect(r.stderr).not.toMatch(/^\s+at /m);
-  expect(r.stdout).toBe('');
-}
+import { ensureBuilt } from '../support/processes.js';
 
 beforeAll(() => ensureBuilt(), 120_000);
 

@@ -6,30 +6,32 @@ import {
   Exit,
   expectFields,
   isObject,
+  numberOrNull,
   resolveTarget,
   type Target,
 } from '../api.js';
 import { action, targetOptions, type TargetOptions } from '../common.js';
 import { mb, ms, out, pairs, round, table, withProgress } from '../format.js';
 
-const SUMMARY = [
-  'active_connections',
-  'peak_connections',
-  'errors_last_hour',
-  'queue_depth',
-  'broadcast_latency_p99_ms',
-  'event_loop_lag_p99_ms',
-] as const;
-
-export interface InstanceRow {
+export interface InstanceSummary {
   server: string;
   active_connections: number;
+  peak_connections: number;
+  /** null when the instance did not say (missing instances report 0). */
+  max_connections: number | null;
   queue_depth: number;
   broadcast_latency_p99_ms: number;
+  event_loop_lag_p99_ms: number;
+  memory_rss_bytes: number | null;
+  uptime_seconds: number | null;
+  draining: boolean;
+  /** null in an answer without the field. */
+  backplane_healthy: boolean | null;
+  backplane_kind: string | null;
   healthy: boolean;
 }
 
-export interface StatusAnswer {
+export interface StatusSummary {
   mode: string;
   active_connections: number;
   peak_connections: number;
@@ -40,35 +42,49 @@ export interface StatusAnswer {
   max_connections: number | null;
   memory_rss_bytes: number | null;
   memory_heap_used_bytes: number | null;
-  instances: InstanceRow[];
+  instances: InstanceSummary[];
   missing_instances: string[];
+  cluster_error: string | null;
 }
 
-/** GET /websocket/status, checked and reduced to what the operator reads. */
-export async function fetchStatus(target: Target): Promise<StatusAnswer> {
-  const body = await adminRequest(target, 'GET', '/websocket/status');
-  const s = expectFields('status', body, SUMMARY);
-  const memory = isObject(s.memory) ? s.memory : {};
-  const num = (v: unknown) => (typeof v === 'number' ? v : null);
+/** GET …/websocket/status, checked: every field the diagnosis reads. */
+export function parseStatus(body: unknown): StatusSummary {
+  const s = expectFields('status', body, [
+    'active_connections',
+    'peak_connections',
+    'errors_last_hour',
+    'queue_depth',
+    'broadcast_latency_p99_ms',
+    'event_loop_lag_p99_ms',
+  ] as const);
   if (!Array.isArray(s.instances))
     throw new CliError('bad answer from status: instances missing or not an array', Exit.badAnswer);
-  const instances = s.instances.map((i: unknown) => {
-    const inst = expectFields('status instance', i, [
+  const instances = s.instances.map((raw: unknown): InstanceSummary => {
+    const i = expectFields('status instance', raw, [
       'active_connections',
       'queue_depth',
       'broadcast_latency_p99_ms',
     ] as const);
+    const memory = isObject(i.memory) ? i.memory : {};
+    const backplane = isObject(i.backplane) ? i.backplane : null;
     return {
-      server: typeof inst.server === 'string' ? inst.server : '?',
-      active_connections: inst.active_connections,
-      queue_depth: inst.queue_depth,
-      broadcast_latency_p99_ms: inst.broadcast_latency_p99_ms,
-      healthy: inst.healthy === true,
+      server: typeof i.server === 'string' ? i.server : '?',
+      active_connections: i.active_connections,
+      peak_connections: numberOrNull(i.peak_connections) ?? 0,
+      max_connections: numberOrNull(i.max_connections) || null,
+      queue_depth: i.queue_depth,
+      broadcast_latency_p99_ms: i.broadcast_latency_p99_ms,
+      event_loop_lag_p99_ms: numberOrNull(i.event_loop_lag_p99_ms) ?? 0,
+      memory_rss_bytes: numberOrNull(memory.rss_bytes) || null,
+      uptime_seconds: numberOrNull(i.uptime_seconds),
+      draining: i.draining === true,
+      backplane_healthy:
+        backplane && typeof backplane.healthy === 'boolean' ? backplane.healthy : null,
+      backplane_kind: backplane && typeof backplane.kind === 'string' ? backplane.kind : null,
+      healthy: i.healthy === true,
     };
   });
-  const missing = Array.isArray(s.missing_instances)
-    ? s.missing_instances.filter((m): m is string => typeof m === 'string')
-    : [];
+  const memory = isObject(s.memory) ? s.memory : {};
   return {
     mode: typeof s.mode === 'string' ? s.mode : 'unknown',
     active_connections: s.active_connections,
@@ -77,12 +93,20 @@ export async function fetchStatus(target: Target): Promise<StatusAnswer> {
     queue_depth: s.queue_depth,
     broadcast_latency_p99_ms: s.broadcast_latency_p99_ms,
     event_loop_lag_p99_ms: s.event_loop_lag_p99_ms,
-    max_connections: num(s.max_connections),
-    memory_rss_bytes: num(memory.rss_bytes),
-    memory_heap_used_bytes: num(memory.heap_used_bytes),
+    max_connections: numberOrNull(s.max_connections) || null,
+    memory_rss_bytes: numberOrNull(memory.rss_bytes) || null,
+    memory_heap_used_bytes: numberOrNull(memory.heap_used_bytes) || null,
     instances,
-    missing_instances: missing,
+    missing_instances: Array.isArray(s.missing_instances)
+      ? s.missing_instances.filter((m): m is string => typeof m === 'string')
+      : [],
+    cluster_error: typeof s.cluster_error === 'string' ? s.cluster_error : null,
   };
+}
+
+/** GET /websocket/status, checked field by field. */
+export async function fetchStatus(target: Target): Promise<StatusSummary> {
+  return parseStatus(await adminRequest(target, 'GET', '/websocket/status'));
 }
 
 export function registerStatus(program: Command): void {

@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import { CliError, Exit, resolveUrl } from '../api.js';
 import { action, durationOption } from '../common.js';
 import { ms, out, pairs, round, withProgress } from '../format.js';
+import { messageText, testEndpointUrl } from '../lb-probe.js';
 
 interface Options {
   url?: string;
@@ -21,17 +22,9 @@ export interface ConnectResult {
 
 /** ws(s):// URL of the test endpoint: a bare host gets /api/v1/ws/test appended. */
 export function testUrl(raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new CliError(`invalid URL ${JSON.stringify(raw)}`, Exit.usage);
-  }
-  if (url.protocol === 'http:') url.protocol = 'ws:';
-  else if (url.protocol === 'https:') url.protocol = 'wss:';
-  else if (url.protocol !== 'ws:' && url.protocol !== 'wss:')
+  const url = testEndpointUrl(raw);
+  if (url === null)
     throw new CliError(`invalid URL ${JSON.stringify(raw)}: expected http(s) or ws(s)`, Exit.usage);
-  if (url.pathname === '/' || url.pathname === '') url.pathname = '/api/v1/ws/test';
   return url.toString();
 }
 
@@ -77,7 +70,7 @@ export function testConnect(url: string, timeoutMs: number): Promise<ConnectResu
       handshake = opened - started;
     });
     ws.on('message', (data, isBinary) => {
-      const text = isBinary ? '' : rawText(data);
+      const text = isBinary ? '' : messageText(data);
       if (welcome === null) {
         let m: unknown;
         try {
@@ -128,13 +121,6 @@ export function testConnect(url: string, timeoutMs: number): Promise<ConnectResu
         );
     });
   });
-}
-
-function rawText(data: WebSocket.RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.isBuffer(data)
-    ? data.toString('utf8')
-    : Buffer.from(new Uint8Array(data)).toString('utf8');
 }
 
 export function registerTestConnect(program: Command): void {

@@ -1,0 +1,130 @@
+/** `archon-ws check-lb`: RB-003 Step 2 through the load balancer, each check PASS or FAIL. */
+import type { Command } from 'commander';
+import { TEST_MAX_HOLD_S } from '../../protocol/index.js';
+import { CliError, Exit, resolveUrl } from '../api.js';
+import { action, durationOption } from '../common.js';
+import { out, table, withProgress, wrap } from '../format.js';
+import { judge, type LbReport } from '../lb-checks.js';
+import { probe } from '../lb-probe.js';
+import { testUrl } from './test-connect.js';
+
+/** The gateway is asked to hold the test connection this much longer than the idle period,
+ * for the checks before it and the echo after it. */
+export const HOLD_MARGIN_S = 10;
+export const MAX_IDLE_S = TEST_MAX_HOLD_S - HOLD_MARGIN_S;
+
+interface Options {
+  url?: string;
+  json?: boolean;
+  idle?: string;
+  timeout: string;
+}
+
+/** `--idle` in ms: a duration from 1 s to MAX_IDLE_S; exit 2 otherwise. */
+export function idleOption(raw: string): number {
+  const ms = durationOption('--idle', raw);
+  if (ms < 1000 || ms > MAX_IDLE_S * 1000)
+    throw new CliError(
+      `--idle must be from 1s to ${MAX_IDLE_S}s (the gateway holds a test connection at most ${TEST_MAX_HOLD_S} s; got ${JSON.stringify(raw)})`,
+      Exit.usage,
+    );
+  return ms;
+}
+
+export interface CheckLbRun {
+  url: string;
+  timeoutMs: number;
+  idleMs?: number;
+  quiet: boolean;
+}
+
+/** Probes and judges; a target that does not answer at all is exit 3, as for every command. */
+export async function checkLb(run: CheckLbRun): Promise<LbReport> {
+  const state = { idleSince: null as number | null };
+  const idleMs = run.idleMs;
+  const totalS = idleMs === undefined ? 0 : Math.round(idleMs / 1000);
+  const result = await withProgress(
+    idleMs === undefined ? `check-lb: ${run.url}` : `check-lb: idle hold of ${totalS} s`,
+    run.quiet,
+    probe(run.url, {
+      timeoutMs: run.timeoutMs,
+      ...(idleMs !== undefined && {
+        idleMs,
+        holdSeconds: Math.ceil(idleMs / 1000) + HOLD_MARGIN_S,
+        progress: state,
+      }),
+    }),
+    {
+      tick: () => {
+        if (state.idleSince === null) return '';
+        const s = Math.min(totalS, Math.floor((Date.now() - state.idleSince) / 1000));
+        return `${s} s of ${totalS} s, ${totalS - s} s left`;
+      },
+    },
+  );
+  if (result.handshake.unreachable)
+    throw new CliError(
+      `cannot reach ${result.url}: ${result.handshake.error ?? 'no answer'}`,
+      Exit.unreachable,
+    );
+  return judge(result, idleMs);
+}
+
+/** The checks as a table, then what an idle hold means, then the count. */
+export function printLbReport(r: LbReport): void {
+  out(`${r.url}${r.server === null ? '' : ` (answered by ${r.server})`}`);
+  out(
+    table(
+      ['RESULT', 'CHECK', 'FIGURE'],
+      r.checks.map((c) => [
+        c.status === 'pass' ? 'PASS' : c.status === 'fail' ? 'FAIL' : '-',
+        c.name,
+        c.figure,
+      ]),
+    ),
+  );
+  if (r.idle !== null) {
+    out('');
+    out(wrap(r.idle.explanation));
+  }
+  const failing = r.checks.filter((c) => c.status !== 'pass').length;
+  out('');
+  out(
+    r.ok
+      ? 'all load balancer checks pass'
+      : `${failing} of ${r.checks.length} checks fail or did not run`,
+  );
+}
+
+export function registerCheckLb(program: Command): void {
+  program
+    .command('check-lb')
+    .description(
+      'RB-003 Step 2 through the load balancer: upgrade headers, subprotocol, welcome, ping, echo, idle hold',
+    )
+    .argument('[url]', 'load balancer URL or test endpoint URL (default: $ARCHON_URL)')
+    .option('--url <url>', 'load balancer URL (default: $ARCHON_URL)')
+    .option(
+      '--idle <duration>',
+      `also hold the connection completely idle this long, e.g. 90s (max ${MAX_IDLE_S}s): catches a proxy read timeout`,
+    )
+    .option('--timeout <duration>', 'give up on each step after this long', '10s')
+    .option('--json', 'print JSON for scripts')
+    .action(
+      action(async (arg: string | undefined, options: Options) => {
+        const timeoutMs = durationOption('--timeout', options.timeout);
+        const idleMs = options.idle === undefined ? undefined : idleOption(options.idle);
+        const url = testUrl(arg ?? resolveUrl(options));
+        const json = options.json === true;
+        const report = await checkLb({
+          url,
+          timeoutMs,
+          ...(idleMs !== undefined && { idleMs }),
+          quiet: json,
+        });
+        if (json) out(JSON.stringify(report, null, 2));
+        else printLbReport(report);
+        return report.ok ? Exit.ok : Exit.checkFailed;
+      }),
+    );
+}

@@ -1,0 +1,596 @@
+/**
+ * `archon-ws doctor`'s judgement (src/cli/doctor/diagnose.ts) on evidence shaped like what it
+ * collects from a real gateway: every RB-003 fix it can point to, the load balancer, the
+ * backplane, the onset reading of the per-minute series, and the incident summary.
+ */
+import { describe, expect, it } from 'vitest';
+import { diagnose, findOnset } from '../../src/cli/doctor/diagnose.js';
+import { parseStatus, type InstanceSummary } from '../../src/cli/commands/status.js';
+import { summarizeConnections, type Evidence } from '../../src/cli/doctor/evidence.js';
+import { incidentReport } from '../../src/cli/doctor/report.js';
+import { judge } from '../../src/cli/lb-checks.js';
+import type { Probe } from '../../src/cli/lb-probe.js';
+import type { StatsAnswer } from '../../src/protocol/index.js';
+import { goodProbe } from '../support/probes.js';
+
+const NOW = Date.parse('2026-11-27T10:45:30.000Z');
+
+/** What a load balancer that does not forward Upgrade/Connection sends back (nginx → gateway). */
+function strippedProbe(): Probe {
+  return {
+    url: 'ws://lb.example/api/v1/ws/test',
+    requested_protocol: 'archon.v1',
+    handshake: {
+      status: 404,
+      upgrade: null,
+      connection: 'keep-alive',
+      protocol: null,
+      ms: 3.1,
+      body: '{"error":{"code":"not_found","message":"no route GET /api/v1/ws/test"}}',
+      error: 'answered HTTP 404 instead of 101',
+      unreachable: false,
+    },
+    welcome: null,
+    ping: null,
+    echo: null,
+    idle: null,
+  };
+}
+
+function series(
+  rows: readonly [connections: number, messages: number, errors: number][],
+): StatsAnswer['series'] {
+  const start = Date.parse('2026-11-27T10:31:00.000Z');
+  return rows.map(([connections, messages, errors], i) => ({
+    minute: new Date(start + i * 60_000).toISOString(),
+    connections,
+    messages,
+    errors,
+  }));
+}
+
+/** 15 calm minutes: 120 connections, ~600 messages a minute, no errors. */
+const CALM = series(Array.from({ length: 15 }, () => [120, 600, 0]));
+
+function instance(server: string, over: Partial<InstanceSummary> = {}): InstanceSummary {
+  return {
+    server,
+    active_connections: 60,
+    peak_connections: 60,
+    max_connections: 10000,
+    queue_depth: 0,
+    broadcast_latency_p99_ms: 3.2,
+    event_loop_lag_p99_ms: 11.5,
+    memory_rss_bytes: 96 * 1024 * 1024,
+    uptime_seconds: 86_000,
+    draining: false,
+    backplane_healthy: true,
+    backplane_kind: 'redis',
+    healthy: true,
+    ...over,
+  };
+}
+
+/** A healthy two-instance cluster, as doctor collects it; `edit` makes it sick. */
+function evidence(edit: (e: Evidence) => void = () => {}): Evidence {
+  const e: Evidence = {
+    url: 'https://api.archon.ai',
+    lb_url: 'https://api.archon.ai',
+    collected_at: '2026-11-27T10:45:30.000Z',
+    minutes: 15,
+    status: {
+      mode: 'cluster',
+      active_connections: 120,
+      peak_connections: 125,
+      errors_last_hour: 2,
+      queue_depth: 0,
+      broadcast_latency_p99_ms: 3.2,
+      event_loop_lag_p99_ms: 11.5,
+      memory_heap_used_bytes: 96 * 1024 * 1024,
+      max_connections: 20000,
+      memory_rss_bytes: 192 * 1024 * 1024,
+      instances: [instance('api-1'), instance('api-2')],
+      missing_instances: [],
+      cluster_error: null,
+    },
+    connections: summarizeConnections(
+      Array.from({ length: 120 }, (_, i) => ({
+        client_id: `c_${String(i).padStart(16, '0')}`,
+        server: i % 2 === 0 ? 'api-1' : 'api-2',
+        user_id: `user-${i % 40}`,
+        remote_addr: '10.0.0.1',
+        client_version: 'archon-dashboard/1.4.2',
+        connected_at: '2026-11-27T08:00:00.000Z',
+        last_seen_at: '2026-11-27T10:45:10.000Z',
+        queue_depth: 0,
+        channels: ['signals', 'positions:ACC1'],
+        messages_sent: 1200,
+        state: 'open',
+      })),
+      NOW,
+      30,
+      10,
+    ),
+    stats: {
+      minutes: 15,
+      errors_per_minute: 0,
+      messages_per_minute: 600,
+      connects_per_minute: 0.4,
+      disconnects_per_minute: 0.33,
+      errors_by_type: {},
+      disconnects_by_code: { '1001': 5 },
+      series: CALM,
+    },
+    health: { http_status: 200, status: 'ok', server: 'api-1', backplane: 'up', error: null },
+    ws_health: { ok: true, status: 'ok', server: 'api-2', error: null },
+    lb: judge(goodProbe()),
+    direct: [],
+  };
+  edit(e);
+  return e;
+}
+
+const remedies = (e: Evidence) => diagnose(e).findings.map((f) => f.remedy);
+const finding = (e: Evidence, remedy: string) => {
+  const f = diagnose(e).findings.find((x) => x.remedy === remedy);
+  if (!f) throw new Error(`no ${remedy} finding`);
+  return f;
+};
+
+describe('doctor diagnosis', () => {
+  it('finds no fault on a healthy cluster', () => {
+    const d = diagnose(evidence());
+    expect(d.healthy).toBe(true);
+    expect(d.findings).toEqual([]);
+    expect(d.verdict).toBe(
+      'no fault found: all 4 success criteria pass, the load balancer upgrades and echoes (api-1 answered), 2 instance(s) healthy',
+    );
+    expect(d.onset.kind).toBe('none');
+  });
+
+  it('points to Fix A when connections the gateway should have closed are still open', () => {
+    const raw = Array.from({ length: 40 }, (_, i) => ({
+      client_id: `c_${i}`,
+      server: 'api-1',
+      user_id: `user-${i}`,
+      client_version: 'archon-dashboard/1.4.2',
+      connected_at: '2026-11-27T09:00:00.000Z',
+      // 12 have not been heard from for 10 minutes: the ping deadline is 40 s.
+      last_seen_at: i < 12 ? '2026-11-27T10:35:30.000Z' : '2026-11-27T10:45:20.000Z',
+      queue_depth: 0,
+      state: 'open',
+    }));
+    const e = evidence((x) => {
+      x.connections = summarizeConnections(raw, NOW, 30, 10);
+      x.stats.series = series(Array.from({ length: 15 }, (_, i) => [20 + i * 2, 600, 0]));
+      x.stats.connects_per_minute = 2;
+      x.stats.disconnects_per_minute = 0;
+    });
+    const f = finding(e, 'fix-a');
+    expect(remedies(e)).toEqual(['fix-a']);
+    expect(f.title).toBe('Fix A: Restart Stale Connections');
+    expect(f.severity).toBe('critical');
+    expect(f.commands).toEqual(['archon-ws cleanup']);
+    expect(f.evidence[0]).toMatch(/^12 of 40 connections silent for more than 45 s/);
+    expect(f.evidence[1]).toMatch(/^longest silent: c_0 \(user-0, open, on api-1\) 600 s/);
+    expect(f.evidence).toContain(
+      'connections grew from 20 to 48 over the last 15 min (2 connects/min vs 0 disconnects/min)',
+    );
+    expect(f.evidence.at(-1)).toMatch(
+      /^memory 192\.0 MB rss for 120 connections \(1638 KB each\)$/,
+    );
+  });
+
+  it('points to Fix B when client queues are backed up', () => {
+    const raw = Array.from({ length: 120 }, (_, i) => ({
+      client_id: `c_${i}`,
+      server: i < 3 ? 'api-2' : 'api-1',
+      user_id: `user-${i}`,
+      client_version: i < 3 ? 'archon-dashboard/1.3.0' : 'archon-dashboard/1.4.2',
+      connected_at: '2026-11-27T09:00:00.000Z',
+      last_seen_at: '2026-11-27T10:45:20.000Z',
+      queue_depth: i < 3 ? [812, 300, 128][i] : 0,
+      state: 'open',
+    }));
+    const e = evidence((x) => {
+      x.connections = summarizeConnections(raw, NOW, 30, 10);
+      x.status.queue_depth = 1240;
+      x.status.broadcast_latency_p99_ms = 1830;
+      x.status.instances[1] = instance('api-2', {
+        queue_depth: 1240,
+        broadcast_latency_p99_ms: 1830,
+      });
+      x.stats.errors_per_minute = 0.4;
+      x.stats.errors_by_type = { slow_consumer: 6 };
+      x.stats.disconnects_by_code = { '4008': 6 };
+    });
+    const f = finding(e, 'fix-b');
+    expect(remedies(e)).toEqual(['fix-b']);
+    expect(f).toMatchObject({
+      title: 'Fix B: Clear Message Queue',
+      severity: 'critical',
+      commands: ['archon-ws flush'],
+    });
+    expect(f.evidence).toEqual([
+      'queue depth 1240 (success criterion < 100, alert > 1000) in 3 client queue(s)',
+      'per instance: api-2 1240',
+      'deepest: c_0 (user-0, archon-dashboard/1.3.0, on api-2) 812; c_1 (user-1, archon-dashboard/1.3.0, on api-2) 300; c_2 (user-2, archon-dashboard/1.3.0, on api-2) 128',
+      'broadcast p99 1830 ms (criterion < 500 ms)',
+      '6 slow_consumer error(s), 6 disconnect(s) with 4008 in the last 15 min',
+    ]);
+  });
+
+  it('points to Fix C for an instance that registered but does not answer', () => {
+    const e = evidence((x) => {
+      x.status.instances.push({ ...instance('api-3'), active_connections: 0, healthy: false });
+      x.status.missing_instances = ['api-3'];
+    });
+    const f = finding(e, 'fix-c');
+    expect(remedies(e)).toEqual(['fix-c']);
+    expect(f.title).toBe('Fix C: Restart WebSocket Manager');
+    expect(f.evidence[0]).toMatch(/^api-3 registered but did not answer the admin request/);
+    expect(f.commands[0]).toBe(
+      'docker restart $(docker ps -q --filter name=archon_api.<slot of api-3>)  # api-3 only',
+    );
+  });
+
+  it('points to Fix C for one instance whose event loop is stuck', () => {
+    const e = evidence((x) => {
+      x.status.instances[0] = instance('api-1', { event_loop_lag_p99_ms: 2400 });
+    });
+    expect(remedies(e)).toEqual(['fix-c']);
+    expect(finding(e, 'fix-c').evidence).toEqual([
+      'api-1: event-loop lag p99 2400 ms (others under 1000 ms): that instance is stuck',
+    ]);
+  });
+
+  it('points to Fix C when upgrades fail straight to the instances as well', () => {
+    const e = evidence((x) => {
+      x.lb = judge(strippedProbe());
+      const direct = strippedProbe();
+      direct.url = 'ws://10.0.1.11:8000/api/v1/ws/test';
+      x.direct = [judge(direct)];
+    });
+    expect(remedies(e)).toEqual(['fix-c']);
+    expect(finding(e, 'fix-c').evidence[1]).toMatch(
+      /^straight to the instances too: ws:\/\/10\.0\.1\.11:8000\/api\/v1\/ws\/test: HTTP 101 → 404/,
+    );
+  });
+
+  it('points to Fix D when an instance is near its connection limit, with how many to scale to', () => {
+    const e = evidence((x) => {
+      x.status.active_connections = 18_900;
+      x.status.peak_connections = 18_900;
+      x.status.instances = [
+        instance('api-1', { active_connections: 9_500, peak_connections: 9_500 }),
+        instance('api-2', { active_connections: 9_400, peak_connections: 9_400 }),
+      ];
+    });
+    const f = finding(e, 'fix-d');
+    expect(remedies(e)).toEqual(['fix-d']);
+    expect(f.title).toBe('Fix D: Scale Up');
+    expect(f.evidence).toEqual([
+      'api-1: 9500 of 10000 connections (95 %, WEBSOCKET_MAX_CONNECTIONS): new clients get 503 at_capacity / 1013',
+      'api-2: 9400 of 10000 connections (94 %, WEBSOCKET_MAX_CONNECTIONS): new clients get 503 at_capacity / 1013',
+      '18900 connections on 2 instance(s); at 70 % per instance that needs 3',
+    ]);
+    expect(f.commands).toEqual(['docker service scale archon_api=3']);
+  });
+
+  it('points to Fix D when broadcasts are slow and every instance is busy', () => {
+    const e = evidence((x) => {
+      x.status.broadcast_latency_p99_ms = 1450;
+      x.status.instances = [
+        instance('api-1', { event_loop_lag_p99_ms: 380 }),
+        instance('api-2', { event_loop_lag_p99_ms: 420 }),
+      ];
+    });
+    expect(remedies(e)).toEqual(['fix-d']);
+    expect(finding(e, 'fix-d').evidence[0]).toBe(
+      'broadcast p99 1450 ms (criterion < 500 ms, alert > 1000 ms) with queue depth 0; event-loop lag p99 api-1 380 ms, api-2 420 ms: the instances are overloaded',
+    );
+  });
+
+  it('points to Step 4 when the upgrade fails through the load balancer but passes direct', () => {
+    const e = evidence((x) => {
+      x.lb = judge(strippedProbe());
+      x.ws_health = {
+        ok: false,
+        status: null,
+        server: null,
+        error: 'answered HTTP 404 instead of 101',
+      };
+      x.direct = [judge(goodProbe('api-1', 'ws://10.0.1.11:8000/api/v1/ws/test'))];
+    });
+    const f = finding(e, 'step-4');
+    expect(remedies(e)).toEqual(['step-4']);
+    expect(f.title).toBe('Step 4: Load Balancer Fixes');
+    expect(f.evidence[0]).toBe(
+      'WebSocket upgrade through ws://lb.example/api/v1/ws/test: HTTP 101 → 404: the gateway got a plain GET, the load balancer did not pass the upgrade on; Upgrade: websocket → missing; Connection: upgrade → Connection: keep-alive',
+    );
+    expect(f.evidence[1]).toBe(
+      'the upgrade to /api/v1/ws/health fails too (answered HTTP 404 instead of 101)',
+    );
+    expect(f.evidence[2]).toBe(
+      'the same check straight to ws://10.0.1.11:8000 (api-1) passes: the load balancer is at fault',
+    );
+    expect(f.commands).toEqual(['archon-ws check-lb --idle 90s']);
+  });
+
+  it('points to Step 4 from HTTP passing and the upgrade failing through one URL', () => {
+    const e = evidence((x) => {
+      x.lb = judge(strippedProbe());
+    });
+    expect(finding(e, 'step-4').evidence[1]).toMatch(
+      /^plain HTTP through the same URL reaches the gateway \(the admin API answered, \/api\/health 200\), only the upgrade fails/,
+    );
+  });
+
+  it('points to Step 4 when connections dropped with 1006, cut without a close frame', () => {
+    const e = evidence((x) => {
+      x.status.active_connections = 40;
+      x.stats.disconnects_by_code = { '1006': 82, '1001': 3 };
+      x.stats.disconnects_per_minute = 5.67;
+      x.stats.series = series([
+        ...Array.from({ length: 10 }, (): [number, number, number] => [120, 600, 0]),
+        [40, 210, 0],
+        [40, 200, 0],
+        [40, 200, 0],
+        [40, 200, 0],
+        [40, 90, 0],
+      ]);
+    });
+    const d = diagnose(e);
+    expect(d.findings.map((f) => f.remedy)).toEqual(['step-4']);
+    expect(d.findings[0]?.evidence[0]).toBe(
+      '40 of peak 125 (32 %); disconnects in the last 15 min: 1006 ×82, 1001 ×3: cut without a close frame, the network or a proxy in between is dropping connections (try check-lb --idle 90s)',
+    );
+    expect(d.onset).toEqual({
+      kind: 'sudden',
+      minute: '2026-11-27T10:41:00.000Z',
+      description: 'sudden — connections fell from 120 to 40 within a minute at 10:41Z',
+    });
+  });
+
+  it('names a Redis backplane outage as what it is, not one of Fix A–D', () => {
+    const e = evidence((x) => {
+      x.status.instances = [
+        instance('api-1', { backplane_healthy: false, healthy: false }),
+        instance('api-2', { backplane_healthy: false, healthy: false }),
+      ];
+      x.status.cluster_error = 'Redis unreachable: this instance answered alone';
+      x.health = {
+        http_status: 200,
+        status: 'degraded',
+        server: 'api-1',
+        backplane: 'down',
+        error: null,
+      };
+      x.stats.messages_per_minute = 120;
+      x.stats.series = series([
+        ...Array.from({ length: 12 }, (): [number, number, number] => [120, 600, 0]),
+        [120, 0, 0],
+        [120, 0, 0],
+        [120, 0, 0],
+      ]);
+    });
+    const d = diagnose(e);
+    expect(d.findings.map((f) => f.remedy)).toEqual(['backplane']);
+    expect(d.findings[0]?.title).toBe(
+      'Redis backplane down (alert ArchonWebSocketBackplaneDown; not one of Fix A–D)',
+    );
+    expect(d.findings[0]?.evidence).toEqual([
+      'backplane (redis) down on api-1, api-2 of 2 instance(s)',
+      '/api/health answers "degraded" with backplane "down" (api-1): publishes answer 503, so nothing new reaches clients',
+      'admin API: Redis unreachable: this instance answered alone',
+      '120 messages/min delivered over the last 15 min; clients stay connected and resume once Redis is back (docs/cluster.md)',
+    ]);
+    expect(d.onset.description).toBe('sudden — messages fell from 600/min to 0/min at 10:43Z');
+  });
+
+  it('reads rejected tokens as a client-side problem', () => {
+    const e = evidence((x) => {
+      x.stats.errors_per_minute = 14.2;
+      x.stats.errors_by_type = { token_expired: 190, unauthorized: 23 };
+      // Tokens expiring one after another: 2, 4, 6 … errors a minute.
+      x.stats.series = series(
+        Array.from({ length: 15 }, (_, i): [number, number, number] => [120, 600, 2 * (i + 1)]),
+      );
+    });
+    const d = diagnose(e);
+    expect(d.findings.map((f) => f.remedy)).toEqual(['clients']);
+    expect(d.findings[0]?.severity).toBe('critical');
+    expect(d.findings[0]?.evidence[0]).toBe(
+      "14.2 errors/min over the last 15 min, 190 of them token_expired: clients' tokens or sign-in (4001): check the identity provider and the JWT key (ARCHON_JWT_*)",
+    );
+    expect(d.onset.kind).toBe('gradual');
+    expect(d.onset).toEqual({
+      kind: 'gradual',
+      minute: '2026-11-27T10:31:00.000Z',
+      description: 'gradual — errors rose over 5 min, from 2/min at 10:31Z to 10/min at 10:35Z',
+    });
+  });
+
+  it('escalates a drop it cannot explain', () => {
+    const e = evidence((x) => {
+      x.status.active_connections = 30;
+      x.stats.disconnects_by_code = {};
+    });
+    expect(remedies(e)).toEqual(['escalate']);
+    expect(finding(e, 'escalate').evidence[0]).toMatch(
+      /^30 of peak 125 \(24 %\); disconnects in the last 15 min: none: the gateway saw no reason of its own/,
+    );
+  });
+
+  it('calls a high broadcast p99 with no backlog and no lag history, not a fault', () => {
+    const e = evidence((x) => {
+      x.status.broadcast_latency_p99_ms = 2648;
+    });
+    const d = diagnose(e);
+    expect(d.healthy).toBe(true);
+    expect(d.criteria.find((c) => c.name === 'broadcast latency p99')?.pass).toBe(false);
+    expect(d.notes[0]).toMatch(/the p99 covers the last 2048 deliveries/);
+    expect(d.verdict).toMatch(/^no fault found: broadcast latency p99 still above target/);
+  });
+
+  it('lists every finding, critical first', () => {
+    const e = evidence((x) => {
+      x.status.queue_depth = 150;
+      x.status.missing_instances = ['api-3'];
+      x.status.instances.push({ ...instance('api-3'), healthy: false });
+    });
+    expect(diagnose(e).findings.map((f) => [f.remedy, f.severity])).toEqual([
+      ['fix-c', 'critical'],
+      ['fix-b', 'warning'],
+    ]);
+  });
+});
+
+describe('doctor evidence parsing', () => {
+  it('reads a status answer and refuses one without its numbers', () => {
+    const s = parseStatus({
+      mode: 'embedded',
+      active_connections: 3,
+      peak_connections: 3,
+      errors_last_hour: 0,
+      queue_depth: 0,
+      broadcast_latency_p99_ms: 1.5,
+      event_loop_lag_p99_ms: 10.2,
+      max_connections: 10000,
+      memory: { rss_bytes: 1000 },
+      instances: [
+        {
+          server: 'api-1',
+          active_connections: 3,
+          queue_depth: 0,
+          broadcast_latency_p99_ms: 1.5,
+          backplane: { kind: 'memory', healthy: true },
+          healthy: true,
+        },
+      ],
+    });
+    expect(s.instances[0]).toMatchObject({ server: 'api-1', backplane_healthy: true });
+    expect(s.missing_instances).toEqual([]);
+    expect(() => parseStatus({ hello: 'world' })).toThrow(
+      'bad answer from status: field active_connections missing or not a number',
+    );
+  });
+
+  it('counts an unauthenticated connection older than any auth timeout as stale', () => {
+    const c = summarizeConnections(
+      [
+        {
+          client_id: 'c_1',
+          server: 'api-1',
+          connected_at: '2026-11-27T10:30:00.000Z',
+          last_seen_at: '2026-11-27T10:30:00.000Z',
+          state: 'authenticating',
+          queue_depth: 0,
+        },
+        {
+          client_id: 'c_2',
+          server: 'api-1',
+          connected_at: '2026-11-27T10:45:28.000Z',
+          last_seen_at: '2026-11-27T10:45:28.000Z',
+          state: 'authenticating',
+          queue_depth: 0,
+        },
+      ],
+      NOW,
+      30,
+      10,
+    );
+    expect(c.stale).toBe(1);
+    expect(c.stale_examples[0]?.client_id).toBe('c_1');
+  });
+});
+
+describe('onset', () => {
+  const stats = (rows: [number, number, number][]): StatsAnswer => ({
+    minutes: rows.length,
+    errors_per_minute: 0,
+    messages_per_minute: 0,
+    connects_per_minute: 0,
+    disconnects_per_minute: 0,
+    errors_by_type: {},
+    disconnects_by_code: {},
+    series: series(rows),
+  });
+
+  it('calls an errors jump sudden, at its minute', () => {
+    const o = findOnset(
+      stats([
+        [50, 300, 0],
+        [50, 300, 0],
+        [50, 280, 57],
+        [50, 250, 60],
+      ]),
+    );
+    expect(o).toEqual({
+      kind: 'sudden',
+      minute: '2026-11-27T10:33:00.000Z',
+      description: 'sudden — errors jumped from 0 to 57/min at 10:33Z',
+    });
+  });
+
+  it('calls a slow decline of connections gradual, from its peak', () => {
+    const o = findOnset(
+      stats([
+        [100, 500, 0],
+        [95, 500, 0],
+        [90, 480, 0],
+        [85, 470, 0],
+        [78, 460, 0],
+        [70, 450, 0],
+      ]),
+    );
+    expect(o.kind).toBe('gradual');
+    // The first minute under the peak.
+    expect(o.minute).toBe('2026-11-27T10:32:00.000Z');
+    expect(o.description).toBe(
+      'gradual — connections declined over 4 min, from 100 at 10:31Z to 78 at 10:35Z',
+    );
+  });
+});
+
+describe('incident summary', () => {
+  it('has the header, the timeline with the onset marked, findings with commands and blanks', () => {
+    const e = evidence((x) => {
+      x.status.queue_depth = 1240;
+      x.stats.errors_per_minute = 12;
+      x.stats.errors_by_type = { slow_consumer: 180 };
+      x.stats.series = series([
+        ...Array.from({ length: 10 }, (): [number, number, number] => [120, 600, 0]),
+        [120, 600, 36],
+        [120, 600, 40],
+        [120, 600, 38],
+        [120, 600, 36],
+        [120, 300, 30],
+      ]);
+    });
+    const md = incidentReport(e, diagnose(e));
+    expect(md.split('\n')[0]).toBe('# Incident: WebSocket degradation (RB-003), 2026-11-27');
+    expect(md).toContain('| Window | last 15 min |');
+    expect(md).toContain('| 2026-11-27T10:41Z | 120 | 600 | 36 | ← sudden onset |');
+    expect(md).toContain('Onset: sudden — errors jumped from 0 to 36/min at 10:41Z.');
+    expect(md).toContain('### 1. Fix B: Clear Message Queue (critical)');
+    expect(md).toContain('```bash\narchon-ws flush\n```');
+    expect(md).toContain(
+      '- [ ] `archon-ws flush` (Fix B: Clear Message Queue) — run at: ____ result: ____',
+    );
+    expect(md).toContain('| FAIL | queue depth | 1240 | < 100 |');
+    expect(md).toContain(
+      '| api-1 | 60 | 10000 | 0 | 3.2 ms | 11.5 ms | 96.0 MB | redis up | yes |',
+    );
+    expect(md).toContain('## To be completed by the responder');
+    for (const blank of ['Impact', 'Root cause', 'What was done, when', 'Follow-ups'])
+      expect(md).toContain(`### ${blank}\n\n<!--`);
+  });
+
+  it('escapes pipes in table cells', () => {
+    const e = evidence((x) => {
+      x.lb.checks[0] = { name: 'HTTP 101', status: 'fail', figure: '502 [a | b]' };
+    });
+    expect(incidentReport(e, diagnose(e))).toContain('| FAIL | HTTP 101 | 502 [a \\| b] |');
+  });
+});

@@ -5,8 +5,9 @@
  * get it.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
@@ -66,12 +67,23 @@ export function runbookArchonCommands(markdown: string): string[] {
   return blocks.flatMap((b) => b.split('\n').filter((line) => line.startsWith('archon-ws ')));
 }
 
-async function run(cmd: string, env: Record<string, string> = {}): Promise<string> {
+async function run(
+  cmd: string,
+  env: Record<string, string> = {},
+  options: { cwd?: string; timeoutMs?: number } = {},
+): Promise<string> {
   const { stdout } = await exec('bash', ['-o', 'pipefail', '-c', cmd], {
     env: { ...process.env, ADMIN_TOKEN, ...env },
-    timeout: 15_000,
+    timeout: options.timeoutMs ?? 15_000,
+    ...(options.cwd !== undefined && { cwd: options.cwd }),
   });
   return stdout;
+}
+
+/** How long a runbook command holds a connection idle (`check-lb --idle 90s`), in ms. */
+function idleMs(line: string): number {
+  const m = /--idle (\d+)s?\b/.exec(line);
+  return m ? Number(m[1]) * 1000 : 0;
 }
 
 describe('RB-003 commands against a live gateway', () => {
@@ -86,6 +98,13 @@ describe('RB-003 commands against a live gateway', () => {
     clients = await Promise.all(
       [1, 2, 3].map(() => TestClient.authed(tg.ws, token, 'archon-dashboard/1.4.2')),
     );
+    // Like live dashboards they answer pings: the runbook's commands take ~95 s, longer than
+    // the gateway lets a silent client stay (ping interval + timeout).
+    for (const c of clients)
+      c.ws.on('message', (data: Buffer) => {
+        if ((JSON.parse(data.toString('utf8')) as { type?: string }).type === 'ping')
+          c.send({ op: 'pong' });
+      });
     for (const c of clients) await c.subscribe('signals');
     await publish(tg, { channel: 'signals', data: { n: 1 } });
     await Promise.all(clients.map((c) => c.type('event')));
@@ -165,30 +184,50 @@ describe('RB-003 commands against a live gateway', () => {
     }
   });
 
+  // `check-lb --idle 90s` really holds a connection silent for 90 s (that is what catches a
+  // proxy's 60 s default): it runs beside the other commands, so this test takes ~95 s.
   it('runs every archon-ws command of the runbook successfully', async () => {
     ensureBuilt();
     const lines = runbookArchonCommands(readFileSync(RUNBOOK, 'utf8'));
     const subcommands = new Set(lines.map((l) => l.split(' ')[1]));
     expect([...subcommands].sort()).toEqual([
       'broadcast',
+      'check-lb',
       'cleanup',
       'connections',
+      'doctor',
       'flush',
       'stats',
       'status',
       'test-connect',
       'verify',
     ]);
-    for (const line of lines) {
-      // Each must exit 0 (verify: every success criterion passes on this healthy gateway).
-      const out = await run(line.replace(/^archon-ws /, '"$NODE" "$CLI" '), {
-        NODE,
-        CLI,
-        ARCHON_URL: tg.http,
+    // Files the commands write (`doctor --report incident.md`) land here, not in the repo.
+    const cwd = mkdtempSync(join(tmpdir(), 'archon-runbook-'));
+    const runLine = (line: string) =>
+      run(
+        line.replace(/^archon-ws /, '"$NODE" "$CLI" '),
+        { NODE, CLI, ARCHON_URL: tg.http },
+        { cwd, timeoutMs: 15_000 + idleMs(line) * 1.5 },
+      ).then((out) => {
+        // Each must exit 0 (verify: every criterion passes; doctor: no fault; check-lb: every
+        // check passes, the idle hold included) and print something.
+        expect(out.length, line).toBeGreaterThan(0);
+        return out;
       });
-      expect(out.length, line).toBeGreaterThan(0);
+    try {
+      const holds = lines.filter((l) => idleMs(l) > 0).map(runLine);
+      for (const line of lines.filter((l) => idleMs(l) === 0)) await runLine(line);
+      const held = await Promise.all(holds);
+      expect(held.length).toBeGreaterThan(0);
+      for (const out of held) expect(out).toMatch(/^PASS\s+idle \d+ s\s+survived/m);
+      expect(readFileSync(join(cwd, 'incident.md'), 'utf8')).toMatch(
+        /^# Incident: WebSocket degradation \(RB-003\)/,
+      );
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
     }
-  });
+  }, 150_000);
 
   it('Verification: connection count, error rate and message rate', async () => {
     expect((await run(find('jq ".active_connections"'))).trim()).toBe('3');

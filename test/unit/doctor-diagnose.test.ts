@@ -587,6 +587,16 @@ describe('incident summary', () => {
       expect(md).toContain(`### ${blank}\n\n<!--`);
   });
 
+  it('marks the minutes before the oldest instance started as not running, not as zeros', () => {
+    // Collected at 10:45:30, up for 3.5 min: started 10:42:00, so 10:31..10:41 held nothing.
+    const e = evidence((x) => {
+      for (const i of x.status.instances) i.uptime_seconds = 210;
+    });
+    const md = incidentReport(e, diagnose(e));
+    expect(md).toContain('| 2026-11-27T10:41Z | 120 | 600 | 0 | no instance running yet |');
+    expect(md).toContain('| 2026-11-27T10:42Z | 120 | 600 | 0 |  |');
+  });
+
   it('escapes pipes in table cells', () => {
     const e = evidence((x) => {
       x.lb.checks[0] = { name: 'HTTP 101', status: 'fail', figure: '502 [a | b]' };

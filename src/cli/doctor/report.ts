@@ -63,6 +63,9 @@ export function incidentReport(ev: Evidence, d: Diagnosis): string {
     `Per minute over the last ${ev.stats.minutes} min (UTC; the last minute is still running).`,
     '',
   );
+  // Minutes before the oldest instance started hold no data: zeros there mean "not running".
+  const uptimes = ev.status.instances.map((i) => i.uptime_seconds ?? 0);
+  const startedAt = Date.parse(ev.collected_at) - 1000 * Math.max(0, ...uptimes);
   push(
     mdTable(
       ['Minute (UTC)', 'Connections', 'Messages', 'Errors', ''],
@@ -71,7 +74,11 @@ export function incidentReport(ev: Evidence, d: Diagnosis): string {
         m.connections,
         m.messages,
         m.errors,
-        m.minute === d.onset.minute ? `← ${d.onset.kind} onset` : '',
+        m.minute === d.onset.minute
+          ? `← ${d.onset.kind} onset`
+          : Date.parse(m.minute) + 60_000 <= startedAt
+            ? 'no instance running yet'
+            : '',
       ]),
     ),
     '',

@@ -1,8 +1,12 @@
 /**
  * The trader dashboard in a real Chromium against a real `archon-ws serve --demo` process:
- * live rows change, the indicator tells the truth through a server stop and restart (without
- * a reload), a risk alert must be acknowledged (and stays acknowledged after a reload), an
- * operator broadcast shows as a banner, and the page works on a phone-width screen.
+ * live rows change; the indicator tells the truth through a clean stop, a restart and a
+ * silent (frozen) server, returning to Live without a reload; a risk alert must be
+ * acknowledged, survives a reload and a gateway restart, and one published while the page was
+ * closed is shown when it opens; an operator broadcast shows as a banner; the page fits a
+ * phone-width screen, long alert texts included.
+ *
+ * The tests share one page and one gateway and run in order, as a trader's session would.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, PUBLISH_TOKEN, signToken } from '../support/gateway.js';
@@ -10,6 +14,8 @@ import { screenshot, useBrowser, type TrackedPage } from '../support/browser.js'
 import { ensureBuilt, killAll, startInstance, type Instance } from '../support/processes.js';
 
 const DEMO = ['DEMO1', 'DEMO2', 'DEMO3'];
+/** Short liveness settings, so a frozen server is noticed in seconds (docs/protocol.md). */
+const LIVENESS = { WEBSOCKET_PING_INTERVAL: '2', WEBSOCKET_PING_TIMEOUT: '1' };
 
 /** What Chromium logs by itself while the server is down; anything else is a defect. */
 const EXPECTED_WHILE_DOWN = /WebSocket connection to .* failed|ERR_CONNECTION_REFUSED/;
@@ -30,9 +36,14 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
   let token: string;
   let t: TrackedPage;
 
+  const start = (id: string, port?: number) =>
+    startInstance(id, { args: ['--demo'], env: LIVENESS, ...(port && { port }) });
+  const publishAlert = (account: string, data: Record<string, unknown>) =>
+    post(gw.http, '/api/v1/publish', PUBLISH_TOKEN, { channel: `risk:${account}`, data });
+
   beforeAll(async () => {
     ensureBuilt();
-    gw = await startInstance('e2e-1', { args: ['--demo'] });
+    gw = await start('e2e-1');
     token = await signToken({ sub: 'trader-7', accounts: DEMO });
     t = await browser.open();
     await t.page.goto(`${gw.http}/#token=${token}`);
@@ -40,11 +51,36 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
   afterAll(() => killAll());
 
   const indicator = () => t.page.getByTestId('connection');
+  const state = () => indicator().getAttribute('data-state');
+  const pendingAlert = (text: string) =>
+    t.page.getByTestId('risk-alerts').locator('li', { hasText: text });
+  const prices = () =>
+    t.page.locator('[data-testid^="positions-"] [data-testid="price"]').allTextContents();
+  /** Every channel of every account is live again (not merely connected). */
+  const allLive = async () => {
+    await expect.poll(state, { timeout: 30_000, interval: 200 }).toBe('connected');
+    for (const a of DEMO)
+      expect(await t.page.getByTestId(`positions-${a}`).getAttribute('data-risk-state')).toBe(
+        'live',
+      );
+  };
+  /** Acknowledges every waiting alert, one by one, each gone before the next. */
+  const acknowledgeAll = async () => {
+    const items = t.page.getByTestId('risk-alerts').locator('li[data-alert-id]');
+    for (;;) {
+      const id = await items
+        .first()
+        .getAttribute('data-alert-id', { timeout: 500 })
+        .catch(() => null);
+      if (id === null) return;
+      const item = t.page.locator(`li[data-alert-id="${id}"]`);
+      await item.getByRole('button', { name: 'Acknowledge' }).click();
+      await item.waitFor({ state: 'detached' });
+    }
+  };
 
   it('signs in from the fragment, removes the token from the address bar and goes Live', async () => {
-    await expect
-      .poll(() => indicator().getAttribute('data-state'), { timeout: 10_000 })
-      .toBe('connected');
+    await expect.poll(state, { timeout: 10_000 }).toBe('connected');
     await expect.poll(() => indicator().locator('.label').textContent()).toBe('Live');
     expect(new URL(t.page.url()).hash).toBe('');
     expect(await indicator().textContent()).toContain('via e2e-1');
@@ -57,8 +93,6 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
           timeout: 10_000,
         })
         .toBeGreaterThan(0);
-    const prices = () =>
-      t.page.locator('[data-testid^="positions-"] [data-testid="price"]').allTextContents();
     const before = await prices();
     await expect.poll(prices, { timeout: 15_000 }).not.toEqual(before);
     // A moved price carries its direction and the highlight class.
@@ -73,41 +107,38 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
   });
 
   it('raises a published risk alert above everything until it is acknowledged, also after a reload', async () => {
+    await acknowledgeAll(); // the demo feed's own margin alerts
     const message = `E2E margin call ${Date.now()}`;
-    await post(gw.http, '/api/v1/publish', PUBLISH_TOKEN, {
-      channel: 'risk:DEMO2',
-      data: { level: 'critical', kind: 'margin_level', message },
-    });
-    const pending = t.page.getByTestId('risk-alerts').locator('li', { hasText: message });
-    await pending.waitFor({ timeout: 10_000 });
-    expect(await pending.textContent()).toContain('DEMO2');
+    await publishAlert('DEMO2', { level: 'critical', kind: 'margin_level', message });
+    await pendingAlert(message).waitFor({ timeout: 10_000 });
+    expect(await pendingAlert(message).textContent()).toContain('DEMO2');
     expect(await t.page.title()).toMatch(/Risk alert/);
     await screenshot(t.page, 'dashboard.png');
 
-    // Unacknowledged, it survives a reload (replayed from the alert history).
+    // Unacknowledged, it survives a reload.
     await t.page.reload();
-    await t.page.getByTestId('risk-alerts').locator('li', { hasText: message }).waitFor({
-      timeout: 10_000,
-    });
-    await t.page
-      .getByTestId('risk-alerts')
-      .locator('li', { hasText: message })
-      .getByRole('button', { name: 'Acknowledge' })
-      .click();
-    await t.page.getByTestId('risk-alerts').locator('li', { hasText: message }).waitFor({
-      state: 'detached',
-    });
+    await pendingAlert(message).waitFor({ timeout: 10_000 });
+    await pendingAlert(message).getByRole('button', { name: 'Acknowledge' }).click();
+    await pendingAlert(message).waitFor({ state: 'detached' });
     await t.page.getByTestId('alert-history').getByText(message).waitFor();
 
-    // Acknowledged, a reload does not raise it again.
+    // Acknowledged, a reload does not raise it again, even once every channel is live.
     await t.page.reload();
-    await expect
-      .poll(() => indicator().getAttribute('data-state'), { timeout: 10_000 })
-      .toBe('connected');
+    await allLive();
     await t.page.getByTestId('alert-history').getByText(message).waitFor({ timeout: 10_000 });
-    expect(
-      await t.page.getByTestId('risk-alerts').locator('li', { hasText: message }).count(),
-    ).toBe(0);
+    expect(await pendingAlert(message).count()).toBe(0);
+  });
+
+  it('shows an alert published while the page was closed as soon as it opens again', async () => {
+    await acknowledgeAll();
+    await t.page.goto('about:blank');
+    const message = `Published while closed ${Date.now()}`;
+    await publishAlert('DEMO3', { level: 'warning', message });
+    await t.page.goto(gw.http); // the token is still in this tab's session
+    await pendingAlert(message).waitFor({ timeout: 10_000 });
+    expect(await pendingAlert(message).textContent()).toContain('arrived while disconnected');
+    await pendingAlert(message).getByRole('button', { name: 'Acknowledge' }).click();
+    await allLive();
   });
 
   it('shows an operator broadcast as a banner', async () => {
@@ -123,38 +154,58 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
     await banner.waitFor({ state: 'detached' });
   });
 
-  it('says Reconnecting within seconds of the server stopping, and is Live again by itself when it is back', async () => {
+  it('says Reconnecting within seconds of the server stopping, is Live again by itself when it is back, and keeps a waiting alert', async () => {
+    await acknowledgeAll();
+    const waiting = `Waiting through a restart ${Date.now()}`;
+    await publishAlert('DEMO1', { level: 'critical', message: waiting });
+    await pendingAlert(waiting).waitFor({ timeout: 10_000 });
     // Set in the page now, read after the restart: still there means no reload happened.
     await t.page.evaluate("window.marker = 'same document'");
+
     const port = gw.port;
     gw.child.kill('SIGTERM');
     await gw.exited;
-    await expect
-      .poll(() => indicator().getAttribute('data-state'), { timeout: 5_000, interval: 100 })
-      .toBe('reconnecting');
-    await expect
-      .poll(() => indicator().locator('.label').textContent())
-      .toMatch(/^Reconnecting \((next try in \d+ s|trying now)\)$/);
+    await expect.poll(state, { timeout: 5_000, interval: 100 }).toBe('reconnecting');
+    expect(await indicator().locator('.label').textContent()).toBe('Reconnecting');
+    expect(await indicator().locator('.detail').textContent()).toMatch(
+      /^(next try in \d+ s|trying now)/,
+    );
     await t.page.getByTestId('not-live').waitFor();
     await screenshot(t.page, 'dashboard-reconnecting.png');
 
-    gw = await startInstance('e2e-2', { args: ['--demo'], port });
-    // Backoff is capped at 20 s; a short outage retries well within that.
-    await expect
-      .poll(() => indicator().getAttribute('data-state'), { timeout: 30_000, interval: 200 })
-      .toBe('connected');
+    gw = await start('e2e-2', port);
+    await allLive();
     expect(await indicator().textContent()).toContain('via e2e-2');
     expect(await t.page.evaluate('window.marker')).toBe('same document');
     await t.page.getByTestId('not-live').waitFor({ state: 'detached' });
-    // Data flows again from the new server.
-    const prices = () =>
-      t.page.locator('[data-testid^="positions-"] [data-testid="price"]').allTextContents();
     const after = await prices();
     await expect.poll(prices, { timeout: 15_000 }).not.toEqual(after);
+
+    // The new process has a new history: the alert waiting before the restart is still
+    // raised, and the page says alerts published meanwhile may be missing.
+    expect(await pendingAlert(waiting).count()).toBe(1);
+    await pendingAlert('Risk alerts may be missing').first().waitFor({ timeout: 10_000 });
+    await acknowledgeAll();
     expect(t.problems.filter((p) => !EXPECTED_WHILE_DOWN.test(p))).toEqual([]);
   });
 
-  it('works on a phone-width screen', async () => {
+  it('stops saying Live when the server freezes without closing anything, and recovers when it resumes', async () => {
+    await allLive();
+    gw.child.kill('SIGSTOP');
+    try {
+      // Nothing arrives any more (no close, no ping): after ping interval + timeout the page
+      // must not claim Live.
+      await expect
+        .poll(state, { timeout: 10_000, interval: 100 })
+        .toMatch(/^(stale|reconnecting)$/);
+      await t.page.getByTestId('not-live').waitFor();
+    } finally {
+      gw.child.kill('SIGCONT');
+    }
+    await allLive();
+  });
+
+  it('works on a phone-width screen, long alert and notice texts included', async () => {
     const phone = await browser.open({ width: 390, height: 844 });
     await phone.page.goto(`${gw.http}/#token=${token}`);
     await expect
@@ -163,6 +214,18 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
       })
       .toBe('connected');
     await phone.page.getByTestId('positions-DEMO1').locator('tbody tr').first().waitFor();
+    // An alert without a message shows its data as JSON (no spaces), and a notice with a URL.
+    await publishAlert('DEMO1', {
+      level: 'critical',
+      margin_level: 42,
+      account_ref: 'x'.repeat(80),
+    });
+    await post(gw.http, '/api/v1/admin/broadcast', ADMIN_TOKEN, {
+      type: 'system',
+      message: `Status page: https://status.example.com/incidents/${'a1b2c3d4'.repeat(8)}`,
+    });
+    await phone.page.getByTestId('risk-alerts').waitFor({ timeout: 10_000 });
+    await phone.page.getByTestId('system-notice').waitFor({ timeout: 10_000 });
     const overflow = await phone.page.evaluate(
       'document.documentElement.scrollWidth - document.documentElement.clientWidth',
     );

@@ -2,28 +2,32 @@ import type { Alert } from './model.js';
 import { ago, clock } from '../shared/format.js';
 
 interface Props {
-  readonly alerts: readonly Alert[];
+  readonly pending: readonly Alert[];
   readonly now: number;
   readonly onAcknowledge: (id: string) => void;
 }
 
 /**
  * Risk alerts the trader has not acknowledged, above everything else, until each one is
- * acknowledged. Acknowledged ones stay listed, muted, below.
+ * acknowledged; also the page's own warnings that alerts may be missing. Screen readers hear
+ * the count when it changes, not the ages that tick every second.
  */
-export function PendingAlerts({ alerts, now, onAcknowledge }: Props) {
-  const pending = alerts.filter((a) => a.acknowledgedAt === null);
+export function PendingAlerts({ pending, now, onAcknowledge }: Props) {
   if (pending.length === 0) return null;
   return (
-    <section class="alerts-pending" role="alert" aria-live="assertive" data-testid="risk-alerts">
-      <h2>
+    <section class="alerts-pending" aria-labelledby="pending-title" data-testid="risk-alerts">
+      <h2 id="pending-title" aria-live="assertive">
         ⚠ {pending.length} risk alert{pending.length === 1 ? '' : 's'} to acknowledge
       </h2>
       <ul>
         {pending.map((a) => (
-          <li key={a.id} class={`alert ${a.level}`} data-alert-id={a.id}>
+          <li
+            key={a.id}
+            class={`alert ${a.level} ${a.missing ? 'missing' : ''}`}
+            data-alert-id={a.id}
+          >
             <div class="what">
-              <span class="level">{a.level.toUpperCase()}</span>
+              <span class="level">{a.missing ? 'MAY BE MISSING' : a.level.toUpperCase()}</span>
               <span class="account">{a.account}</span>
               <span class="message">{a.message}</span>
             </div>
@@ -41,8 +45,8 @@ export function PendingAlerts({ alerts, now, onAcknowledge }: Props) {
   );
 }
 
-export function AlertHistory({ alerts }: { readonly alerts: readonly Alert[] }) {
-  const done = alerts.filter((a) => a.acknowledgedAt !== null).slice(0, 20);
+export function AlertHistory({ acknowledged }: { readonly acknowledged: readonly Alert[] }) {
+  const done = acknowledged.slice(0, 20);
   return (
     <section class="card alert-history" data-testid="alert-history">
       <header>
@@ -53,7 +57,7 @@ export function AlertHistory({ alerts }: { readonly alerts: readonly Alert[] }) 
         {done.map((a) => (
           <li key={a.id} class={`alert-done ${a.level}`}>
             <time>{clock(a.ts)}</time>
-            <span class="level">{a.level.toUpperCase()}</span>
+            <span class="level">{a.missing ? 'MAY BE MISSING' : a.level.toUpperCase()}</span>
             <span class="account">{a.account}</span>
             <span class="reason">{a.message}</span>
             <span class="muted">ack {clock(a.acknowledgedAt ?? 0)}</span>

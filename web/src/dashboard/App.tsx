@@ -70,17 +70,18 @@ function Dashboard({ session, onSignOut }: DashboardProps) {
       new DashboardModel({
         url: gatewayWsUrl(),
         token: session.token,
+        user: claims?.sub ?? 'anonymous',
         accounts,
         changed: render,
         refused: (reason) => onSignOut(`Signed out: the gateway refused the token (${reason}).`),
       }),
   );
   useEffect(() => () => model.dispose(), [model]);
-  const pending = model.pendingAlerts.length;
+  const pending = model.book.pending.length;
   useEffect(() => {
     document.title = pending > 0 ? `(${pending}) ⚠ Risk alert · Archon` : 'Archon · Live dashboard';
   }, [pending]);
-  const live = model.connection.state === 'connected';
+  const live = model.live;
   return (
     <div class="page">
       <header class="topbar">
@@ -89,6 +90,8 @@ function Dashboard({ session, onSignOut }: DashboardProps) {
         </div>
         <ConnectionIndicator
           connection={model.connection}
+          catchingUp={model.catchingUp()}
+          retryAt={model.retryAt}
           lastUpdate={model.lastUpdate}
           now={now}
           online={online}
@@ -103,15 +106,15 @@ function Dashboard({ session, onSignOut }: DashboardProps) {
       </header>
       <Notices notices={model.notices} onDismiss={(id) => model.dismissNotice(id)} />
       <PendingAlerts
-        alerts={model.alerts}
+        pending={model.book.pending}
         now={now}
         onAcknowledge={(id) => model.acknowledge(id)}
       />
       {!live && (
-        <div class="not-live-banner" role="status" data-testid="not-live">
+        <div class="not-live-banner" data-testid="not-live">
           Not live: what you see is from{' '}
           {model.lastUpdate === null ? 'before connecting' : ago(model.lastUpdate, now)}. It updates
-          by itself when the connection is back.
+          by itself as soon as the connection and every channel are back.
         </div>
       )}
       {accounts.length === 0 && (
@@ -123,12 +126,12 @@ function Dashboard({ session, onSignOut }: DashboardProps) {
       <main class={`grid ${live ? '' : 'not-live'}`}>
         <div class="accounts">
           {model.accounts.map((view) => (
-            <Positions key={view.account} view={view} />
+            <Positions key={view.account} view={view} now={now} />
           ))}
         </div>
         <div class="sidebar">
-          <Signals feed={model.feed} />
-          <AlertHistory alerts={model.alerts} />
+          <Signals feed={model.feed} channel={model.signals} />
+          <AlertHistory acknowledged={model.book.acknowledged} />
         </div>
       </main>
     </div>

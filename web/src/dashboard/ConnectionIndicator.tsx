@@ -3,6 +3,9 @@ import { ago } from '../shared/format.js';
 
 interface Props {
   readonly connection: ConnectionView;
+  /** Channels still resubscribing or recovering while connected. */
+  readonly catchingUp: readonly string[];
+  readonly retryAt: number | null;
   readonly lastUpdate: number | null;
   readonly now: number;
   readonly online: boolean;
@@ -10,13 +13,15 @@ interface Props {
 }
 
 /**
- * The one place a trader looks to know whether the screen is live. It never says Live unless a
- * server has welcomed this page and is still heard from (the SDK's `connected`).
+ * The one place a trader looks to know whether the screen is live. It says Live only while a
+ * server has welcomed this page, is still heard from (the SDK's `connected`) and every channel
+ * is live again. Only the state word is announced to screen readers, not the countdown.
  */
-export function ConnectionIndicator({ connection, lastUpdate, now, online, onRetry }: Props) {
-  const { label, tone, detail } = describe(connection, now, online);
+export function ConnectionIndicator(props: Props) {
+  const { connection, lastUpdate, now, online, onRetry } = props;
+  const { label, tone, detail, state } = describe(props);
   return (
-    <div class={`indicator ${tone}`} data-testid="connection" data-state={connection.state}>
+    <div class={`indicator ${tone}`} data-testid="connection" data-state={state}>
       <span class="dot" aria-hidden="true" />
       <span class="label" role="status" aria-live="polite">
         {label}
@@ -34,29 +39,51 @@ export function ConnectionIndicator({ connection, lastUpdate, now, online, onRet
   );
 }
 
-function describe(
-  c: ConnectionView,
-  now: number,
-  online: boolean,
-): { label: string; tone: 'good' | 'warn' | 'bad'; detail: string | null } {
+type Tone = 'good' | 'warn' | 'bad';
+
+function describe(p: Props): { label: string; tone: Tone; detail: string | null; state: string } {
+  const c = p.connection;
   switch (c.state) {
     case 'connected':
-      return { label: 'Live', tone: 'good', detail: c.server ? `via ${c.server}` : null };
+      if (p.catchingUp.length > 0)
+        return {
+          label: 'Catching up',
+          tone: 'warn',
+          detail: `resubscribing ${p.catchingUp.length} channel${p.catchingUp.length === 1 ? '' : 's'}`,
+          state: 'catching-up',
+        };
+      return {
+        label: 'Live',
+        tone: 'good',
+        detail: c.server ? `via ${c.server}` : null,
+        state: 'connected',
+      };
     case 'connecting':
-      return { label: 'Connecting…', tone: 'warn', detail: null };
+      return { label: 'Connecting…', tone: 'warn', detail: null, state: c.state };
     case 'stale':
-      return online
-        ? { label: 'No signal', tone: 'warn', detail: 'server silent: checking the connection' }
-        : { label: 'Offline', tone: 'bad', detail: 'this device has no network' };
+      return p.online
+        ? {
+            label: 'No signal',
+            tone: 'warn',
+            detail: 'the server is silent: checking the connection',
+            state: c.state,
+          }
+        : { label: 'Offline', tone: 'bad', detail: 'this device has no network', state: c.state };
     case 'reconnecting': {
-      if (!online) return { label: 'Offline', tone: 'bad', detail: 'waiting for the network' };
-      const label =
-        c.retryAt === null
-          ? 'Reconnecting (trying now)'
-          : `Reconnecting (next try in ${Math.max(0, Math.ceil((c.retryAt - now) / 1000))} s)`;
-      return { label, tone: 'bad', detail: c.problem };
+      if (!p.online)
+        return { label: 'Offline', tone: 'bad', detail: 'waiting for the network', state: c.state };
+      const next =
+        p.retryAt === null
+          ? 'trying now'
+          : `next try in ${Math.max(0, Math.ceil((p.retryAt - p.now) / 1000))} s`;
+      return {
+        label: 'Reconnecting',
+        tone: 'bad',
+        detail: c.problem ? `${next} · ${c.problem}` : next,
+        state: c.state,
+      };
     }
     case 'closed':
-      return { label: 'Offline', tone: 'bad', detail: c.problem };
+      return { label: 'Offline', tone: 'bad', detail: c.problem, state: c.state };
   }
 }

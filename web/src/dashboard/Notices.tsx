@@ -13,9 +13,7 @@ export function Notices({ notices, onDismiss }: Props) {
     <div class="notices">
       {notices.map((n) => (
         <div key={n.id} class="notice" role="alert" data-testid="system-notice">
-          <span class="icon" aria-hidden="true">
-            📢
-          </span>
+          <span class="badge">Notice</span>
           <span class="message">{n.message}</span>
           <time>{clock(n.ts)}</time>
           {/refresh|reload/i.test(n.message) && (

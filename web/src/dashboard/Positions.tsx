@@ -1,26 +1,47 @@
 import type { AccountView, PositionData, PositionRow } from './model.js';
-import { fixed, quantity, signedMoney } from '../shared/format.js';
+import { ago, fixed, quantity, signedMoney } from '../shared/format.js';
 
 /** Positions of one account: one row per symbol, highlighted when its price moves. */
-export function Positions({ view }: { readonly view: AccountView }) {
+export function Positions({ view, now }: { readonly view: AccountView; readonly now: number }) {
   const rows = [...view.rows.values()].sort((a, b) => a.key.localeCompare(b.key));
   const total = rows.reduce((n, r) => n + (r.data.pnl ?? 0), 0);
+  const live = view.positions.state === 'live';
+  const problems = [
+    view.positions.problem && `Positions: ${view.positions.problem}`,
+    view.risk.problem && `Risk alerts: ${view.risk.problem}`,
+  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
   return (
-    <section class="card positions" data-testid={`positions-${view.account}`}>
+    <section
+      class={`card positions ${live ? '' : 'not-live'}`}
+      data-testid={`positions-${view.account}`}
+      data-positions-state={view.positions.state}
+      data-risk-state={view.risk.state}
+    >
       <header>
         <h2>{view.account}</h2>
+        <span class="muted updated">
+          {live
+            ? view.lastUpdate === null
+              ? ''
+              : `updated ${ago(view.lastUpdate, now)}`
+            : view.positions.state === 'failed'
+              ? 'not available'
+              : view.ready
+                ? `not live: as of ${ago(view.lastUpdate ?? now, now)}`
+                : ''}
+        </span>
         {view.ready && (
           <span class={`total ${tone(total)}`} title="Unrealised P&L of the account">
             {signedMoney(total)}
           </span>
         )}
       </header>
-      {view.problem !== null && (
-        <p class="problem" role="alert">
-          {view.problem}
+      {problems.map((p) => (
+        <p class="problem" role="alert" key={p}>
+          {p}
         </p>
-      )}
-      {!view.ready && view.problem === null && <p class="muted">Loading positions…</p>}
+      ))}
+      {!view.ready && view.positions.problem === null && <p class="muted">Loading positions…</p>}
       {view.ready && rows.length === 0 && <p class="muted">No open positions.</p>}
       {rows.length > 0 && (
         <div class="table-wrap">

@@ -1,14 +1,37 @@
-import type { FeedItem } from './model.js';
+import type { ChannelView, FeedItem } from './model.js';
 import { clock } from '../shared/format.js';
 
 /** The signals feed, newest first; missed events are shown where they were missed. */
-export function Signals({ feed }: { readonly feed: readonly FeedItem[] }) {
+interface Props {
+  readonly feed: readonly FeedItem[];
+  readonly channel: ChannelView;
+}
+
+export function Signals({ feed, channel }: Props) {
+  const live = channel.state === 'live';
   return (
-    <section class="card signals" data-testid="signals">
+    <section
+      class={`card signals ${live ? '' : 'not-live'}`}
+      data-testid="signals"
+      data-state={channel.state}
+    >
       <header>
         <h2>Signals</h2>
-        <span class="muted">{feed.length === 0 ? 'waiting for the first signal' : ''}</span>
+        <span class="muted">
+          {channel.state === 'failed'
+            ? 'not available'
+            : !live
+              ? 'not live'
+              : feed.length === 0
+                ? 'waiting for the first signal'
+                : ''}
+        </span>
       </header>
+      {channel.problem !== null && (
+        <p class="problem" role="alert">
+          {channel.problem}
+        </p>
+      )}
       <ol class="feed">
         {feed.map((item) =>
           item.kind === 'gap' ? (

@@ -1,17 +1,23 @@
 /**
- * Everything the trader dashboard shows, kept from the SDK's events: connection, positions per
- * account, signals, risk alerts (with acknowledgements that survive a reload) and operator
- * notices. Components read it and re-render when it calls `changed`.
+ * Everything the trader dashboard shows, kept from the SDK's events: the connection and the
+ * state of every channel (the page is live only when both are), positions per account,
+ * signals, risk alerts (an AlertBook kept in this browser) and operator notices. Components
+ * read it and re-render when it calls `changed`.
  */
 import {
   ArchonClient,
   type ChannelEvent,
+  type ClientError,
   type ConnectionState,
   type Gap,
-  type Position,
   type PositionsStore,
   type StoreChange,
+  type Subscription,
+  type SubscriptionState,
 } from '../../../src/client/index.js';
+import { AlertBook, bookKey, type Alert } from './alerts.js';
+
+export type { Alert };
 
 export const CLIENT_NAME = 'archon-dashboard/0.1.0';
 
@@ -35,11 +41,20 @@ export interface PositionRow {
   readonly seq: number;
 }
 
+/** One channel as the page sees it: is it live, and if it failed, why. */
+export interface ChannelView {
+  state: SubscriptionState;
+  problem: string | null;
+}
+
 export interface AccountView {
   readonly account: string;
   readonly rows: Map<string, PositionRow>;
   ready: boolean;
-  problem: string | null;
+  /** When this account's positions last changed (snapshot or update). */
+  lastUpdate: number | null;
+  readonly positions: ChannelView;
+  readonly risk: ChannelView;
 }
 
 export type FeedItem =
@@ -52,20 +67,6 @@ export type FeedItem =
     }
   | { readonly kind: 'gap'; readonly id: string; readonly ts: number; readonly text: string };
 
-export interface Alert {
-  readonly id: string;
-  readonly account: string;
-  readonly channel: string;
-  readonly epoch: string;
-  readonly seq: number;
-  readonly ts: number;
-  readonly level: string;
-  readonly message: string;
-  /** Replayed after a reconnect or read from history: it happened while we were away. */
-  readonly late: boolean;
-  acknowledgedAt: number | null;
-}
-
 export interface Notice {
   readonly id: number;
   readonly message: string;
@@ -74,8 +75,6 @@ export interface Notice {
 
 export interface ConnectionView {
   state: ConnectionState;
-  /** When the next connection attempt starts, while reconnecting. */
-  retryAt: number | null;
   /** The answering server, while connected. */
   server: string | null;
   /** Why the page is not connected, in words, when it knows. */
@@ -83,14 +82,13 @@ export interface ConnectionView {
 }
 
 const MAX_FEED = 100;
-const MAX_ALERTS = 200;
-const MAX_ACKS = 200;
-const ACKS_KEY = 'archon.dashboard.acks';
-const resumeKey = (channel: string) => `archon.dashboard.resume.${channel}`;
+const MAX_NOTICES = 5;
 
 export interface ModelOptions {
   readonly url: string;
   readonly token: string;
+  /** The signed-in user (JWT `sub`): alerts are kept per user in this browser. */
+  readonly user: string;
   readonly accounts: readonly string[];
   /** Called after every change (the page batches renders per frame). */
   readonly changed: () => void;
@@ -99,26 +97,20 @@ export interface ModelOptions {
 }
 
 export class DashboardModel {
-  readonly connection: ConnectionView = {
-    state: 'connecting',
-    retryAt: null,
-    server: null,
-    problem: null,
-  };
+  readonly connection: ConnectionView = { state: 'connecting', server: null, problem: null };
   readonly accounts: AccountView[];
+  readonly signals: ChannelView = { state: 'subscribing', problem: null };
+  readonly book: AlertBook;
   feed: FeedItem[] = [];
-  alerts: Alert[] = [];
   notices: Notice[] = [];
   /** When data (an event or a snapshot) last arrived; null before the first. */
   lastUpdate: number | null = null;
   private readonly client: ArchonClient;
-  /** Acknowledged alerts, newest last, kept across reloads. */
-  private readonly acks: Map<string, Alert>;
+  private readonly unwatchStorage: () => void;
   private noticeIds = 0;
 
   constructor(private readonly options: ModelOptions) {
-    this.acks = loadAcks();
-    this.alerts = [...this.acks.values()].reverse();
+    this.book = new AlertBook(bookKey(options.user), new Set(options.accounts));
     this.client = new ArchonClient({
       url: options.url,
       token: options.token,
@@ -128,27 +120,59 @@ export class DashboardModel {
       account,
       rows: new Map(),
       ready: false,
-      problem: null,
+      lastUpdate: null,
+      positions: { state: 'subscribing', problem: null },
+      risk: { state: 'subscribing', problem: null },
     }));
     this.watchConnection();
     for (const view of this.accounts) {
       this.watchPositions(view, this.client.positions<PositionData>(view.account));
-      this.watchRisk(view.account);
+      this.watchRisk(view);
     }
-    this.client.subscribe<Record<string, unknown>>('signals', (event) => this.onSignal(event));
+    const signals = this.client.subscribe<Record<string, unknown>>('signals', (event) =>
+      this.onSignal(event),
+    );
+    this.watchChannel(signals, this.signals);
+    // An acknowledgement in another tab of this user clears the alert here too.
+    const onStorage = (e: StorageEvent) => {
+      if (e.key !== bookKey(options.user)) return;
+      this.book.reload();
+      this.options.changed();
+    };
+    addEventListener('storage', onStorage);
+    this.unwatchStorage = () => removeEventListener('storage', onStorage);
   }
 
-  get pendingAlerts(): Alert[] {
-    return this.alerts.filter((a) => a.acknowledgedAt === null);
+  /** When the next connection attempt starts, while waiting to reconnect; null otherwise. */
+  get retryAt(): number | null {
+    return this.client.nextRetryAt;
+  }
+
+  /**
+   * Live: connected, and every channel that has not failed for good is live. While a
+   * channel resubscribes or recovers after a reconnect, what it shows may be old.
+   */
+  get live(): boolean {
+    return this.connection.state === 'connected' && this.catchingUp().length === 0;
+  }
+
+  /** Channels still resubscribing or recovering while connected. */
+  catchingUp(): string[] {
+    const views: [string, ChannelView][] = [
+      ['signals', this.signals],
+      ...this.accounts.flatMap((a): [string, ChannelView][] => [
+        [`positions:${a.account}`, a.positions],
+        [`risk:${a.account}`, a.risk],
+      ]),
+    ];
+    return views
+      .filter(([, v]) => v.state === 'subscribing' || v.state === 'recovering')
+      .map(([name]) => name);
   }
 
   acknowledge(id: string): void {
-    const alert = this.alerts.find((a) => a.id === id);
-    if (!alert || alert.acknowledgedAt !== null) return;
-    alert.acknowledgedAt = Date.now();
-    this.acks.set(id, alert);
-    saveAcks(this.acks);
-    this.saveResume(alert.channel);
+    if (!this.book.acknowledge(id, Date.now())) return;
+    this.book.save();
     this.options.changed();
   }
 
@@ -163,6 +187,7 @@ export class DashboardModel {
   }
 
   dispose(): void {
+    this.unwatchStorage();
     this.client.close();
   }
 
@@ -170,14 +195,10 @@ export class DashboardModel {
     const c = this.connection;
     this.client.on('state', (state) => {
       c.state = state;
-      c.retryAt = this.client.nextRetryAt;
       if (state === 'connected') c.problem = null;
       this.options.changed();
     });
-    this.client.on('retry', (info) => {
-      c.retryAt = info.at;
-      this.options.changed();
-    });
+    this.client.on('retry', () => this.options.changed());
     this.client.on('welcome', (welcome) => {
       c.server = welcome.server;
       this.options.changed();
@@ -199,17 +220,35 @@ export class DashboardModel {
       this.options.changed();
     });
     this.client.on('system', (notice) => {
-      this.notices = [{ id: ++this.noticeIds, ...notice }, ...this.notices].slice(0, 3);
+      this.notices = [{ id: ++this.noticeIds, ...notice }, ...this.notices].slice(0, MAX_NOTICES);
       this.options.changed();
     });
     this.client.on('gap', (gap) => this.onGap(gap));
   }
 
+  /** Keeps a channel's view in step with its subscription. */
+  private watchChannel(sub: Subscription<unknown>, view: ChannelView, onLive?: () => void): void {
+    sub.on('state', (state) => {
+      view.state = state;
+      if (state === 'live') {
+        view.problem = null;
+        onLive?.();
+      }
+      this.options.changed();
+    });
+    sub.on('error', (error: ClientError) => {
+      view.problem = error.message;
+      this.options.changed();
+    });
+  }
+
   private watchPositions(view: AccountView, store: PositionsStore<PositionData>): void {
+    this.watchChannel(store.subscription, view.positions);
     store.on('change', (change: StoreChange<PositionData>) => {
-      this.lastUpdate = Date.now();
+      const now = Date.now();
+      this.lastUpdate = now;
+      view.lastUpdate = now;
       view.ready = true;
-      view.problem = null;
       if (change.kind === 'snapshot') {
         view.rows.clear();
         for (const [key, data] of change.entries)
@@ -229,56 +268,47 @@ export class DashboardModel {
       }
       this.options.changed();
     });
-    store.subscription.on('error', (error) => {
-      view.problem = error.message;
-      this.options.changed();
-    });
   }
 
   /**
-   * Risk alerts resume from the oldest unacknowledged one, so an alert that arrived but was not
-   * acknowledged before a reload is shown again, and one that came while the page was closed
-   * is replayed from history.
+   * Risk alerts resume from the last one this browser got (kept in the alert book), so one
+   * published while the page was closed is replayed from the gateway's alert history.
    */
-  private watchRisk(account: string): void {
-    const channel = `risk:${account}`;
-    const since = loadResume(channel);
+  private watchRisk(view: AccountView): void {
+    const channel = `risk:${view.account}`;
+    const since = this.book.resumeFrom(channel);
     const sub = this.client.subscribe<Record<string, unknown>>(
       channel,
-      (event) => this.onAlert(account, event),
+      (event) => this.onAlert(view.account, event),
       since ? { since } : {},
     );
-    sub.on('error', (error) => {
-      const view = this.accounts.find((a) => a.account === account);
-      if (view) view.problem = `risk alerts: ${error.message}`;
-      this.options.changed();
+    // Subscribed: from here on, a reload must not miss what comes next.
+    this.watchChannel(sub, view.risk, () => {
+      if (sub.position) {
+        this.book.setResume(channel, sub.position);
+        this.book.save();
+      }
     });
   }
 
   private onAlert(account: string, event: ChannelEvent<Record<string, unknown>>): void {
     this.lastUpdate = Date.now();
-    const id = `${event.channel}@${event.epoch}:${event.seq}`;
-    // Already shown (a replay after reconnect, or acknowledged before a reload).
-    if (this.alerts.some((a) => a.id === id)) return;
     const data = event.data ?? {};
     const message =
       typeof data.message === 'string' ? data.message : JSON.stringify(data).slice(0, 300);
-    this.alerts = [
-      {
-        id,
-        account,
-        channel: event.channel,
-        epoch: event.epoch,
-        seq: event.seq,
-        ts: typeof data.ts === 'number' ? data.ts : event.ts,
-        level: typeof data.level === 'string' ? data.level : 'alert',
-        message,
-        late: event.source !== 'live',
-        acknowledgedAt: null,
-      },
-      ...this.alerts,
-    ].slice(0, MAX_ALERTS);
-    this.saveResume(event.channel);
+    this.book.add({
+      id: `${event.channel}@${event.epoch}:${event.seq}`,
+      account,
+      channel: event.channel,
+      ts: typeof data.ts === 'number' ? data.ts : event.ts,
+      level: typeof data.level === 'string' ? data.level : 'alert',
+      message,
+      late: event.source !== 'live',
+      missing: false,
+      acknowledgedAt: null,
+    });
+    this.book.setResume(event.channel, { epoch: event.epoch, seq: event.seq });
+    this.book.save();
     this.options.changed();
   }
 
@@ -295,83 +325,44 @@ export class DashboardModel {
 
   private onGap(gap: Gap): void {
     const why: Record<Gap['reason'], string> = {
-      'epoch-changed': 'the server lost its history (restart)',
+      'epoch-changed': 'the gateway lost its history (restart)',
       trimmed: 'they are older than the history kept',
       'history-unavailable': 'history could not be read',
       skipped: 'the stream skipped ahead',
     };
     const missed = Math.max(0, gap.before.seq - gap.after.seq - 1);
-    const count = gap.reason === 'epoch-changed' ? 'Some' : String(missed || 'Some');
+    const count = gap.reason === 'epoch-changed' || missed === 0 ? 'Some' : String(missed);
     const text = `${count} events on ${gap.channel} were missed: ${why[gap.reason]}`;
     if (gap.channel.startsWith('risk:')) {
-      this.notices = [
-        {
-          id: ++this.noticeIds,
-          message: `Risk alerts may be missing. ${text}. Check the risk system directly.`,
-          ts: Date.now(),
-        },
-        ...this.notices,
-      ].slice(0, 3);
+      // Raised like an alert: it waits for acknowledgement and cannot be pushed out.
+      const account = gap.channel.slice('risk:'.length);
+      this.book.add({
+        id: `missing:${gap.channel}@${gap.before.epoch}:${gap.before.seq}`,
+        account,
+        channel: gap.channel,
+        ts: Date.now(),
+        level: 'warning',
+        message: `Risk alerts may be missing. ${text}. Check the risk system directly.`,
+        late: false,
+        missing: true,
+        acknowledgedAt: null,
+      });
+      this.book.save();
       this.options.changed();
       return;
     }
-    this.pushFeed({ kind: 'gap', id: `gap:${gap.channel}:${gap.after.seq}`, ts: Date.now(), text });
+    this.pushFeed({
+      kind: 'gap',
+      id: `gap:${gap.channel}:${gap.before.epoch}:${gap.after.seq}`,
+      ts: Date.now(),
+      text,
+    });
   }
 
   private pushFeed(item: FeedItem): void {
     this.feed = [item, ...this.feed].slice(0, MAX_FEED);
     this.options.changed();
   }
-
-  private saveResume(channel: string): void {
-    const mine = this.alerts.filter((a) => a.channel === channel);
-    const epoch = mine[0]?.epoch;
-    if (epoch === undefined) return;
-    const pending = mine.filter((a) => a.epoch === epoch && a.acknowledgedAt === null);
-    const seq =
-      pending.length > 0
-        ? Math.min(...pending.map((a) => a.seq)) - 1
-        : Math.max(...mine.filter((a) => a.epoch === epoch).map((a) => a.seq));
-    localStorage.setItem(resumeKey(channel), JSON.stringify({ epoch, seq }));
-  }
-}
-
-function loadResume(channel: string): Position | null {
-  try {
-    const raw = JSON.parse(localStorage.getItem(resumeKey(channel)) ?? 'null') as unknown;
-    const p = raw as Partial<Position> | null;
-    return p && typeof p.epoch === 'string' && typeof p.seq === 'number' && p.seq >= 0
-      ? { epoch: p.epoch, seq: p.seq }
-      : null;
-  } catch {
-    return null;
-  }
-}
-
-function loadAcks(): Map<string, Alert> {
-  try {
-    const raw = JSON.parse(localStorage.getItem(ACKS_KEY) ?? '[]') as unknown;
-    const alerts = Array.isArray(raw) ? raw.filter(isAlert) : [];
-    return new Map(alerts.map((a) => [a.id, a]));
-  } catch {
-    return new Map();
-  }
-}
-
-function isAlert(v: unknown): v is Alert {
-  const a = v as Partial<Alert> | null;
-  return (
-    typeof a?.id === 'string' &&
-    typeof a.channel === 'string' &&
-    typeof a.message === 'string' &&
-    typeof a.seq === 'number' &&
-    typeof a.ts === 'number' &&
-    typeof a.acknowledgedAt === 'number'
-  );
-}
-
-function saveAcks(acks: Map<string, Alert>): void {
-  localStorage.setItem(ACKS_KEY, JSON.stringify([...acks.values()].slice(-MAX_ACKS)));
 }
 
 /** The gateway's WebSocket endpoint on the page's own host. */

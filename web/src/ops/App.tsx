@@ -71,8 +71,12 @@ function Console({
   const now = useNow();
 
   useEffect(() => {
+    // One load at a time: the next starts POLL_MS after the previous one ended, so a slow
+    // answer can never replace a newer one. `at` is when the figures were asked for.
     let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const load = async () => {
+      const at = Date.now();
       try {
         const [status, connections, hour, recent] = await Promise.all([
           api.status(),
@@ -81,7 +85,7 @@ function Console({
           api.stats(5),
         ]);
         if (stopped) return;
-        setData({ status, connections, hour, recent, at: Date.now() });
+        setData({ status, connections, hour, recent, at });
         setError(null);
       } catch (err) {
         if (stopped) return;
@@ -91,12 +95,12 @@ function Console({
         }
         setError(err instanceof Error ? err.message : String(err));
       }
+      if (!stopped) timer = setTimeout(() => void load(), POLL_MS);
     };
     void load();
-    const timer = setInterval(() => void load(), POLL_MS);
     return () => {
       stopped = true;
-      clearInterval(timer);
+      clearTimeout(timer);
     };
   }, [api, tick]);
 

@@ -16,7 +16,11 @@ export class AdminError extends Error {
 }
 
 const BASE = '/api/v1/admin';
-const TIMEOUT_MS = 8000;
+/** Reads give up early: the next poll asks again. */
+const READ_TIMEOUT_MS = 8000;
+/** Actions get longer (a cluster-wide flush waits for every instance), and a timeout says the
+ * outcome is unknown rather than that it failed. */
+const ACTION_TIMEOUT_MS = 30_000;
 
 export class AdminClient {
   constructor(private readonly token: string) {}
@@ -55,12 +59,20 @@ export class AdminClient {
           ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
         },
         body: body === undefined ? null : JSON.stringify(body),
-        signal: AbortSignal.timeout(TIMEOUT_MS),
+        signal: AbortSignal.timeout(method === 'GET' ? READ_TIMEOUT_MS : ACTION_TIMEOUT_MS),
         cache: 'no-store',
       });
     } catch (err) {
-      const why = err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : 'unreachable';
-      throw new AdminError(`gateway ${why} (${method} ${path})`, false);
+      const timedOut = err instanceof Error && err.name === 'TimeoutError';
+      if (timedOut && method === 'POST')
+        throw new AdminError(
+          `no answer within ${ACTION_TIMEOUT_MS / 1000} s (${path}): it may have run; check the status before repeating it`,
+          false,
+        );
+      throw new AdminError(
+        `gateway ${timedOut ? 'timed out' : 'unreachable'} (${method} ${path})`,
+        false,
+      );
     }
     const text = await res.text();
     let json: unknown = null;

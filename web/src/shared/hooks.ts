@@ -21,10 +21,13 @@ export function useFrameRender(): () => void {
     return () => {
       if (pending) return;
       pending = true;
-      requestAnimationFrame(() => {
+      const run = () => {
         pending = false;
         setFrame((n) => n + 1);
-      });
+      };
+      // Hidden tabs get no animation frames: the tab title (pending alerts) must still update.
+      if (document.hidden) setTimeout(run, 250);
+      else requestAnimationFrame(run);
     };
   });
   return bump;

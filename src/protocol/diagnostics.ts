@@ -4,3 +4,9 @@
 export const TEST_LIFETIME_S = 60;
 /** The longest `?hold=<seconds>` the gateway accepts. */
 export const TEST_MAX_HOLD_S = 300;
+/**
+ * Test connections held longer than TEST_LIFETIME_S open at once on one instance. The
+ * endpoint is unauthenticated: the bound keeps anyone from filling its slots for minutes;
+ * the ordinary one-minute test stays available.
+ */
+export const TEST_MAX_LONG_HOLDS = 10;

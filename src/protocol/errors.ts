@@ -95,6 +95,11 @@ export const ERRORS = {
     message: 'server at capacity',
     clientAction: 'back off, then reconnect (another instance may have room)',
   },
+  test_endpoint_busy: {
+    http: 503,
+    message: 'too many long test holds open on this instance',
+    clientAction: 'hold for 60 s or less, or retry after Retry-After',
+  },
   origin_not_allowed: {
     http: 403,
     close: 1008,

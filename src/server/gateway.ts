@@ -55,6 +55,8 @@ export class Gateway {
   private readonly connectionContext: ConnectionContext;
   /** Open `/api/v1/ws/test` sockets: counted against their own cap, closed on shutdown. */
   private readonly testSockets = new Set<WebSocket>();
+  /** Test connections with a `?hold=` over the default minute (bounded: TEST_MAX_LONG_HOLDS). */
+  private readonly longHolds = new Set<WebSocket>();
   private draining = false;
   private sweepTimer: NodeJS.Timeout | null = null;
   private starting: Promise<number> | null = null;
@@ -134,6 +136,7 @@ export class Gateway {
             : endpoint === 'test'
               ? TEST_MAX_CONNECTIONS
               : Infinity,
+        longHolds: () => this.longHolds.size,
         accept: (endpoint, ws, socket, req) => {
           if (endpoint === 'client') {
             const conn = new Connection(
@@ -150,8 +153,13 @@ export class Gateway {
             ws.on('close', () => this.testSockets.delete(ws));
             // The upgrade handler already refused an invalid `?hold=` with 400.
             const lifetime = testLifetime(req.url ?? '');
+            const lifetimeMs = 'lifetimeMs' in lifetime ? lifetime.lifetimeMs : TEST_LIFETIME_MS;
+            if (lifetimeMs > TEST_LIFETIME_MS) {
+              this.longHolds.add(ws);
+              ws.on('close', () => this.longHolds.delete(ws));
+            }
             serveTestConnection(ws, config.serverId, {
-              lifetimeMs: 'lifetimeMs' in lifetime ? lifetime.lifetimeMs : TEST_LIFETIME_MS,
+              lifetimeMs,
               pingInterval: config.pingInterval,
               pingTimeout: config.pingTimeout,
             });

@@ -6,9 +6,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { SUBPROTOCOL, type ErrorCode, ERRORS } from '../protocol/index.js';
+import { SUBPROTOCOL, TEST_MAX_LONG_HOLDS, type ErrorCode, ERRORS } from '../protocol/index.js';
 import type { Config } from './config.js';
-import { testLifetime } from './diagnostics.js';
+import { testLifetime, TEST_LIFETIME_MS } from './diagnostics.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 
@@ -25,6 +25,8 @@ export interface UpgradeHooks {
   /** Connections open or being opened on an endpoint. */
   readonly count: (endpoint: Endpoint) => number;
   readonly limit: (endpoint: Endpoint) => number;
+  /** Test connections open with a `?hold=` longer than the default minute. */
+  readonly longHolds: () => number;
   readonly accept: (
     endpoint: Endpoint,
     ws: WebSocket,
@@ -93,12 +95,14 @@ export class UpgradeHandler {
       this.refuse(socket, 'not_found', `no WebSocket endpoint at ${path}`, 'not_found');
       return;
     }
+    let longHold = false;
     if (endpoint === 'test') {
       const lifetime = testLifetime(req.url ?? '/');
       if ('error' in lifetime) {
         this.refuse(socket, 'bad_request', lifetime.error, 'bad_request');
         return;
       }
+      longHold = lifetime.lifetimeMs > TEST_LIFETIME_MS;
     }
     if (this.hooks.draining()) {
       this.refuse(socket, 'draining', undefined, 'draining', { 'Retry-After': '1' });
@@ -115,6 +119,16 @@ export class UpgradeHandler {
     }
     if (this.hooks.count(endpoint) + this.handshaking >= this.hooks.limit(endpoint)) {
       this.refuse(socket, 'at_capacity', undefined, 'capacity', { 'Retry-After': '5' });
+      return;
+    }
+    if (longHold && this.hooks.longHolds() >= TEST_MAX_LONG_HOLDS) {
+      this.refuse(
+        socket,
+        'test_endpoint_busy',
+        `${TEST_MAX_LONG_HOLDS} test connections held longer than ${TEST_LIFETIME_MS / 1000} s are open on this instance (the most it allows): hold for ${TEST_LIFETIME_MS / 1000} s or less, or retry later`,
+        'capacity',
+        { 'Retry-After': '30' },
+      );
       return;
     }
     this.handshaking++;

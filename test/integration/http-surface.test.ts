@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
 import { useGateway } from '../support/fixture.js';
 import { publish, type ErrorBody } from '../support/gateway.js';
+import { TEST_MAX_LONG_HOLDS } from '../../src/protocol/index.js';
 
 describe('HTTP surface', () => {
   const gw = useGateway();
@@ -151,6 +152,44 @@ describe('HTTP surface', () => {
     );
   });
 
+  describe('long holds on /api/v1/ws/test', () => {
+    it(`keeps at most ${TEST_MAX_LONG_HOLDS} holds over a minute open, while the one-minute test stays available`, async () => {
+      const held: TestClient[] = [];
+      for (let i = 0; i < TEST_MAX_LONG_HOLDS; i++) {
+        const c = gw.track(
+          new TestClient(`${gw.tg.ws}/api/v1/ws/test?hold=120`, { protocols: [] }),
+        );
+        await c.opened;
+        held.push(c);
+      }
+      const refused = await rawUpgrade(`${gw.tg.http}/api/v1/ws/test?hold=120`);
+      expect(refused.status).toBe(503);
+      expect(refused.headers['retry-after']).toBe('30');
+      expect(JSON.parse(refused.body)).toMatchObject({
+        error: {
+          code: 'test_endpoint_busy',
+          message: expect.stringContaining('hold for 60 s or less') as string,
+        },
+      });
+      // The ordinary test (and a hold of a minute or less) is not affected.
+      expect(await (await openTest()).type('welcome')).toMatchObject({ server: 'test-1' });
+      const short = gw.track(
+        new TestClient(`${gw.tg.ws}/api/v1/ws/test?hold=60`, { protocols: [] }),
+      );
+      await short.opened;
+
+      // A slot frees when a held connection ends.
+      held[0]?.ws.close();
+      let again = await rawUpgrade(`${gw.tg.http}/api/v1/ws/test?hold=120`).catch((e: Error) => e);
+      for (let tries = 0; !(again instanceof Error) && tries < 50; tries++) {
+        await new Promise((r) => setTimeout(r, 50));
+        again = await rawUpgrade(`${gw.tg.http}/api/v1/ws/test?hold=120`).catch((e: Error) => e);
+      }
+      expect(again).toBeInstanceOf(Error);
+      expect((again as Error).message).toBe('upgraded');
+    });
+  });
+
   describe('unknown paths', () => {
     it('answers an unknown HTTP path with 404 and a JSON not_found error', async () => {
       const res = await fetch(`${gw.tg.http}/api/v1/nothing-here`);
@@ -196,7 +235,9 @@ function head(
 }
 
 /** A WebSocket upgrade request by hand, to read the body of a refusal. */
-function rawUpgrade(url: string): Promise<{ status: number; body: string }> {
+function rawUpgrade(
+  url: string,
+): Promise<{ status: number; body: string; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = request(url, {
       headers: {
@@ -210,9 +251,12 @@ function rawUpgrade(url: string): Promise<{ status: number; body: string }> {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
     });
-    req.on('upgrade', () => reject(new Error('upgraded')));
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      reject(new Error('upgraded'));
+    });
     req.on('error', reject);
     req.end();
   });

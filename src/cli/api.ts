@@ -12,6 +12,9 @@ export const Exit = {
   badAnswer: 5,
   /** doctor: the evidence points to a fault (a runbook fix or another finding). */
   faultFound: 6,
+  /** check-lb, doctor: nothing failed, but a check could not run (the test endpoint busy or
+   * full, an idle hold the gateway did not grant): the answer is incomplete. */
+  incomplete: 7,
 } as const;
 
 export class CliError extends Error {
@@ -33,6 +36,8 @@ export interface Target {
   /** Base URL without a trailing slash, e.g. http://127.0.0.1:8000 */
   readonly url: string;
   readonly token: string;
+  /** How long one admin request may take (a command's --timeout); DEFAULT_TIMEOUT_MS if unset. */
+  readonly timeoutMs?: number;
 }
 
 /** The gateway's base URL from --url or ARCHON_URL; exit 2 when absent or not http(s). */
@@ -65,7 +70,18 @@ export function resolveTarget(options: TargetOptions): Target {
   return { url, token: token.trim() };
 }
 
-const TIMEOUT_MS = 10_000;
+/** How long an admin request may take when the command has no --timeout. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** An admin API answer with when it was given: the gateway's Date header and the local
+ * time it arrived (doctor measures silence against the gateway's clock, not its own). */
+export interface AdminAnswer {
+  body: unknown;
+  /** The HTTP Date header of the answer, if any. */
+  date: string | null;
+  /** Local time (ms since epoch) the answer arrived. */
+  received_at: number;
+}
 
 /** Calls the admin API; resolves with the parsed JSON answer. */
 export async function adminRequest(
@@ -74,8 +90,21 @@ export async function adminRequest(
   path: string,
   body?: unknown,
 ): Promise<unknown> {
+  return (await adminAnswer(target, method, path, body)).body;
+}
+
+/** adminRequest with the time of the answer. */
+export async function adminAnswer(
+  target: Target,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<AdminAnswer> {
   const url = `${target.url}/api/v1/admin${path}`;
+  const timeoutMs = target.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const signal = AbortSignal.timeout(timeoutMs);
   let res: Response;
+  let text: string;
   try {
     res = await fetch(url, {
       method,
@@ -84,12 +113,16 @@ export async function adminRequest(
         ...(body !== undefined && { 'content-type': 'application/json' }),
       },
       ...(body !== undefined && { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(TIMEOUT_MS),
+      signal,
     });
+    text = await res.text();
   } catch (err) {
-    throw new CliError(`cannot reach ${target.url}: ${networkReason(err)}`, Exit.unreachable);
+    throw new CliError(
+      `cannot reach ${target.url}: ${networkReason(err, timeoutMs)}`,
+      Exit.unreachable,
+    );
   }
-  const text = await res.text().catch(() => '');
+  const receivedAt = Date.now();
   let parsed: unknown;
   let isJson = true;
   try {
@@ -117,7 +150,7 @@ export async function adminRequest(
       `bad answer from ${url}: not JSON (${JSON.stringify(text.slice(0, 60))})`,
       Exit.badAnswer,
     );
-  return parsed;
+  return { body: parsed, date: res.headers.get('date'), received_at: receivedAt };
 }
 
 function errorText(body: unknown): string {
@@ -127,9 +160,9 @@ function errorText(body: unknown): string {
 }
 
 /** Why a request got no answer, in a few words (ECONNREFUSED, a DNS failure, a timeout). */
-export function networkReason(err: unknown): string {
+export function networkReason(err: unknown, timeoutMs = DEFAULT_TIMEOUT_MS): string {
   if (err instanceof Error) {
-    if (err.name === 'TimeoutError') return `no answer within ${TIMEOUT_MS / 1000} s`;
+    if (err.name === 'TimeoutError') return `no answer within ${seconds(timeoutMs)}`;
     const cause = (err as { cause?: unknown }).cause;
     if (cause instanceof Error) {
       const code = (cause as { code?: unknown }).code;
@@ -139,6 +172,11 @@ export function networkReason(err: unknown): string {
     return err.message;
   }
   return String(err);
+}
+
+/** A duration for a message: `250 ms`, `10 s`, `1.5 s`. */
+export function seconds(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${Math.round(ms / 100) / 10} s`;
 }
 
 /** A finite number from an answer, or null. */

@@ -40,17 +40,43 @@ export function intOption(name: string, raw: string, min: number, max: number): 
   return n;
 }
 
-/** Parses a duration: plain seconds, or with s/m/h; exit 2 otherwise. Returns milliseconds. */
-export function durationOption(name: string, raw: string): number {
+export interface DurationBounds {
+  /** Smallest value allowed, ms (default 1 ms). */
+  readonly minMs?: number;
+  /** Largest value allowed, ms (default 1 h). */
+  readonly maxMs?: number;
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A duration as written in a message: the largest unit that divides it. */
+export function durationText(ms: number): string {
+  for (const unit of ['h', 'm', 's'] as const) {
+    const size = UNIT_MS[unit] ?? 1;
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/**
+ * Parses a duration: plain seconds, or with ms/s/m/h, within bounds (1 ms to 1 h unless
+ * told otherwise: beyond that a timer would overflow or wait for ever); exit 2 otherwise.
+ * Returns milliseconds.
+ */
+export function durationOption(name: string, raw: string, bounds: DurationBounds = {}): number {
+  const { minMs = 1, maxMs = 3_600_000 } = bounds;
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim());
   if (!m)
     throw new CliError(
       `${name} must be a duration like 30s, 10m or 600 (got ${JSON.stringify(raw)})`,
       Exit.usage,
     );
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000;
-  const value = Number(m[1]) * unit;
-  if (value <= 0) throw new CliError(`${name} must be positive`, Exit.usage);
+  const value = Number(m[1]) * (UNIT_MS[m[2] ?? 's'] ?? 1000);
+  if (!Number.isFinite(value) || value < minMs || value > maxMs)
+    throw new CliError(
+      `${name} must be from ${durationText(minMs)} to ${durationText(maxMs)} (got ${JSON.stringify(raw)})`,
+      Exit.usage,
+    );
   return value;
 }
 

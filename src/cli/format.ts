@@ -112,27 +112,33 @@ export async function withProgress<T>(
 }
 
 /**
- * One line per step on a terminal, for a command that runs several: `checking status… ok`.
- * Nothing when `quiet` or when stderr is not a terminal (logs and pipes get the result only).
+ * One line per step, for a command that runs several: `checking status… ok`. On a terminal
+ * the label shows while the step runs and the outcome is added when it ends; elsewhere (logs,
+ * pipes) the whole line is written when the step ends, so lines never interleave, and a step
+ * that fails writes nothing (the command's one-line error says why). Nothing when `quiet`.
  */
 export class Steps {
   private readonly stream: ProgressStream;
-  private readonly live: boolean;
+  private readonly quiet: boolean;
+  private readonly tty: boolean;
 
   constructor(quiet: boolean, stream: ProgressStream = process.stderr) {
     this.stream = stream;
-    this.live = !quiet && stream.isTTY === true;
+    this.quiet = quiet;
+    this.tty = stream.isTTY === true;
   }
 
   /** Runs one step; `outcome` turns its result into the word after the dots (default ok). */
   async run<T>(label: string, work: () => Promise<T>, outcome?: (value: T) => string): Promise<T> {
-    if (this.live) this.stream.write(`checking ${label}… `);
+    if (this.quiet) return work();
+    if (this.tty) this.stream.write(`checking ${label}… `);
     try {
       const value = await work();
-      if (this.live) this.stream.write(`${outcome ? outcome(value) : 'ok'}\n`);
+      const text = `${outcome ? outcome(value) : 'ok'}\n`;
+      this.stream.write(this.tty ? text : `checking ${label}… ${text}`);
       return value;
     } catch (err) {
-      if (this.live) this.stream.write('failed\n');
+      if (this.tty) this.stream.write('failed\n');
       throw err;
     }
   }

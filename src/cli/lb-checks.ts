@@ -3,8 +3,9 @@
  * turned into PASS/FAIL checks with their figures, and an honest reading of an idle hold
  * (who ended it, and what that means for live clients). Pure: unit tests feed it probes.
  */
+import { TEST_CLOSE_REASONS } from '../protocol/index.js';
 import { isObject } from './api.js';
-import type { Close, IdleHold, Probe, Step } from './lb-probe.js';
+import { holdGranted, type Close, type IdleHold, type Probe, type Step } from './lb-probe.js';
 
 export type CheckStatus = 'pass' | 'fail' | 'not run';
 
@@ -25,10 +26,15 @@ export type IdleOutcome =
   /** the gateway's own close: the hold could not be tested */
   | 'gateway'
   /** the connection did not stay quiet or stopped answering without closing */
-  | 'inconclusive';
+  | 'inconclusive'
+  /** the gateway did not grant the hold asked for, so none was attempted */
+  | 'not granted';
 
 export interface IdleVerdict {
   outcome: IdleOutcome;
+  /** Whether the hold says anything about the path: false when it could not run (the
+   * gateway closed first, messages arrived, the hold was not granted). */
+  tested: boolean;
   requested_s: number;
   /** Seconds the connection stayed idle before it ended (the full hold if it survived). */
   idle_s: number;
@@ -44,7 +50,13 @@ export interface IdleVerdict {
 
 export interface LbReport {
   url: string;
+  /** Every check passed. */
   ok: boolean;
+  /** pass: every check passed; fail: one failed; incomplete: none failed, some could not run
+   * (the test endpoint busy or full, an idle hold not granted or ended by the gateway). */
+  verdict: 'pass' | 'fail' | 'incomplete';
+  /** Why the checks could not run when the test endpoint refused: busy or full. */
+  busy: string | null;
   /** The instance that answered, from its welcome. */
   server: string | null;
   checks: LbCheck[];
@@ -57,15 +69,15 @@ export interface LbReport {
   ping_timeout_s: number | null;
 }
 
-/** Close frames the test endpoint sends itself (diagnostics.ts, gateway shutdown). */
-const GATEWAY_CLOSES: readonly { code: number; reason: RegExp }[] = [
-  { code: 1000, reason: /^test connection time limit/ },
-  { code: 1001, reason: /^server shutting down/ },
-  { code: 1008, reason: /^rate limited/ },
+/** Close frames the test endpoint sends itself (protocol/diagnostics.ts). */
+const GATEWAY_CLOSES: readonly { code: number; reason: string }[] = [
+  { code: 1000, reason: TEST_CLOSE_REASONS.timeLimit },
+  { code: 1001, reason: TEST_CLOSE_REASONS.shutdown },
+  { code: 1008, reason: TEST_CLOSE_REASONS.rateLimited },
 ];
 
 export function sentByGateway(close: Close): boolean {
-  return GATEWAY_CLOSES.some((g) => g.code === close.code && g.reason.test(close.reason));
+  return GATEWAY_CLOSES.some((g) => g.code === close.code && close.reason.startsWith(g.reason));
 }
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -81,7 +93,32 @@ function stepCheck(name: string, step: Step | null, why: string): LbCheck {
 /** Codes the gateway's upgrade handler refuses a real upgrade with (docs/protocol.md,
  * Handshake). A `not_found` for the test path itself is something else: the gateway got a
  * plain GET, because the upgrade was not passed on. */
-const UPGRADE_REFUSALS = new Set(['draining', 'at_capacity', 'origin_not_allowed', 'bad_request']);
+const UPGRADE_REFUSALS = new Set([
+  'draining',
+  'at_capacity',
+  'test_endpoint_busy',
+  'origin_not_allowed',
+  'bad_request',
+]);
+
+/**
+ * When the test endpoint itself turned the probe away, why, in words: `at_capacity` there
+ * means its own test connection slots are all in use (clients have their own limit), and
+ * `test_endpoint_busy` that too many long `?hold=` tests are open. Neither says anything
+ * about the load balancer or the clients' capacity. Null for any other answer.
+ */
+export function testEndpointBusy(
+  refusal: { code: string; message: string } | null,
+  withHold: boolean,
+): string | null {
+  if (refusal === null) return null;
+  const again = `check-lb could not run; try again${withHold ? ', or without --idle' : ' later'}`;
+  if (refusal.code === 'test_endpoint_busy')
+    return `the test endpoint is busy (test_endpoint_busy${refusal.message ? `: ${refusal.message}` : ''}): ${again}`;
+  if (refusal.code === 'at_capacity')
+    return `the test endpoint is full (at_capacity: all its test connections are in use): ${again}`;
+  return null;
+}
 
 function errorBody(body: string | null): { code: string; message: string } | null {
   if (body === null) return null;
@@ -124,9 +161,27 @@ function statusFigure(probe: Probe, refusal: { code: string; message: string } |
 export function judge(probe: Probe, idleRequestedMs?: number): LbReport {
   const h = probe.handshake;
   const refusal = refusalOf(h.body);
+  const busy = testEndpointBusy(refusal, idleRequestedMs !== undefined);
   const upgraded = h.status === 101;
   const opened = upgraded && h.error === null;
   const checks: LbCheck[] = [];
+  if (busy !== null) {
+    // The gateway answered, so the load balancer passed the upgrade on; but nothing after
+    // the handshake could be checked.
+    checks.push(notRun('HTTP 101', `${h.status ?? '?'} from the gateway: ${busy}`));
+    for (const name of [
+      'Upgrade: websocket',
+      'Connection: upgrade',
+      `subprotocol ${probe.requested_protocol}`,
+      'welcome names the server',
+      'ping → pong',
+      'echo round trip',
+    ])
+      checks.push(notRun(name, 'test endpoint busy'));
+    if (idleRequestedMs !== undefined)
+      checks.push(notRun(`idle ${Math.round(idleRequestedMs / 1000)} s`, 'test endpoint busy'));
+    return report(probe, checks, null, refusal, busy, null);
+  }
   checks.push(
     upgraded
       ? pass('HTTP 101', statusFigure(probe, refusal))
@@ -173,28 +228,72 @@ export function judge(probe: Probe, idleRequestedMs?: number): LbReport {
   checks.push(stepCheck('echo round trip', probe.echo, why));
 
   const pingInterval = welcome && !('error' in welcome) ? welcome.ping_interval : null;
-  const pingTimeout = welcome && !('error' in welcome) ? welcome.ping_timeout : null;
   let idle: IdleVerdict | null = null;
   if (idleRequestedMs !== undefined) {
     const name = `idle ${Math.round(idleRequestedMs / 1000)} s`;
-    if (probe.idle === null) checks.push(notRun(name, why));
-    else {
-      idle = idleVerdict(probe.idle, pingInterval);
+    const echoed = probe.echo !== null && !('error' in probe.echo);
+    if (echoed && welcome !== null && !('error' in welcome) && !holdGranted(probe))
+      idle = holdNotGranted(idleRequestedMs, probe.hold_requested_s ?? 0, welcome.closes_after);
+    else if (probe.idle !== null) idle = idleVerdict(probe.idle, pingInterval);
+    if (idle === null) checks.push(notRun(name, why));
+    else
       checks.push(
-        idle.outcome === 'survived' ? pass(name, idle.summary) : fail(name, idle.summary),
+        !idle.tested
+          ? notRun(name, idle.summary)
+          : idle.outcome === 'survived'
+            ? pass(name, idle.summary)
+            : fail(name, idle.summary),
       );
-    }
   }
+  return report(probe, checks, idle, refusal, null, pingInterval);
+}
+
+function report(
+  probe: Probe,
+  checks: LbCheck[],
+  idle: IdleVerdict | null,
+  refusal: { code: string; message: string } | null,
+  busy: string | null,
+  pingInterval: number | null,
+): LbReport {
+  const welcome = probe.welcome;
+  const failed = checks.some((c) => c.status === 'fail');
+  const ok = checks.every((c) => c.status === 'pass');
   return {
     url: probe.url,
-    ok: checks.every((c) => c.status === 'pass'),
+    ok,
+    verdict: ok ? 'pass' : failed ? 'fail' : 'incomplete',
+    busy,
     server: welcome && !('error' in welcome) ? welcome.server : null,
     checks,
     idle,
     refusal,
-    unreachable: h.unreachable,
+    unreachable: probe.handshake.unreachable,
     ping_interval_s: pingInterval,
-    ping_timeout_s: pingTimeout,
+    ping_timeout_s: welcome && !('error' in welcome) ? welcome.ping_timeout : null,
+  };
+}
+
+/** The welcome said the gateway keeps the connection for another time than the hold asked. */
+function holdNotGranted(
+  requestedMs: number,
+  askedS: number,
+  closesAfter: number | null,
+): IdleVerdict {
+  const said =
+    closesAfter === null
+      ? 'its welcome does not say how long it keeps the connection (a gateway without ?hold=)'
+      : `its welcome says it closes the connection after ${closesAfter} s`;
+  return {
+    outcome: 'not granted',
+    tested: false,
+    requested_s: requestedMs / 1000,
+    idle_s: 0,
+    close_code: null,
+    close_reason: null,
+    ping_interval_s: null,
+    summary: `not run: asked the gateway to keep it ${askedS} s (?hold=${askedS}), ${closesAfter === null ? 'it did not say for how long' : `it keeps it ${closesAfter} s`}`,
+    explanation: `The idle hold was not run: it asked the gateway to keep the test connection ${askedS} s (?hold=${askedS}), but ${said}. Either something in between dropped the query string (a proxy rewriting the URL: check its proxy_pass / rewrite rules), or the gateway is a version without ?hold=. Waiting would only have seen the gateway's own close, which says nothing about a proxy's idle timeout. The other checks are unaffected.`,
   };
 }
 
@@ -224,12 +323,14 @@ export function idleVerdict(hold: IdleHold, pingInterval: number | null): IdleVe
       return {
         ...base,
         outcome: 'inconclusive',
+        tested: false,
         summary: `not idle: ${hold.unexpected_messages} message(s) arrived during the hold`,
         explanation: `The far side sent ${hold.unexpected_messages} message(s) during the ${asked} hold, so the connection was never idle and this says nothing about an idle timeout. An archon-ws test connection sends nothing after its welcome: is this URL an archon-ws gateway?`,
       };
     return {
       ...base,
       outcome: 'survived',
+      tested: true,
       summary: `survived ${asked} idle, echo after it in ${hold.echo_after.ms} ms`,
       explanation: `Nothing between here and the gateway cut a connection that was completely quiet (no data, no ping frames) for ${asked}.${pingInterval === null ? '' : ` Live clients also get a ping from the gateway every ${pingInterval} s.`}`,
     };
@@ -238,6 +339,8 @@ export function idleVerdict(hold: IdleHold, pingInterval: number | null): IdleVe
     return {
       ...base,
       outcome: 'inconclusive',
+      // The hold ran and the path stopped carrying data: that is a finding, not a non-test.
+      tested: true,
       summary: `open after ${asked} idle, but the echo after it failed (${hold.echo_after && 'error' in hold.echo_after ? hold.echo_after.error : 'no echo'})`,
       explanation: `The connection was not closed during the ${asked} hold, yet the echo sent after it got no answer: something in between may have dropped its side silently (a half-open tunnel). Clients on such a path hear nothing until their own ping deadline.`,
     };
@@ -246,6 +349,7 @@ export function idleVerdict(hold: IdleHold, pingInterval: number | null): IdleVe
     return {
       ...base,
       outcome: 'cut',
+      tested: true,
       summary: `cut after ${after} idle without a close frame (code 1006)`,
       explanation: `The connection was cut after ${after} of complete silence without a close frame: a proxy or load balancer read/idle timeout of about ${Math.round(hold.idle_ms / 1000)} s (nginx's proxy_read_timeout and the AWS ALB idle timeout both default to 60 s), or a network cut. The gateway does not close test connections this way. ${liveClients(hold.idle_ms / 1000)} ${fix}`,
     };
@@ -260,6 +364,7 @@ export function idleVerdict(hold: IdleHold, pingInterval: number | null): IdleVe
     return {
       ...base,
       outcome: 'gateway',
+      tested: false,
       summary: `closed by the gateway after ${after} (${quoted})`,
       explanation: `This close came from the gateway, not from anything in between: ${why}`,
     };
@@ -267,6 +372,7 @@ export function idleVerdict(hold: IdleHold, pingInterval: number | null): IdleVe
   return {
     ...base,
     outcome: 'closed-in-between',
+    tested: true,
     summary: `closed after ${after} idle with ${quoted}, a close the gateway does not send`,
     explanation: `Something between here and the gateway closed the quiet connection after ${after} with a close frame of its own (${quoted}): a proxy or load balancer idle timeout of about ${Math.round(hold.idle_ms / 1000)} s. ${liveClients(hold.idle_ms / 1000)} ${fix}`,
   };

@@ -58,6 +58,8 @@ export interface IdleHold {
 export interface Probe {
   url: string;
   requested_protocol: string;
+  /** The `?hold=` asked for, seconds (null without one). */
+  hold_requested_s?: number | null;
   handshake: Handshake;
   welcome: Welcome | { error: string } | null;
   ping: Step | null;
@@ -265,6 +267,7 @@ export async function probe(rawUrl: string, options: ProbeOptions): Promise<Prob
   const result: Probe = {
     url: url.toString(),
     requested_protocol: SUBPROTOCOL,
+    hold_requested_s: options.holdSeconds ?? null,
     handshake,
     welcome: null,
     ping: null,
@@ -302,6 +305,10 @@ export async function probe(rawUrl: string, options: ProbeOptions): Promise<Prob
     };
     result.echo = await echo();
     if (options.idleMs === undefined || 'error' in result.echo) return result;
+    // The welcome says how long the gateway keeps this connection: if that is not the hold
+    // asked for (a proxy dropped the query string, or a gateway without `?hold=`), the hold
+    // cannot test anything, so it is not waited out (judge() says why).
+    if (!holdGranted(result)) return result;
 
     // The hold: nothing is sent either way, so only a timeout in between can end it.
     const before = wire.received;
@@ -330,6 +337,13 @@ export async function probe(rawUrl: string, options: ProbeOptions): Promise<Prob
       if ((await wire.close(1000)) === null) ws.terminate();
     }
   }
+}
+
+/** Whether the welcome grants the `?hold=` asked for (true when none was asked for). */
+export function holdGranted(p: Probe): boolean {
+  const asked = p.hold_requested_s ?? null;
+  if (asked === null) return true;
+  return p.welcome !== null && !('error' in p.welcome) && p.welcome.closes_after === asked;
 }
 
 function parseWelcome(raw: string): Welcome | { error: string } {

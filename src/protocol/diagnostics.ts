@@ -10,3 +10,16 @@ export const TEST_MAX_HOLD_S = 300;
  * the ordinary one-minute test stays available.
  */
 export const TEST_MAX_LONG_HOLDS = 10;
+/**
+ * Close reasons the test endpoint sends itself, so `archon-ws check-lb` can tell the
+ * gateway's own close from one sent by something in between. The time limit is followed by
+ * ` (<seconds> s)`.
+ */
+export const TEST_CLOSE_REASONS = {
+  /** 1000, at the end of the test connection's lifetime (60 s, or `?hold=`). */
+  timeLimit: 'test connection time limit',
+  /** 1001, the gateway shutting down. */
+  shutdown: 'server shutting down',
+  /** 1008, echoes asked for faster than the endpoint allows. */
+  rateLimited: 'rate limited',
+} as const;

@@ -11,7 +11,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { CloseCode, TEST_LIFETIME_S, TEST_MAX_HOLD_S } from '../protocol/index.js';
+import {
+  CloseCode,
+  TEST_CLOSE_REASONS,
+  TEST_LIFETIME_S,
+  TEST_MAX_HOLD_S,
+} from '../protocol/index.js';
 import { RateLimiter } from './inbound.js';
 
 export const TEST_MAX_ECHO_BYTES = 1024;
@@ -54,7 +59,7 @@ export function serveTestConnection(ws: WebSocket, server: string, options: Test
   const seconds = lifetimeMs / 1000;
   const limiter = new RateLimiter(TEST_MESSAGES_PER_SECOND, Date.now());
   const timer = setTimeout(
-    () => ws.close(CloseCode.normal, `test connection time limit (${seconds} s)`),
+    () => ws.close(CloseCode.normal, `${TEST_CLOSE_REASONS.timeLimit} (${seconds} s)`),
     lifetimeMs,
   );
   timer.unref();
@@ -74,7 +79,7 @@ export function serveTestConnection(ws: WebSocket, server: string, options: Test
   );
   ws.on('message', (data, isBinary) => {
     if (!limiter.take(Date.now())) {
-      ws.close(CloseCode.policy, 'rate limited');
+      ws.close(CloseCode.policy, TEST_CLOSE_REASONS.rateLimited);
       return;
     }
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);

@@ -6,7 +6,14 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import type { WebSocket } from 'ws';
-import { ArchonError, CloseCode, ERRORS, parseChannel, SYSTEM_CHANNEL } from '../protocol/index.js';
+import {
+  ArchonError,
+  CloseCode,
+  ERRORS,
+  parseChannel,
+  SYSTEM_CHANNEL,
+  TEST_CLOSE_REASONS,
+} from '../protocol/index.js';
 import { AdminService, LocalAdminApi, type AdminApi } from './admin.js';
 import { Authenticator } from './auth.js';
 import type { Backplane, PublishInput, PublishResult } from './backplane/backplane.js';
@@ -305,7 +312,7 @@ export class Gateway {
     for (const conn of this.connections) conn.terminate();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     // Test connections hold the HTTP server open (close waits for upgraded sockets).
-    for (const ws of this.testSockets) ws.close(CloseCode.goingAway, 'server shutting down');
+    for (const ws of this.testSockets) ws.close(CloseCode.goingAway, TEST_CLOSE_REASONS.shutdown);
     this.upgrades.close();
     // Every step after the drain is bounded by what is left of the shutdown timeout.
     const bounded = (step: Promise<unknown>, what: string) =>

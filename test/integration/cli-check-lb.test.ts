@@ -97,6 +97,24 @@ describe('archon-ws check-lb through nginx', () => {
     expect(human.stdout).toMatch(/^1 of 8 checks fail or did not run$/m);
   });
 
+  it('gives up on an idle hold at once when the proxy drops the query string (exit 7)', async () => {
+    // proxy_pass with $uri forwards the path only: ?hold= never reaches the instance.
+    nginx = await startNginx(ports(), {
+      edit: (conf) =>
+        conf.replace(/(location \/api\/v1\/ws \{\s*proxy_pass http:\/\/archon_ws);/, '$1$uri;'),
+    });
+    const began = Date.now();
+    const r = await runCli(['check-lb', nginx.url, '--idle', '90s']);
+    expect(Date.now() - began).toBeLessThan(10_000);
+    expect(r.code, r.stdout + r.stderr).toBe(7);
+    expect(r.stdout).toMatch(
+      /^-\s+idle 90 s\s+not run: asked the gateway to keep it 100 s \(\?hold=100\), it keeps it 60 s$/m,
+    );
+    expect(r.stdout).toMatch(/^PASS\s+echo round trip/m);
+    expect(r.stdout).toMatch(/dropped\s+the query string/);
+    expect(r.stdout).toMatch(/^1 of 8 checks did not run, none failed/m);
+  });
+
   describe('with the upgrade headers left out of the nginx config', () => {
     const stripUpgrade = (conf: string) =>
       conf

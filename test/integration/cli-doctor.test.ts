@@ -6,11 +6,14 @@
  * like every operator command when it cannot gather evidence.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { TEST_MAX_LONG_HOLDS } from '../../src/protocol/index.js';
 import { bigSignals, connectionOf, publishUntilQueued } from '../support/admin.js';
 import { clientId, until } from '../support/client.js';
 import { expectOneLineError, runCli } from '../support/cli.js';
@@ -22,6 +25,8 @@ import { startRedis, type TestRedis } from '../support/redis.js';
 interface DoctorJson {
   healthy: boolean;
   verdict: string;
+  notes: string[];
+  unchecked: string[];
   findings: {
     remedy: string;
     title: string;
@@ -35,8 +40,30 @@ interface DoctorJson {
     status: { active_connections: number; queue_depth: number };
     lb: { ok: boolean; server: string };
     health: { status: string };
-    connections: { total: number; with_queue: number };
+    connections: {
+      total: number;
+      with_queue: number;
+      stale: number;
+      ping_settings_known: boolean;
+      reference: { source: string };
+    };
   };
+}
+
+/** Opens test endpoint connections (`?hold=` when given) until `n` are open. */
+async function openTests(base: string, n: number, hold?: number): Promise<WebSocket[]> {
+  const url = `${base}/api/v1/ws/test${hold === undefined ? '' : `?hold=${hold}`}`;
+  return Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<WebSocket>((resolve, reject) => {
+          const ws = new WebSocket(url, ['archon.v1']);
+          ws.once('open', () => resolve(ws));
+          ws.once('error', reject);
+        }),
+    ),
+  );
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'archon-doctor-'));
@@ -78,7 +105,14 @@ describe('archon-ws doctor', () => {
     const report = join(dir, 'healthy.md');
     const human = await runCli(['doctor', '--report', report], env());
     expect(human.code, human.stdout + human.stderr).toBe(0);
-    expect(human.stderr).toBe(''); // no terminal: no progress lines
+    // No terminal: one whole line per step as it ends, for logs.
+    const progress = human.stderr.trim().split('\n');
+    expect(progress[0]).toBe('checking status… ok (1 instance, 2 connections)');
+    expect(progress).toContain('checking connections… ok (2)');
+    expect(progress.at(-1)).toMatch(
+      /^checking load balancer upgrade \(http:\/\/127\.0\.0\.1:\d+\)… ok \(answered by test-1\)$/,
+    );
+    expect(progress).toHaveLength(6);
     expect(human.stdout).toMatch(/^PASS\s+connections back to baseline\s+2 of peak 2 \(100 %\)/m);
     expect(human.stdout).toMatch(/^load balancer\s+7 of 7 checks pass \(test-1\)$/m);
     expect(human.stdout).toMatch(/^ws health\s+ok \(test-1\)$/m);
@@ -188,6 +222,124 @@ describe('archon-ws doctor', () => {
     },
   );
 
+  it('measures silence to the connections answer, not to the end of slow probes', async () => {
+    // Clients answer a ping every second (deadline 1 s + 1 s + 5 s = 7 s); a --direct
+    // instance that never answers makes the probes take 8 s more. Measured after the probes,
+    // every live client would look silent for 8 s or more: stale.
+    await fx.start({ WEBSOCKET_PING_INTERVAL: '1', WEBSOCKET_PING_TIMEOUT: '1' });
+    for (const sub of ['alice', 'bob', 'carol']) {
+      const c = await fx.authed({ sub });
+      c.ws.on('message', (data: Buffer) => {
+        if ((JSON.parse(data.toString('utf8')) as { type?: string }).type === 'ping')
+          c.send({ op: 'pong' });
+      });
+    }
+    const sockets: Socket[] = [];
+    const silent = createTcpServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const r = await runCli(
+        ['doctor', '--json', '--timeout', '8s', '--direct', `http://127.0.0.1:${port}`],
+        env(),
+      );
+      const d = JSON.parse(r.stdout) as DoctorJson;
+      expect(d.evidence.connections).toMatchObject({
+        total: 3,
+        stale: 0,
+        ping_settings_known: true,
+        reference: { source: 'gateway Date header' },
+      });
+      expect(d.findings.map((f) => f.remedy)).not.toContain('fix-a');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  }, 30_000);
+
+  it('says the test endpoint is full, recommends no restart, and exits 7', async () => {
+    await fx.start();
+    await fx.authed({ sub: 'alice' });
+    // Every one of the endpoint's test connection slots in use.
+    const tests = await openTests(fx.tg.ws, 100);
+    try {
+      const r = await runCli(['doctor', '--json'], env());
+      expect(r.code, r.stderr).toBe(7);
+      const d = JSON.parse(r.stdout) as DoctorJson;
+      expect(d.findings).toEqual([]);
+      expect(d.unchecked).toHaveLength(1);
+      expect(d.notes.join('\n')).toMatch(
+        /load balancer not checked: the test endpoint is full \(at_capacity: all its test connections are in use\): check-lb could not run; try again later/,
+      );
+      expect(d.verdict).toMatch(/the load balancer was not checked: the test endpoint is full/);
+
+      const human = await runCli(['doctor'], env());
+      expect(human.code).toBe(7);
+      expect(human.stdout).toMatch(/^load balancer\s+NOT RUN: the test endpoint is full/m);
+      expect(human.stdout).not.toMatch(/Fix C|Fix D|restart/);
+
+      const lb = await runCli(['check-lb'], env());
+      expect(lb.code, lb.stdout).toBe(7);
+      expect(lb.stdout).toMatch(/^-\s+HTTP 101\s+503 from the gateway: the test endpoint is full/m);
+      expect(lb.stdout).toMatch(/^7 of 7 checks did not run, none failed/m);
+    } finally {
+      for (const ws of tests) ws.terminate();
+    }
+  });
+
+  it('check-lb says the test endpoint is busy with long holds, and exits 7', async () => {
+    await fx.start();
+    const holds = await openTests(fx.tg.ws, TEST_MAX_LONG_HOLDS, 120);
+    try {
+      const r = await runCli(['check-lb', '--idle', '90s'], env());
+      expect(r.code, r.stdout + r.stderr).toBe(7);
+      expect(r.stdout).toMatch(/^the test endpoint is busy \(test_endpoint_busy: /m);
+      expect(r.stdout).toMatch(/check-lb could not run; try again, or without --idle/);
+      // Without --idle (no long hold) the endpoint has room.
+      expect((await runCli(['check-lb'], env())).code).toBe(0);
+    } finally {
+      for (const ws of holds) ws.terminate();
+    }
+  });
+
+  it('takes --lb as a ws:// URL like check-lb does', async () => {
+    await fx.start();
+    const r = await runCli(['doctor', '--json', '--lb', fx.tg.ws], env());
+    expect(r.code, r.stderr).toBe(0);
+    const d = JSON.parse(r.stdout) as DoctorJson;
+    expect(d.evidence.lb).toMatchObject({ ok: true, server: 'test-1' });
+  });
+
+  it('--report: refuses to overwrite without --force, and prints the diagnosis when the write fails', async () => {
+    await fx.start();
+    const report = join(dir, 'again.md');
+    writeFileSync(report, 'the last incident');
+    const refused = await runCli(['doctor', '--report', report], env());
+    expect(refused.code).toBe(2);
+    expectOneLineError(refused);
+    expect(refused.stderr).toMatch(/already exists: pass --force to overwrite it/);
+    expect(readFileSync(report, 'utf8')).toBe('the last incident');
+
+    const forced = await runCli(['doctor', '--report', report, '--force'], env());
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(readFileSync(report, 'utf8')).toMatch(/^# Incident: WebSocket degradation/);
+
+    // /dev/full takes the open and fails the write (ENOSPC): the diagnosis still comes out.
+    if (existsSync('/dev/full')) {
+      const full = await runCli(['doctor', '--json', '--report', '/dev/full', '--force'], env());
+      expect(full.code).toBe(2);
+      expect((JSON.parse(full.stdout) as DoctorJson).healthy).toBe(true);
+      expect(full.stderr).toBe('archon-ws: cannot write --report /dev/full: ENOSPC\n');
+      const human = await runCli(['doctor', '--report', '/dev/full', '--force'], env());
+      expect(human.code).toBe(2);
+      expect(human.stdout).toMatch(/^no fault found/m);
+      expect(human.stdout).not.toMatch(/incident summary written/);
+      expect(human.stderr.trim().split('\n').at(-1)).toBe(
+        'archon-ws: cannot write --report /dev/full: ENOSPC',
+      );
+    }
+  });
+
   it('exits 4 with one line for a wrong token', async () => {
     await fx.start();
     const r = await runCli(['doctor'], { ARCHON_URL: fx.tg.http, ADMIN_TOKEN: 'wrong' });
@@ -256,10 +408,64 @@ describe('archon-ws doctor errors', () => {
       ['doctor', '--minutes', '61'],
       ['doctor', '--timeout', 'soon'],
       ['doctor', '--direct', 'ftp://x'],
+      ['doctor', '--lb', 'ftp://x'],
     ]) {
       const r = await runCli(args, env);
       expect(r.code, args.join(' ')).toBe(2);
       expectOneLineError(r);
+    }
+  });
+
+  it('exits 2 naming the flag, the value and the range for a timeout out of range', async () => {
+    const env = { ARCHON_URL: 'http://127.0.0.1:9', ADMIN_TOKEN };
+    for (const [command, value] of [
+      ['doctor', '0.0001ms'],
+      ['doctor', '1000h'],
+      ['check-lb', '1000h'],
+      ['test-connect', '0ms'],
+    ] as const) {
+      const r = await runCli([command, '--timeout', value], env);
+      expect(r.code, `${command} ${value}`).toBe(2);
+      expectOneLineError(r);
+      expect(r.stderr).toBe(`archon-ws: --timeout must be from 1ms to 1h (got "${value}")\n`);
+    }
+  });
+
+  it('checks --report before gathering any evidence', async () => {
+    const env = { ARCHON_URL: 'http://127.0.0.1:9', ADMIN_TOKEN };
+    const existing = join(dir, 'existing.md');
+    writeFileSync(existing, 'x');
+    for (const [file, message] of [
+      [existing, /already exists: pass --force/],
+      [join(dir, 'missing', 'incident.md'), /directory .*missing does not exist$/],
+    ] as const) {
+      const r = await runCli(['doctor', '--report', file], env);
+      // Exit 2 for the report, not 3 for the unreachable gateway: nothing was asked yet.
+      expect(r.code).toBe(2);
+      expectOneLineError(r);
+      expect(r.stderr.trim()).toMatch(message);
+    }
+  });
+
+  it('gives up on the admin API after --timeout', async () => {
+    const server: Server = createServer(() => {
+      // never answers
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const began = Date.now();
+      const r = await runCli(['doctor', '--timeout', '1s'], {
+        ARCHON_URL: `http://127.0.0.1:${port}`,
+        ADMIN_TOKEN,
+      });
+      expect(Date.now() - began).toBeLessThan(6000);
+      expect(r.code).toBe(3);
+      expectOneLineError(r);
+      expect(r.stderr).toMatch(/cannot reach http:\/\/127\.0\.0\.1:\d+: no answer within 1 s$/m);
+    } finally {
+      server.closeAllConnections();
+      server.close();
     }
   });
 });

@@ -3,14 +3,38 @@
  * Step 2 property, and an idle hold read honestly — a proxy cut, a close from something in
  * between and the gateway's own close are three different things.
  */
-import { describe, expect, it } from 'vitest';
-import { idleOption, MAX_IDLE_S } from '../../src/cli/commands/check-lb.js';
+import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import type { WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
+import { afterEach, describe, expect, it } from 'vitest';
+import { checkLb, idleOption, lbExitCode, MAX_IDLE_S } from '../../src/cli/commands/check-lb.js';
 import { idleVerdict, judge, sentByGateway } from '../../src/cli/lb-checks.js';
 import type { IdleHold, Probe } from '../../src/cli/lb-probe.js';
+import { TEST_CLOSE_REASONS } from '../../src/protocol/index.js';
+import { serveTestConnection } from '../../src/server/diagnostics.js';
 import { goodProbe } from '../support/probes.js';
 
 const probe = (edit: (p: Probe) => void = () => {}): Probe =>
   goodProbe('api-2', 'ws://lb.example/api/v1/ws/test?hold=100', edit);
+
+/** A probe answered with HTTP `status` and `body` instead of 101: no welcome, nothing after. */
+const answered = (status: number, body: string, edit: (p: Probe) => void = () => {}): Probe =>
+  probe((p) => {
+    p.handshake = {
+      ...p.handshake,
+      status,
+      upgrade: null,
+      connection: status === 503 ? 'close' : null,
+      protocol: null,
+      body,
+      error: `answered HTTP ${status} instead of 101`,
+    };
+    p.welcome = null;
+    p.ping = null;
+    p.echo = null;
+    edit(p);
+  });
 
 const hold = (over: Partial<IdleHold>): IdleHold => ({
   requested_ms: 90_000,
@@ -63,35 +87,11 @@ describe('check-lb checks', () => {
 
   it("tells the gateway's own refusal from a load balancer's answer", () => {
     const refused = judge(
-      probe((p) => {
-        p.handshake = {
-          ...p.handshake,
-          status: 503,
-          upgrade: null,
-          connection: 'close',
-          protocol: null,
-          body: '{"error":{"code":"draining","message":"server shutting down"}}',
-          error: 'answered HTTP 503 instead of 101',
-        };
-        p.welcome = null;
-      }),
+      answered(503, '{"error":{"code":"draining","message":"server shutting down"}}'),
     );
     expect(refused.refusal).toEqual({ code: 'draining', message: 'server shutting down' });
     expect(refused.checks[0]?.figure).toBe('503 from the gateway: draining (server shutting down)');
-    const proxy = judge(
-      probe((p) => {
-        p.handshake = {
-          ...p.handshake,
-          status: 502,
-          upgrade: null,
-          connection: null,
-          protocol: null,
-          body: '<html><body>502 Bad Gateway</body></html>',
-          error: 'answered HTTP 502 instead of 101',
-        };
-        p.welcome = null;
-      }),
-    );
+    const proxy = judge(answered(502, '<html><body>502 Bad Gateway</body></html>'));
     expect(proxy.refusal).toBeNull();
     expect(proxy.checks[0]?.figure).toBe('502 [<html><body>502 Bad Gateway</body></html>]');
     expect(proxy.checks[1]).toMatchObject({ status: 'fail', figure: 'missing' });
@@ -152,14 +152,33 @@ describe('idle hold verdict', () => {
   });
 
   it("reads the gateway's own time-limit close as no test at all", () => {
-    const close = { code: 1000, reason: 'test connection time limit (60 s)' };
+    const reason = `${TEST_CLOSE_REASONS.timeLimit} (60 s)`;
+    const close = { code: 1000, reason };
     expect(sentByGateway(close)).toBe(true);
+    expect(sentByGateway({ code: 1000, reason: 'idle timeout' })).toBe(false);
     const v = idleVerdict(hold({ idle_ms: 59_990, close, echo_after: null }), null);
     expect(v.outcome).toBe('gateway');
-    expect(v.summary).toBe(
-      'closed by the gateway after 60.0 s (1000 "test connection time limit (60 s)")',
-    );
+    expect(v.tested).toBe(false);
+    expect(v.summary).toBe(`closed by the gateway after 60.0 s (1000 "${reason}")`);
     expect(v.explanation).toContain('it does not know ?hold=');
+  });
+
+  it('uses the close reasons the test endpoint really sends', async () => {
+    // The server's test connection, on a stand-in socket: what it closes with at its limit
+    // and when rate-limited is what sentByGateway() recognises.
+    const closes: { code: number; reason: string }[] = [];
+    const fake = Object.assign(new EventEmitter(), {
+      send: () => {},
+      terminate: () => {},
+      close: (code: number, reason: string) => closes.push({ code, reason }),
+    });
+    const ws = fake as unknown as WebSocket;
+    serveTestConnection(ws, 'api-1', { lifetimeMs: 5, pingInterval: 30, pingTimeout: 10 });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    for (let i = 0; i < 20; i++) fake.emit('message', Buffer.from('x'), false);
+    expect(closes[0]).toEqual({ code: 1000, reason: `${TEST_CLOSE_REASONS.timeLimit} (0.005 s)` });
+    expect(closes.at(-1)).toEqual({ code: 1008, reason: TEST_CLOSE_REASONS.rateLimited });
+    for (const c of closes) expect(sentByGateway(c)).toBe(true);
   });
 
   it('does not call a hold idle when messages arrived during it', () => {
@@ -172,6 +191,140 @@ describe('idle hold verdict', () => {
     const v = idleVerdict(hold({ echo_after: { error: 'no echo in time' } }), 30);
     expect(v.outcome).toBe('inconclusive');
     expect(v.explanation).toContain('half-open tunnel');
+  });
+});
+
+describe('check-lb: checks that could not run', () => {
+  const refused = (code: string, message: string) =>
+    answered(503, JSON.stringify({ error: { code, message } }), (p) => {
+      p.hold_requested_s = 100;
+    });
+
+  it('reads a busy or full test endpoint as "not run", exit 7, never a failure', () => {
+    const busy = judge(
+      refused('test_endpoint_busy', '10 test connections held longer than 60 s are open'),
+      90_000,
+    );
+    expect(busy.verdict).toBe('incomplete');
+    expect(busy.checks.every((c) => c.status === 'not run')).toBe(true);
+    expect(busy.busy).toBe(
+      'the test endpoint is busy (test_endpoint_busy: 10 test connections held longer than 60 s are open): check-lb could not run; try again, or without --idle',
+    );
+    expect(busy.checks[0]?.figure).toMatch(/^503 from the gateway: the test endpoint is busy/);
+    expect(lbExitCode(busy)).toBe(7);
+    const full = judge(refused('at_capacity', 'server at capacity'), 90_000);
+    expect(full.busy).toMatch(
+      /^the test endpoint is full \(at_capacity: all its test connections are in use\): check-lb could not run; try again, or without --idle$/,
+    );
+    expect(lbExitCode(full)).toBe(7);
+    // Any other refusal is still a failure.
+    expect(lbExitCode(judge(refused('origin_not_allowed', 'origin x is not allowed')))).toBe(1);
+  });
+
+  it('does not hold when the welcome does not grant the hold asked for, and says why', () => {
+    const stripped = probe((p) => {
+      p.hold_requested_s = 100;
+      // A proxy dropped ?hold=100: the gateway keeps the connection its default 60 s.
+      if (p.welcome && !('error' in p.welcome)) p.welcome.closes_after = 60;
+    });
+    const r = judge(stripped, 90_000);
+    expect(r.checks.at(-1)).toEqual({
+      name: 'idle 90 s',
+      status: 'not run',
+      figure: 'not run: asked the gateway to keep it 100 s (?hold=100), it keeps it 60 s',
+    });
+    expect(r.idle?.outcome).toBe('not granted');
+    expect(r.idle?.explanation).toMatch(/dropped the query string .* a version without \?hold=/);
+    expect(r.verdict).toBe('incomplete');
+    expect(lbExitCode(r)).toBe(7);
+  });
+
+  it('reports an idle hold the gateway ended itself as not run, a cut as a failure', () => {
+    const gatewayClose = judge(
+      probe((p) => {
+        p.idle = hold({
+          idle_ms: 30_000,
+          close: { code: 1001, reason: TEST_CLOSE_REASONS.shutdown },
+          echo_after: null,
+        });
+      }),
+      90_000,
+    );
+    expect(gatewayClose.checks.at(-1)?.status).toBe('not run');
+    expect(lbExitCode(gatewayClose)).toBe(7);
+    const notIdle = judge(
+      probe((p) => {
+        p.idle = hold({ unexpected_messages: 2 });
+      }),
+      90_000,
+    );
+    expect(lbExitCode(notIdle)).toBe(7);
+    const cut = judge(
+      probe((p) => {
+        p.idle = hold({ idle_ms: 60_000, close: { code: 1006, reason: '' }, echo_after: null });
+      }),
+      90_000,
+    );
+    expect(cut.verdict).toBe('fail');
+    expect(lbExitCode(cut)).toBe(1);
+    // A not-run idle hold beside a failed check: the failure decides.
+    const both = judge(
+      probe((p) => {
+        p.handshake.protocol = 'other';
+        p.idle = hold({ close: { code: 1001, reason: TEST_CLOSE_REASONS.shutdown } });
+      }),
+      90_000,
+    );
+    expect(lbExitCode(both)).toBe(1);
+  });
+});
+
+describe('check-lb against a gateway that ignores ?hold=', () => {
+  let server: WebSocketServer | undefined;
+  afterEach(async () => {
+    for (const c of server?.clients ?? []) c.terminate();
+    await new Promise((resolve) => server?.close(resolve));
+    server = undefined;
+  });
+
+  it('gives up on the idle hold as soon as the welcome arrives', async () => {
+    // Like a gateway before ?hold= (or one behind a proxy dropping the query string): the
+    // welcome says 60 s, whatever was asked.
+    server = new WebSocketServer({
+      port: 0,
+      host: '127.0.0.1',
+      handleProtocols: () => 'archon.v1',
+    });
+    server.on('connection', (ws) => {
+      ws.send(
+        JSON.stringify({
+          type: 'welcome',
+          endpoint: 'test',
+          server: 'old-1',
+          client_id: 't_1',
+          closes_after: 60,
+          ping_interval: 30,
+          ping_timeout: 10,
+        }),
+      );
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+    await new Promise((resolve) => server?.once('listening', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const began = Date.now();
+    const r = await checkLb({
+      url: `ws://127.0.0.1:${port}/api/v1/ws/test`,
+      timeoutMs: 2000,
+      idleMs: 30_000,
+      quiet: true,
+    });
+    expect(Date.now() - began).toBeLessThan(5000);
+    expect(r.url).toMatch(/\?hold=40$/);
+    expect(r.checks.filter((c) => c.status !== 'pass').map((c) => c.name)).toEqual(['idle 30 s']);
+    expect(r.idle?.summary).toBe(
+      'not run: asked the gateway to keep it 40 s (?hold=40), it keeps it 60 s',
+    );
+    expect(lbExitCode(r)).toBe(7);
   });
 });
 

@@ -6,7 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { diagnose, findOnset } from '../../src/cli/doctor/diagnose.js';
 import { parseStatus, type InstanceSummary } from '../../src/cli/commands/status.js';
-import { summarizeConnections, type Evidence } from '../../src/cli/doctor/evidence.js';
+import {
+  referenceTime,
+  summarizeConnections,
+  type Evidence,
+} from '../../src/cli/doctor/evidence.js';
 import { incidentReport } from '../../src/cli/doctor/report.js';
 import { judge } from '../../src/cli/lb-checks.js';
 import type { Probe } from '../../src/cli/lb-probe.js';
@@ -412,9 +416,15 @@ describe('doctor diagnosis', () => {
   });
 
   it('escalates a drop it cannot explain', () => {
+    // The per-minute series shows the fall (a shortfall against today's peak alone is not a
+    // drop), and the gateway recorded no close of its own for it.
     const e = evidence((x) => {
       x.status.active_connections = 30;
       x.stats.disconnects_by_code = {};
+      x.stats.series = series([
+        ...Array.from({ length: 10 }, (): [number, number, number] => [120, 600, 0]),
+        ...Array.from({ length: 5 }, (): [number, number, number] => [30, 150, 0]),
+      ]);
     });
     expect(remedies(e)).toEqual(['escalate']);
     expect(finding(e, 'escalate').evidence[0]).toMatch(
@@ -443,6 +453,309 @@ describe('doctor diagnosis', () => {
       ['fix-c', 'critical'],
       ['fix-b', 'warning'],
     ]);
+  });
+});
+
+/** The gateway's own refusal of the test endpoint upgrade: its JSON error with a 503. */
+function refusedProbe(code: string, message: string): Probe {
+  return goodProbe('api-1', 'ws://lb.example/api/v1/ws/test', (p) => {
+    p.handshake = {
+      status: 503,
+      upgrade: null,
+      connection: 'close',
+      protocol: null,
+      ms: 2.4,
+      body: JSON.stringify({ error: { code, message } }),
+      error: 'answered HTTP 503 instead of 101',
+      unreachable: false,
+    };
+    p.welcome = null;
+    p.ping = null;
+    p.echo = null;
+  });
+}
+
+describe('doctor diagnosis: ordinary situations are not faults', () => {
+  it('calls a drop explained by a rolling restart (1012) a note, not an escalation', () => {
+    // api-1 restarted 5 min ago, api-2 2.5 min ago: each instance's peak saw clients of the
+    // other one, so the summed peak is above anything the cluster had at once.
+    const e = evidence((x) => {
+      x.status.active_connections = 70;
+      x.status.peak_connections = 180;
+      x.status.instances = [
+        instance('api-1', { active_connections: 40, peak_connections: 120, uptime_seconds: 300 }),
+        instance('api-2', { active_connections: 30, peak_connections: 60, uptime_seconds: 150 }),
+      ];
+      x.stats.disconnects_by_code = { '1012': 118, '1001': 2, '1006': 1 };
+      x.stats.series = series([
+        ...Array.from({ length: 10 }, (): [number, number, number] => [120, 600, 0]),
+        [50, 250, 0],
+        [60, 300, 0],
+        [65, 330, 0],
+        [70, 350, 0],
+        [70, 350, 0],
+      ]);
+    });
+    const d = diagnose(e);
+    expect(d.findings).toEqual([]);
+    expect(d.healthy).toBe(true);
+    expect(d.notes.join('\n')).toMatch(
+      /^70 of peak 180 \(39 %\); disconnects in the last 15 min: 1012 ×118, 1001 ×2, 1006 ×1: explained by a restart \(1012 ×118\), clients going away \(1001 ×2\); not a fault/m,
+    );
+    expect(d.verdict).toMatch(
+      /^no fault found: connections below today's peak with no fault behind it \(see notes\)/,
+    );
+  });
+
+  it('calls the evening (fewer clients than at the peak, closed normally) no fault', () => {
+    const declining = series(
+      Array.from({ length: 15 }, (_, i): [number, number, number] => [400 - i * 6, 2000, 0]),
+    );
+    const e = evidence((x) => {
+      x.status.active_connections = 316;
+      x.status.peak_connections = 900;
+      x.stats.disconnects_by_code = { '1000': 40, '1001': 55, '1006': 2 };
+      x.stats.series = declining;
+    });
+    const d = diagnose(e);
+    expect(d.findings).toEqual([]);
+    expect(d.notes.join('\n')).toMatch(
+      /explained by clients going away \(1001 ×55\), normal closes \(1000 ×40\)/,
+    );
+
+    // Flat at the evening level: no drop at all in the window.
+    const flat = evidence((x) => {
+      x.status.active_connections = 310;
+      x.status.peak_connections = 900;
+      x.stats.disconnects_by_code = { '1001': 12 };
+      x.stats.series = series(Array.from({ length: 15 }, () => [310, 1500, 0]));
+    });
+    const f = diagnose(flat);
+    expect(f.findings).toEqual([]);
+    expect(f.notes.join('\n')).toMatch(/no drop in the per-minute series of the last 15 min/);
+  });
+
+  it('does not call one lost connection of a small deployment a load balancer fault', () => {
+    const e = evidence((x) => {
+      x.status.mode = 'embedded';
+      x.status.active_connections = 3;
+      x.status.peak_connections = 4;
+      x.status.instances = [instance('api-1', { active_connections: 3, peak_connections: 4 })];
+      x.stats.disconnects_by_code = { '1006': 1 };
+      x.stats.series = series([
+        ...Array.from({ length: 12 }, (): [number, number, number] => [4, 20, 0]),
+        [3, 15, 0],
+        [3, 15, 0],
+        [3, 15, 0],
+      ]);
+    });
+    const d = diagnose(e);
+    expect(d.findings).toEqual([]);
+    expect(d.healthy).toBe(true);
+  });
+
+  it('still names Step 4 for a large drop by 1006', () => {
+    const cut = evidence((x) => {
+      x.status.active_connections = 60;
+      x.stats.disconnects_by_code = { '1006': 58, '1012': 4 };
+      x.stats.series = series([
+        ...Array.from({ length: 12 }, (): [number, number, number] => [120, 600, 0]),
+        [62, 300, 0],
+        [60, 300, 0],
+        [60, 300, 0],
+      ]);
+    });
+    expect(diagnose(cut).findings.map((f) => [f.remedy, f.severity])).toEqual([
+      ['step-4', 'critical'],
+    ]);
+  });
+});
+
+describe('doctor diagnosis: stale connections measured right', () => {
+  const raw = (lastSeen: (i: number) => string) =>
+    Array.from({ length: 40 }, (_, i) => ({
+      client_id: `c_${i}`,
+      server: 'api-1',
+      user_id: `user-${i}`,
+      client_version: 'archon-dashboard/1.4.2',
+      connected_at: '2026-11-27T09:00:00.000Z',
+      last_seen_at: lastSeen(i),
+      queue_depth: 0,
+      state: 'open',
+    }));
+
+  it("takes the time from the gateway's Date header, not a skewed local clock read after the probes", () => {
+    // Every client answered a ping 20 s before the gateway answered (ping deadline 45 s);
+    // the local clock is 2 min ahead and was read after 30 s of probes.
+    const answered = raw(() => '2026-11-27T10:45:10.000Z');
+    const localAfterProbes = NOW + 120_000 + 30_000;
+    const ref = referenceTime(new Date(NOW).toUTCString(), localAfterProbes);
+    expect(ref).toEqual({
+      ms: NOW - 1000,
+      at: '2026-11-27T10:45:29.000Z',
+      source: 'gateway Date header',
+    });
+    const c = summarizeConnections(answered, ref.ms, 30, 10, ref.source);
+    expect(c.stale).toBe(0);
+    expect(c.reference).toEqual({ at: '2026-11-27T10:45:29.000Z', source: 'gateway Date header' });
+    // What the local clock would have said: every healthy client stale.
+    expect(summarizeConnections(answered, localAfterProbes, 30, 10).stale).toBe(40);
+    expect(
+      remedies(
+        evidence((x) => {
+          x.connections = c;
+        }),
+      ),
+    ).toEqual([]);
+  });
+
+  it('falls back to the local time the answer arrived when it has no Date header', () => {
+    expect(referenceTime(null, NOW)).toEqual({
+      ms: NOW,
+      at: '2026-11-27T10:45:30.000Z',
+      source: 'local clock',
+    });
+    expect(referenceTime('not a date', NOW).source).toBe('local clock');
+  });
+
+  it('does not flag Fix A from a guessed threshold when the ping settings could not be read', () => {
+    // 12 silent for 2 min: stale with the default 30 s + 10 s, not with a 300 s interval.
+    const c = summarizeConnections(
+      raw((i) => (i < 12 ? '2026-11-27T10:43:30.000Z' : '2026-11-27T10:45:20.000Z')),
+      NOW,
+      null,
+      null,
+    );
+    expect(c).toMatchObject({
+      stale: 0,
+      stale_after_s: 7205,
+      ping_settings_known: false,
+      silent_past_default: 12,
+    });
+    const e = evidence((x) => {
+      x.connections = c;
+      x.lb = judge(strippedProbe());
+    });
+    const d = diagnose(e);
+    expect(d.findings.map((f) => f.remedy)).toEqual(['step-4']);
+    expect(d.notes.join('\n')).toMatch(
+      /12 of 40 connections silent for more than 45 s, which is stale only with the default ping settings .* the stale threshold is a guess and Fix A is not judged from it/,
+    );
+  });
+});
+
+describe('doctor diagnosis: the test endpoint busy or full', () => {
+  it('says the load balancer was not checked, and recommends no restart', () => {
+    const e = evidence((x) => {
+      x.lb = judge(refusedProbe('at_capacity', 'server at capacity'));
+    });
+    expect(e.lb.verdict).toBe('incomplete');
+    const d = diagnose(e);
+    expect(d.findings).toEqual([]);
+    expect(d.healthy).toBe(true);
+    expect(d.unchecked).toHaveLength(1);
+    expect(d.notes[0]).toMatch(
+      /^load balancer not checked: the test endpoint is full \(at_capacity: all its test connections are in use\): check-lb could not run; try again later\. That is the test endpoint's own limit, not the clients': the status answer shows room for clients \(120 connected of 20000\)$/,
+    );
+    expect(d.verdict).toMatch(/the load balancer was not checked: the test endpoint is full/);
+  });
+
+  it('names Fix D only from the status answer, never a restart', () => {
+    const e = evidence((x) => {
+      x.lb = judge(refusedProbe('test_endpoint_busy', '10 test connections held longer …'));
+      x.status.active_connections = 18_900;
+      x.status.peak_connections = 18_900;
+      x.status.instances = [
+        instance('api-1', { active_connections: 9_500, peak_connections: 9_500 }),
+        instance('api-2', { active_connections: 9_400, peak_connections: 9_400 }),
+      ];
+    });
+    const d = diagnose(e);
+    expect(d.findings.map((f) => f.remedy)).toEqual(['fix-d']);
+    expect(d.notes[0]).toMatch(/the test endpoint is busy \(test_endpoint_busy: 10 test/);
+    expect(d.notes[0]).toMatch(/the instances are at capacity too \(see Fix D\)$/);
+  });
+});
+
+describe('doctor diagnosis: Step 4 says what was seen', () => {
+  const says = (e: Evidence) => finding(e, 'step-4').evidence.join('\n');
+
+  it('claims plain HTTP reaches the gateway only through the same URL', () => {
+    const e = evidence((x) => {
+      x.lb_url = 'https://lb.archon.ai';
+      x.lb = judge(strippedProbe());
+    });
+    expect(says(e)).not.toMatch(/plain HTTP through the same URL/);
+    expect(says(e)).toMatch(
+      /the admin API answered at https:\/\/api\.archon\.ai, another URL than the one probed \(https:\/\/lb\.archon\.ai\)/,
+    );
+    // ws:// and http:// of one host and port are the same URL.
+    const same = evidence((x) => {
+      x.lb_url = 'wss://api.archon.ai';
+      x.lb = judge(strippedProbe());
+    });
+    expect(says(same)).toMatch(/plain HTTP through the same URL reaches the gateway/);
+  });
+
+  it('reports a load balancer that does not answer as unreachable', () => {
+    const e = evidence((x) => {
+      x.lb_url = 'https://lb.archon.ai';
+      x.lb = judge(
+        goodProbe('api-1', 'wss://lb.archon.ai/api/v1/ws/test', (p) => {
+          p.handshake = {
+            status: null,
+            upgrade: null,
+            connection: null,
+            protocol: null,
+            ms: null,
+            body: null,
+            error: 'ENOTFOUND',
+            unreachable: true,
+          };
+          p.welcome = null;
+          p.ping = null;
+          p.echo = null;
+        }),
+      );
+    });
+    const f = finding(e, 'step-4');
+    expect(f.evidence[0]).toBe('cannot reach the load balancer at https://lb.archon.ai: ENOTFOUND');
+    expect(says(e)).not.toMatch(/does not pass WebSocket upgrades/);
+  });
+
+  it('describes a 101 with no welcome after it as that', () => {
+    const e = evidence((x) => {
+      x.lb = judge(
+        goodProbe('api-1', undefined, (p) => {
+          p.welcome = { error: 'no welcome in time' };
+          p.ping = null;
+          p.echo = null;
+        }),
+      );
+    });
+    expect(says(e)).toMatch(
+      /the upgrade was answered with 101 but no welcome followed \(no welcome in time\)/,
+    );
+    expect(says(e)).not.toMatch(/does not pass WebSocket upgrades/);
+  });
+});
+
+describe('doctor diagnosis: findings judged on their own', () => {
+  it('names a busy instance (Fix C) beside a queue backlog (Fix B)', () => {
+    const e = evidence((x) => {
+      x.status.queue_depth = 1240;
+      x.status.broadcast_latency_p99_ms = 1830;
+      x.status.instances[1] = instance('api-2', {
+        queue_depth: 1240,
+        broadcast_latency_p99_ms: 1830,
+        event_loop_lag_p99_ms: 450,
+      });
+    });
+    expect(remedies(e).sort()).toEqual(['fix-b', 'fix-c']);
+    expect(finding(e, 'fix-c').evidence[0]).toMatch(
+      /event-loop lag p99 high on api-2 450 ms only$/,
+    );
+    expect(finding(e, 'fix-c').commands[0]).toMatch(/<slot of api-2>/);
   });
 });
 

@@ -1,5 +1,5 @@
 /** Progress on stderr (src/cli/format.ts): only for slow work, a live line on a terminal,
- * one line per step for doctor, and nothing for --json. */
+ * one line per step for doctor (on a terminal or not), and nothing for --json. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Steps, withProgress, type ProgressStream } from '../../src/cli/format.js';
 
@@ -85,13 +85,25 @@ describe('Steps', () => {
     );
   });
 
-  it('writes nothing off a terminal or with --json', async () => {
-    for (const [tty, quiet] of [
-      [false, false],
-      [true, true],
-    ] as const) {
+  it('writes each whole line when its step ends off a terminal, nothing for a failed one', async () => {
+    const s = stream(false);
+    const steps = new Steps(false, s);
+    await steps.run(
+      'status',
+      () => Promise.resolve(3),
+      (n) => `ok (${n} instances)`,
+    );
+    await expect(steps.run('health', () => Promise.reject(new Error('down')))).rejects.toThrow(
+      'down',
+    );
+    // The command's one-line error says what failed.
+    expect(s.text()).toBe('checking status… ok (3 instances)\n');
+  });
+
+  it('writes nothing with --json, on a terminal or not', async () => {
+    for (const tty of [true, false]) {
       const s = stream(tty);
-      await new Steps(quiet, s).run('status', () => Promise.resolve(1));
+      await new Steps(true, s).run('status', () => Promise.resolve(1));
       expect(s.text()).toBe('');
     }
   });

@@ -1,4 +1,9 @@
-/** `archon-ws check-lb`: RB-003 Step 2 through the load balancer, each check PASS or FAIL. */
+/**
+ * `archon-ws check-lb`: RB-003 Step 2 through the load balancer, each check PASS or FAIL.
+ * Exit 0 when every check passes, 1 when one fails, 7 when none fails but some could not run
+ * (the test endpoint busy or full, an idle hold the gateway did not grant or ended itself);
+ * 2 for bad flags and 3 when nothing answers, as for every command.
+ */
 import type { Command } from 'commander';
 import { TEST_MAX_HOLD_S } from '../../protocol/index.js';
 import { CliError, Exit, resolveUrl } from '../api.js';
@@ -83,6 +88,10 @@ export function printLbReport(r: LbReport): void {
       ]),
     ),
   );
+  if (r.busy !== null) {
+    out('');
+    out(wrap(r.busy));
+  }
   if (r.idle !== null) {
     out('');
     out(wrap(r.idle.explanation));
@@ -90,10 +99,17 @@ export function printLbReport(r: LbReport): void {
   const failing = r.checks.filter((c) => c.status !== 'pass').length;
   out('');
   out(
-    r.ok
+    r.verdict === 'pass'
       ? 'all load balancer checks pass'
-      : `${failing} of ${r.checks.length} checks fail or did not run`,
+      : r.verdict === 'fail'
+        ? `${failing} of ${r.checks.length} checks fail or did not run`
+        : `${failing} of ${r.checks.length} checks did not run, none failed: the answer is incomplete (exit ${Exit.incomplete})`,
   );
+}
+
+/** check-lb's exit code: 0 every check passes, 1 one fails, 7 none fails but some did not run. */
+export function lbExitCode(r: LbReport): number {
+  return r.verdict === 'pass' ? Exit.ok : r.verdict === 'fail' ? Exit.checkFailed : Exit.incomplete;
 }
 
 export function registerCheckLb(program: Command): void {
@@ -124,7 +140,7 @@ export function registerCheckLb(program: Command): void {
         });
         if (json) out(JSON.stringify(report, null, 2));
         else printLbReport(report);
-        return report.ok ? Exit.ok : Exit.checkFailed;
+        return lbExitCode(report);
       }),
     );
 }

@@ -1,23 +1,88 @@
 /**
  * `archon-ws doctor`: RB-003 Steps 1–2 in one run, and which of the runbook's fixes the
  * evidence points to, with the figures that say so. Exit 0 when no fault is found, 6 when
- * one is; 2–5 as for every command when it cannot gather the evidence.
+ * one is, 7 when none is but a check could not run (the test endpoint busy or full); 2–5 as
+ * for every command when it cannot gather the evidence.
  */
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, statSync, writeFileSync, type Stats } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { CliError, Exit, resolveTarget, resolveUrl } from '../api.js';
+import { CliError, Exit, resolveTarget } from '../api.js';
 import { action, durationOption, intOption, targetOptions, type TargetOptions } from '../common.js';
 import { diagnose, type Diagnosis } from '../doctor/diagnose.js';
 import { collectEvidence, type Evidence } from '../doctor/evidence.js';
 import { incidentReport } from '../doctor/report.js';
 import { mb, out, round, Steps, table, wrap } from '../format.js';
+import { testEndpointUrl } from '../lb-probe.js';
 
 interface Options extends TargetOptions {
   minutes: string;
   report?: string;
+  force?: boolean;
   lb?: string;
   direct?: string[];
   timeout: string;
+}
+
+/** A URL to probe with a WebSocket (--lb, --direct): http(s) or ws(s); exit 2 otherwise. */
+export function probeUrlOption(flag: string, raw: string): string {
+  if (testEndpointUrl(raw.trim()) === null)
+    throw new CliError(
+      `${flag} ${JSON.stringify(raw)} is not a URL to probe: expected http(s):// or ws(s)://host[:port]`,
+      Exit.usage,
+    );
+  return raw.trim().replace(/\/+$/, '');
+}
+
+const errno = (err: unknown) => (err as NodeJS.ErrnoException).code ?? String(err);
+
+/**
+ * Checks, before any evidence is gathered, that --report can be written: an existing file
+ * only with --force, otherwise a directory that exists and takes new files; exit 2 if not.
+ */
+export function checkReportPath(file: string, force: boolean): void {
+  let st: Stats | null = null;
+  try {
+    st = statSync(file);
+  } catch (err) {
+    if (errno(err) !== 'ENOENT')
+      throw new CliError(`cannot write --report ${file}: ${errno(err)}`, Exit.usage);
+  }
+  if (st !== null) {
+    if (st.isDirectory())
+      throw new CliError(`cannot write --report ${file}: it is a directory`, Exit.usage);
+    if (!force)
+      throw new CliError(
+        `--report ${file} already exists: pass --force to overwrite it, or choose another name`,
+        Exit.usage,
+      );
+    try {
+      accessSync(file, constants.W_OK);
+    } catch (err) {
+      throw new CliError(`cannot write --report ${file}: ${errno(err)}`, Exit.usage);
+    }
+    return;
+  }
+  const dir = dirname(resolve(file));
+  let dirStat: Stats;
+  try {
+    dirStat = statSync(dir);
+  } catch (err) {
+    throw new CliError(
+      `cannot write --report ${file}: directory ${dir} ${errno(err) === 'ENOENT' ? 'does not exist' : `cannot be read (${errno(err)})`}`,
+      Exit.usage,
+    );
+  }
+  if (!dirStat.isDirectory())
+    throw new CliError(`cannot write --report ${file}: ${dir} is not a directory`, Exit.usage);
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw new CliError(
+      `cannot write --report ${file}: no new files in ${dir} (${errno(err)})`,
+      Exit.usage,
+    );
+  }
 }
 
 function printDiagnosis(ev: Evidence, d: Diagnosis): void {
@@ -67,15 +132,19 @@ function printDiagnosis(ev: Evidence, d: Diagnosis): void {
         ['ws health', ev.ws_health.error ?? `${ev.ws_health.status} (${ev.ws_health.server})`],
         [
           'load balancer',
-          ev.lb.ok
+          ev.lb.verdict === 'pass'
             ? `${ev.lb.checks.length} of ${ev.lb.checks.length} checks pass (${ev.lb.server ?? '?'})`
-            : `FAIL: ${lbFailing.map((c) => c.name).join(', ')}${lbNotRun > 0 ? ` (${lbNotRun} more not run)` : ''}`,
+            : ev.lb.verdict === 'incomplete'
+              ? `NOT RUN: ${ev.lb.busy ?? `${lbNotRun} check(s) could not run`}`
+              : `FAIL: ${lbFailing.map((c) => c.name).join(', ')}${lbNotRun > 0 ? ` (${lbNotRun} more not run)` : ''}`,
         ],
         ...ev.direct.map((r) => [
           `direct ${r.server ?? ''}`.trim(),
-          r.ok
+          r.verdict === 'pass'
             ? `${r.checks.length} of ${r.checks.length} checks pass (${r.url})`
-            : `FAIL (${r.url})`,
+            : r.verdict === 'incomplete'
+              ? `NOT RUN (${r.url}): ${r.busy ?? 'checks could not run'}`
+              : `FAIL (${r.url})`,
         ]),
       ],
     ),
@@ -106,20 +175,30 @@ export function registerDoctor(program: Command): void {
       )
       .option('--minutes <n>', 'stats window in minutes, 1-60', '15')
       .option('--report <file>', 'write a Markdown incident summary (RB-003 "Document incident")')
-      .option('--lb <url>', 'URL clients connect through (default: --url / $ARCHON_URL)')
+      .option('--force', 'let --report overwrite an existing file')
+      .option(
+        '--lb <url>',
+        'URL clients connect through, http(s) or ws(s) (default: --url / $ARCHON_URL)',
+      )
       .option(
         '--direct <url...>',
         'instance URLs that bypass the load balancer, to tell the two apart',
       )
-      .option('--timeout <duration>', 'give up on each step after this long', '10s'),
+      .option(
+        '--timeout <duration>',
+        'give up on each step (admin request, probe) after this long, 1ms-1h',
+        '10s',
+      ),
   ).action(
     action(async (options: Options) => {
       const minutes = intOption('--minutes', options.minutes, 1, 60);
       const timeoutMs = durationOption('--timeout', options.timeout);
-      const target = resolveTarget(options);
-      const lbUrl = options.lb === undefined ? target.url : resolveUrl({ url: options.lb });
-      const direct = (options.direct ?? []).map((u) => resolveUrl({ url: u }));
+      const target = { ...resolveTarget(options), timeoutMs };
+      const lbUrl = options.lb === undefined ? target.url : probeUrlOption('--lb', options.lb);
+      const direct = (options.direct ?? []).map((u) => probeUrlOption('--direct', u));
       const json = options.json === true;
+      // Before the evidence (which takes a while): a report that cannot be written fails now.
+      if (options.report !== undefined) checkReportPath(options.report, options.force === true);
       const evidence = await collectEvidence({
         target,
         lbUrl,
@@ -129,22 +208,29 @@ export function registerDoctor(program: Command): void {
         steps: new Steps(json),
       });
       const diagnosis = diagnose(evidence);
+      let writeError: CliError | null = null;
       if (options.report !== undefined) {
         try {
-          writeFileSync(options.report, incidentReport(evidence, diagnosis));
+          writeFileSync(options.report, incidentReport(evidence, diagnosis), {
+            flag: options.force === true ? 'w' : 'wx',
+          });
         } catch (err) {
-          throw new CliError(
-            `cannot write ${options.report}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+          writeError = new CliError(
+            `cannot write --report ${options.report}: ${errno(err)}`,
             Exit.usage,
           );
         }
       }
+      // The diagnosis is printed even when the report could not be written.
       if (json) out(JSON.stringify({ ...diagnosis, evidence }, null, 2));
       else {
         printDiagnosis(evidence, diagnosis);
-        if (options.report !== undefined) out(`incident summary written to ${options.report}`);
+        if (options.report !== undefined && writeError === null)
+          out(`incident summary written to ${options.report}`);
       }
-      return diagnosis.healthy ? Exit.ok : Exit.faultFound;
+      if (writeError !== null) throw writeError;
+      if (!diagnosis.healthy) return Exit.faultFound;
+      return diagnosis.unchecked.length > 0 ? Exit.incomplete : Exit.ok;
     }),
   );
 }

@@ -37,7 +37,8 @@ export function registerVerify(program: Command): void {
       .option('--interval <duration>', 'time between --watch rounds', '10s'),
   ).action(
     action(async (options: Options) => {
-      const timeoutMs = durationOption('--timeout', options.timeout);
+      // --watch may be left running for a long incident: up to a day.
+      const timeoutMs = durationOption('--timeout', options.timeout, { maxMs: 86_400_000 });
       const intervalMs = durationOption('--interval', options.interval);
       const target = resolveTarget(options);
       const json = options.json === true;

@@ -8,6 +8,11 @@
  * restarts the WebSocket manager (a rolling restart of the instances), Fix D scales up.
  * Load balancer problems are Step 4. A Redis backplane outage is not one of Fix A–D
  * (restarting or scaling instances does not bring Redis back): it is named as what it is.
+ *
+ * Ordinary situations are not faults: fewer clients than at today's peak without a drop in
+ * the per-minute series (the evening), a drop explained by normal closes, a restart or an
+ * operator cleanup (1000/1001/1012/4010), or one too small to judge (a small deployment).
+ * Those become notes. A test endpoint too busy to probe is "not checked", not a fault.
  */
 import {
   BASELINE_SHARE,
@@ -20,7 +25,7 @@ import {
 } from '../../protocol/index.js';
 import { mb, round } from '../format.js';
 import type { LbReport } from '../lb-checks.js';
-import type { Evidence } from './evidence.js';
+import { DEFAULT_STALE_AFTER_S, type Evidence } from './evidence.js';
 
 export type Remedy =
   'fix-a' | 'fix-b' | 'fix-c' | 'fix-d' | 'step-4' | 'backplane' | 'clients' | 'escalate';
@@ -81,6 +86,8 @@ export interface Diagnosis {
   onset: Onset;
   /** Worth knowing, not a fault (a restart in progress, assumptions made). */
   notes: string[];
+  /** What could not be checked (the test endpoint busy): "no fault" does not cover it. */
+  unchecked: string[];
 }
 
 /** RB-003 §2 alert thresholds (the success criteria come from protocol/criteria.ts). */
@@ -94,6 +101,18 @@ export const LAG_BUSY_MS = 200;
 export const LAG_STUCK_MS = 1000;
 /** An error type with at least this share of the errors gets its own reading. */
 const ERROR_SHARE = 0.2;
+/** A drop of connections is a fault only from this many lost, and this share of the high
+ * before it: fewer is noise (a small deployment, a few people leaving). */
+export const MIN_LOST = 10;
+export const DROP_SHARE = 0.2;
+/** Close codes that explain fewer connections without a fault: normal close, going away
+ * (tabs closed, people leaving), service restart, operator cleanup (docs/errors.md). */
+export const ORDINARY_CLOSES: Readonly<Record<string, string>> = {
+  '1000': 'normal closes',
+  '1001': 'clients going away',
+  '1012': 'a restart',
+  '4010': 'an operator cleanup',
+};
 
 const pct = (part: number, whole: number) => `${Math.round((part / whole) * 100)} %`;
 const r1 = (v: number) => round(v, 1);
@@ -142,6 +161,58 @@ function failingChecks(r: LbReport): string {
     .join('; ');
 }
 
+/** A fall of connections in the per-minute series: the first minute under BASELINE_SHARE of
+ * the highest count before it (at least 5). */
+export interface ConnectionDrop {
+  /** Index of the first minute under the high, and of the high. */
+  i: number;
+  high_i: number;
+  high: number;
+  low: number;
+  /** The minute before the fall. */
+  prev: number;
+  sudden: boolean;
+}
+
+export function connectionDrop(series: StatsAnswer['series']): ConnectionDrop | null {
+  let peak = 0;
+  let peakAt = -1;
+  for (let i = 0; i < series.length; i++) {
+    const m = series[i];
+    if (!m) continue;
+    if (peak >= 5 && m.connections < BASELINE_SHARE * peak) {
+      const prev = series[i - 1]?.connections ?? peak;
+      return {
+        i,
+        high_i: peakAt,
+        high: peak,
+        low: m.connections,
+        prev,
+        sudden: prev - m.connections >= (1 - BASELINE_SHARE) * peak,
+      };
+    }
+    if (m.connections > peak) {
+      peak = m.connections;
+      peakAt = i;
+    }
+  }
+  return null;
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  const origin = (raw: string) => {
+    try {
+      const u = new URL(raw);
+      if (u.protocol === 'ws:') u.protocol = 'http:';
+      else if (u.protocol === 'wss:') u.protocol = 'https:';
+      return u.origin;
+    } catch {
+      return raw;
+    }
+  };
+  return origin(a) === origin(b);
+}
+
 /** Reads the per-minute series: when it started, and whether suddenly or gradually. Pure. */
 export function findOnset(stats: StatsAnswer): Onset {
   const s = stats.series;
@@ -173,33 +244,23 @@ export function findOnset(stats: StatsAnswer): Onset {
   }
 
   // Connections: the first minute under 80 % of the highest count before it.
-  let peak = 0;
-  let peakAt = -1;
-  for (let i = 0; i < s.length; i++) {
-    const m = s[i];
-    if (!m) continue;
-    if (peak >= 5 && m.connections < BASELINE_SHARE * peak) {
-      const prev = s[i - 1]?.connections ?? peak;
-      const sudden = prev - m.connections >= (1 - BASELINE_SHARE) * peak;
+  const drop = connectionDrop(s);
+  if (drop) {
+    const m = s[drop.i];
+    if (m)
       hits.push(
-        sudden
+        drop.sudden
           ? {
-              i,
+              i: drop.i,
               kind: 'sudden',
-              text: `connections fell from ${prev} to ${m.connections} within a minute at ${minuteLabel(m.minute)}`,
+              text: `connections fell from ${drop.prev} to ${m.connections} within a minute at ${minuteLabel(m.minute)}`,
             }
           : {
-              i: peakAt + 1,
+              i: drop.high_i + 1,
               kind: 'gradual',
-              text: `connections declined over ${i - peakAt} min, from ${peak} at ${minuteLabel(s[peakAt]?.minute ?? '')} to ${m.connections} at ${minuteLabel(m.minute)}`,
+              text: `connections declined over ${drop.i - drop.high_i} min, from ${drop.high} at ${minuteLabel(s[drop.high_i]?.minute ?? '')} to ${m.connections} at ${minuteLabel(m.minute)}`,
             },
       );
-      break;
-    }
-    if (m.connections > peak) {
-      peak = m.connections;
-      peakAt = i;
-    }
   }
 
   // Messages: delivery stopping while it used to flow (the current minute is still partial).
@@ -247,6 +308,7 @@ export function diagnose(ev: Evidence): Diagnosis {
   const notes: string[] = [];
   /** Failing success criteria that a note accounts for (not a fault). */
   const explained = new Set<string>();
+  const unchecked: string[] = [];
   const { status, stats, connections: conns } = ev;
   const window = `${stats.minutes} min`;
   const missing = new Set(status.missing_instances);
@@ -365,9 +427,16 @@ export function diagnose(ev: Evidence): Diagnosis {
   }
 
   // --- dead connections the gateway kept --------------------------------------------------
+  const staleRule = conns.ping_settings_known
+    ? 'ping interval + ping timeout + 5 s'
+    : 'the longest ping interval + ping timeout the gateway accepts, + 5 s: its own settings could not be read';
+  if (!conns.ping_settings_known && conns.silent_past_default > 0)
+    notes.push(
+      `${conns.silent_past_default} of ${conns.total} connections silent for more than ${DEFAULT_STALE_AFTER_S} s, which is stale only with the default ping settings (30 s + 10 s): the gateway's own could not be read (its test endpoint's welcome never came), so the stale threshold is a guess and Fix A is not judged from it`,
+    );
   if (conns.stale > 0) {
     const lines = [
-      `${conns.stale} of ${conns.total} connections silent for more than ${conns.stale_after_s} s (ping interval + ping timeout + 5 s): the gateway's own liveness check should have closed them (4009), so they are dead connections it kept`,
+      `${conns.stale} of ${conns.total} connections silent for more than ${conns.stale_after_s} s (${staleRule}): the gateway's own liveness check should have closed them (4009), so they are dead connections it kept`,
       `longest silent: ${conns.stale_examples
         .slice(0, 3)
         .map(
@@ -375,6 +444,7 @@ export function diagnose(ev: Evidence): Diagnosis {
             `${c.client_id} (${c.user_id ?? 'unauthenticated'}, ${c.state}, on ${c.server}) ${c.silent_s} s`,
         )
         .join('; ')}`,
+      `silence measured to ${conns.reference.at} (${conns.reference.source === 'gateway Date header' ? "the gateway's clock: the Date header of its connections answer, less a second" : 'the local clock when the connections answer arrived: it had no Date header'})`,
     ];
     const s = stats.series;
     const firstWith = s.find((m) => m.connections > 0);
@@ -392,16 +462,43 @@ export function diagnose(ev: Evidence): Diagnosis {
 
   // --- the load balancer ------------------------------------------------------------------
   const lb = ev.lb;
-  if (!lb.ok) {
+  const sameUrl = sameOrigin(ev.lb_url, ev.url);
+  if (lb.verdict === 'incomplete') {
+    // The test endpoint turned the probe away (its own slots, not the clients'): nothing is
+    // known about the load balancer, and nothing here calls for a restart or more instances.
+    unchecked.push(`the load balancer (${lb.busy ?? 'its checks could not run'})`);
+    notes.push(
+      `load balancer not checked: ${lb.busy ?? 'its checks could not run'}. That is the test endpoint's own limit, not the clients': ${full.length > 0 ? 'the instances are at capacity too (see Fix D)' : `the status answer shows room for clients (${status.active_connections} connected${status.max_connections === null ? '' : ` of ${status.max_connections}`})`}`,
+    );
+  } else if (lb.verdict === 'fail') {
     const lbLine = `WebSocket upgrade through ${lb.url}: ${failingChecks(lb) || 'failed'}`;
     const healthLine = ev.ws_health.ok
       ? []
       : [
           `the upgrade to /api/v1/ws/health fails too (${ev.ws_health.error ?? ev.ws_health.status ?? '?'})`,
         ];
-    const directOk = ev.direct.filter((d) => d.ok);
-    const directBad = ev.direct.filter((d) => !d.ok);
-    if (lb.refusal !== null) {
+    const directOk = ev.direct.filter((d) => d.verdict === 'pass');
+    const directBad = ev.direct.filter((d) => d.verdict === 'fail');
+    const directText = directOk
+      .map((d) => `${d.url.replace(/\/api\/v1\/ws\/test.*$/, '')} (${d.server ?? '?'})`)
+      .join(', ');
+    const nginx =
+      'nginx: proxy_http_version 1.1, proxy_set_header Upgrade $http_upgrade, proxy_set_header Connection $connection_upgrade (deploy/nginx/archon-ws.conf)';
+    const check = (name: string) => lb.checks.find((c) => c.name === name);
+    const upgraded = check('HTTP 101')?.status === 'pass';
+    const welcome = check('welcome names the server');
+    const noWelcome = upgraded && welcome?.status === 'fail';
+    if (lb.unreachable) {
+      f.add('step-4', 'critical', [
+        `cannot reach the load balancer at ${ev.lb_url}: ${check('HTTP 101')?.figure.replace(/^no answer: /, '') ?? 'no answer'}`,
+        sameUrl
+          ? `the admin API answered through the same URL, so it is up: the WebSocket port or path does not answer (a firewall, a listener missing on the load balancer)`
+          : `the admin API answered at ${ev.url}: the load balancer itself, its DNS name or a firewall in between is at fault, and clients cannot connect at all`,
+        ...(directOk.length > 0
+          ? [`the same check straight to ${directText} passes: the instances are fine`]
+          : []),
+      ]);
+    } else if (lb.refusal !== null) {
       // The gateway itself answered: not the load balancer.
       if (lb.refusal.code === 'draining')
         f.add('fix-c', 'warning', [
@@ -415,8 +512,8 @@ export function diagnose(ev: Evidence): Diagnosis {
       f.add('step-4', 'critical', [
         lbLine,
         ...healthLine,
-        `the same check straight to ${directOk.map((d) => `${d.url.replace(/\/api\/v1\/ws\/test.*$/, '')} (${d.server ?? '?'})`).join(', ')} passes: the load balancer is at fault`,
-        'nginx: proxy_http_version 1.1, proxy_set_header Upgrade $http_upgrade, proxy_set_header Connection $connection_upgrade (deploy/nginx/archon-ws.conf)',
+        `the same check straight to ${directText} passes: the load balancer is at fault`,
+        ...(noWelcome ? [] : [nginx]),
       ]);
     } else if (directBad.length > 0) {
       f.add(
@@ -428,16 +525,29 @@ export function diagnose(ev: Evidence): Diagnosis {
         ],
         fixCCommands([]),
       );
-    } else {
+    } else if (noWelcome) {
+      f.add('step-4', 'critical', [
+        lbLine,
+        ...healthLine,
+        `the upgrade was answered with 101 but no welcome followed (${welcome.figure}): the gateway sends one at once, so something in between holds back or drops WebSocket data after the handshake, or the instance that answered is stuck (check with --direct <instance URL> to tell which)`,
+      ]);
+    } else if (sameUrl) {
       f.add('step-4', 'critical', [
         lbLine,
         ...healthLine,
         `plain HTTP through the same URL reaches the gateway (the admin API answered${ev.health.http_status === 200 ? ', /api/health 200' : ''}), only the upgrade fails: the load balancer does not pass WebSocket upgrades (check with --direct <instance URL> to be sure)`,
-        'nginx: proxy_http_version 1.1, proxy_set_header Upgrade $http_upgrade, proxy_set_header Connection $connection_upgrade (deploy/nginx/archon-ws.conf)',
+        nginx,
+      ]);
+    } else {
+      f.add('step-4', 'critical', [
+        lbLine,
+        ...healthLine,
+        `the admin API answered at ${ev.url}, another URL than the one probed (${ev.lb_url}): the upgrade through ${ev.lb_url} fails; check with --direct <instance URL> whether the instances pass it`,
+        nginx,
       ]);
     }
   }
-  if (!ev.ws_health.ok && lb.ok)
+  if (!ev.ws_health.ok && lb.verdict === 'pass')
     f.add('step-4', 'warning', [
       `the upgrade to /api/v1/ws/health fails (${ev.ws_health.error ?? ev.ws_health.status ?? '?'}) while /api/v1/ws/test passes: the health location of the load balancer is set up differently`,
     ]);
@@ -484,21 +594,41 @@ export function diagnose(ev: Evidence): Diagnosis {
   }
 
   // --- connections below baseline ---------------------------------------------------------
+  // Fewer clients than at today's peak is a fault only when the per-minute series shows them
+  // dropping, by enough to matter, for a reason the gateway recorded that is not ordinary.
   const baseline = criteria[0];
   if (baseline && !baseline.pass) {
-    const total = Object.values(stats.disconnects_by_code).reduce((a, b) => a + b, 0);
-    const codes = dominant(stats.disconnects_by_code);
+    const disconnects = Object.entries(stats.disconnects_by_code).sort((a, b) => b[1] - a[1]);
+    const total = disconnects.reduce((n, [, c]) => n + c, 0);
     const drop = `${baseline.figure}; disconnects in the last ${window}: ${
-      total === 0
-        ? 'none'
-        : Object.entries(stats.disconnects_by_code)
-            .sort((a, b) => b[1] - a[1])
-            .map(([c, n]) => `${c} ×${n}`)
-            .join(', ')
+      total === 0 ? 'none' : disconnects.map(([c, n]) => `${c} ×${n}`).join(', ')
     }`;
-    const top = codes[0]?.[0];
-    if (top === '1006' || top === '4009')
-      f.add('step-4', 'critical', [
+    const fall = connectionDrop(stats.series);
+    const active = status.active_connections;
+    const lost = fall === null ? 0 : fall.high - active;
+    const ordinary = disconnects.filter(([c]) => c in ORDINARY_CLOSES);
+    const ordinaryCount = ordinary.reduce((n, [, c]) => n + c, 0);
+    const top = disconnects[0]?.[0];
+    const topCount = disconnects[0]?.[1] ?? 0;
+    if (fall === null || lost < MIN_LOST || lost < DROP_SHARE * fall.high) {
+      explained.add(baseline.name);
+      notes.push(
+        fall === null
+          ? `${drop}: no drop in the per-minute series of the last ${window}, so fewer clients than at today's peak, not a loss (as in the evening, or after clients moved to other instances): not a fault`
+          : `${drop}: ${Math.max(0, lost)} fewer than the ${fall.high} of ${minuteLabel(stats.series[fall.high_i]?.minute ?? '')}, under ${MIN_LOST} connections or ${DROP_SHARE * 100} % of them: too few to call a fault`,
+      );
+      const current = stats.series[stats.series.length - 1]?.connections ?? 0;
+      if (current - active >= MIN_LOST && active < BASELINE_SHARE * current)
+        notes.push(
+          `${active} connected now against ${current} earlier this minute: a drop may be under way that the per-minute series does not show yet; run doctor again in a minute`,
+        );
+    } else if (total > 0 && ordinaryCount * 2 >= total) {
+      explained.add(baseline.name);
+      notes.push(
+        `${drop}: explained by ${ordinary.map(([c, n]) => `${ORDINARY_CLOSES[c] ?? c} (${c} ×${n})`).join(', ')}; not a fault (clients closed by a restart or a cleanup reconnect by themselves)`,
+      );
+    } else if (top === '1006' || top === '4009')
+      f.add('step-4', topCount >= MIN_LOST ? 'critical' : 'warning', [
         `${drop}: ${top === '1006' ? 'cut without a close frame' : 'no pong in time'}, the network or a proxy in between is dropping connections (try check-lb --idle 90s)`,
       ]);
     else if (top === '4008')
@@ -507,17 +637,16 @@ export function diagnose(ev: Evidence): Diagnosis {
       ]);
     else if (top === '1013') f.add('fix-d', 'critical', [`${drop}: refused at capacity`]);
     else if (top === '4001') f.add('clients', 'critical', [`${drop}: tokens refused`]);
-    else if (top === '1012' || top === '1001')
-      notes.push(`${drop}: a restart closed them; they reconnect and resume`);
-    else if (top === '4010') notes.push(`${drop}: an operator cleanup closed them`);
     else if (f.list.length === 0)
       f.add('escalate', 'warning', [
         `${drop}: the gateway saw no reason of its own; clients may not reach it at all (DNS, firewall, load balancer: run check-lb from the clients' network)`,
       ]);
   }
 
-  // --- slow broadcasts without a backlog ----------------------------------------------------
-  if (status.broadcast_latency_p99_ms >= MAX_BROADCAST_P99_MS && !f.has('fix-b')) {
+  // --- slow broadcasts, busy instances ----------------------------------------------------
+  // Judged on its own: a backlog (Fix B) and a busy instance (Fix C/D) can both be true.
+  const slowBroadcasts = status.broadcast_latency_p99_ms >= MAX_BROADCAST_P99_MS;
+  if (slowBroadcasts || status.queue_depth >= MAX_QUEUE_DEPTH) {
     const line = `broadcast p99 ${r1(status.broadcast_latency_p99_ms)} ms (criterion < ${MAX_BROADCAST_P99_MS} ms, alert > ${LATENCY_ALERT_MS} ms) with queue depth ${status.queue_depth}`;
     const severity: Severity =
       status.broadcast_latency_p99_ms >= LATENCY_ALERT_MS ? 'critical' : 'warning';
@@ -534,7 +663,7 @@ export function diagnose(ev: Evidence): Diagnosis {
       f.add('fix-d', severity, [
         `${line}; event-loop lag p99 ${live.map((i) => `${i.server} ${r1(i.event_loop_lag_p99_ms)} ms`).join(', ')}: the instances are overloaded`,
       ]);
-    else {
+    else if (slowBroadcasts && !f.has('fix-b')) {
       // No backlog and no lag: nothing is slow now. The p99 covers the last 2048 deliveries,
       // not a time window, so it still holds slow ones from before (a backlog since flushed,
       // slow consumers since closed) until fresh deliveries replace them.
@@ -559,14 +688,26 @@ export function diagnose(ev: Evidence): Diagnosis {
     a.severity === b.severity ? 0 : a.severity === 'critical' ? -1 : 1,
   );
   const healthy = findings.length === 0;
+  const explainedText = [...explained]
+    .map((name) =>
+      name === baseline?.name
+        ? "connections below today's peak with no fault behind it"
+        : `${name} still above target with no current cause`,
+    )
+    .join('; ');
+  const lbText =
+    lb.verdict === 'pass'
+      ? `the load balancer upgrades and echoes (${lb.server ?? '?'} answered)`
+      : `the load balancer was not checked: ${lb.busy ?? 'its checks could not run'}`;
   return {
     healthy,
     verdict: healthy
-      ? `no fault found: ${failing.length === 0 && explained.size === 0 ? `all ${criteria.length} success criteria pass` : `${[...explained].join(', ')} still above target with no current cause (see notes)`}, the load balancer upgrades and echoes (${lb.server ?? '?'} answered), ${live.length} instance(s) healthy`
+      ? `no fault found: ${failing.length === 0 && explained.size === 0 ? `all ${criteria.length} success criteria pass` : `${explainedText} (see notes)`}, ${lbText}, ${live.length} instance(s) healthy`
       : `${findings.length} finding(s): ${findings.map((x) => x.title.replace(/ \(.*$/, '')).join('; ')}`,
     findings,
     criteria,
     onset,
     notes,
+    unchecked,
   };
 }

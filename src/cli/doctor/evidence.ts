@@ -6,7 +6,7 @@
  */
 import type { StatsAnswer } from '../../protocol/index.js';
 import {
-  adminRequest,
+  adminAnswer,
   CliError,
   Exit,
   isObject,
@@ -46,6 +46,20 @@ export interface ConnectionSummary {
   stale_examples: ConnectionSample[];
   /** The silence that counts as stale, seconds (ping interval + ping timeout + 5). */
   stale_after_s: number;
+  /** Whether the gateway told its ping settings (its test endpoint's welcome). When it did
+   * not, stale_after_s is the most lenient the settings allow, and silent_past_default
+   * counts what the defaults (30 s + 10 s) would call stale. */
+  ping_settings_known: boolean;
+  silent_past_default: number;
+  /** The time silence is measured to: the gateway's clock from the Date header of the
+   * connections answer (less a second of tolerance), or, without one, the local time that
+   * answer arrived. */
+  reference: Reference;
+}
+
+export interface Reference {
+  at: string;
+  source: 'gateway Date header' | 'local clock';
 }
 
 export interface HealthEvidence {
@@ -84,17 +98,49 @@ export interface Evidence {
 const STALE_GRACE_S = 5;
 /** An unauthenticated connection is closed within WEBSOCKET_AUTH_TIMEOUT (at most 300 s). */
 const MAX_AUTH_TIMEOUT_S = 300;
+/** The gateway's defaults (WEBSOCKET_PING_INTERVAL, WEBSOCKET_PING_TIMEOUT) and the largest
+ * values it accepts for them (docs/configuration.md). */
+export const DEFAULT_PING = { interval: 30, timeout: 10 } as const;
+export const MAX_PING = { interval: 3600, timeout: 3600 } as const;
+/** What the default ping settings call stale, seconds. */
+export const DEFAULT_STALE_AFTER_S = DEFAULT_PING.interval + DEFAULT_PING.timeout + STALE_GRACE_S;
+/** The Date header has a resolution of one second: silence is measured to a second before. */
+const DATE_TOLERANCE_MS = 1000;
 
-/** GET …/websocket/connections reduced to what the diagnosis reads. Pure. */
+/**
+ * The time the connections answer describes: its Date header (the gateway's clock, so a
+ * skewed local clock does not age every connection) less a second of tolerance, or the
+ * local time it arrived when there is no usable Date header. Pure.
+ */
+export function referenceTime(date: string | null, receivedAt: number): Reference & { ms: number } {
+  const header = date === null ? NaN : Date.parse(date);
+  if (Number.isFinite(header)) {
+    const ms = header - DATE_TOLERANCE_MS;
+    return { ms, at: new Date(ms).toISOString(), source: 'gateway Date header' };
+  }
+  return { ms: receivedAt, at: new Date(receivedAt).toISOString(), source: 'local clock' };
+}
+
+/**
+ * GET …/websocket/connections reduced to what the diagnosis reads. `now` is the time the
+ * answer describes (referenceTime); the ping settings are null when the gateway did not
+ * tell them, and a connection then counts as stale only past the most lenient settings
+ * it accepts. Pure.
+ */
 export function summarizeConnections(
   body: unknown,
   now: number,
-  pingInterval: number,
-  pingTimeout: number,
+  pingInterval: number | null,
+  pingTimeout: number | null,
+  source: Reference['source'] = 'gateway Date header',
 ): ConnectionSummary {
   if (!Array.isArray(body))
     throw new CliError('bad answer from connections: not an array', Exit.badAnswer);
-  const staleAfter = pingInterval + pingTimeout + STALE_GRACE_S;
+  const known = pingInterval !== null && pingTimeout !== null;
+  const staleAfter = known
+    ? pingInterval + pingTimeout + STALE_GRACE_S
+    : MAX_PING.interval + MAX_PING.timeout + STALE_GRACE_S;
+  let pastDefault = 0;
   const byServer: Record<string, number> = {};
   const byVersion: Record<string, number> = {};
   const users = new Set<string>();
@@ -125,6 +171,7 @@ export function summarizeConnections(
         ? age > MAX_AUTH_TIMEOUT_S + STALE_GRACE_S
         : sample.state === 'open' && sample.silent_s > staleAfter;
     if (isStale) stale.push(sample);
+    if (sample.state === 'open' && sample.silent_s > DEFAULT_STALE_AFTER_S) pastDefault++;
   }
   return {
     total: samples.length,
@@ -139,6 +186,9 @@ export function summarizeConnections(
     stale: stale.length,
     stale_examples: stale.sort((a, b) => b.silent_s - a.silent_s).slice(0, 5),
     stale_after_s: staleAfter,
+    ping_settings_known: known,
+    silent_past_default: known ? 0 : pastDefault,
+    reference: { at: new Date(now).toISOString(), source },
   };
 }
 
@@ -160,10 +210,7 @@ async function fetchHealth(base: string, timeoutMs: number): Promise<HealthEvide
       evidence.backplane = typeof body.backplane === 'string' ? body.backplane : null;
     } else evidence.error = 'answer is not JSON';
   } catch (err) {
-    evidence.error =
-      err instanceof Error && err.name === 'TimeoutError'
-        ? `no answer within ${timeoutMs / 1000} s`
-        : networkReason(err);
+    evidence.error = networkReason(err, timeoutMs);
   }
   return evidence;
 }
@@ -200,11 +247,14 @@ export async function collectEvidence(o: CollectOptions): Promise<Evidence> {
     (s) =>
       `ok (${plural(s.instances.length, 'instance')}, ${plural(s.active_connections, 'connection')})`,
   );
-  const rawConnections = await steps.run(
+  // Silence is measured to the time of this answer, not to when the probes below end (they
+  // can take --timeout each).
+  const connectionsAnswer = await steps.run(
     'connections',
-    () => adminRequest(target, 'GET', '/websocket/connections'),
-    (c) => (Array.isArray(c) ? `ok (${c.length})` : 'ok'),
+    () => adminAnswer(target, 'GET', '/websocket/connections'),
+    (c) => (Array.isArray(c.body) ? `ok (${c.body.length})` : 'ok'),
   );
+  const reference = referenceTime(connectionsAnswer.date, connectionsAnswer.received_at);
   const stats = await steps.run(`stats of the last ${o.minutes} min`, () =>
     fetchStats(target, o.minutes),
   );
@@ -236,12 +286,15 @@ export async function collectEvidence(o: CollectOptions): Promise<Evidence> {
     direct.push(
       await steps.run(`direct upgrade (${url})`, () => probeLb(url, o.timeoutMs), lbOutcome),
     );
-  const settings = [lb, ...direct].find((r) => r.ping_interval_s !== null);
+  const settings = [lb, ...direct].find(
+    (r) => r.ping_interval_s !== null && r.ping_timeout_s !== null,
+  );
   const connections = summarizeConnections(
-    rawConnections,
-    Date.now(),
-    settings?.ping_interval_s ?? 30,
-    settings?.ping_timeout_s ?? 10,
+    connectionsAnswer.body,
+    reference.ms,
+    settings?.ping_interval_s ?? null,
+    settings?.ping_timeout_s ?? null,
+    reference.source,
   );
   return {
     url: target.url,

@@ -5,22 +5,15 @@ import { DashboardModel, gatewayWsUrl } from './model.js';
 import { Notices } from './Notices.js';
 import { Positions } from './Positions.js';
 import { Signals } from './Signals.js';
-import { useFrameRender, useNow } from '../shared/hooks.js';
+import { useFrameRender, useNow, useSession } from '../shared/hooks.js';
 import { ago } from '../shared/format.js';
-import {
-  clearSession,
-  readClaims,
-  readSession,
-  saveSession,
-  type Session,
-} from '../shared/session.js';
+import { readClaims, type Session } from '../shared/session.js';
 import { SignIn } from '../shared/SignIn.js';
 
 const SESSION_KEY = 'archon.dashboard.session';
 
 export function App() {
-  const [session, setSession] = useState<Session | null>(() => readSession(SESSION_KEY));
-  const [problem, setProblem] = useState<string | null>(null);
+  const { session, problem, signIn, signOut, refuse } = useSession(SESSION_KEY);
   if (session === null)
     return (
       <SignIn
@@ -30,28 +23,12 @@ export function App() {
         problem={problem}
         withAccounts
         onSubmit={(token, accounts) => {
-          const claims = readClaims(token);
-          if (claims === null) {
-            setProblem('That is not a JWT (three dot-separated parts).');
-            return;
-          }
-          const next = { token, accounts };
-          saveSession(SESSION_KEY, next);
-          setProblem(null);
-          setSession(next);
+          if (readClaims(token) === null) refuse('That is not a JWT (three dot-separated parts).');
+          else signIn({ token, accounts });
         }}
       />
     );
-  return (
-    <Dashboard
-      session={session}
-      onSignOut={(why) => {
-        clearSession(SESSION_KEY);
-        setProblem(why);
-        setSession(null);
-      }}
-    />
-  );
+  return <Dashboard session={session} onSignOut={signOut} />;
 }
 
 interface DashboardProps {

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import {
   successCriteria,
   type ConnectionEntry,
@@ -12,8 +12,7 @@ import { Chart } from './Chart.js';
 import { Criteria } from './Criteria.js';
 import { Groups } from './Groups.js';
 import { ago } from '../shared/format.js';
-import { useNow } from '../shared/hooks.js';
-import { clearSession, readSession, saveSession, type Session } from '../shared/session.js';
+import { useNow, useSession } from '../shared/hooks.js';
 import { SignIn } from '../shared/SignIn.js';
 
 const SESSION_KEY = 'archon.ops.session';
@@ -28,8 +27,7 @@ interface Snapshot {
 }
 
 export function App() {
-  const [session, setSession] = useState<Session | null>(() => readSession(SESSION_KEY));
-  const [problem, setProblem] = useState<string | null>(null);
+  const { session, problem, signIn, signOut } = useSession(SESSION_KEY);
   if (session === null)
     return (
       <SignIn
@@ -37,24 +35,10 @@ export function App() {
         label="Admin token"
         hint="One of ARCHON_ADMIN_TOKENS. Tip: open /ops#token=… to sign in directly; the token stays in this tab only."
         problem={problem}
-        onSubmit={(token) => {
-          const next = { token, accounts: [] };
-          saveSession(SESSION_KEY, next);
-          setProblem(null);
-          setSession(next);
-        }}
+        onSubmit={(token) => signIn({ token, accounts: [] })}
       />
     );
-  return (
-    <Console
-      token={session.token}
-      onSignOut={(why) => {
-        clearSession(SESSION_KEY);
-        setProblem(why);
-        setSession(null);
-      }}
-    />
-  );
+  return <Console token={session.token} onSignOut={signOut} />;
 }
 
 function Console({
@@ -156,12 +140,8 @@ function Body({
   readonly api: AdminClient;
   readonly onDone: () => void;
 }) {
-  // Minutes before the oldest instance started are not zeros, they are unknown: leave them out.
-  const started = Math.min(...data.status.instances.map((i) => Date.parse(i.started_at)));
-  const series = Number.isFinite(started)
-    ? data.hour.series.filter((p) => Date.parse(p.minute) + 60_000 > started)
-    : data.hour.series;
-  const times = series.map((p) => Date.parse(p.minute) / 1000);
+  // Derived once per answer, not on every one-second tick: a new array would redraw a chart.
+  const charts = useMemo(() => chartSeries(data), [data]);
   const checks = successCriteria({
     ...data.status,
     errors_per_minute: data.recent.errors_per_minute,
@@ -171,27 +151,16 @@ function Body({
     <main>
       <Cards status={data.status} />
       <div class="charts">
-        <Chart
-          id="connections"
-          title="Connections (last 60 min)"
-          times={times}
-          values={series.map((p) => p.connections)}
-          color="#38bdf8"
-        />
-        <Chart
-          id="messages"
-          title="Messages / min"
-          times={times}
-          values={series.map((p) => p.messages)}
-          color="#34d399"
-        />
-        <Chart
-          id="errors"
-          title="Errors / min"
-          times={times}
-          values={series.map((p) => p.errors)}
-          color="#f87171"
-        />
+        {CHARTS.map((c) => (
+          <Chart
+            key={c.id}
+            id={c.id}
+            title={c.title}
+            times={charts.times}
+            values={charts[c.id]}
+            color={c.color}
+          />
+        ))}
       </div>
       <div class="ops-grid">
         <Criteria checks={checks} />
@@ -201,4 +170,27 @@ function Body({
       </div>
     </main>
   );
+}
+
+const CHARTS = [
+  { id: 'connections', title: 'Connections (last 60 min)', color: '#38bdf8' },
+  { id: 'messages', title: 'Messages / min', color: '#34d399' },
+  { id: 'errors', title: 'Errors / min', color: '#f87171' },
+] as const;
+
+type Column = (typeof CHARTS)[number]['id'];
+
+/** The hour's series as chart columns, from the oldest instance's start. */
+function chartSeries(data: Snapshot): Record<Column | 'times', number[]> {
+  // Minutes before the oldest instance started are not zeros, they are unknown: leave them out.
+  const started = Math.min(...data.status.instances.map((i) => Date.parse(i.started_at)));
+  const series = Number.isFinite(started)
+    ? data.hour.series.filter((p) => Date.parse(p.minute) + 60_000 > started)
+    : data.hour.series;
+  return {
+    times: series.map((p) => Date.parse(p.minute) / 1000),
+    connections: series.map((p) => p.connections),
+    messages: series.map((p) => p.messages),
+    errors: series.map((p) => p.errors),
+  };
 }

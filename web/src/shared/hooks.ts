@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import { clearSession, readSession, saveSession, type Session } from './session.js';
 
 /** The current time, refreshed every `everyMs`: for "N s ago" labels and countdowns. */
 export function useNow(everyMs = 1000): number {
@@ -31,4 +32,30 @@ export function useFrameRender(): () => void {
     };
   });
   return bump;
+}
+
+/**
+ * A page's sign-in state, shared by the dashboard and the console: the session (from the
+ * `#token=` fragment or sessionStorage), and why the last token did not work, if it did not.
+ */
+export function useSession(storageKey: string) {
+  const [session, setSession] = useState<Session | null>(() => readSession(storageKey));
+  const [problem, setProblem] = useState<string | null>(null);
+  return {
+    session,
+    problem,
+    signIn: (next: Session): void => {
+      saveSession(storageKey, next);
+      setProblem(null);
+      setSession(next);
+    },
+    /** Forgets the session; `why` is shown above the sign-in form. */
+    signOut: (why: string | null): void => {
+      clearSession(storageKey);
+      setProblem(why);
+      setSession(null);
+    },
+    /** Keeps the form up with this problem (a token rejected before signing in). */
+    refuse: setProblem,
+  };
 }

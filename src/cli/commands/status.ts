@@ -1,5 +1,6 @@
 /** `archon-ws status`: RB-003 Step 1 at a glance, then one row per instance. */
 import type { Command } from 'commander';
+import type { StatusAnswer } from '../../protocol/index.js';
 import {
   adminRequest,
   CliError,
@@ -31,14 +32,18 @@ export interface InstanceSummary {
   healthy: boolean;
 }
 
-export interface StatusSummary {
+/** The figures every status answer must carry (checked by parseStatus). */
+const SUMMARY = [
+  'active_connections',
+  'peak_connections',
+  'errors_last_hour',
+  'queue_depth',
+  'broadcast_latency_p99_ms',
+  'event_loop_lag_p99_ms',
+] as const;
+
+export interface StatusSummary extends Pick<StatusAnswer, (typeof SUMMARY)[number]> {
   mode: string;
-  active_connections: number;
-  peak_connections: number;
-  errors_last_hour: number;
-  queue_depth: number;
-  broadcast_latency_p99_ms: number;
-  event_loop_lag_p99_ms: number;
   max_connections: number | null;
   memory_rss_bytes: number | null;
   memory_heap_used_bytes: number | null;
@@ -49,14 +54,7 @@ export interface StatusSummary {
 
 /** GET …/websocket/status, checked: every field the diagnosis reads. */
 export function parseStatus(body: unknown): StatusSummary {
-  const s = expectFields('status', body, [
-    'active_connections',
-    'peak_connections',
-    'errors_last_hour',
-    'queue_depth',
-    'broadcast_latency_p99_ms',
-    'event_loop_lag_p99_ms',
-  ] as const);
+  const s = expectFields('status', body, SUMMARY);
   if (!Array.isArray(s.instances))
     throw new CliError('bad answer from status: instances missing or not an array', Exit.badAnswer);
   const instances = s.instances.map((raw: unknown): InstanceSummary => {

@@ -30,6 +30,12 @@ export interface InstanceStatus {
   broadcast_latency_p99_ms: number;
   event_loop_lag_p99_ms: number;
   max_connections: number;
+  /** Connections open that have not completed hello, and their cap (docs/security.md). */
+  unauthenticated_connections: number;
+  max_unauthenticated: number;
+  /** Per-instance connection limits per user (`sub`) and per client address. */
+  max_connections_per_user: number;
+  max_connections_per_ip: number;
   memory: MemoryInfo;
   started_at: string;
   uptime_seconds: number;

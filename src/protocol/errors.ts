@@ -95,6 +95,33 @@ export const ERRORS = {
     message: 'server at capacity',
     clientAction: 'back off, then reconnect (another instance may have room)',
   },
+  ip_connection_limit: {
+    http: 429,
+    message: 'too many connections from this address',
+    clientAction:
+      'close unused connections from this address, or retry after Retry-After (WEBSOCKET_MAX_CONNECTIONS_PER_IP)',
+  },
+  user_connection_limit: {
+    close: 1013,
+    message: 'too many connections for this user',
+    clientAction:
+      'close other tabs or sessions of this user, then reconnect after a backoff (WEBSOCKET_MAX_CONNECTIONS_PER_USER)',
+  },
+  unauthenticated_evicted: {
+    close: 1013,
+    message: 'closed to make room: no hello yet while the server is full',
+    clientAction: 'reconnect after a backoff and send hello as soon as the socket opens',
+  },
+  unauthenticated_limit: {
+    close: 1008,
+    message: 'too much sent before hello',
+    clientAction: 'send hello first and wait for welcome before sending more than 32 KiB',
+  },
+  replay_limited: {
+    message: 'replay budget of this connection used up',
+    clientAction:
+      'retry the subscribe with since after a backoff (WEBSOCKET_REPLAY_BYTES_PER_MINUTE); the connection stays open',
+  },
   test_endpoint_busy: {
     http: 503,
     message: 'too many long test holds open on this instance',

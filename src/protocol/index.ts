@@ -5,3 +5,4 @@ export * from './messages.js';
 export * from './admin.js';
 export * from './criteria.js';
 export * from './diagnostics.js';
+export * from './limits.js';

@@ -43,6 +43,12 @@ export class AdminService {
     return n;
   }
 
+  private unauthenticated(): number {
+    let n = 0;
+    for (const conn of this.connections) if (conn.state === 'authenticating') n++;
+    return n;
+  }
+
   instanceStatus(): InstanceStatus {
     const mem = process.memoryUsage();
     const draining = this.isDraining();
@@ -56,6 +62,10 @@ export class AdminService {
       broadcast_latency_p99_ms: this.metrics.broadcastP99Ms(),
       event_loop_lag_p99_ms: this.metrics.eventLoopLagP99Ms(),
       max_connections: this.config.maxConnections,
+      unauthenticated_connections: this.unauthenticated(),
+      max_unauthenticated: this.config.maxUnauthenticated,
+      max_connections_per_user: this.config.maxConnectionsPerUser,
+      max_connections_per_ip: this.config.maxConnectionsPerIp,
       memory: {
         rss_bytes: mem.rss,
         heap_used_bytes: mem.heapUsed,
@@ -72,8 +82,11 @@ export class AdminService {
 
   /** Sums instances into the cluster-wide view (one instance in embedded mode). */
   static combine(instances: InstanceStatus[], mode: Status['mode']): Status {
-    const sum = (f: (i: InstanceStatus) => number) => instances.reduce((n, i) => n + f(i), 0);
-    const max = (f: (i: InstanceStatus) => number) => Math.max(0, ...instances.map(f));
+    // `?? 0`: during a rolling upgrade an older instance's answer lacks the newer fields.
+    const sum = (f: (i: InstanceStatus) => number | undefined) =>
+      instances.reduce((n, i) => n + (f(i) ?? 0), 0);
+    const max = (f: (i: InstanceStatus) => number | undefined) =>
+      Math.max(0, ...instances.map((i) => f(i) ?? 0));
     return {
       mode,
       active_connections: sum((i) => i.active_connections),
@@ -83,6 +96,11 @@ export class AdminService {
       broadcast_latency_p99_ms: max((i) => i.broadcast_latency_p99_ms),
       event_loop_lag_p99_ms: max((i) => i.event_loop_lag_p99_ms),
       max_connections: sum((i) => i.max_connections),
+      unauthenticated_connections: sum((i) => i.unauthenticated_connections),
+      max_unauthenticated: sum((i) => i.max_unauthenticated),
+      // Limits per instance, not summed: the largest any instance applies.
+      max_connections_per_user: max((i) => i.max_connections_per_user),
+      max_connections_per_ip: max((i) => i.max_connections_per_ip),
       memory: {
         rss_bytes: sum((i) => i.memory.rss_bytes),
         heap_used_bytes: sum((i) => i.memory.heap_used_bytes),

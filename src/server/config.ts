@@ -6,6 +6,7 @@
 import { createPublicKey } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { proxyEntryProblem } from './trusted-proxies.js';
 
 const seconds = (max: number) =>
   z.coerce.number().positive().max(max).describe(`a number of seconds > 0 and ≤ ${max}`);
@@ -69,17 +70,31 @@ const FIELDS = {
   ARCHON_ADMIN_TOKENS: ['adminTokens', list, ''],
   ARCHON_PUBLISH_TOKENS: ['publishTokens', list, ''],
   WEBSOCKET_ALLOWED_ORIGINS: ['allowedOrigins', list, ''],
-  ARCHON_TRUSTED_PROXIES: ['trustedProxies', list, ''],
+  ARCHON_TRUSTED_PROXIES: [
+    'trustedProxies',
+    list
+      .refine((entries) => entries.every((e) => proxyEntryProblem(e) === null))
+      .describe('a comma-separated list of IP addresses or CIDR ranges (10.0.0.0/8)'),
+    '',
+  ],
   WEBSOCKET_PING_INTERVAL: ['pingInterval', seconds(3600), '30'],
   WEBSOCKET_PING_TIMEOUT: ['pingTimeout', seconds(3600), '10'],
   WEBSOCKET_AUTH_TIMEOUT: ['authTimeout', seconds(300), '5'],
   WEBSOCKET_MAX_CONNECTIONS: ['maxConnections', count(1, 1_000_000), '10000'],
+  WEBSOCKET_MAX_CONNECTIONS_PER_USER: ['maxConnectionsPerUser', count(1, 1_000_000), '100'],
+  WEBSOCKET_MAX_CONNECTIONS_PER_IP: ['maxConnectionsPerIp', count(1, 1_000_000), '1000'],
+  WEBSOCKET_MAX_UNAUTHENTICATED: ['maxUnauthenticated', count(1, 1_000_000), '1000'],
   WEBSOCKET_MESSAGE_QUEUE_SIZE: ['queueSize', count(1, 1_000_000), '1000'],
   WEBSOCKET_MESSAGE_QUEUE_BYTES: ['queueBytes', count(1024, 1 << 30), String(8 << 20)],
   WEBSOCKET_BROADCAST_TIMEOUT: ['broadcastTimeout', seconds(3600), '5'],
   WEBSOCKET_MAX_MESSAGE_SIZE: ['maxMessageSize', count(256, 16 << 20), '65536'],
   WEBSOCKET_MAX_MESSAGES_PER_SECOND: ['maxMessagesPerSecond', count(1, 100_000), '50'],
   WEBSOCKET_MAX_SUBSCRIPTIONS: ['maxSubscriptions', count(1, 100_000), '100'],
+  WEBSOCKET_REPLAY_BYTES_PER_MINUTE: [
+    'replayBytesPerMinute',
+    count(1024, 1 << 30),
+    String(16 << 20),
+  ],
   WEBSOCKET_HISTORY_SIZE: ['historySize', count(1, 1_000_000), '1000'],
   WEBSOCKET_HISTORY_TTL: ['historyTtl', seconds(7 * 86400), '300'],
   WEBSOCKET_ALERT_HISTORY_SIZE: ['alertHistorySize', count(1, 1_000_000), '10000'],

@@ -10,6 +10,7 @@ import {
   ArchonError,
   CloseCode,
   ERRORS,
+  PREAUTH_MAX_BYTES,
   PROTOCOL_VERSION,
   SYSTEM_CHANNEL,
   parseChannel,
@@ -19,14 +20,16 @@ import {
   type ServerMessage,
   type SubscribeOp,
 } from '../protocol/index.js';
+import type { Admission } from './admission.js';
 import { mayJoin, type Authenticator, type Principal } from './auth.js';
 import type { Config } from './config.js';
 import { Frame, type Lane } from './frame.js';
 import { Subscription, type Hub, type Subscriber } from './hub.js';
-import { parseClientMessage, RateLimiter, rawText } from './inbound.js';
-import type { Logger } from './logging.js';
+import { parseClientMessage, quote, rawText, type ParseResult } from './inbound.js';
+import type { LogLimiter, Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 import { OutboundQueue } from './queue.js';
+import { TokenBucket } from './token-bucket.js';
 
 export type ConnectionState = 'authenticating' | 'open' | 'closing' | 'closed';
 
@@ -43,6 +46,9 @@ export interface ConnectionContext {
   readonly hub: Hub;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** For lines a client can cause: rate-limited per message (docs/metrics.md#logs). */
+  readonly noisyLog: LogLimiter;
+  readonly admission: Admission<Connection>;
   /** Called once the connection is closed and forgotten. */
   readonly onClosed: (conn: Connection, code: number) => void;
 }
@@ -65,8 +71,12 @@ export class Connection implements Subscriber {
   messagesSent = 0;
   readonly queue: OutboundQueue;
   readonly subscriptions = new Map<string, Subscription>();
-  private readonly limiter: RateLimiter;
+  private readonly limiter: TokenBucket;
+  private readonly replayBudget: TokenBucket;
+  /** Bytes received before hello succeeded (bounded by PREAUTH_MAX_BYTES). */
+  private preauthBytes = 0;
   private strikes = 0;
+  private crashed = false;
   private closeCode: number | null = null;
   private waitingDrain = false;
   private inbound: Promise<void> = Promise.resolve();
@@ -81,10 +91,14 @@ export class Connection implements Subscriber {
   ) {
     this.connectedAt = this.lastSeenAt = this.lastPingAt = this.lastWriteAt = now;
     this.queue = new OutboundQueue(ctx.config.queueSize, ctx.config.queueBytes);
-    this.limiter = new RateLimiter(ctx.config.maxMessagesPerSecond, now);
-    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
-    ws.on('close', (code) => this.onClose(code));
-    ws.on('error', (err) => this.onError(err));
+    const { maxMessagesPerSecond: rate, replayBytesPerMinute: replay } = ctx.config;
+    this.limiter = new TokenBucket(rate, rate, now);
+    this.replayBudget = new TokenBucket(replay, replay / 60, now);
+    // Nothing a client sends may throw out of a socket listener: that would end the process
+    // for every client. A failure closes this one connection with 1011 instead.
+    ws.on('message', (data, isBinary) => this.guard(() => this.onMessage(data, isBinary)));
+    ws.on('close', (code) => this.guard(() => this.onClose(code)));
+    ws.on('error', (err) => this.guard(() => this.onError(err)));
     this.after(ctx.config.authTimeout * 1000, () => {
       if (this.state === 'authenticating') this.fail('auth_timeout');
     });
@@ -96,6 +110,20 @@ export class Connection implements Subscriber {
 
   get userId(): string | null {
     return this.principal?.userId ?? null;
+  }
+
+  /** Takes `bytes` from this connection's replay budget; false when it is used up. */
+  mayReplay(bytes: number, now = Date.now()): boolean {
+    return this.replayBudget.take(now, bytes);
+  }
+
+  /** Admission: closed to make room for a newcomer while no hello has come. */
+  evict(): void {
+    this.ctx.noisyLog.info(
+      { client_id: this.id, remote_addr: this.remoteAddr, age_ms: Date.now() - this.connectedAt },
+      'Unauthenticated connection evicted',
+    );
+    this.fail('unauthenticated_evicted');
   }
 
   // --- outbound -------------------------------------------------------------------------
@@ -235,17 +263,27 @@ export class Connection implements Subscriber {
 
   // --- closing ------------------------------------------------------------------------------
 
-  /** Sends an error for a catalogue code; closes when the code has a close code. */
-  fail(code: ErrorCode, message?: string, id?: number | string): void {
+  /**
+   * The one reject path: an error for a catalogue code, counted, after every answer already
+   * queued. A code with a close code then closes the connection; any other is queued like a
+   * reply (in `lane`), so it keeps its place among the answers.
+   */
+  fail(code: ErrorCode, message?: string, id?: number | string, lane: Lane = 'normal'): void {
     const spec: { close?: number; message: string } = ERRORS[code];
     this.ctx.metrics.error(code);
-    this.writeNow({
+    const text = message ?? spec.message;
+    const error: ServerMessage = {
       type: 'error',
       ...(id !== undefined && { id }),
       code,
-      message: message ?? spec.message,
-    });
-    if (spec.close !== undefined) this.close(spec.close, message ?? spec.message);
+      message: text,
+    };
+    if (spec.close === undefined) {
+      this.reply(error, lane);
+      return;
+    }
+    this.writeNow(error);
+    this.close(spec.close, text);
   }
 
   /**
@@ -255,6 +293,7 @@ export class Connection implements Subscriber {
   close(code: number, reason = '', drain = false): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.closeCode = code;
+    this.ctx.admission.release(this);
     if (drain) this.flush();
     this.state = 'closing';
     this.queue.clear();
@@ -275,7 +314,7 @@ export class Connection implements Subscriber {
   private closeSlow(reason: string): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.ctx.metrics.error('slow_consumer');
-    this.ctx.log.warn(
+    this.ctx.noisyLog.warn(
       { client_id: this.id, user_id: this.userId, queue_depth: this.queue.depth, reason },
       'Slow consumer closed',
     );
@@ -297,7 +336,7 @@ export class Connection implements Subscriber {
     if (depth > 0 && this.closeCode === null) {
       // The peer went away with messages still owed to it: they will be recovered with since.
       this.ctx.metrics.error('send_failed');
-      this.ctx.log.error(
+      this.ctx.noisyLog.error(
         { client_id: this.id, error: 'Connection closed', queue_depth: depth },
         'WebSocket send failed',
       );
@@ -307,6 +346,7 @@ export class Connection implements Subscriber {
       for (const sub of this.subscriptions.values()) this.ctx.hub.unsubscribe(sub);
     }
     this.state = 'closed';
+    this.ctx.admission.release(this);
     this.subscriptions.clear();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
@@ -321,16 +361,43 @@ export class Connection implements Subscriber {
     } else {
       this.ctx.metrics.error('socket_error');
     }
-    this.ctx.log.warn({ client_id: this.id, error: err.message }, 'WebSocket error');
+    this.ctx.noisyLog.warn({ client_id: this.id, error: err.message }, 'WebSocket error');
   }
 
   private after(ms: number, fn: () => void): void {
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      fn();
+      this.guard(fn);
     }, ms);
     timer.unref();
     this.timers.add(timer);
+  }
+
+  /** Runs a listener's work; what it throws closes this connection (1011), never the process. */
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.crash(err);
+    }
+  }
+
+  /** An unexpected failure: logged and counted once, this connection closed with 1011. */
+  private crash(err: unknown): void {
+    if (this.crashed) {
+      this.terminate();
+      return;
+    }
+    this.crashed = true;
+    this.ctx.noisyLog.error(
+      { err, client_id: this.id, user_id: this.userId },
+      'Client message failed',
+    );
+    try {
+      this.fail('internal');
+    } catch {
+      this.terminate();
+    }
   }
 
   // --- inbound ------------------------------------------------------------------------------
@@ -339,6 +406,20 @@ export class Connection implements Subscriber {
     if (this.state === 'closing' || this.state === 'closed') return;
     const now = Date.now();
     this.lastSeenAt = now;
+    if (this.state === 'authenticating') {
+      this.preauthBytes += byteLength(data);
+      if (this.preauthBytes > PREAUTH_MAX_BYTES) {
+        this.ctx.noisyLog.warn(
+          { client_id: this.id, remote_addr: this.remoteAddr, bytes: this.preauthBytes },
+          'Connection closed: too much sent before hello',
+        );
+        this.fail(
+          'unauthenticated_limit',
+          `more than ${PREAUTH_MAX_BYTES} bytes sent before hello`,
+        );
+        return;
+      }
+    }
     if (!this.limiter.take(now)) {
       this.fail(
         'rate_limited',
@@ -346,31 +427,40 @@ export class Connection implements Subscriber {
       );
       return;
     }
-    if (isBinary) {
-      this.strike('bad_request', 'binary frames are not supported: send JSON text');
-      return;
-    }
-    const parsed = parseClientMessage(rawText(data));
+    const parsed: ParseResult = isBinary
+      ? {
+          ok: false,
+          code: 'bad_request',
+          message: 'binary frames are not supported: send JSON text',
+        }
+      : parseClientMessage(rawText(data));
     if (!parsed.ok) {
-      this.strike(parsed.code, parsed.message, parsed.id);
+      this.inOrder(() => this.strike(parsed.code, parsed.message, parsed.id), parsed.id);
       return;
     }
     const op = parsed.op;
     if (op.op === 'pong') {
-      this.awaitingPongSince = null;
+      this.awaitingPongSince = null; // answers nothing, so it needs no place in line
       return;
     }
-    // Ops are handled one at a time, in order: a pipelined hello + subscribe just works.
+    this.inOrder(
+      () => this.handle(op),
+      'id' in op ? op.id : undefined,
+      'channel' in op ? op.channel : undefined,
+    );
+  }
+
+  /**
+   * Every message is answered in arrival order, malformed ones included: a pipelined
+   * hello + subscribe just works, and an error never overtakes the answer to an op sent
+   * before it. What a step throws is reported through the one reject path.
+   */
+  private inOrder(step: () => void | Promise<void>, id?: number | string, channel?: string): void {
     this.inbound = this.inbound
-      .then(() => this.handle(op))
+      .then(step)
       .catch((err: unknown) => {
-        const id = 'id' in op ? op.id : undefined;
-        if (err instanceof ArchonError) {
-          this.fail(err.code, err.message, id);
-        } else {
-          this.ctx.log.error({ err, client_id: this.id, op: op.op }, 'Client message failed');
-          this.fail('internal', undefined, id);
-        }
+        if (err instanceof ArchonError) this.fail(err.code, err.message, id, laneFor(channel));
+        else this.crash(err);
       })
       .catch((err: unknown) => {
         // Reporting the failure failed too (socket gone): nothing more to tell this client.
@@ -381,13 +471,15 @@ export class Connection implements Subscriber {
 
   /** A malformed message gets an error; a second one closes with 4400. */
   private strike(code: ErrorCode, message: string, id?: number | string): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
     this.strikes++;
     this.ctx.metrics.error(code);
+    const error: ServerMessage = { type: 'error', ...(id !== undefined && { id }), code, message };
     if (this.strikes >= 2) {
-      this.writeNow({ type: 'error', ...(id !== undefined && { id }), code, message });
+      this.writeNow(error);
       this.close(CloseCode.protocolError, `protocol error: ${message}`);
     } else {
-      this.reply({ type: 'error', ...(id !== undefined && { id }), code, message });
+      this.reply(error);
     }
   }
 
@@ -430,8 +522,12 @@ export class Connection implements Subscriber {
       principal = await this.ctx.auth.verify(token);
     } catch (err) {
       const code = err instanceof ArchonError ? err.code : 'unauthorized';
-      this.ctx.log.info(
-        { client_id: this.id, reason: err instanceof Error ? err.message : code },
+      this.ctx.noisyLog.info(
+        {
+          client_id: this.id,
+          remote_addr: this.remoteAddr,
+          reason: err instanceof Error ? err.message : code,
+        },
         'Authentication failed',
       );
       this.fail(
@@ -441,6 +537,19 @@ export class Connection implements Subscriber {
       return;
     }
     if (this.state !== 'authenticating') return;
+    if (!this.ctx.admission.authenticated(this, principal.userId)) {
+      if (this.state !== 'authenticating') return; // evicted while the token was checked
+      this.ctx.metrics.rejected.inc({ reason: 'per_user' });
+      this.ctx.noisyLog.warn(
+        { client_id: this.id, user_id: principal.userId, remote_addr: this.remoteAddr },
+        'Connection refused: user connection limit',
+      );
+      this.fail(
+        'user_connection_limit',
+        `user ${quote(principal.userId)} already holds ${this.ctx.config.maxConnectionsPerUser} connections on this instance`,
+      );
+      return;
+    }
     this.principal = principal;
     this.clientVersion = client ?? null;
     this.state = 'open';
@@ -487,26 +596,9 @@ export class Connection implements Subscriber {
   private async subscribe(op: SubscribeOp): Promise<void> {
     const principal = this.principal as Principal;
     const channel = parseChannel(op.channel);
-    if (!channel) {
-      this.ctx.metrics.error('unknown_channel');
-      this.reply({
-        type: 'error',
-        ...(op.id !== undefined && { id: op.id }),
-        code: 'unknown_channel',
-        message: `unknown channel ${JSON.stringify(op.channel)}`,
-      });
-      return;
-    }
-    if (!mayJoin(principal, channel)) {
-      this.ctx.metrics.error('forbidden');
-      this.reply({
-        type: 'error',
-        ...(op.id !== undefined && { id: op.id }),
-        code: 'forbidden',
-        message: `account ${channel.account ?? ''} is not yours`,
-      });
-      return;
-    }
+    if (!channel) throw new ArchonError('unknown_channel', `unknown channel ${quote(op.channel)}`);
+    if (!mayJoin(principal, channel))
+      throw new ArchonError('forbidden', `account ${channel.account ?? ''} is not yours`);
     if (channel.name === SYSTEM_CHANNEL) {
       // Every connection receives system notices; subscribing is a no-op that succeeds.
       this.reply({
@@ -526,31 +618,46 @@ export class Connection implements Subscriber {
     ) {
       // Each subscription costs memory here and in the backplane: a client cannot grow it
       // without bound by subscribing to made-up names.
-      this.ctx.metrics.error('too_many_subscriptions');
-      this.reply({
-        type: 'error',
-        ...(op.id !== undefined && { id: op.id }),
-        code: 'too_many_subscriptions',
-        message: `at most ${this.ctx.config.maxSubscriptions} subscriptions per connection`,
-      });
-      return;
+      throw new ArchonError(
+        'too_many_subscriptions',
+        `at most ${this.ctx.config.maxSubscriptions} subscriptions per connection`,
+      );
     }
     this.dropSubscription(channel.name);
     const sub = new Subscription(this, channel);
     this.subscriptions.set(channel.name, sub);
-    await this.ctx.hub.subscribe(sub, op.since, op.id);
+    try {
+      await this.ctx.hub.subscribe(sub, op.since, op.id);
+    } catch (err) {
+      if (this.subscriptions.get(channel.name) === sub) this.subscriptions.delete(channel.name);
+      if (err instanceof ArchonError) throw err;
+      // The backplane could not be read: this subscribe fails, the connection stays.
+      this.ctx.metrics.backplaneErrors.inc();
+      this.ctx.log.warn({ err, client_id: this.id, channel: channel.name }, 'Subscribe failed');
+      throw new ArchonError('backplane_unavailable', 'backplane unavailable: retry the subscribe');
+    }
   }
 }
 
 /** Replies about an alert channel travel in its lane, so they keep their order with its
  * events (an `unsubscribed` must not arrive after the next `subscribed`). */
-function laneFor(channel: string): Lane {
-  return parseChannel(channel)?.class === 'alert' ? 'priority' : 'normal';
+function laneFor(channel: string | undefined): Lane {
+  return channel !== undefined && parseChannel(channel)?.class === 'alert' ? 'priority' : 'normal';
 }
 
-/** A close reason may hold at most 123 bytes of UTF-8; ws throws on more. */
-function truncateUtf8(text: string, maxBytes: number): string {
-  let out = text;
-  while (Buffer.byteLength(out) > maxBytes) out = out.slice(0, -1);
-  return out;
+/** A close reason may hold at most 123 bytes of UTF-8 (ws throws on more). Linear: cut the
+ * encoded bytes once, then back off to the start of a character. */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  // A UTF-16 unit is at least one byte, so more than maxBytes units can never fit.
+  const head = text.length > maxBytes ? text.slice(0, maxBytes) : text;
+  const bytes = Buffer.from(head, 'utf8');
+  if (bytes.length <= maxBytes) return head;
+  let end = maxBytes;
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString('utf8');
+}
+
+function byteLength(data: WebSocket.RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
+  return data.byteLength;
 }

@@ -17,12 +17,15 @@ import {
   TEST_LIFETIME_S,
   TEST_MAX_HOLD_S,
 } from '../protocol/index.js';
-import { RateLimiter } from './inbound.js';
+import { TokenBucket } from './token-bucket.js';
 
 export const TEST_MAX_ECHO_BYTES = 1024;
 export const TEST_MESSAGES_PER_SECOND = 10;
 export const TEST_LIFETIME_MS = TEST_LIFETIME_S * 1000;
 export const TEST_MAX_CONNECTIONS = 100;
+/** These endpoints need no token: a peer that never answers our close is cut after this
+ * long instead of ws's 30 s, so unanswered closes cannot pile up sockets. */
+export const DIAGNOSTIC_CLOSE_GRACE_MS = 1000;
 // `?hold=` is bounded by TEST_MAX_HOLD_S: test connections are unauthenticated and capped
 // per instance, and a bound keeps a few held ones from blocking the endpoint for long.
 
@@ -57,9 +60,9 @@ export function testLifetime(target: string): { lifetimeMs: number } | { error: 
 export function serveTestConnection(ws: WebSocket, server: string, options: TestOptions): void {
   const { lifetimeMs } = options;
   const seconds = lifetimeMs / 1000;
-  const limiter = new RateLimiter(TEST_MESSAGES_PER_SECOND, Date.now());
+  const limiter = new TokenBucket(TEST_MESSAGES_PER_SECOND, TEST_MESSAGES_PER_SECOND, Date.now());
   const timer = setTimeout(
-    () => ws.close(CloseCode.normal, `${TEST_CLOSE_REASONS.timeLimit} (${seconds} s)`),
+    () => closeHard(ws, CloseCode.normal, `${TEST_CLOSE_REASONS.timeLimit} (${seconds} s)`),
     lifetimeMs,
   );
   timer.unref();
@@ -78,8 +81,16 @@ export function serveTestConnection(ws: WebSocket, server: string, options: Test
     }),
   );
   ws.on('message', (data, isBinary) => {
+    try {
+      echo(data, isBinary);
+    } catch {
+      ws.terminate(); // nothing a tester sends may throw out of this listener
+    }
+  });
+  const echo = (data: WebSocket.RawData, isBinary: boolean): void => {
+    if (ws.readyState !== ws.OPEN) return;
     if (!limiter.take(Date.now())) {
-      ws.close(CloseCode.policy, TEST_CLOSE_REASONS.rateLimited);
+      closeHard(ws, CloseCode.policy, TEST_CLOSE_REASONS.rateLimited);
       return;
     }
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
@@ -94,11 +105,19 @@ export function serveTestConnection(ws: WebSocket, server: string, options: Test
       return;
     }
     ws.send(bytes.toString('utf8'));
-  });
+  };
 }
 
 export function serveHealthConnection(ws: WebSocket, server: string, draining: boolean): void {
   ws.on('error', () => ws.terminate());
   ws.send(JSON.stringify({ type: 'health', status: draining ? 'draining' : 'ok', server }));
-  ws.close(CloseCode.normal, 'health check done');
+  closeHard(ws, CloseCode.normal, 'health check done');
+}
+
+/** Starts the close handshake and cuts the socket if the peer has not finished it in time. */
+export function closeHard(ws: WebSocket, code: number, reason: string): void {
+  ws.close(code, reason);
+  const timer = setTimeout(() => ws.terminate(), DIAGNOSTIC_CLOSE_GRACE_MS);
+  timer.unref();
+  ws.once('close', () => clearTimeout(timer));
 }

@@ -10,11 +10,13 @@ import {
   ArchonError,
   CloseCode,
   ERRORS,
+  HEALTH_MAX_CONNECTIONS,
   parseChannel,
   SYSTEM_CHANNEL,
   TEST_CLOSE_REASONS,
 } from '../protocol/index.js';
 import { AdminService, LocalAdminApi, type AdminApi } from './admin.js';
+import { Admission } from './admission.js';
 import { Authenticator } from './auth.js';
 import type { Backplane, PublishInput, PublishResult } from './backplane/backplane.js';
 import { MemoryBackplane } from './backplane/memory.js';
@@ -32,10 +34,11 @@ import {
 import { TokenSet } from './http/bearer.js';
 import { registerRoutes } from './http/routes.js';
 import { registerWeb } from './http/web.js';
+import { validateEvents } from './publish.js';
 import { Hub } from './hub.js';
-import { createLogger, type Logger } from './logging.js';
+import { createLogger, LogLimiter, type Logger } from './logging.js';
 import { Metrics } from './metrics.js';
-import { remoteAddress, UpgradeHandler, type Endpoint } from './upgrade.js';
+import { UpgradeHandler } from './upgrade.js';
 
 export interface GatewayOptions {
   /** Where logs go (default stdout). */
@@ -62,6 +65,10 @@ export class Gateway {
   private readonly connectionContext: ConnectionContext;
   /** Open `/api/v1/ws/test` sockets: counted against their own cap, closed on shutdown. */
   private readonly testSockets = new Set<WebSocket>();
+  /** Open `/api/v1/ws/health` sockets (at most HEALTH_MAX_CONNECTIONS). */
+  private readonly healthSockets = new Set<WebSocket>();
+  /** Who may open a client connection, and who makes room (docs/security.md). */
+  readonly admission: Admission<Connection>;
   /** Test connections with a `?hold=` over the default minute (bounded: TEST_MAX_LONG_HOLDS). */
   private readonly longHolds = new Set<WebSocket>();
   private draining = false;
@@ -92,17 +99,22 @@ export class Gateway {
         : new RedisBackplane({ url: config.redisUrl, limits, log: this.log }));
     this.metrics = new Metrics(config.serverId, {
       active: () => this.connections.size,
+      unauthenticated: () => this.admission.unauthenticatedCount,
       queueDepth: () => service.queueDepth(),
       backplaneUp: () => this.backplane.healthy(),
     });
     this.hub = new Hub(this.backplane, this.metrics, this.log);
+    const noisyLog = new LogLimiter(this.log);
     this.auth = new Authenticator(config);
+    this.admission = new Admission(config);
     this.connectionContext = {
+      admission: this.admission,
       config,
       auth: this.auth,
       hub: this.hub,
       metrics: this.metrics,
       log: this.log,
+      noisyLog,
       onClosed: (conn, code) => {
         this.connections.delete(conn);
         this.hub.remove(conn);
@@ -136,22 +148,19 @@ export class Gateway {
       config,
       {
         draining: () => this.draining,
-        count: (endpoint) => this.count(endpoint),
-        limit: (endpoint) =>
-          endpoint === 'client'
-            ? config.maxConnections
-            : endpoint === 'test'
-              ? TEST_MAX_CONNECTIONS
-              : Infinity,
+        admit: (endpoint, addr, pending) => {
+          if (endpoint === 'client') return this.admission.admit(addr, pending);
+          const [open, max] =
+            endpoint === 'test'
+              ? [this.testSockets.size, TEST_MAX_CONNECTIONS]
+              : [this.healthSockets.size, HEALTH_MAX_CONNECTIONS];
+          return open + pending >= max ? 'capacity' : null;
+        },
         longHolds: () => this.longHolds.size,
-        accept: (endpoint, ws, socket, req) => {
+        accept: (endpoint, ws, socket, req, addr) => {
           if (endpoint === 'client') {
-            const conn = new Connection(
-              ws,
-              socket,
-              remoteAddress(req, this.upgrades.trustedProxies),
-              this.connectionContext,
-            );
+            const conn = new Connection(ws, socket, addr, this.connectionContext);
+            this.admission.opened(conn);
             this.connections.add(conn);
             this.hub.add(conn);
             this.metrics.connected(this.connections.size);
@@ -171,12 +180,15 @@ export class Gateway {
               pingTimeout: config.pingTimeout,
             });
           } else {
+            this.healthSockets.add(ws);
+            ws.on('close', () => this.healthSockets.delete(ws));
             serveHealthConnection(ws, config.serverId, this.draining);
           }
         },
       },
       this.metrics,
       this.log,
+      noisyLog,
     );
     // Fastify's own request logs would drown the operator's signal: our error handler logs
     // what fails, and the gateway logs what matters.
@@ -206,12 +218,6 @@ export class Gateway {
       admin: this.admin,
     });
     registerWeb(this.app);
-  }
-
-  private count(endpoint: Endpoint): number {
-    if (endpoint === 'client') return this.connections.size;
-    if (endpoint === 'test') return this.testSockets.size;
-    return 0;
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -254,11 +260,15 @@ export class Gateway {
     return (this.app.server.address() as AddressInfo).port;
   }
 
-  /** Validated events in, stored results out; fan-out happens after, never awaited. */
+  /**
+   * Every publish path (HTTP, broadcast, demo feed) comes here: validated whole before
+   * anything is stored, then stored whole or not at all. Fan-out happens after, never awaited.
+   */
   async publish(events: PublishInput[]): Promise<PublishResult[]> {
+    const valid = validateEvents(events);
     let results: PublishResult[];
     try {
-      results = await this.backplane.publish(events);
+      results = await this.backplane.publish(valid);
     } catch (err) {
       this.metrics.backplaneErrors.inc();
       this.log.error({ err }, 'Backplane publish failed');

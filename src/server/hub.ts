@@ -5,6 +5,7 @@
  * frames are flushed together in one setImmediate turn, one corked socket write each.
  */
 import {
+  ArchonError,
   isReplayable,
   type ChannelInfo,
   type EventMessage,
@@ -20,6 +21,7 @@ import {
 import { Frame } from './frame.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
+import { ReplayFrames } from './replay-frames.js';
 
 /** What the hub needs of a connection. */
 export interface Subscriber {
@@ -32,7 +34,12 @@ export interface Subscriber {
   resync(channels: string[]): void;
   /** Receives system broadcasts (only once authenticated). */
   readonly receivesBroadcasts: boolean;
+  /** Takes `bytes` from the connection's replay budget; false when it is used up. */
+  mayReplay(bytes: number, now?: number): boolean;
 }
+
+/** Replayed frames kept for sharing between resuming subscribers. */
+const REPLAY_CACHE_BYTES = 32 << 20;
 
 interface PendingEvent {
   readonly frame: Frame;
@@ -64,6 +71,7 @@ export class Hub implements BackplaneListener {
   private readonly subscribers = new Set<Subscriber>();
   private readonly dirty = new Set<Subscriber>();
   private flushScheduled = false;
+  private readonly replays = new ReplayFrames(REPLAY_CACHE_BYTES);
 
   constructor(
     private readonly backplane: Backplane,
@@ -83,7 +91,9 @@ export class Hub implements BackplaneListener {
   /**
    * Opens a subscription: registers it first so no live event is missed, then reads the
    * snapshot or the replay, queues `subscribed` + snapshot/replay, and finally releases the
-   * live events that arrived meanwhile, skipping those the replay already covered.
+   * live events that arrived meanwhile, skipping those the replay already covered. What is
+   * replayed comes out of the connection's replay budget: a subscribe that would exceed it
+   * fails with `replay_limited` and sends nothing. Any failure leaves nothing registered.
    */
   async subscribe(sub: Subscription, since: Since | undefined, id: number | string | undefined) {
     const name = sub.channel.name;
@@ -97,14 +107,37 @@ export class Hub implements BackplaneListener {
       });
     }
     local.subs.add(sub);
+    let frames: Frame[];
     try {
       await local.ready;
+      frames = await this.opening(sub, since, id);
     } catch (err) {
       this.unsubscribe(sub);
       throw err;
     }
+    if (this.channels.get(name)?.subs.has(sub) !== true) return; // dropped while reading
+    const now = Date.now();
+    for (const frame of frames) {
+      if (!sub.subscriber.send(frame, now, true)) return;
+    }
+    const pending = sub.pending;
+    sub.pending = [];
+    sub.state = 'live';
+    for (const p of pending) {
+      this.deliver(sub, p.frame, p.seq, p.epoch, now);
+      p.frame.release();
+    }
+    this.scheduleFlush(sub.subscriber);
+  }
+
+  /** The frames that open a subscription: `subscribed`, then the snapshot or the replay. */
+  private async opening(
+    sub: Subscription,
+    since: Since | undefined,
+    id: number | string | undefined,
+  ): Promise<Frame[]> {
+    const name = sub.channel.name;
     const cls = sub.channel.class;
-    // What follows `subscribed`: the snapshot of a state channel, or the replayed events.
     const after: Frame[] = [];
     let recovered = true;
     if (cls === 'state') {
@@ -132,7 +165,15 @@ export class Hub implements BackplaneListener {
       sub.epoch = history.epoch;
       sub.lastSeq = history.seq;
       if (recovered)
-        for (const event of history.events) after.push(Frame.of({ type: 'event', ...event }, cls));
+        for (const event of history.events)
+          after.push(this.replays.frame(event, history.epoch, cls));
+    }
+    const bytes = after.reduce((n, f) => n + f.size, 0);
+    if (bytes > 0 && !sub.subscriber.mayReplay(bytes)) {
+      throw new ArchonError(
+        'replay_limited',
+        `replaying ${name} needs ${bytes} bytes, more than this connection has left of its replay budget: retry later`,
+      );
     }
     const subscribed = Frame.of(
       {
@@ -148,20 +189,7 @@ export class Hub implements BackplaneListener {
       // Answers for an alert channel travel in the alert lane, ahead of its events.
       cls === 'alert' ? 'priority' : 'normal',
     );
-    const frames = [subscribed, ...after];
-    if (this.channels.get(name)?.subs.has(sub) !== true) return; // dropped while reading
-    const now = Date.now();
-    for (const frame of frames) {
-      if (!sub.subscriber.send(frame, now, true)) return;
-    }
-    const pending = sub.pending;
-    sub.pending = [];
-    sub.state = 'live';
-    for (const p of pending) {
-      this.deliver(sub, p.frame, p.seq, p.epoch, now);
-      p.frame.release();
-    }
-    this.scheduleFlush(sub.subscriber);
+    return [subscribed, ...after];
   }
 
   unsubscribe(sub: Subscription): void {
@@ -196,7 +224,17 @@ export class Hub implements BackplaneListener {
       ts: event.ts,
       data: event.data,
     };
-    const frame = new Frame(Buffer.from(JSON.stringify(message)), {
+    let payload: Buffer;
+    try {
+      payload = Buffer.from(JSON.stringify(message));
+    } catch (err) {
+      // Publish validates data, so this is another writer's event (a Redis shared with an
+      // older version): the subscribers must not miss it silently.
+      this.log.error({ err, channel: event.channel, seq: event.seq }, 'Event cannot be sent');
+      this.resync([event.channel]);
+      return;
+    }
+    const frame = new Frame(payload, {
       cls,
       channel: event.channel,
       conflateKey:

@@ -1,6 +1,6 @@
-/** Validation of client → server messages (DESIGN §3) and the inbound rate limit. */
+/** Validation of client → server messages (docs/protocol.md, docs/security.md). */
 import { z } from 'zod';
-import type { ClientOp } from '../protocol/index.js';
+import { MAX_OP_DEPTH, MAX_QUOTED_CHARS, type ClientOp } from '../protocol/index.js';
 
 const id = z.union([z.number().int(), z.string().max(64)]).optional();
 const channel = z.string().min(1).max(200);
@@ -33,7 +33,19 @@ export type ParseResult =
       id?: number | string;
     };
 
+/**
+ * Parses one client message. Total and linear in the text's length: nesting is measured
+ * on the raw text before JSON.parse builds anything, nothing walks an unvalidated value,
+ * and an error message quotes client values only when short (docs/security.md).
+ */
 export function parseClientMessage(text: string): ParseResult {
+  if (nestingExceeds(text, MAX_OP_DEPTH)) {
+    return {
+      ok: false,
+      code: 'bad_request',
+      message: `message nested deeper than ${MAX_OP_DEPTH} levels`,
+    };
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -44,54 +56,71 @@ export function parseClientMessage(text: string): ParseResult {
     return { ok: false, code: 'bad_request', message: 'message must be a JSON object' };
   }
   const record = value as Record<string, unknown>;
-  const requestId =
-    typeof record.id === 'number' || typeof record.id === 'string' ? record.id : undefined;
+  const echoed = id.safeParse(record.id);
+  const requestId = echoed.success ? echoed.data : undefined;
+  const withId = requestId !== undefined ? { id: requestId } : {};
   if (typeof record.op !== 'string' || !KNOWN_OPS.has(record.op)) {
     return {
       ok: false,
       code: 'unknown_op',
-      message: `unknown op ${JSON.stringify(record.op ?? null)}: expected hello, subscribe, unsubscribe, pong or ping`,
-      ...(requestId !== undefined && { id: requestId }),
+      message: `unknown op ${quote(record.op)}: expected hello, subscribe, unsubscribe, pong or ping`,
+      ...withId,
     };
   }
   const parsed = ClientOpSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const where = issue?.path.join('.') ?? '';
+    const where = issue?.path.map((p) => quote(p, false)).join('.') ?? '';
+    const why = (issue?.message ?? 'invalid').slice(0, 200);
     return {
       ok: false,
       code: 'bad_request',
-      message: `invalid ${record.op}: ${where ? `${where}: ` : ''}${issue?.message ?? 'invalid'}`,
-      ...(requestId !== undefined && { id: requestId }),
+      message: `invalid ${record.op}: ${where ? `${where}: ` : ''}${why}`,
+      ...withId,
     };
   }
   return { ok: true, op: parsed.data };
+}
+
+/**
+ * Whether JSON text nests arrays/objects deeper than `max`, in one pass over the text
+ * (brackets inside strings do not count). Runs before JSON.parse, so a hostile message
+ * never reaches anything that recurses over it.
+ */
+export function nestingExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \\ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/** A client value for an error message: short strings quoted, anything else by its type. */
+export function quote(value: unknown, json = true): string {
+  if (typeof value === 'string') {
+    if (value.length > MAX_QUOTED_CHARS) return `(a string of ${value.length} characters)`;
+    return json ? JSON.stringify(value) : value;
+  }
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (value === null || value === undefined) return String(value);
+  return Array.isArray(value)
+    ? '(an array)'
+    : `(${typeof value === 'object' ? 'an object' : typeof value})`;
 }
 
 /** The text of a WebSocket message as `ws` hands it over. */
 export function rawText(data: Buffer | ArrayBuffer | Buffer[]): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.from(data).toString('utf8');
-}
-
-/** Token bucket: `rate` messages per second sustained, bursts up to `rate`. */
-export class RateLimiter {
-  private tokens: number;
-  private last: number;
-
-  constructor(
-    private readonly rate: number,
-    now: number,
-  ) {
-    this.tokens = rate;
-    this.last = now;
-  }
-
-  take(now: number): boolean {
-    this.tokens = Math.min(this.rate, this.tokens + ((now - this.last) / 1000) * this.rate);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
 }

@@ -42,6 +42,7 @@ export class Metrics {
   private peakDay = '';
 
   readonly connectionsActive: client.Gauge;
+  readonly connectionsUnauthenticated: client.Gauge;
   readonly connectionsTotal: client.Counter;
   readonly messagesSent: client.Counter<'class'>;
   readonly errors: client.Counter<'type'>;
@@ -56,7 +57,12 @@ export class Metrics {
 
   constructor(
     server: string,
-    gauges: { active: () => number; queueDepth: () => number; backplaneUp: () => boolean },
+    gauges: {
+      active: () => number;
+      unauthenticated: () => number;
+      queueDepth: () => number;
+      backplaneUp: () => boolean;
+    },
     now: () => number = Date.now,
   ) {
     const registers = [this.registry];
@@ -71,6 +77,14 @@ export class Metrics {
       registers,
       collect() {
         this.set(gauges.active());
+      },
+    });
+    this.connectionsUnauthenticated = new client.Gauge({
+      name: 'archon_websocket_connections_unauthenticated',
+      help: 'WebSocket connections open now that have not completed hello (WEBSOCKET_MAX_UNAUTHENTICATED)',
+      registers,
+      collect() {
+        this.set(gauges.unauthenticated());
       },
     });
     this.connectionsTotal = new client.Counter({
@@ -119,7 +133,7 @@ export class Metrics {
     });
     this.rejected = new client.Counter({
       name: 'archon_websocket_connections_rejected_total',
-      help: 'Upgrades refused at the handshake, by reason',
+      help: 'Connections refused at the handshake (or at hello: per_user), by reason',
       labelNames: ['reason'],
       registers,
     });

@@ -1,7 +1,14 @@
-/** Validation of POST /api/v1/publish bodies (DESIGN §4). */
+/** Validation of POST /api/v1/publish bodies and of every event published (docs/http-api.md). */
 import { z } from 'zod';
-import { ArchonError, parseChannel, SYSTEM_CHANNEL } from '../protocol/index.js';
+import {
+  ArchonError,
+  MAX_DATA_DEPTH,
+  MAX_EVENT_DATA_BYTES,
+  parseChannel,
+  SYSTEM_CHANNEL,
+} from '../protocol/index.js';
 import type { PublishInput } from './backplane/backplane.js';
+import { nestingExceeds } from './inbound.js';
 
 export const MAX_BATCH = 1000;
 
@@ -63,4 +70,74 @@ export function parsePublishBody(body: unknown): PublishInput[] {
     }
     return { channel: e.channel, key, data: e.data, id: e.id };
   });
+}
+
+/**
+ * Checks what every publish path stores, before anything is stored (publish is all or
+ * nothing): `data` at most MAX_DATA_DEPTH deep, serializable, and at most
+ * MAX_EVENT_DATA_BYTES as JSON. Returns the events with their data serialized once, which
+ * the backplane stores as is. Throws ArchonError('invalid_event') naming the first bad event.
+ */
+export function validateEvents(events: readonly PublishInput[]): PublishInput[] {
+  return events.map((e, i) => {
+    const at = events.length > 1 ? ` (events.${i})` : '';
+    const tooLarge = (what: string) =>
+      new ArchonError(
+        'invalid_event',
+        `data is ${what}: at most ${MAX_EVENT_DATA_BYTES} bytes of JSON are allowed${at}`,
+      );
+    const tooDeep = () =>
+      new ArchonError('invalid_event', `data is nested deeper than ${MAX_DATA_DEPTH} levels${at}`);
+    let json: string | undefined;
+    try {
+      // The walk stops JSON.stringify from recursing into a hostile depth; the check of
+      // the text below covers what toJSON methods (in-process publishers) may add.
+      // Every value costs at least one byte of JSON: more values than the size limit has
+      // bytes cannot fit, however they are shared.
+      const problem = shapeProblem(e.data, MAX_DATA_DEPTH, MAX_EVENT_DATA_BYTES);
+      if (problem === 'depth') throw tooDeep();
+      if (problem === 'size') throw tooLarge(`more than ${MAX_EVENT_DATA_BYTES} values`);
+      json = JSON.stringify(e.data);
+    } catch (err) {
+      if (err instanceof ArchonError) throw err;
+      const why = err instanceof Error ? err.message.slice(0, 100) : 'not serializable';
+      throw new ArchonError('invalid_event', `data cannot be written as JSON: ${why}${at}`);
+    }
+    if (json === undefined)
+      throw new ArchonError('invalid_event', `data cannot be written as JSON${at}`);
+    const bytes = Buffer.byteLength(json);
+    if (bytes > MAX_EVENT_DATA_BYTES) throw tooLarge(`${bytes} bytes as JSON`);
+    if (nestingExceeds(json, MAX_DATA_DEPTH)) throw tooDeep();
+    return { ...e, json };
+  });
+}
+
+/** Whether a value nests objects/arrays deeper than `max` (a cycle always does). */
+export function exceedsDepth(value: unknown, max: number): boolean {
+  return shapeProblem(value, max, Infinity) === 'depth';
+}
+
+/**
+ * What makes a value unfit to store, found without recursion: nesting deeper than
+ * `maxDepth` (a cycle always is), or more than `maxNodes` values in all (counting a value
+ * shared by several parents once per parent, as JSON.stringify would write it, so an object
+ * graph that would expand exponentially is caught before it is written).
+ */
+export function shapeProblem(
+  value: unknown,
+  maxDepth: number,
+  maxNodes: number,
+): 'depth' | 'size' | null {
+  const stack: [unknown, number][] = [[value, 0]];
+  let nodes = 0;
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [node, depth] = top;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth >= maxDepth) return 'depth';
+    for (const child of Object.values(node)) {
+      if (++nodes > maxNodes) return 'size';
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return null;
 }

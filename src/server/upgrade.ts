@@ -7,9 +7,12 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SUBPROTOCOL, TEST_MAX_LONG_HOLDS, type ErrorCode, ERRORS } from '../protocol/index.js';
+import type { UpgradeRefusal } from './admission.js';
 import type { Config } from './config.js';
 import { testLifetime, TEST_LIFETIME_MS } from './diagnostics.js';
-import type { Logger } from './logging.js';
+import { quote } from './inbound.js';
+import { TrustedProxies } from './trusted-proxies.js';
+import type { LogLimiter, Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 
 export type Endpoint = 'client' | 'test' | 'health';
@@ -22,9 +25,9 @@ const PATHS: Record<string, Endpoint> = {
 
 export interface UpgradeHooks {
   readonly draining: () => boolean;
-  /** Connections open or being opened on an endpoint. */
-  readonly count: (endpoint: Endpoint) => number;
-  readonly limit: (endpoint: Endpoint) => number;
+  /** May one more connection open on an endpoint from this address, with `pending`
+   * handshakes under way? May make room by evicting; null when admitted. */
+  readonly admit: (endpoint: Endpoint, addr: string, pending: number) => UpgradeRefusal | null;
   /** Test connections open with a `?hold=` longer than the default minute. */
   readonly longHolds: () => number;
   readonly accept: (
@@ -32,6 +35,7 @@ export interface UpgradeHooks {
     ws: WebSocket,
     socket: Duplex,
     req: IncomingMessage,
+    addr: string,
   ) => void;
 }
 
@@ -43,7 +47,7 @@ export interface UpgradeHooks {
  */
 export function remoteAddress(
   req: IncomingMessage,
-  trusted: ReadonlySet<string> = new Set(),
+  trusted: { has(addr: string): boolean } = new Set<string>(),
 ): string {
   const peer = req.socket.remoteAddress ?? 'unknown';
   const header = req.headers['x-forwarded-for'];
@@ -63,7 +67,7 @@ export class UpgradeHandler {
   private readonly wss: WebSocketServer;
   private readonly allowAnyOrigin: boolean;
   private readonly origins: ReadonlySet<string>;
-  readonly trustedProxies: ReadonlySet<string>;
+  readonly trustedProxies: TrustedProxies;
   private handshaking = 0;
 
   constructor(
@@ -71,6 +75,7 @@ export class UpgradeHandler {
     private readonly hooks: UpgradeHooks,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly noisyLog: LogLimiter,
   ) {
     this.wss = new WebSocketServer({
       noServer: true,
@@ -81,18 +86,29 @@ export class UpgradeHandler {
     });
     this.allowAnyOrigin = config.allowedOrigins.length === 0 || config.allowedOrigins.includes('*');
     this.origins = new Set(config.allowedOrigins);
-    this.trustedProxies = new Set(config.trustedProxies);
+    this.trustedProxies = new TrustedProxies(config.trustedProxies);
   }
 
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // A socket error before the handshake completes must not crash the process.
     socket.on('error', () => socket.destroy());
+    try {
+      this.upgrade(req, socket, head);
+    } catch (err) {
+      // Nothing a request carries may throw out of the server's 'upgrade' listener.
+      this.noisyLog.error({ err, url: req.url?.slice(0, 200) }, 'WebSocket upgrade failed');
+      this.metrics.error('internal');
+      socket.destroy();
+    }
+  };
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // Plain string work: `new URL` throws on targets like `//x:99999/`, and a throw here
     // would take the process down.
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const endpoint = PATHS[path];
     if (endpoint === undefined) {
-      this.refuse(socket, 'not_found', `no WebSocket endpoint at ${path}`, 'not_found');
+      this.refuse(socket, 'not_found', `no WebSocket endpoint at ${quote(path)}`, 'not_found');
       return;
     }
     let longHold = false;
@@ -108,16 +124,32 @@ export class UpgradeHandler {
       this.refuse(socket, 'draining', undefined, 'draining', { 'Retry-After': '1' });
       return;
     }
+    const addr = remoteAddress(req, this.trustedProxies);
     const origin = req.headers.origin;
     if (origin !== undefined && !this.allowAnyOrigin && !this.origins.has(origin)) {
       this.log.warn(
-        { origin, remote_addr: remoteAddress(req, this.trustedProxies) },
+        { origin: origin.slice(0, 200), remote_addr: addr },
         'WebSocket origin refused',
       );
-      this.refuse(socket, 'origin_not_allowed', `origin ${origin} is not allowed`, 'origin');
+      this.refuse(socket, 'origin_not_allowed', `origin ${quote(origin)} is not allowed`, 'origin');
       return;
     }
-    if (this.hooks.count(endpoint) + this.handshaking >= this.hooks.limit(endpoint)) {
+    const refusal = this.hooks.admit(endpoint, addr, this.handshaking);
+    if (refusal === 'per_ip') {
+      this.noisyLog.warn(
+        { remote_addr: addr },
+        'WebSocket upgrade refused: address connection limit',
+      );
+      this.refuse(
+        socket,
+        'ip_connection_limit',
+        `${this.config.maxConnectionsPerIp} connections from ${addr} are open on this instance (WEBSOCKET_MAX_CONNECTIONS_PER_IP)`,
+        'per_ip',
+        { 'Retry-After': '10' },
+      );
+      return;
+    }
+    if (refusal === 'capacity') {
       this.refuse(socket, 'at_capacity', undefined, 'capacity', { 'Retry-After': '5' });
       return;
     }
@@ -140,9 +172,9 @@ export class UpgradeHandler {
     socket.once('close', done);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       done();
-      this.hooks.accept(endpoint, ws, socket, req);
+      this.hooks.accept(endpoint, ws, socket, req, addr);
     });
-  };
+  }
 
   close(): void {
     this.wss.close();
@@ -178,5 +210,6 @@ const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
   403: 'Forbidden',
   404: 'Not Found',
+  429: 'Too Many Requests',
   503: 'Service Unavailable',
 };

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { TestClient, until } from '../support/client.js';
+import { errorsOf, TestClient, until } from '../support/client.js';
 import { useGateway } from '../support/fixture.js';
 import type { ErrorBody, TestGateway } from '../support/gateway.js';
 import { metricValue } from '../support/metrics.js';
@@ -100,12 +100,17 @@ describe('handshake limits', () => {
       expect(tg.gateway.connections.size).toBe(3);
     });
 
-    it('counts connections that have not sent hello yet against the cap', async () => {
+    it('makes room at the cap by closing the oldest connection that has not sent hello (1013)', async () => {
       const tg = await gw.start({ WEBSOCKET_MAX_CONNECTIONS: '2' });
-      await gw.connect(); // open, but silent: no hello
+      const silent = await gw.connect(); // open, but silent: no hello
       await gw.authed();
-      const third = gw.track(new TestClient(`${tg.ws}/api/v1/ws`));
-      await expect(third.opened).rejects.toThrow('HTTP 503');
+      const third = await gw.authed();
+      await third.subscribe('signals');
+      expect((await silent.closed).code).toBe(1013);
+      expect(errorsOf(silent).map((m) => m.code)).toEqual(['unauthenticated_evicted']);
+      // Everyone left is authenticated: the next one is refused at the handshake.
+      const fourth = gw.track(new TestClient(`${tg.ws}/api/v1/ws`));
+      await expect(fourth.opened).rejects.toThrow('HTTP 503');
     });
 
     it('keeps the connectivity test endpoint open when client connections are at the cap', async () => {

@@ -13,6 +13,8 @@ export interface PublishInput {
   readonly data: unknown;
   /** Idempotency key: a retry with the same id returns the first result, stored once. */
   readonly id?: string | undefined;
+  /** `data` as JSON, when the caller serialized it already (validation does). */
+  readonly json?: string | undefined;
 }
 
 export interface PublishResult {
@@ -63,7 +65,8 @@ export interface Backplane {
   readonly kind: 'memory' | 'redis';
   start(listener: BackplaneListener): Promise<void>;
   stop(): Promise<void>;
-  /** Numbers, stores and fans out; resolves once stored (never waits on subscribers). */
+  /** Numbers, stores and fans out; resolves once stored (never waits on subscribers). All or
+   * nothing: a rejection means no event of the batch was stored. */
   publish(events: readonly PublishInput[]): Promise<PublishResult[]>;
   /** This instance has local subscribers for the channel: deliver its events here. */
   subscribe(channel: string): Promise<void>;

@@ -4,6 +4,7 @@ import { isReplayable, parseChannel, type StoredEvent } from '../../protocol/ind
 import {
   historyBounds,
   type Backplane,
+  type BackplaneEvent,
   type BackplaneListener,
   type HistoryLimits,
   type HistoryRead,
@@ -42,6 +43,7 @@ export class MemoryBackplane implements Backplane {
   constructor(
     private readonly limits: HistoryLimits,
     private readonly now: () => number = Date.now,
+    private readonly onListenerError: (err: unknown, channel: string) => void = () => {},
   ) {}
 
   start(listener: BackplaneListener): Promise<void> {
@@ -79,14 +81,21 @@ export class MemoryBackplane implements Backplane {
         if (input.data === null) data.state.delete(input.key);
         else data.state.set(input.key, input.data);
       }
-      if (this.subscribed.has(input.channel)) {
-        this.listener?.event({ ...event, epoch: this.epoch });
-      }
+      if (this.subscribed.has(input.channel)) this.fanOut({ ...event, epoch: this.epoch });
       const result: PublishResult = { channel: input.channel, seq: event.seq, epoch: this.epoch };
       if (idKey !== undefined) this.seenIds.set(idKey, { at: now, result });
       return result;
     });
     return Promise.resolve(results);
+  }
+
+  /** Stored means answered 200: a fan-out failure never turns into a publish failure. */
+  private fanOut(event: BackplaneEvent): void {
+    try {
+      this.listener?.event(event);
+    } catch (err) {
+      this.onListenerError(err, event.channel);
+    }
   }
 
   subscribe(channel: string): Promise<void> {

@@ -18,46 +18,66 @@ local function ensure_epoch(meta, stream, state, new_epoch)
 end
 `;
 
+/** Keys each event of a publish passes, in this order: meta, stream, state, idem. */
+export const PUBLISH_KEYS_PER_EVENT = 4;
+/** Values each event adds to ARGV after the batch's two shared ones (see PUBLISH_LUA). */
+export const PUBLISH_ARGS_PER_EVENT = 10;
+
 /**
- * KEYS: meta, stream, state, idem. ARGV: new epoch, mode (stream|state|none), maxlen, ts,
- * channel, has key (1|0), key, data JSON, has id (1|0), idempotency TTL s, stream idle
- * expiry ms, pub/sub channel. Returns {duplicate (1|0), result JSON}.
+ * A whole batch in one script, so it is stored whole or not at all: Redis runs a script
+ * without interleaving, and refuses one that may write before it runs when out of memory.
+ * KEYS, per event: meta, stream, state, idem. ARGV: ts, idempotency TTL s, then per event:
+ * new epoch, mode (stream|state|none), maxlen, channel, has key (1|0), key, data JSON,
+ * has id (1|0), stream idle expiry ms, pub/sub channel.
+ * Returns, flattened, per event: duplicate (1|0), result JSON.
  */
 export const PUBLISH_LUA = `${ENSURE_EPOCH}
-if ARGV[9] == '1' then
-  local stored = redis.call('GET', KEYS[4])
-  if stored then return {1, stored} end
-end
-local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
-local seq = string.format('%d', redis.call('HINCRBY', KEYS[1], 'seq', 1))
-local has_key = ARGV[6] == '1'
-if ARGV[2] == 'stream' then
-  if has_key then
-    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-1',
-      'key', ARGV[7], 'ts', ARGV[4], 'data', ARGV[8])
+local ts = ARGV[1]
+local idem_ttl = ARGV[2]
+local out = {}
+for i = 0, #KEYS / ${PUBLISH_KEYS_PER_EVENT} - 1 do
+  local k = i * ${PUBLISH_KEYS_PER_EVENT}
+  local meta, stream, state, idem = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local a = 2 + i * ${PUBLISH_ARGS_PER_EVENT}
+  local new_epoch, mode, maxlen, channel = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local has_key, key, data = ARGV[a + 5] == '1', ARGV[a + 6], ARGV[a + 7]
+  local has_id, idle_ms, pubsub = ARGV[a + 8] == '1', ARGV[a + 9], ARGV[a + 10]
+  local stored = false
+  if has_id then stored = redis.call('GET', idem) end
+  if stored then
+    out[#out + 1] = 1
+    out[#out + 1] = stored
   else
-    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-1', 'ts', ARGV[4], 'data', ARGV[8])
-  end
-  redis.call('PEXPIRE', KEYS[2], ARGV[11])
-elseif ARGV[2] == 'state' and has_key then
-  if ARGV[8] == 'null' then
-    redis.call('HDEL', KEYS[3], ARGV[7])
-  else
-    redis.call('HSET', KEYS[3], ARGV[7], ARGV[8])
+    local epoch = ensure_epoch(meta, stream, state, new_epoch)
+    local seq = string.format('%d', redis.call('HINCRBY', meta, 'seq', 1))
+    if mode == 'stream' then
+      if has_key then
+        redis.call('XADD', stream, 'MAXLEN', maxlen, seq .. '-1', 'key', key, 'ts', ts, 'data', data)
+      else
+        redis.call('XADD', stream, 'MAXLEN', maxlen, seq .. '-1', 'ts', ts, 'data', data)
+      end
+      redis.call('PEXPIRE', stream, idle_ms)
+    elseif mode == 'state' and has_key then
+      if data == 'null' then
+        redis.call('HDEL', state, key)
+      else
+        redis.call('HSET', state, key, data)
+      end
+    end
+    local channel_json = cjson.encode(channel)
+    local epoch_json = cjson.encode(epoch)
+    local key_json = 'null'
+    if has_key then key_json = cjson.encode(key) end
+    redis.call('PUBLISH', pubsub, '{"channel":' .. channel_json .. ',"seq":' .. seq ..
+      ',"key":' .. key_json .. ',"ts":' .. ts .. ',"data":' .. data ..
+      ',"epoch":' .. epoch_json .. '}')
+    local result = '{"channel":' .. channel_json .. ',"seq":' .. seq .. ',"epoch":' .. epoch_json .. '}'
+    if has_id then redis.call('SET', idem, result, 'EX', idem_ttl) end
+    out[#out + 1] = 0
+    out[#out + 1] = result
   end
 end
-local channel_json = cjson.encode(ARGV[5])
-local epoch_json = cjson.encode(epoch)
-local key_json = 'null'
-if has_key then key_json = cjson.encode(ARGV[7]) end
-redis.call('PUBLISH', ARGV[12], '{"channel":' .. channel_json .. ',"seq":' .. seq ..
-  ',"key":' .. key_json .. ',"ts":' .. ARGV[4] .. ',"data":' .. ARGV[8] ..
-  ',"epoch":' .. epoch_json .. '}')
-local result = '{"channel":' .. channel_json .. ',"seq":' .. seq .. ',"epoch":' .. epoch_json .. '}'
-if ARGV[9] == '1' then
-  redis.call('SET', KEYS[4], result, 'EX', ARGV[10])
-end
-return {0, result}
+return out
 `;
 
 /**

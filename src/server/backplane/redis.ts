@@ -11,10 +11,11 @@
  *   data (JSON text); trimmed to the history size, expired by ts on read.
  * - `<prefix>ch:<channel>:state`  hash key → data JSON (state channels).
  * - `<prefix>ev:<channel>`        pub/sub channel: JSON {channel, seq, key, ts, data, epoch}.
- * - `<prefix>idem:<channel>:<id>` the first result of a publish with that id (EX 600).
+ * - `<prefix>idem:<length of channel>:<channel>:<id>` the first result of a publish with that
+ *   id (EX 600); the length makes the key unambiguous.
  *
- * Every write and every read that must agree with writes is one Lua script, so a publish is
- * atomic (number, store, fan out) and a read sees one consistent moment of the channel.
+ * Every write and every read that must agree with writes is one Lua script, so a publish
+ * batch is atomic (number, store, fan out, all events or none) and a read sees one consistent moment of the channel.
  *
  * Two connections: commands (no offline queue, so publish fails fast while Redis is away:
  * accepted means stored), and a subscriber. After the subscriber reconnects, what pub/sub
@@ -46,6 +47,7 @@ import {
   SNAPSHOT_LUA,
   META_LUA,
   type ArchonScripts,
+  type ScriptArg,
 } from './redis-scripts.js';
 
 /** How long publish ids are remembered for idempotent retries (as in the memory backplane). */
@@ -143,7 +145,8 @@ export class RedisBackplane implements Backplane {
       ...common,
       connectionName: `${this.prefix}cmd`,
     }) as Redis & ArchonScripts;
-    cmd.defineCommand('archonPublish', { numberOfKeys: 4, lua: PUBLISH_LUA });
+    // The number of keys varies with the batch: it is the call's first argument.
+    cmd.defineCommand('archonPublish', { lua: PUBLISH_LUA });
     cmd.defineCommand('archonHistory', { numberOfKeys: 3, lua: HISTORY_LUA });
     cmd.defineCommand('archonSnapshot', { numberOfKeys: 3, lua: SNAPSHOT_LUA });
     cmd.defineCommand('archonMeta', { numberOfKeys: 3, lua: META_LUA });
@@ -221,43 +224,47 @@ export class RedisBackplane implements Backplane {
   async publish(events: readonly PublishInput[]): Promise<PublishResult[]> {
     const cmd = this.connection();
     const ts = this.now();
-    // One script call per event, all sent at once on one connection: Redis runs them in
-    // this order, each atomically, and the results come back in input order.
-    const replies = await Promise.all(
-      events.map((input) => {
-        const cls = classOf(input.channel);
-        const mode = isReplayable(cls) ? 'stream' : cls === 'state' ? 'state' : 'none';
-        const { size: maxlen, ttlMs: ttl } = historyBounds(this.options.limits, cls);
-        return cmd.archonPublish(
-          ...this.channelKeys(input.channel),
-          // Ids are per channel: the engine may reuse one event id on several channels.
-          `${this.prefix}idem:${input.channel}:${input.id ?? ''}`,
-          newEpoch(),
-          mode,
-          maxlen,
-          String(ts),
-          input.channel,
-          input.key === null ? '0' : '1',
-          input.key ?? '',
-          JSON.stringify(input.data) ?? 'null',
-          input.id === undefined ? '0' : '1',
-          IDEMPOTENCY_TTL_S,
-          ttl + STREAM_IDLE_MARGIN_MS,
-          this.eventChannel(input.channel),
-        );
-      }),
-    );
-    return replies.map((reply) => {
-      const [duplicate, text] = asArray(reply);
-      const stored = JSON.parse(asString(text)) as PublishResult;
+    const keys: string[] = [];
+    const args: ScriptArg[] = [String(ts), IDEMPOTENCY_TTL_S];
+    for (const input of events) {
+      const cls = classOf(input.channel);
+      const mode = isReplayable(cls) ? 'stream' : cls === 'state' ? 'state' : 'none';
+      const { size: maxlen, ttlMs: ttl } = historyBounds(this.options.limits, cls);
+      keys.push(...this.channelKeys(input.channel), this.idempotencyKey(input));
+      args.push(
+        newEpoch(),
+        mode,
+        maxlen,
+        input.channel,
+        input.key === null ? '0' : '1',
+        input.key ?? '',
+        input.json ?? JSON.stringify(input.data) ?? 'null',
+        input.id === undefined ? '0' : '1',
+        ttl + STREAM_IDLE_MARGIN_MS,
+        this.eventChannel(input.channel),
+      );
+    }
+    // The whole batch is one script call, so Redis stores all of it or none of it.
+    const flat = asArray(await cmd.archonPublish(keys.length, ...keys, ...args));
+    return events.map((_, i) => {
+      const stored = JSON.parse(asString(flat[2 * i + 1])) as PublishResult;
       const result: PublishResult = {
         channel: stored.channel,
         seq: stored.seq,
         epoch: stored.epoch,
       };
-      if (asNumber(duplicate) === 1) result.duplicate = true;
+      if (asNumber(flat[2 * i]) === 1) result.duplicate = true;
       return result;
     });
+  }
+
+  /**
+   * Ids are per channel (the engine may reuse one event id on several channels). The
+   * channel's length goes first so the key is unambiguous: (`signals`, `x:1`) and
+   * (`signals:x`, `1`) are two keys.
+   */
+  private idempotencyKey(input: PublishInput): string {
+    return `${this.prefix}idem:${input.channel.length}:${input.channel}:${input.id ?? ''}`;
   }
 
   async subscribe(channel: string): Promise<void> {

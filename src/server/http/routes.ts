@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
   ArchonError,
+  HISTORY_REQUESTS_PER_SECOND,
   isReplayable,
   parseChannel,
   type HistoryAnswer,
@@ -20,6 +21,7 @@ import {
 } from '../backplane/backplane.js';
 import type { Metrics } from '../metrics.js';
 import { parsePublishBody } from '../publish.js';
+import { KeyedBuckets } from '../token-bucket.js';
 import { bearer, type TokenSet } from './bearer.js';
 
 export interface RouteDeps {
@@ -76,10 +78,23 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     return { results: await deps.publish(events) };
   });
 
-  app.get('/api/v1/history', async (req) => {
+  // Each read costs a backplane round trip and up to a whole history: bounded per user.
+  const historyRate = new KeyedBuckets(
+    2 * HISTORY_REQUESTS_PER_SECOND,
+    HISTORY_REQUESTS_PER_SECOND,
+  );
+  app.get('/api/v1/history', async (req, reply) => {
     const token = bearer(req.headers.authorization);
     if (token === null) throw new ArchonError('unauthorized', 'missing bearer token');
     const principal = await deps.auth.verify(token);
+    const wait = historyRate.take(principal.userId, Date.now());
+    if (wait > 0) {
+      void reply.header('Retry-After', String(Math.max(1, Math.ceil(wait))));
+      throw new ArchonError(
+        'rate_limited',
+        `more than ${HISTORY_REQUESTS_PER_SECOND} history requests per second for this user`,
+      );
+    }
     const query = HistoryQuery.safeParse(req.query);
     if (!query.success)
       throw new ArchonError(

@@ -1,0 +1,28 @@
+/**
+ * Fixed bounds on what a client or publisher may send (docs/security.md). The settings
+ * (WEBSOCKET_MAX_CONNECTIONS_PER_USER and the like) live in the server's config; these are
+ * the limits no deployment needs to change, shared by the gateway, the SDK and the docs.
+ */
+
+/** Client → server messages: JSON nesting deeper than this is refused before it is walked
+ * (no op needs more than 2 levels). */
+export const MAX_OP_DEPTH = 8;
+
+/** Bytes a connection may send before its `hello` succeeded (hello and pipelined ops). */
+export const PREAUTH_MAX_BYTES = 32 * 1024;
+
+/** Publish: `data` nested deeper than this is refused (JSON.stringify and every consumer
+ * recurse; 32 levels is far beyond any trading payload). */
+export const MAX_DATA_DEPTH = 32;
+
+/** Publish: the largest `data` of one event, as JSON bytes. */
+export const MAX_EVENT_DATA_BYTES = 256 * 1024;
+
+/** `/api/v1/ws/health` connections open at once per instance. */
+export const HEALTH_MAX_CONNECTIONS = 100;
+
+/** GET /api/v1/history: requests per second per user (token bucket, bursts of twice that). */
+export const HISTORY_REQUESTS_PER_SECOND = 10;
+
+/** An unknown op or other client value is quoted in an error only up to this many characters. */
+export const MAX_QUOTED_CHARS = 32;

@@ -1,0 +1,37 @@
+/**
+ * Replayed events framed once and shared: when many clients resume the same channel (a
+ * reconnect storm after a restart, or one client re-subscribing in a loop), each event is
+ * serialized and framed once and every replay queues the same buffer. Bounded by bytes;
+ * the least recently used frames go first.
+ */
+import type { StoredEvent } from '../protocol/index.js';
+import type { DeliveryClass } from './metrics.js';
+import { Frame } from './frame.js';
+
+export class ReplayFrames {
+  /** Map order is recency order: a hit moves the entry to the end. */
+  private readonly frames = new Map<string, Frame>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** The frame of a stored event of `epoch`, built on first use. */
+  frame(event: StoredEvent, epoch: string, cls: DeliveryClass): Frame {
+    const id = `${epoch}\u0000${event.seq}\u0000${event.channel}`;
+    const cached = this.frames.get(id);
+    if (cached) {
+      this.frames.delete(id);
+      this.frames.set(id, cached);
+      return cached;
+    }
+    const frame = Frame.of({ type: 'event', ...event }, cls);
+    this.frames.set(id, frame);
+    this.bytes += frame.wire.length;
+    for (const [oldest, old] of this.frames) {
+      if (this.bytes <= this.maxBytes) break;
+      this.frames.delete(oldest);
+      this.bytes -= old.wire.length;
+    }
+    return frame;
+  }
+}

@@ -213,3 +213,20 @@ export const validChannel = fc.oneof(
   account.map((a) => `signals:${a}`),
   fc.constant('system'),
 );
+
+/** Values of every kind JavaScript can hold (maps, sets, dates, typed arrays, null
+ * prototypes…), for what in-process callers may hand over. */
+export function anyJsValue(options: { maxDepth?: number; withBigInt?: boolean } = {}) {
+  return fc.anything({
+    ...options,
+    withBoxedValues: true,
+    withMap: true,
+    withSet: true,
+    withNullPrototype: true,
+    withSparseArray: true,
+    withTypedArray: true,
+    withDate: true,
+    withObjectString: true,
+    stringUnit: 'binary',
+  });
+}

@@ -4,48 +4,19 @@
  * instance, and the admin API answers for every instance.
  */
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Status } from '../../src/server/admin.js';
 import type { ConnectionInfo } from '../../src/server/connection.js';
 import type { StatsAnswer } from '../../src/server/stats.js';
 import { TestClient, until } from '../support/client.js';
-import { admin, publish, signToken, startGateway, type TestGateway } from '../support/gateway.js';
-import { startRedis, type TestRedis } from '../support/redis.js';
+import { admin, publish, type TestGateway } from '../support/gateway.js';
+import { useCluster } from '../support/cluster.js';
 
 describe('cluster mode', () => {
-  let redis: TestRedis;
-  const gateways: TestGateway[] = [];
-  const clients: TestClient[] = [];
-
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis.stop();
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await Promise.all(gateways.splice(0).map((g) => g.stop()));
-    // Each test starts from an empty Redis.
-    await redis.restart();
-  });
-
-  async function instance(server: string, env: Record<string, string> = {}): Promise<TestGateway> {
-    const g = await startGateway({
-      ARCHON_REDIS_URL: redis.url,
-      ARCHON_SERVER_ID: server,
-      WEBSOCKET_SHUTDOWN_TIMEOUT: '2',
-      ...env,
-    });
-    gateways.push(g);
-    return g;
-  }
-
-  async function client(g: TestGateway, accounts = ['ACC1']): Promise<TestClient> {
-    const c = await TestClient.authed(g.ws, await signToken({ accounts }));
-    clients.push(c);
-    return c;
-  }
+  const cluster = useCluster();
+  const instance = cluster.instance;
+  const client = (g: TestGateway, accounts = ['ACC1']): Promise<TestClient> =>
+    cluster.client(g, { accounts });
 
   it('delivers an event published on one instance to subscribers on every instance', async () => {
     const [a, b] = [await instance('api-1'), await instance('api-2')];
@@ -158,7 +129,7 @@ describe('cluster mode', () => {
   it('names a registered instance that did not answer in time instead of leaving it out', async () => {
     const a = await instance('api-1');
     // An instance that registered (heartbeat still fresh) but no longer answers: frozen.
-    const redisClient = new Redis(redis.url);
+    const redisClient = new Redis(cluster.redis().url);
     await redisClient.zadd('archon:instances', Date.now(), 'api-9');
     redisClient.disconnect();
     const status = (await admin(a, 'GET', '/websocket/status')).body as Status & {
@@ -175,7 +146,7 @@ describe('cluster mode', () => {
 
   it('refuses to publish with 503 and Retry-After while Redis is down, and recovers after', async () => {
     const a = await instance('api-1');
-    await redis.stop();
+    await cluster.redis().stop();
     await until(() => !a.gateway.backplane.healthy(), 5000, 'the backplane to notice');
     const down = await publish(a, { channel: 'signals', data: {} });
     expect(down.status).toBe(503);
@@ -185,7 +156,7 @@ describe('cluster mode', () => {
       status: 'degraded',
       backplane: 'down',
     });
-    await redis.restart();
+    await cluster.redis().restart();
     await until(() => a.gateway.backplane.healthy(), 10_000, 'the backplane to come back');
     expect((await publish(a, { channel: 'signals', data: {} })).status).toBe(200);
   });

@@ -4,50 +4,24 @@
  * Redis). Publish ids cannot be made to collide across channels, and a batch is stored whole or
  * not at all.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { seqs, TestClient, until } from '../support/client.js';
 import {
   publish,
   signToken,
-  startGateway,
   type ErrorBody,
   type PublishAnswer,
   type TestGateway,
 } from '../support/gateway.js';
 import { nestedArrays, publishRaw, storedSeqs } from '../support/hostile.js';
-import { startRedis, type TestRedis } from '../support/redis.js';
+import { useCluster } from '../support/cluster.js';
 
 describe('hostile publishes (Redis backplane)', () => {
-  let redis: TestRedis;
-  const gateways: TestGateway[] = [];
-  const clients: TestClient[] = [];
-
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis.stop();
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.ws.terminate();
-    await Promise.all(gateways.splice(0).map((g) => g.stop()));
-    // Each test starts from an empty Redis.
-    await redis.restart();
-  });
-
-  async function instance(server: string): Promise<TestGateway> {
-    const g = await startGateway({
-      ARCHON_REDIS_URL: redis.url,
-      ARCHON_SERVER_ID: server,
-      WEBSOCKET_SHUTDOWN_TIMEOUT: '2',
-    });
-    gateways.push(g);
-    return g;
-  }
+  const cluster = useCluster();
+  const instance = (server: string) => cluster.instance(server);
 
   async function subscriber(g: TestGateway, channel: string): Promise<TestClient> {
-    const c = await TestClient.authed(g.ws, await signToken({ sub: 'watcher' }));
-    clients.push(c);
+    const c = await cluster.client(g, { sub: 'watcher' });
     expect(await c.subscribe(channel)).toMatchObject({ type: 'subscribed', seq: 0 });
     return c;
   }

@@ -1,7 +1,7 @@
 /**
- * One client WebSocket: its named state, authentication, inbound protocol, outbound queue
- * and liveness. Frames are written straight to the socket (corked, so one turn's frames
- * leave in one write); the `ws` instance handles the handshake, parsing and close frames.
+ * One client WebSocket: its named state, authentication and inbound protocol, glued to its
+ * writing side (outbound.ts) and its liveness rules (liveness.ts). The `ws` instance handles
+ * the handshake, frame parsing and close frames.
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -28,13 +28,13 @@ import { Subscription, type Hub, type Subscriber } from './hub.js';
 import { parseClientMessage, quote, rawText, type ParseResult } from './inbound.js';
 import type { LogLimiter, Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
-import { OutboundQueue } from './queue.js';
+import { deadReason, sweepAction, type ConnectionState, type LivenessView } from './liveness.js';
+import { Outbound } from './outbound.js';
+import type { OutboundQueue } from './queue.js';
 import { TokenBucket } from './token-bucket.js';
 
-export type ConnectionState = 'authenticating' | 'open' | 'closing' | 'closed';
+export type { ConnectionState };
 
-/** Above this many bytes buffered in the socket, stop writing until it drains. */
-const SOCKET_HIGH_WATER = 1 << 20;
 /** A peer that does not finish the close handshake is cut after this long. */
 const CLOSE_GRACE_MS = 3000;
 /** The longest a Node timer can wait; later token expiries are re-armed. */
@@ -57,7 +57,7 @@ export interface ConnectionInfo extends ConnectionEntry {
   state: ConnectionState;
 }
 
-export class Connection implements Subscriber {
+export class Connection implements Subscriber, LivenessView {
   readonly id = `c_${randomBytes(8).toString('hex')}`;
   state: ConnectionState = 'authenticating';
   principal: Principal | null = null;
@@ -66,10 +66,8 @@ export class Connection implements Subscriber {
   lastSeenAt: number;
   lastPingAt: number;
   awaitingPongSince: number | null = null;
-  /** When a flush last made progress; a queue that stops draining is stuck. */
-  lastWriteAt: number;
-  messagesSent = 0;
   readonly queue: OutboundQueue;
+  private readonly out: Outbound;
   readonly subscriptions = new Map<string, Subscription>();
   private readonly limiter: TokenBucket;
   private readonly replayBudget: TokenBucket;
@@ -78,19 +76,26 @@ export class Connection implements Subscriber {
   private strikes = 0;
   private crashed = false;
   private closeCode: number | null = null;
-  private waitingDrain = false;
   private inbound: Promise<void> = Promise.resolve();
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly ws: WebSocket,
-    private readonly socket: Duplex,
+    socket: Duplex,
     readonly remoteAddr: string,
     private readonly ctx: ConnectionContext,
     now = Date.now(),
   ) {
-    this.connectedAt = this.lastSeenAt = this.lastPingAt = this.lastWriteAt = now;
-    this.queue = new OutboundQueue(ctx.config.queueSize, ctx.config.queueBytes);
+    this.connectedAt = this.lastSeenAt = this.lastPingAt = now;
+    this.out = new Outbound(
+      ws,
+      socket,
+      ctx.config,
+      ctx.metrics,
+      () => ctx.hub.scheduleFlush(this),
+      now,
+    );
+    this.queue = this.out.queue;
     const { maxMessagesPerSecond: rate, replayBytesPerMinute: replay } = ctx.config;
     this.limiter = new TokenBucket(rate, rate, now);
     this.replayBudget = new TokenBucket(replay, replay / 60, now);
@@ -130,7 +135,7 @@ export class Connection implements Subscriber {
 
   send(frame: Frame, now = Date.now(), replay = false): boolean {
     if (this.state !== 'open' && this.state !== 'authenticating') return false;
-    const result = this.queue.enqueue(frame, now, replay);
+    const result = this.out.enqueue(frame, now, replay);
     if (result === 'overflow') {
       this.closeSlow(
         this.queue.depth >= this.ctx.config.queueSize
@@ -148,33 +153,7 @@ export class Connection implements Subscriber {
   }
 
   flush(now = Date.now()): void {
-    if (this.ws.readyState !== this.ws.OPEN || this.socket.destroyed) return;
-    if (this.waitingDrain) return;
-    const socket = this.socket;
-    const metrics = this.ctx.metrics;
-    let wrote = false;
-    // Several frames leave in one write; corking a single frame would only cost.
-    const batch = this.queue.depth > 1;
-    if (batch) socket.cork();
-    let frame: Frame | undefined;
-    while (socket.writableLength < SOCKET_HIGH_WATER && (frame = this.queue.shift())) {
-      socket.write(frame.wire);
-      metrics.delivered(frame.cls);
-      this.messagesSent++;
-      frame.release();
-      wrote = true;
-    }
-    if (batch) socket.uncork();
-    if (wrote) this.lastWriteAt = now;
-    if (this.queue.depth > 0) {
-      // The client reads slower than we write: let the socket drain before writing more.
-      // Meanwhile frames wait in our queue, where conflation and the bounds apply.
-      this.waitingDrain = true;
-      socket.once('drain', () => {
-        this.waitingDrain = false;
-        this.ctx.hub.scheduleFlush(this);
-      });
-    }
+    this.out.flush(now);
   }
 
   resync(channels: string[]): void {
@@ -186,21 +165,32 @@ export class Connection implements Subscriber {
     this.reply({ type: 'resync', channels }, 'priority');
   }
 
-  // --- liveness (called by the gateway's sweep, about once a second) ---------------------
+  // --- liveness (liveness.ts decides) ------------------------------------------------------
 
+  get socketOpen(): boolean {
+    return this.out.socketOpen;
+  }
+
+  get oldestQueuedAt(): number | null {
+    return this.queue.oldestQueuedAt();
+  }
+
+  get stuckSince(): number | null {
+    return this.out.stuckSince;
+  }
+
+  get messagesSent(): number {
+    return this.out.messagesSent;
+  }
+
+  /** The gateway's sweep, about once a second: close a dead connection, or ping it. */
   check(now: number): void {
-    if (this.state !== 'open') return;
-    const { pingInterval, pingTimeout, broadcastTimeout } = this.ctx.config;
-    if (this.awaitingPongSince !== null && now - this.awaitingPongSince > pingTimeout * 1000) {
+    const action = sweepAction(this, this.ctx.config, now);
+    if (action.kind === 'no_pong') {
       this.fail('ping_timeout');
-      return;
-    }
-    const oldest = this.queue.oldestQueuedAt();
-    if (oldest !== null && now - oldest > broadcastTimeout * 1000) {
-      this.closeSlow(`message queued longer than ${broadcastTimeout}s`);
-      return;
-    }
-    if (now - this.lastPingAt >= pingInterval * 1000) {
+    } else if (action.kind === 'slow') {
+      this.closeSlow(action.reason);
+    } else if (action.kind === 'ping') {
       this.lastPingAt = now;
       this.awaitingPongSince ??= now;
       this.reply({ type: 'ping' });
@@ -209,29 +199,7 @@ export class Connection implements Subscriber {
 
   /** Why an operator cleanup would close this connection, or null when it is healthy. */
   deadReason(now: number): string | null {
-    if (this.ws.readyState !== this.ws.OPEN || this.socket.destroyed) return 'socket not open';
-    if (
-      this.state === 'authenticating' &&
-      now - this.connectedAt > this.ctx.config.authTimeout * 1000
-    ) {
-      return 'never authenticated';
-    }
-    if (
-      this.awaitingPongSince !== null &&
-      now - this.awaitingPongSince > this.ctx.config.pingTimeout * 1000
-    ) {
-      return 'no pong';
-    }
-    // Stuck: the socket refuses more (waiting for drain) and nothing was written for longer
-    // than the broadcast timeout. A queue merely not flushed yet this turn is not stuck.
-    if (
-      this.waitingDrain &&
-      this.queue.depth > 0 &&
-      now - this.lastWriteAt > this.ctx.config.broadcastTimeout * 1000
-    ) {
-      return 'queue not draining';
-    }
-    return null;
+    return deadReason(this, this.ctx.config, now);
   }
 
   /** Operator queue flush: drops what is queued and tells the client to resubscribe. */
@@ -282,7 +250,7 @@ export class Connection implements Subscriber {
       this.reply(error, lane);
       return;
     }
-    this.writeNow(error);
+    this.out.writeNow(error);
     this.close(spec.close, text);
   }
 
@@ -319,15 +287,6 @@ export class Connection implements Subscriber {
       'Slow consumer closed',
     );
     this.close(CloseCode.slowConsumer, `slow consumer: ${reason}`);
-  }
-
-  /** Writes a last message ahead of a close, after the replies already queued. */
-  private writeNow(message: ServerMessage): void {
-    if (this.ws.readyState !== this.ws.OPEN || this.socket.destroyed) return;
-    this.flush();
-    const frame = Frame.of(message);
-    this.socket.write(frame.wire);
-    this.ctx.metrics.delivered('control');
   }
 
   private onClose(code: number): void {
@@ -476,7 +435,7 @@ export class Connection implements Subscriber {
     this.ctx.metrics.error(code);
     const error: ServerMessage = { type: 'error', ...(id !== undefined && { id }), code, message };
     if (this.strikes >= 2) {
-      this.writeNow(error);
+      this.out.writeNow(error);
       this.close(CloseCode.protocolError, `protocol error: ${message}`);
     } else {
       this.reply(error);

@@ -1,0 +1,85 @@
+/**
+ * The writing side of a client connection: its bounded queue and the socket writes.
+ * Frames go straight to the socket, corked so one turn's frames leave in one write; when
+ * the socket holds SOCKET_HIGH_WATER bytes, writing waits for 'drain' and frames wait in
+ * the queue, where conflation and the bounds apply (docs/protocol.md#slow-consumers).
+ */
+import type { Duplex } from 'node:stream';
+import type WebSocket from 'ws';
+import type { ServerMessage } from '../protocol/index.js';
+import { Frame } from './frame.js';
+import type { Metrics } from './metrics.js';
+import { OutboundQueue, type EnqueueResult } from './queue.js';
+
+/** Above this many bytes buffered in the socket, stop writing until it drains. */
+const SOCKET_HIGH_WATER = 1 << 20;
+
+export class Outbound {
+  readonly queue: OutboundQueue;
+  /** When a flush last made progress; a queue that stops draining is stuck. */
+  lastWriteAt: number;
+  messagesSent = 0;
+  private waitingDrain = false;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly socket: Duplex,
+    bounds: { readonly queueSize: number; readonly queueBytes: number },
+    private readonly metrics: Metrics,
+    /** Asks for a flush once the socket drained (the hub batches flushes per turn). */
+    private readonly onDrain: () => void,
+    now: number,
+  ) {
+    this.queue = new OutboundQueue(bounds.queueSize, bounds.queueBytes);
+    this.lastWriteAt = now;
+  }
+
+  get socketOpen(): boolean {
+    return this.ws.readyState === this.ws.OPEN && !this.socket.destroyed;
+  }
+
+  /** Since when the queue has waited on a socket that does not drain, or null. */
+  get stuckSince(): number | null {
+    return this.waitingDrain && this.queue.depth > 0 ? this.lastWriteAt : null;
+  }
+
+  enqueue(frame: Frame, now: number, replay: boolean): EnqueueResult {
+    return this.queue.enqueue(frame, now, replay);
+  }
+
+  flush(now = Date.now()): void {
+    if (!this.socketOpen || this.waitingDrain) return;
+    const socket = this.socket;
+    const metrics = this.metrics;
+    let wrote = false;
+    // Several frames leave in one write; corking a single frame would only cost.
+    const batch = this.queue.depth > 1;
+    if (batch) socket.cork();
+    let frame: Frame | undefined;
+    while (socket.writableLength < SOCKET_HIGH_WATER && (frame = this.queue.shift())) {
+      socket.write(frame.wire);
+      metrics.delivered(frame.cls);
+      this.messagesSent++;
+      frame.release();
+      wrote = true;
+    }
+    if (batch) socket.uncork();
+    if (wrote) this.lastWriteAt = now;
+    if (this.queue.depth > 0) {
+      // The client reads slower than we write: let the socket drain before writing more.
+      this.waitingDrain = true;
+      socket.once('drain', () => {
+        this.waitingDrain = false;
+        this.onDrain();
+      });
+    }
+  }
+
+  /** Writes a last message ahead of a close, after what is queued (as far as it goes). */
+  writeNow(message: ServerMessage): void {
+    if (!this.socketOpen) return;
+    this.flush();
+    this.socket.write(Frame.of(message).wire);
+    this.metrics.delivered('control');
+  }
+}

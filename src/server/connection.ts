@@ -1,7 +1,9 @@
 /**
- * One client WebSocket: its named state, authentication and inbound protocol, glued to its
- * writing side (outbound.ts) and its liveness rules (liveness.ts). The `ws` instance handles
- * the handshake, frame parsing and close frames.
+ * One client WebSocket as a session: its named state (authenticating → open → closing →
+ * closed), hello, the ops, and the one reject and close path. The parts it glues live
+ * beside it: reading (receiver.ts), writing (outbound.ts), liveness (liveness.ts) and
+ * subscriptions (subscriptions.ts). The `ws` instance handles the handshake, frame parsing
+ * and close frames.
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -10,27 +12,25 @@ import {
   ArchonError,
   CloseCode,
   ERRORS,
-  PREAUTH_MAX_BYTES,
   PROTOCOL_VERSION,
-  SYSTEM_CHANNEL,
-  parseChannel,
-  type ClientOp,
   type ConnectionEntry,
   type ErrorCode,
   type ServerMessage,
   type SubscribeOp,
 } from '../protocol/index.js';
 import type { Admission } from './admission.js';
-import { mayJoin, type Authenticator, type Principal } from './auth.js';
+import type { Authenticator, Principal } from './auth.js';
 import type { Config } from './config.js';
 import { Frame, type Lane } from './frame.js';
-import { Subscription, type Hub, type Subscriber } from './hub.js';
-import { parseClientMessage, quote, rawText, type ParseResult } from './inbound.js';
+import type { Hub, Subscriber } from './hub.js';
+import { quote, truncateUtf8 } from './text.js';
 import type { LogLimiter, Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 import { deadReason, sweepAction, type ConnectionState, type LivenessView } from './liveness.js';
 import { Outbound } from './outbound.js';
 import type { OutboundQueue } from './queue.js';
+import { ConnectionSubscriptions } from './subscriptions.js';
+import { laneFor, Receiver, type InboundOp, type ReceiverHost } from './receiver.js';
 import { TokenBucket } from './token-bucket.js';
 
 export type { ConnectionState };
@@ -57,7 +57,7 @@ export interface ConnectionInfo extends ConnectionEntry {
   state: ConnectionState;
 }
 
-export class Connection implements Subscriber, LivenessView {
+export class Connection implements Subscriber, LivenessView, ReceiverHost {
   readonly id = `c_${randomBytes(8).toString('hex')}`;
   state: ConnectionState = 'authenticating';
   principal: Principal | null = null;
@@ -68,15 +68,11 @@ export class Connection implements Subscriber, LivenessView {
   awaitingPongSince: number | null = null;
   readonly queue: OutboundQueue;
   private readonly out: Outbound;
-  readonly subscriptions = new Map<string, Subscription>();
-  private readonly limiter: TokenBucket;
+  readonly subscriptions: ConnectionSubscriptions;
+  private readonly receiver: Receiver;
   private readonly replayBudget: TokenBucket;
-  /** Bytes received before hello succeeded (bounded by PREAUTH_MAX_BYTES). */
-  private preauthBytes = 0;
-  private strikes = 0;
   private crashed = false;
   private closeCode: number | null = null;
-  private inbound: Promise<void> = Promise.resolve();
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -96,12 +92,24 @@ export class Connection implements Subscriber, LivenessView {
       now,
     );
     this.queue = this.out.queue;
-    const { maxMessagesPerSecond: rate, replayBytesPerMinute: replay } = ctx.config;
-    this.limiter = new TokenBucket(rate, rate, now);
+    this.subscriptions = new ConnectionSubscriptions(
+      this,
+      ctx.hub,
+      this.queue,
+      ctx.config.maxSubscriptions,
+    );
+    this.receiver = new Receiver(this, ctx.config, ctx.metrics, ctx.noisyLog, now);
+    const replay = ctx.config.replayBytesPerMinute;
     this.replayBudget = new TokenBucket(replay, replay / 60, now);
     // Nothing a client sends may throw out of a socket listener: that would end the process
     // for every client. A failure closes this one connection with 1011 instead.
-    ws.on('message', (data, isBinary) => this.guard(() => this.onMessage(data, isBinary)));
+    ws.on('message', (data, isBinary) =>
+      this.guard(() => {
+        const at = Date.now();
+        this.lastSeenAt = at;
+        this.receiver.receive(data, isBinary, at);
+      }),
+    );
     ws.on('close', (code) => this.guard(() => this.onClose(code)));
     ws.on('error', (err) => this.guard(() => this.onError(err)));
     this.after(ctx.config.authTimeout * 1000, () => {
@@ -157,11 +165,7 @@ export class Connection implements Subscriber, LivenessView {
   }
 
   resync(channels: string[]): void {
-    for (const channel of channels) {
-      this.subscriptions.delete(channel);
-      // What is still queued belongs to the dropped subscription; the resubscribe replays it.
-      this.queue.dropChannel(channel);
-    }
+    this.subscriptions.forget(channels);
     this.reply({ type: 'resync', channels }, 'priority');
   }
 
@@ -205,11 +209,7 @@ export class Connection implements Subscriber, LivenessView {
   /** Operator queue flush: drops what is queued and tells the client to resubscribe. */
   flushQueue(): number {
     const dropped = this.queue.dropChannelFrames();
-    if (dropped > 0 && this.state === 'open') {
-      const channels = [...this.subscriptions.values()];
-      for (const sub of channels) this.ctx.hub.unsubscribe(sub);
-      this.resync(channels.map((s) => s.channel.name));
-    }
+    if (dropped > 0 && this.state === 'open') this.resync(this.subscriptions.dropAll());
     return dropped;
   }
 
@@ -223,7 +223,7 @@ export class Connection implements Subscriber, LivenessView {
       connected_at: new Date(this.connectedAt).toISOString(),
       last_seen_at: new Date(this.lastSeenAt).toISOString(),
       queue_depth: this.queue.depth,
-      channels: [...this.subscriptions.keys()],
+      channels: this.subscriptions.channels,
       messages_sent: this.messagesSent,
       state: this.state,
     };
@@ -265,7 +265,7 @@ export class Connection implements Subscriber, LivenessView {
     if (drain) this.flush();
     this.state = 'closing';
     this.queue.clear();
-    for (const sub of this.subscriptions.values()) this.ctx.hub.unsubscribe(sub);
+    this.subscriptions.dropAll();
     try {
       this.ws.close(code, truncateUtf8(reason, 123));
     } catch {
@@ -302,11 +302,10 @@ export class Connection implements Subscriber, LivenessView {
     }
     if (this.state !== 'closing') {
       this.queue.clear();
-      for (const sub of this.subscriptions.values()) this.ctx.hub.unsubscribe(sub);
+      this.subscriptions.dropAll();
     }
     this.state = 'closed';
     this.ctx.admission.release(this);
-    this.subscriptions.clear();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.ctx.onClosed(this, this.closeCode ?? code);
@@ -342,7 +341,7 @@ export class Connection implements Subscriber, LivenessView {
   }
 
   /** An unexpected failure: logged and counted once, this connection closed with 1011. */
-  private crash(err: unknown): void {
+  crash(err: unknown): void {
     if (this.crashed) {
       this.terminate();
       return;
@@ -359,90 +358,30 @@ export class Connection implements Subscriber, LivenessView {
     }
   }
 
-  // --- inbound ------------------------------------------------------------------------------
+  // --- inbound (receiver.ts reads, in order; ops are handled here) -----------------------
 
-  private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
-    if (this.state === 'closing' || this.state === 'closed') return;
-    const now = Date.now();
-    this.lastSeenAt = now;
-    if (this.state === 'authenticating') {
-      this.preauthBytes += byteLength(data);
-      if (this.preauthBytes > PREAUTH_MAX_BYTES) {
-        this.ctx.noisyLog.warn(
-          { client_id: this.id, remote_addr: this.remoteAddr, bytes: this.preauthBytes },
-          'Connection closed: too much sent before hello',
-        );
-        this.fail(
-          'unauthenticated_limit',
-          `more than ${PREAUTH_MAX_BYTES} bytes sent before hello`,
-        );
-        return;
-      }
-    }
-    if (!this.limiter.take(now)) {
-      this.fail(
-        'rate_limited',
-        `more than ${this.ctx.config.maxMessagesPerSecond} messages per second`,
-      );
-      return;
-    }
-    const parsed: ParseResult = isBinary
-      ? {
-          ok: false,
-          code: 'bad_request',
-          message: 'binary frames are not supported: send JSON text',
-        }
-      : parseClientMessage(rawText(data));
-    if (!parsed.ok) {
-      this.inOrder(() => this.strike(parsed.code, parsed.message, parsed.id), parsed.id);
-      return;
-    }
-    const op = parsed.op;
-    if (op.op === 'pong') {
-      this.awaitingPongSince = null; // answers nothing, so it needs no place in line
-      return;
-    }
-    this.inOrder(
-      () => this.handle(op),
-      'id' in op ? op.id : undefined,
-      'channel' in op ? op.channel : undefined,
-    );
+  get authenticating(): boolean {
+    return this.state === 'authenticating';
   }
 
-  /**
-   * Every message is answered in arrival order, malformed ones included: a pipelined
-   * hello + subscribe just works, and an error never overtakes the answer to an op sent
-   * before it. What a step throws is reported through the one reject path.
-   */
-  private inOrder(step: () => void | Promise<void>, id?: number | string, channel?: string): void {
-    this.inbound = this.inbound
-      .then(step)
-      .catch((err: unknown) => {
-        if (err instanceof ArchonError) this.fail(err.code, err.message, id, laneFor(channel));
-        else this.crash(err);
-      })
-      .catch((err: unknown) => {
-        // Reporting the failure failed too (socket gone): nothing more to tell this client.
-        this.ctx.log.error({ err, client_id: this.id }, 'Client error report failed');
-        this.terminate();
-      });
+  get ended(): boolean {
+    return this.state === 'closing' || this.state === 'closed';
   }
 
-  /** A malformed message gets an error; a second one closes with 4400. */
-  private strike(code: ErrorCode, message: string, id?: number | string): void {
-    if (this.state === 'closing' || this.state === 'closed') return;
-    this.strikes++;
-    this.ctx.metrics.error(code);
-    const error: ServerMessage = { type: 'error', ...(id !== undefined && { id }), code, message };
-    if (this.strikes >= 2) {
-      this.out.writeNow(error);
-      this.close(CloseCode.protocolError, `protocol error: ${message}`);
-    } else {
-      this.reply(error);
-    }
+  get logFields(): Record<string, unknown> {
+    return { client_id: this.id, user_id: this.userId, remote_addr: this.remoteAddr };
   }
 
-  private async handle(op: Exclude<ClientOp, { op: 'pong' }>): Promise<void> {
+  pong(): void {
+    this.awaitingPongSince = null;
+  }
+
+  protocolError(error: ServerMessage, reason: string): void {
+    this.out.writeNow(error);
+    this.close(CloseCode.protocolError, reason);
+  }
+
+  async handle(op: InboundOp): Promise<void> {
     if (this.state === 'closing' || this.state === 'closed') return;
     if (this.state === 'authenticating' && op.op !== 'hello') {
       this.fail('not_authenticated');
@@ -454,7 +393,7 @@ export class Connection implements Subscriber, LivenessView {
       case 'subscribe':
         return this.subscribe(op);
       case 'unsubscribe': {
-        this.dropSubscription(op.channel);
+        this.subscriptions.drop(op.channel);
         this.reply(
           {
             type: 'unsubscribed',
@@ -473,7 +412,7 @@ export class Connection implements Subscriber, LivenessView {
 
   private async hello(token: string, client: string | undefined): Promise<void> {
     if (this.state !== 'authenticating') {
-      this.strike('bad_request', 'already authenticated');
+      this.receiver.strike('bad_request', 'already authenticated');
       return;
     }
     let principal: Principal;
@@ -542,81 +481,17 @@ export class Connection implements Subscriber, LivenessView {
     });
   }
 
-  /** Ends a subscription and drops what is still queued for its channel. */
-  private dropSubscription(channel: string): void {
-    const sub = this.subscriptions.get(channel);
-    if (sub) {
-      this.subscriptions.delete(channel);
-      this.ctx.hub.unsubscribe(sub);
-    }
-    this.queue.dropChannel(channel);
-  }
-
   private async subscribe(op: SubscribeOp): Promise<void> {
-    const principal = this.principal as Principal;
-    const channel = parseChannel(op.channel);
-    if (!channel) throw new ArchonError('unknown_channel', `unknown channel ${quote(op.channel)}`);
-    if (!mayJoin(principal, channel))
-      throw new ArchonError('forbidden', `account ${channel.account ?? ''} is not yours`);
-    if (channel.name === SYSTEM_CHANNEL) {
-      // Every connection receives system notices; subscribing is a no-op that succeeds.
-      this.reply({
-        type: 'subscribed',
-        ...(op.id !== undefined && { id: op.id }),
-        channel: SYSTEM_CHANNEL,
-        epoch: '',
-        seq: 0,
-        recovered: true,
-        replayed: 0,
-      });
-      return;
-    }
-    if (
-      !this.subscriptions.has(channel.name) &&
-      this.subscriptions.size >= this.ctx.config.maxSubscriptions
-    ) {
-      // Each subscription costs memory here and in the backplane: a client cannot grow it
-      // without bound by subscribing to made-up names.
-      throw new ArchonError(
-        'too_many_subscriptions',
-        `at most ${this.ctx.config.maxSubscriptions} subscriptions per connection`,
-      );
-    }
-    this.dropSubscription(channel.name);
-    const sub = new Subscription(this, channel);
-    this.subscriptions.set(channel.name, sub);
+    let answer: ServerMessage | null;
     try {
-      await this.ctx.hub.subscribe(sub, op.since, op.id);
+      answer = await this.subscriptions.join(this.principal as Principal, op);
     } catch (err) {
-      if (this.subscriptions.get(channel.name) === sub) this.subscriptions.delete(channel.name);
       if (err instanceof ArchonError) throw err;
       // The backplane could not be read: this subscribe fails, the connection stays.
       this.ctx.metrics.backplaneErrors.inc();
-      this.ctx.log.warn({ err, client_id: this.id, channel: channel.name }, 'Subscribe failed');
+      this.ctx.log.warn({ err, client_id: this.id, channel: op.channel }, 'Subscribe failed');
       throw new ArchonError('backplane_unavailable', 'backplane unavailable: retry the subscribe');
     }
+    if (answer) this.reply(answer);
   }
-}
-
-/** Replies about an alert channel travel in its lane, so they keep their order with its
- * events (an `unsubscribed` must not arrive after the next `subscribed`). */
-function laneFor(channel: string | undefined): Lane {
-  return channel !== undefined && parseChannel(channel)?.class === 'alert' ? 'priority' : 'normal';
-}
-
-/** A close reason may hold at most 123 bytes of UTF-8 (ws throws on more). Linear: cut the
- * encoded bytes once, then back off to the start of a character. */
-export function truncateUtf8(text: string, maxBytes: number): string {
-  // A UTF-16 unit is at least one byte, so more than maxBytes units can never fit.
-  const head = text.length > maxBytes ? text.slice(0, maxBytes) : text;
-  const bytes = Buffer.from(head, 'utf8');
-  if (bytes.length <= maxBytes) return head;
-  let end = maxBytes;
-  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
-  return bytes.subarray(0, end).toString('utf8');
-}
-
-function byteLength(data: WebSocket.RawData): number {
-  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
-  return data.byteLength;
 }

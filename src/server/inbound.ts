@@ -1,6 +1,7 @@
 /** Validation of client → server messages (docs/protocol.md, docs/security.md). */
 import { z } from 'zod';
-import { MAX_OP_DEPTH, MAX_QUOTED_CHARS, type ClientOp } from '../protocol/index.js';
+import { MAX_OP_DEPTH, type ClientOp } from '../protocol/index.js';
+import { quote } from './text.js';
 
 const id = z.union([z.number().int(), z.string().max(64)]).optional();
 const channel = z.string().min(1).max(200);
@@ -104,19 +105,6 @@ export function nestingExceeds(text: string, max: number): boolean {
     }
   }
   return false;
-}
-
-/** A client value for an error message: short strings quoted, anything else by its type. */
-export function quote(value: unknown, json = true): string {
-  if (typeof value === 'string') {
-    if (value.length > MAX_QUOTED_CHARS) return `(a string of ${value.length} characters)`;
-    return json ? JSON.stringify(value) : value;
-  }
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (value === null || value === undefined) return String(value);
-  return Array.isArray(value)
-    ? '(an array)'
-    : `(${typeof value === 'object' ? 'an object' : typeof value})`;
 }
 
 /** The text of a WebSocket message as `ws` hands it over. */

@@ -10,7 +10,7 @@ import { SUBPROTOCOL, TEST_MAX_LONG_HOLDS, type ErrorCode, ERRORS } from '../pro
 import type { UpgradeRefusal } from './admission.js';
 import type { Config } from './config.js';
 import { testLifetime, TEST_LIFETIME_MS } from './diagnostics.js';
-import { quote } from './inbound.js';
+import { quote } from './text.js';
 import { TrustedProxies } from './trusted-proxies.js';
 import type { LogLimiter, Logger } from './logging.js';
 import type { Metrics } from './metrics.js';

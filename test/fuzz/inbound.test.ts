@@ -2,12 +2,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MAX_OP_DEPTH, MAX_QUOTED_CHARS } from '../../src/protocol/limits.js';
-import {
-  nestingExceeds,
-  parseClientMessage,
-  quote,
-  type ParseResult,
-} from '../../src/server/inbound.js';
+import { nestingExceeds, parseClientMessage, type ParseResult } from '../../src/server/inbound.js';
+import { quote } from '../../src/server/text.js';
 import {
   anyJsValue,
   anyString,

@@ -1,7 +1,7 @@
-/** Fuzz: cutting close reasons to a byte budget (truncateUtf8 in src/server/connection.ts). */
+/** Fuzz: cutting close reasons to a byte budget (truncateUtf8 in src/server/text.ts). */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { truncateUtf8 } from '../../src/server/connection.js';
+import { truncateUtf8 } from '../../src/server/text.js';
 import { codeUnit } from './arbitraries.js';
 import { params, TIMEOUT } from './runs.js';
 

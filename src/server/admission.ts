@@ -1,9 +1,11 @@
 /**
  * Fair admission of client connections (docs/security.md): who may open a socket and who
- * makes room when the instance is full. Sockets that have not sent a valid `hello` have a
- * small cap of their own and are the first to go when capacity is tight; one address and
- * one user can each hold only so many connections. A connection stops counting the moment
- * it starts closing, so the one evicted makes room for the one arriving.
+ * makes room when the instance is full. Sockets that have not completed `hello` have a
+ * small cap of their own and are the first to go when capacity is tight, silent ones before
+ * those whose token is being checked (a flood of new sockets must not push out a real
+ * client waiting on its key server); one address and one user can each hold only so many
+ * connections. A connection stops counting the moment it starts closing, so the one evicted
+ * makes room for the one arriving.
  */
 
 /** What admission needs of a connection. */
@@ -26,8 +28,10 @@ export type UpgradeRefusal = 'per_ip' | 'capacity';
 export class Admission<C extends Admittable = Admittable> {
   private readonly byIp = new Map<string, number>();
   private readonly byUser = new Map<string, number>();
-  /** Connections with no successful hello yet, oldest first (a Set keeps insertion order). */
-  private readonly unauthenticated = new Set<C>();
+  /** Connections that have sent nothing valid yet, oldest first (a Set keeps insertion
+   * order), and those whose hello is being checked: together the unauthenticated ones. */
+  private readonly silent = new Set<C>();
+  private readonly verifying = new Set<C>();
   private readonly users = new Map<C, string>();
   private counted = 0;
 
@@ -39,7 +43,7 @@ export class Admission<C extends Admittable = Admittable> {
   }
 
   get unauthenticatedCount(): number {
-    return this.unauthenticated.size;
+    return this.silent.size + this.verifying.size;
   }
 
   /**
@@ -50,11 +54,11 @@ export class Admission<C extends Admittable = Admittable> {
   admit(addr: string, pending = 0): UpgradeRefusal | null {
     if ((this.byIp.get(addr) ?? 0) >= this.limits.maxConnectionsPerIp) return 'per_ip';
     const full = this.counted + pending >= this.limits.maxConnections;
-    if (full || this.unauthenticated.size >= this.limits.maxUnauthenticated) {
-      const oldest = this.unauthenticated.values().next();
-      if (oldest.done === true) return full ? 'capacity' : null;
-      this.release(oldest.value);
-      oldest.value.evict();
+    if (full || this.unauthenticatedCount >= this.limits.maxUnauthenticated) {
+      const oldest = this.silent.values().next().value ?? this.verifying.values().next().value;
+      if (oldest === undefined) return full ? 'capacity' : null;
+      this.release(oldest);
+      oldest.evict();
     }
     return null;
   }
@@ -63,15 +67,21 @@ export class Admission<C extends Admittable = Admittable> {
   opened(conn: C): void {
     this.counted++;
     this.byIp.set(conn.remoteAddr, (this.byIp.get(conn.remoteAddr) ?? 0) + 1);
-    this.unauthenticated.add(conn);
+    this.silent.add(conn);
+  }
+
+  /** Its hello arrived and the token is being checked: evicted only after every silent one. */
+  helloReceived(conn: C): void {
+    if (this.silent.delete(conn)) this.verifying.add(conn);
   }
 
   /** A hello succeeded for `userId`: false when that user already holds their limit. */
   authenticated(conn: C, userId: string): boolean {
-    if (!this.unauthenticated.has(conn)) return false; // already released (evicted, closing)
+    if (!this.silent.has(conn) && !this.verifying.has(conn)) return false; // released already
     const held = this.byUser.get(userId) ?? 0;
     if (held >= this.limits.maxConnectionsPerUser) return false;
-    this.unauthenticated.delete(conn);
+    this.silent.delete(conn);
+    this.verifying.delete(conn);
     this.byUser.set(userId, held + 1);
     this.users.set(conn, userId);
     return true;
@@ -79,7 +89,7 @@ export class Admission<C extends Admittable = Admittable> {
 
   /** The connection is closing or closed: it no longer counts. Safe to call twice. */
   release(conn: C): void {
-    const wasUnauthenticated = this.unauthenticated.delete(conn);
+    const wasUnauthenticated = this.silent.delete(conn) || this.verifying.delete(conn);
     const user = this.users.get(conn);
     if (!wasUnauthenticated && user === undefined) return;
     this.counted--;

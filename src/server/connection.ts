@@ -415,6 +415,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
       this.receiver.strike('bad_request', 'already authenticated');
       return;
     }
+    this.ctx.admission.helloReceived(this);
     let principal: Principal;
     try {
       principal = await this.ctx.auth.verify(token);

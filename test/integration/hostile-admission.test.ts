@@ -3,7 +3,10 @@
  * user or one address opening more than its share, and floods of /api/v1/ws/health upgrades
  * must not keep real users out or hold server resources for long.
  */
-import { describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { ErrorBody } from '../support/gateway.js';
 import { errorsOf, TestClient, until } from '../support/client.js';
 import { useGateway } from '../support/fixture.js';
@@ -14,6 +17,11 @@ import { rawUpgrade, type RawUpgrade } from '../support/hostile.js';
 describe('admission under attack', () => {
   // Silent sockets must stay silent for the whole test, not be closed by the auth timeout.
   const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2', WEBSOCKET_AUTH_TIMEOUT: '60' });
+  let jwks: Server | undefined;
+  afterEach(async () => {
+    await new Promise<void>((resolve) => (jwks ? jwks.close(() => resolve()) : resolve()));
+    jwks = undefined;
+  });
 
   /** `n` sockets opened one after the other (oldest first) that never send hello. */
   async function silentSockets(n: number): Promise<TestClient[]> {
@@ -58,6 +66,45 @@ describe('admission under attack', () => {
         await u.type('pong');
       }
       await userIsServed('late-user');
+    });
+
+    it('evicts silent sockets before a client whose token is still being checked', async () => {
+      // The key server answers only when the test says so: the client's hello stays pending
+      // while newcomers overflow the unauthenticated cap.
+      const { publicKey, privateKey } = await generateKeyPair('ES256');
+      const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+      let answer: () => void = () => {};
+      const keysAsked = new Promise<void>((asked) => {
+        jwks = createServer((_req, res) => {
+          asked();
+          answer = () => {
+            res.setHeader('content-type', 'application/json');
+            res.end(JSON.stringify({ keys: [jwk] }));
+          };
+        });
+      });
+      await new Promise<void>((resolve) => jwks?.listen(0, '127.0.0.1', resolve));
+      const port = (jwks?.address() as AddressInfo).port;
+      await gw.start({
+        ARCHON_JWT_SECRET: '',
+        ARCHON_JWT_JWKS_URL: `http://127.0.0.1:${port}/jwks.json`,
+        WEBSOCKET_MAX_UNAUTHENTICATED: '3',
+      });
+      const trader = await gw.connect();
+      const token = await new SignJWT({ accounts: ['ACC1'] })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setSubject('trader')
+        .setExpirationTime('1h')
+        .sign(privateKey);
+      trader.send({ op: 'hello', token });
+      await keysAsked;
+      // Six newcomers against a cap of three: each evicts the oldest silent socket, never the
+      // trader (the oldest of all, but waiting on its key).
+      const silent = await silentSockets(6);
+      for (const evicted of silent.slice(0, 4)) expect((await evicted.closed).code).toBe(1013);
+      expect(trader.ws.readyState).toBe(trader.ws.OPEN);
+      answer();
+      expect(await trader.type('welcome')).toMatchObject({ type: 'welcome' });
     });
 
     it('still answers 503 at_capacity when the instance is full of authenticated users', async () => {

@@ -174,6 +174,19 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/**
+ * The codes with which the gateway refuses clients that overreach its limits (sockets that
+ * never authenticate, too much before hello, too many connections, replay loops): many of
+ * them mean hostile or broken clients that the gateway turned away while it kept serving
+ * everyone else (docs/security.md). Doctor reads the errors-by-type metric with these.
+ */
+export const REFUSAL_CODES = [
+  'unauthenticated_evicted',
+  'unauthenticated_limit',
+  'user_connection_limit',
+  'replay_limited',
+] as const satisfies readonly ErrorCode[];
+
 /** An error with a catalogue code; HTTP routes and connections turn it into an answer. */
 export class ArchonError extends Error {
   readonly code: ErrorCode;

@@ -392,6 +392,18 @@ describe('doctor diagnosis', () => {
     expect(d.onset.description).toBe('sudden — messages fell from 600/min to 0/min at 10:43Z');
   });
 
+  it('reads a flood of refused sockets as hostile or broken clients the gateway turned away', () => {
+    const e = evidence((x) => {
+      x.stats.errors_per_minute = 4200;
+      x.stats.errors_by_type = { unauthenticated_evicted: 57000, unauthenticated_limit: 2100 };
+    });
+    const d = diagnose(e);
+    expect(d.findings.map((f) => f.remedy)).toEqual(['refused']);
+    expect(d.findings[0]?.severity).toBe('warning');
+    expect(d.findings[0]?.evidence[0]).toContain('57000 of them unauthenticated_evicted');
+    expect(d.findings[0]?.commands).toContain('archon-ws connections --group-by addr');
+  });
+
   it('reads rejected tokens as a client-side problem', () => {
     const e = evidence((x) => {
       x.stats.errors_per_minute = 14.2;

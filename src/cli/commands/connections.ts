@@ -4,13 +4,14 @@ import { adminRequest, CliError, Exit, isObject, resolveTarget } from '../api.js
 import { action, targetOptions, type TargetOptions } from '../common.js';
 import { out, table, withProgress } from '../format.js';
 
-const GROUPS = ['server', 'client_version', 'user'] as const;
+const GROUPS = ['server', 'client_version', 'user', 'addr'] as const;
 type GroupBy = (typeof GROUPS)[number];
 /** The field of a connection each grouping reads. */
 const FIELD: Record<GroupBy, string> = {
   server: 'server',
   client_version: 'client_version',
   user: 'user_id',
+  addr: 'remote_addr',
 };
 
 interface Options extends TargetOptions {
@@ -21,7 +22,9 @@ export function registerConnections(program: Command): void {
   targetOptions(
     program
       .command('connections')
-      .description('connection counts per server, client version or user (RB-003 Step 1)')
+      .description(
+        'connection counts per server, client version, user or client address (RB-003 Step 1)',
+      )
       .option('--group-by <key>', `group by ${GROUPS.join(', ')}`, 'server'),
   ).action(
     action(async (options: Options) => {

@@ -19,6 +19,7 @@ import {
   MAX_BROADCAST_P99_MS,
   MAX_ERRORS_PER_MINUTE,
   MAX_QUEUE_DEPTH,
+  REFUSAL_CODES,
   successCriteria,
   type StatsAnswer,
   type SuccessCheck,
@@ -28,7 +29,15 @@ import type { LbReport } from '../lb-checks.js';
 import { DEFAULT_STALE_AFTER_S, type Evidence } from './evidence.js';
 
 export type Remedy =
-  'fix-a' | 'fix-b' | 'fix-c' | 'fix-d' | 'step-4' | 'backplane' | 'clients' | 'escalate';
+  | 'fix-a'
+  | 'fix-b'
+  | 'fix-c'
+  | 'fix-d'
+  | 'step-4'
+  | 'backplane'
+  | 'clients'
+  | 'refused'
+  | 'escalate';
 
 export const REMEDIES: Record<Remedy, { title: string; commands: readonly string[] }> = {
   'fix-a': { title: 'Fix A: Restart Stale Connections', commands: ['archon-ws cleanup'] },
@@ -52,6 +61,14 @@ export const REMEDIES: Record<Remedy, { title: string; commands: readonly string
   clients: {
     title: 'Client-side errors (not a gateway fault)',
     commands: ['archon-ws connections --group-by client_version', 'archon-ws stats --minutes 60'],
+  },
+  refused: {
+    title:
+      'Hostile or broken clients refused by the gateway (docs/security.md; not a gateway fault)',
+    commands: [
+      'archon-ws connections --group-by addr',
+      'curl -s $ARCHON_URL/metrics | grep -E "connections_(unauthenticated|rejected_total)"',
+    ],
   },
   escalate: {
     title: 'Unexplained: escalate (Team Lead)',
@@ -585,6 +602,10 @@ export function diagnose(ev: Evidence): Diagnosis {
           `${line}: connections dying silently in the network or a proxy in between`,
         ]);
       else if (type === 'at_capacity') f.add('fix-d', severity, [`${line}: clients turned away`]);
+      else if ((REFUSAL_CODES as readonly string[]).includes(type))
+        f.add('refused', 'warning', [
+          `${line}: clients refused by the gateway's limits (sockets that never authenticate, too much before hello, too many connections per user, replay loops); the gateway kept serving the others: find the sources in the logs and the connections by address`,
+        ]);
       else if (type === 'internal') f.add('fix-c', severity, [`${line}: internal errors (1011)`]);
       else
         f.add('clients', severity, [

@@ -392,6 +392,20 @@ describe('doctor diagnosis', () => {
     expect(d.onset.description).toBe('sudden — messages fell from 600/min to 0/min at 10:43Z');
   });
 
+  it('reads a fall of connections closed with 1013 as admission refusals, not a full instance', () => {
+    const e = evidence((x) => {
+      x.status.active_connections = 5;
+      x.status.peak_connections = 1500;
+      x.stats.disconnects_by_code = { '1013': 1450 };
+      x.stats.series = series(
+        Array.from({ length: 15 }, (_, i): [number, number, number] => [i < 10 ? 1500 : 5, 600, 0]),
+      );
+    });
+    const d = diagnose(e);
+    expect(d.findings.map((f) => f.remedy)).toEqual(['refused']);
+    expect(d.findings[0]?.evidence[0]).toContain("closed by the gateway's admission limits (1013");
+  });
+
   it('reads a flood of refused sockets as hostile or broken clients the gateway turned away', () => {
     const e = evidence((x) => {
       x.stats.errors_per_minute = 4200;

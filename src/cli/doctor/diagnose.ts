@@ -656,7 +656,12 @@ export function diagnose(ev: Evidence): Diagnosis {
       f.add(f.has('fix-b') ? 'fix-b' : 'clients', 'warning', [
         `${drop}: slow consumers closed by the gateway`,
       ]);
-    else if (top === '1013') f.add('fix-d', 'critical', [`${drop}: refused at capacity`]);
+    else if (top === '1013')
+      // 1013 closes are admission refusals (at_capacity itself is an HTTP 503 at the
+      // handshake, never a close): a full instance shows in the capacity check above.
+      f.add('refused', 'warning', [
+        `${drop}: closed by the gateway's admission limits (1013: sockets that never authenticated, evicted to make room, or users over WEBSOCKET_MAX_CONNECTIONS_PER_USER); the peak counted those sockets`,
+      ]);
     else if (top === '4001') f.add('clients', 'critical', [`${drop}: tokens refused`]);
     else if (f.list.length === 0)
       f.add('escalate', 'warning', [

@@ -6,3 +6,4 @@ export * from './admin.js';
 export * from './criteria.js';
 export * from './diagnostics.js';
 export * from './limits.js';
+export * from './metrics.js';

@@ -438,7 +438,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     if (this.state !== 'authenticating') return;
     if (!this.ctx.admission.authenticated(this, principal.userId)) {
       if (this.state !== 'authenticating') return; // evicted while the token was checked
-      this.ctx.metrics.rejected.inc({ reason: 'per_user' });
+      this.ctx.metrics.rejected('per_user');
       this.ctx.noisyLog.warn(
         { client_id: this.id, user_id: principal.userId, remote_addr: this.remoteAddr },
         'Connection refused: user connection limit',

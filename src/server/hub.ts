@@ -160,7 +160,7 @@ export class Hub implements BackplaneListener {
       const history = await this.backplane.history(name, since?.seq ?? Number.MAX_SAFE_INTEGER);
       if (since) {
         recovered = since.epoch === history.epoch && historyCovers(history, since.seq);
-        this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'not_recovered' });
+        this.metrics.recovery(recovered ? 'recovered' : 'not_recovered');
       }
       sub.epoch = history.epoch;
       sub.lastSeq = history.seq;

@@ -5,7 +5,16 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import client from 'prom-client';
-import { CLOSE_CODES, type ChannelClass } from '../protocol/index.js';
+import {
+  CLOSE_CODES,
+  ERROR_TYPES,
+  RECOVERY_RESULTS,
+  REJECT_REASONS,
+  type ChannelClass,
+  type ErrorType,
+  type RecoveryResult,
+  type RejectReason,
+} from '../protocol/index.js';
 import { MinuteSeries } from './stats.js';
 
 const CLASSES: readonly (ChannelClass | 'control')[] = [
@@ -49,8 +58,8 @@ export class Metrics {
   readonly broadcastDuration: client.Histogram;
   readonly queueDepth: client.Gauge;
   readonly disconnects: client.Counter<'code'>;
-  readonly rejected: client.Counter<'reason'>;
-  readonly recoveries: client.Counter<'result'>;
+  private readonly rejectedCounter: client.Counter<'reason'>;
+  private readonly recoveriesCounter: client.Counter<'result'>;
   readonly published: client.Counter<'class'>;
   readonly backplaneErrors: client.Counter;
   readonly backplaneUp: client.Gauge;
@@ -131,13 +140,13 @@ export class Metrics {
       labelNames: ['code'],
       registers,
     });
-    this.rejected = new client.Counter({
+    this.rejectedCounter = new client.Counter({
       name: 'archon_websocket_connections_rejected_total',
       help: 'Connections refused at the handshake (or at hello: per_user), by reason',
       labelNames: ['reason'],
       registers,
     });
-    this.recoveries = new client.Counter({
+    this.recoveriesCounter = new client.Counter({
       name: 'archon_websocket_recoveries_total',
       help: 'Subscriptions resumed with since, by result (recovered / not_recovered)',
       labelNames: ['result'],
@@ -162,6 +171,23 @@ export class Metrics {
         this.set(gauges.backplaneUp() ? 1 : 0);
       },
     });
+    // Every label value the alerts and dashboards read exists from the start, at 0.
+    for (const type of ERROR_TYPES) this.errors.inc({ type }, 0);
+    for (const reason of REJECT_REASONS) this.rejectedCounter.inc({ reason }, 0);
+    for (const result of RECOVERY_RESULTS) this.recoveriesCounter.inc({ result }, 0);
+    for (const cls of CLASSES) {
+      this.messagesSent.inc({ class: cls }, 0);
+      if (cls !== 'control') this.published.inc({ class: cls }, 0);
+    }
+  }
+
+  /** Connection refused at the handshake, or at hello (per_user). */
+  rejected(reason: RejectReason): void {
+    this.rejectedCounter.inc({ reason });
+  }
+
+  recovery(result: RecoveryResult): void {
+    this.recoveriesCounter.inc({ result });
   }
 
   delivered(cls: DeliveryClass, n = 1): void {
@@ -169,7 +195,7 @@ export class Metrics {
     this.series.current.messages += n;
   }
 
-  error(type: string): void {
+  error(type: ErrorType): void {
     this.errors.inc({ type });
     this.series.error(type);
   }

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SUBPROTOCOL, TEST_MAX_LONG_HOLDS, type ErrorCode, ERRORS } from '../protocol/index.js';
 import type { UpgradeRefusal } from './admission.js';
+import type { RejectReason } from '../protocol/index.js';
 import type { Config } from './config.js';
 import { testLifetime, TEST_LIFETIME_MS } from './diagnostics.js';
 import { quote } from './text.js';
@@ -184,10 +185,10 @@ export class UpgradeHandler {
     socket: Duplex,
     code: ErrorCode,
     message: string | undefined,
-    reason: string,
+    reason: RejectReason,
     headers: Record<string, string> = {},
   ): void {
-    this.metrics.rejected.inc({ reason });
+    this.metrics.rejected(reason);
     if (!socket.writable) {
       socket.destroy();
       return;

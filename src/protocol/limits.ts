@@ -24,5 +24,9 @@ export const HEALTH_MAX_CONNECTIONS = 100;
 /** GET /api/v1/history: requests per second per user (token bucket, bursts of twice that). */
 export const HISTORY_REQUESTS_PER_SECOND = 10;
 
+/** GET /api/v1/history: requests per second per client address, checked before the token is
+ * (many users may share an office address; refusals must cost next to nothing). */
+export const HISTORY_REQUESTS_PER_SECOND_PER_ADDRESS = 50;
+
 /** An unknown op or other client value is quoted in an error only up to this many characters. */
 export const MAX_QUOTED_CHARS = 32;

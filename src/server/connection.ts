@@ -31,12 +31,18 @@ import { Outbound } from './outbound.js';
 import type { OutboundQueue } from './queue.js';
 import { ConnectionSubscriptions } from './subscriptions.js';
 import { laneFor, Receiver, type InboundOp, type ReceiverHost } from './receiver.js';
-import { TokenBucket } from './token-bucket.js';
+import type { KeyedBuckets } from './token-bucket.js';
 
 export type { ConnectionState };
 
 /** A peer that does not finish the close handshake is cut after this long. */
 const CLOSE_GRACE_MS = 3000;
+/** Closes for abuse (rate, size, protocol), after which nothing the client sends is read. */
+const READ_NO_MORE: ReadonlySet<number> = new Set([
+  CloseCode.policy,
+  CloseCode.tooBig,
+  CloseCode.protocolError,
+]);
 /** The longest a Node timer can wait; later token expiries are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -49,6 +55,8 @@ export interface ConnectionContext {
   /** For lines a client can cause: rate-limited per message (docs/metrics.md#logs). */
   readonly noisyLog: LogLimiter;
   readonly admission: Admission<Connection>;
+  /** What each user may be sent of replays and snapshots (WEBSOCKET_REPLAY_BYTES_PER_MINUTE). */
+  readonly replayBudgets: KeyedBuckets;
   /** Called once the connection is closed and forgotten. */
   readonly onClosed: (conn: Connection, code: number) => void;
 }
@@ -70,7 +78,6 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
   private readonly out: Outbound;
   readonly subscriptions: ConnectionSubscriptions;
   private readonly receiver: Receiver;
-  private readonly replayBudget: TokenBucket;
   private crashed = false;
   private closeCode: number | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -99,8 +106,6 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
       ctx.config.maxSubscriptions,
     );
     this.receiver = new Receiver(this, ctx.config, ctx.metrics, ctx.noisyLog, now);
-    const replay = ctx.config.replayBytesPerMinute;
-    this.replayBudget = new TokenBucket(replay, replay / 60, now);
     // Nothing a client sends may throw out of a socket listener: that would end the process
     // for every client. A failure closes this one connection with 1011 instead.
     ws.on('message', (data, isBinary) =>
@@ -125,9 +130,13 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     return this.principal?.userId ?? null;
   }
 
-  /** Takes `bytes` from this connection's replay budget; false when it is used up. */
+  /** Replays are budgeted per user, so reconnecting does not refill them. */
   mayReplay(bytes: number, now = Date.now()): boolean {
-    return this.replayBudget.take(now, bytes);
+    return this.ctx.replayBudgets.take(this.userId ?? this.id, now, bytes) === 0;
+  }
+
+  replayLeft(now = Date.now()): number {
+    return this.ctx.replayBudgets.available(this.userId ?? this.id, now);
   }
 
   /** Admission: closed to make room for a newcomer while no hello has come. */
@@ -266,6 +275,10 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     this.state = 'closing';
     this.queue.clear();
     this.subscriptions.dropAll();
+    // Closed for flooding or malformed input: nothing more it sends is read, so it cannot
+    // keep us parsing while the close handshake waits (cut after CLOSE_GRACE_MS). Any other
+    // close reads the client's reply, which ends the connection at once on its side.
+    if (READ_NO_MORE.has(code)) this.ws.pause();
     try {
       this.ws.close(code, truncateUtf8(reason, 123));
     } catch {

@@ -37,8 +37,9 @@ import { registerWeb } from './http/web.js';
 import { validateEvents } from './publish.js';
 import { Hub } from './hub.js';
 import { createLogger, LogLimiter, type Logger } from './logging.js';
+import { KeyedBuckets } from './token-bucket.js';
 import { Metrics } from './metrics.js';
-import { UpgradeHandler } from './upgrade.js';
+import { remoteAddress, UpgradeHandler } from './upgrade.js';
 
 export interface GatewayOptions {
   /** Where logs go (default stdout). */
@@ -48,6 +49,9 @@ export interface GatewayOptions {
   /** Extra routes (the web UI), registered on the same server. */
   readonly register?: (app: FastifyInstance) => void | Promise<void>;
 }
+
+/** Users whose replay budget is remembered at once (idle, full budgets are forgotten first). */
+const REPLAY_BUDGET_USERS = 100_000;
 
 /** Spread shutdown closes over this long at most, so clients do not reconnect all at once. */
 const MAX_CLOSE_SPREAD_MS = 5000;
@@ -109,6 +113,12 @@ export class Gateway {
     this.admission = new Admission(config);
     this.connectionContext = {
       admission: this.admission,
+      // Per user, kept across reconnects: a fresh connection does not bring a fresh budget.
+      replayBudgets: new KeyedBuckets(
+        config.replayBytesPerMinute,
+        config.replayBytesPerMinute / 60,
+        REPLAY_BUDGET_USERS,
+      ),
       config,
       auth: this.auth,
       hub: this.hub,
@@ -216,6 +226,7 @@ export class Gateway {
       backplane: this.backplane,
       metrics: this.metrics,
       admin: this.admin,
+      clientAddress: (req) => remoteAddress(req, this.upgrades.trustedProxies),
     });
     registerWeb(this.app);
   }
@@ -232,7 +243,9 @@ export class Gateway {
     await this.cluster?.start();
     if (this.options.register) await this.options.register(this.app);
     this.app.server.on('upgrade', this.upgrades.handle);
-    await this.app.listen({ port: this.config.port, host: this.config.host });
+    // A burst of new connections (a reconnect storm, a flood) waits in the kernel's accept
+    // queue rather than in SYN retries; Linux caps it at net.core.somaxconn.
+    await this.app.listen({ port: this.config.port, host: this.config.host, backlog: 4096 });
     const sweepMs = Math.max(
       50,
       Math.min(

@@ -34,8 +34,10 @@ export interface Subscriber {
   resync(channels: string[]): void;
   /** Receives system broadcasts (only once authenticated). */
   readonly receivesBroadcasts: boolean;
-  /** Takes `bytes` from the connection's replay budget; false when it is used up. */
+  /** Takes `bytes` from the replay budget of the connection's user; false when it is used up. */
   mayReplay(bytes: number, now?: number): boolean;
+  /** Bytes left in that budget now. */
+  replayLeft(now?: number): number;
 }
 
 /** Replayed frames kept for sharing between resuming subscribers. */
@@ -140,6 +142,9 @@ export class Hub implements BackplaneListener {
     const cls = sub.channel.class;
     const after: Frame[] = [];
     let recovered = true;
+    // A budget used up refuses before anything is read: refusals must cost next to nothing.
+    if ((cls === 'state' || since !== undefined) && sub.subscriber.replayLeft() < 1)
+      throw replayLimited(name);
     if (cls === 'state') {
       const snapshot = await this.backplane.snapshot(name);
       sub.epoch = snapshot.epoch;
@@ -169,12 +174,7 @@ export class Hub implements BackplaneListener {
           after.push(this.replays.frame(event, history.epoch, cls));
     }
     const bytes = after.reduce((n, f) => n + f.size, 0);
-    if (bytes > 0 && !sub.subscriber.mayReplay(bytes)) {
-      throw new ArchonError(
-        'replay_limited',
-        `replaying ${name} needs ${bytes} bytes, more than this connection has left of its replay budget: retry later`,
-      );
-    }
+    if (bytes > 0 && !sub.subscriber.mayReplay(bytes)) throw replayLimited(name, bytes);
     const subscribed = Frame.of(
       {
         type: 'subscribed',
@@ -324,4 +324,12 @@ export class Hub implements BackplaneListener {
   private readonly settled = (frame: Frame): void => {
     this.metrics.broadcastSettled(Math.max(0, Date.now() - frame.acceptedAt) / 1000);
   };
+}
+
+function replayLimited(channel: string, bytes?: number): ArchonError {
+  const need = bytes === undefined ? '' : ` needs ${bytes} bytes,`;
+  return new ArchonError(
+    'replay_limited',
+    `replaying ${channel}${need} more than is left of this user's replay budget: retry later`,
+  );
 }

@@ -2,14 +2,15 @@
  * Replayed events framed once and shared: when many clients resume the same channel (a
  * reconnect storm after a restart, or one client re-subscribing in a loop), each event is
  * serialized and framed once and every replay queues the same buffer. Bounded by bytes;
- * the least recently used frames go first.
+ * the oldest frames built go first (history is read oldest first, so they are the ones
+ * nearest to being trimmed from it anyway).
  */
 import type { StoredEvent } from '../protocol/index.js';
 import type { DeliveryClass } from './metrics.js';
 import { Frame } from './frame.js';
 
 export class ReplayFrames {
-  /** Map order is recency order: a hit moves the entry to the end. */
+  /** In the order built. */
   private readonly frames = new Map<string, Frame>();
   private bytes = 0;
 
@@ -19,11 +20,7 @@ export class ReplayFrames {
   frame(event: StoredEvent, epoch: string, cls: DeliveryClass): Frame {
     const id = `${epoch}\u0000${event.seq}\u0000${event.channel}`;
     const cached = this.frames.get(id);
-    if (cached) {
-      this.frames.delete(id);
-      this.frames.set(id, cached);
-      return cached;
-    }
+    if (cached) return cached;
     const frame = Frame.of({ type: 'event', ...event }, cls);
     this.frames.set(id, frame);
     this.bytes += frame.wire.length;

@@ -24,6 +24,12 @@ export class TokenBucket {
     return true;
   }
 
+  /** Tokens there are at `now`. */
+  available(now: number): number {
+    this.refill(now);
+    return this.tokens;
+  }
+
   /** Whether the bucket is full again at `now` (an idle entry that can be forgotten). */
   full(now: number): boolean {
     this.refill(now);
@@ -56,15 +62,25 @@ export class KeyedBuckets {
     private readonly maxKeys = 10_000,
   ) {}
 
-  /** Takes a token for `key`: 0 when allowed, else the seconds to wait. */
-  take(key: string, now: number): number {
+  /** Takes `n` tokens for `key`: 0 when allowed, else the seconds to wait. */
+  take(key: string, now: number, n = 1): number {
+    const bucket = this.bucket(key, now);
+    return bucket.take(now, n) ? 0 : bucket.secondsUntil(now, n);
+  }
+
+  /** Tokens `key` has now (a request can be refused before any work is done). */
+  available(key: string, now: number): number {
+    return this.buckets.get(key)?.available(now) ?? this.capacity;
+  }
+
+  private bucket(key: string, now: number): TokenBucket {
     let bucket = this.buckets.get(key);
     if (!bucket) {
       if (this.buckets.size >= this.maxKeys) this.prune(now);
       bucket = new TokenBucket(this.capacity, this.perSecond, now);
       this.buckets.set(key, bucket);
     }
-    return bucket.take(now) ? 0 : bucket.secondsUntil(now);
+    return bucket;
   }
 
   private prune(now: number): void {

@@ -3,6 +3,7 @@
  * must receive every published event in order (seq 1..N, no gap, no duplicate) and get a `pong`
  * to its `ping`. The attackers are refused as documented; nobody else notices.
  */
+import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { BATCH, bigSignals } from '../support/admin.js';
 import { clientId, errorsOf, until, type TestClient } from '../support/client.js';
@@ -156,5 +157,33 @@ describe('floods while a legitimate user is served', () => {
     const other = await history(tg, 'channel=signals&since_seq=0', await signToken({ sub: 'u2' }));
     expect(other.status).toBe(200);
     await expectEverySignal(legit, N);
+  });
+
+  it('of GET /api/v1/history with made-up tokens from one address: refused 429 before any token is checked, other addresses still served', async () => {
+    const tg = await gw.start();
+    // Past the address's burst (100) the answers are 429, never 401: the token is not read.
+    const answers = await Promise.all(
+      Array.from({ length: 150 }, () => history(tg, 'channel=signals&since_seq=0', 'not-a-jwt')),
+    );
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s !== 401 && s !== 429)).toEqual([]);
+    const refused = answers.find((a) => a.status === 429);
+    expect((refused?.body as ErrorBody).error.message).toContain('from this address');
+    // Another address, with a real token, is served.
+    const token = await signToken({ sub: 'elsewhere' });
+    const other = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        `${tg.http}/api/v1/history?channel=signals&since_seq=0`,
+        { localAddress: '127.0.0.2', headers: { authorization: `Bearer ${token}` } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(other).toBe(200);
   });
 });

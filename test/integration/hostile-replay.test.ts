@@ -1,8 +1,9 @@
 /**
  * Replay amplification (docs/security.md, Replay budget): a few bytes of `subscribe` with
- * `since` make the server send the whole history again. Each connection has
- * WEBSOCKET_REPLAY_BYTES_PER_MINUTE of replay; beyond it a subscribe is answered
- * `replay_limited`, the connection stays open, and everyone else is served as before.
+ * `since` make the server send the whole history again. Each user has
+ * WEBSOCKET_REPLAY_BYTES_PER_MINUTE of replay over all their connections; beyond it a
+ * subscribe is answered `replay_limited`, the connection stays open, and everyone else is
+ * served as before.
  */
 import { describe, expect, it } from 'vitest';
 import { until, type Message } from '../support/client.js';
@@ -75,7 +76,14 @@ describe('replay amplification', () => {
       1,
     );
 
-    // The budget is per connection: another client still recovers the whole history.
+    // The budget is the user's: a new connection of the attacker brings no fresh budget…
+    const again = await gw.authed({ sub: 'attacker' });
+    expect(await again.subscribe('signals', { epoch, seq: 0 }, 1)).toMatchObject({
+      type: 'error',
+      id: 1,
+      code: 'replay_limited',
+    });
+    // …while another user still recovers the whole history.
     const resuming = await gw.authed({ sub: 'resuming' });
     expect(await resuming.subscribe('signals', { epoch, seq: 0 })).toMatchObject({
       type: 'subscribed',

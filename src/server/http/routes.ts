@@ -2,11 +2,13 @@
  * The HTTP surface (DESIGN §4): health, publish, history, metrics and the admin API.
  * Routes call the hub's services; they hold no state of their own.
  */
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
   ArchonError,
   HISTORY_REQUESTS_PER_SECOND,
+  HISTORY_REQUESTS_PER_SECOND_PER_ADDRESS,
   isReplayable,
   parseChannel,
   type HistoryAnswer,
@@ -34,6 +36,8 @@ export interface RouteDeps {
   readonly backplane: Backplane;
   readonly metrics: Metrics;
   readonly admin: AdminApi;
+  /** The client's address (ARCHON_TRUSTED_PROXIES applied). */
+  readonly clientAddress: (req: IncomingMessage) => string;
 }
 
 export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
@@ -78,23 +82,30 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     return { results: await deps.publish(events) };
   });
 
-  // Each read costs a backplane round trip and up to a whole history: bounded per user.
-  const historyRate = new KeyedBuckets(
-    2 * HISTORY_REQUESTS_PER_SECOND,
-    HISTORY_REQUESTS_PER_SECOND,
+  // Each read costs a backplane round trip and up to a whole history: bounded per address
+  // (before the token is checked, so refusals cost next to nothing) and per user.
+  const perAddress = new KeyedBuckets(
+    2 * HISTORY_REQUESTS_PER_SECOND_PER_ADDRESS,
+    HISTORY_REQUESTS_PER_SECOND_PER_ADDRESS,
   );
+  const perUser = new KeyedBuckets(2 * HISTORY_REQUESTS_PER_SECOND, HISTORY_REQUESTS_PER_SECOND);
+  const limit = (reply: FastifyReply, wait: number, who: string, rate: number): void => {
+    if (wait === 0) return;
+    void reply.header('Retry-After', String(Math.max(1, Math.ceil(wait))));
+    throw new ArchonError('rate_limited', `more than ${rate} history requests per second ${who}`);
+  };
   app.get('/api/v1/history', async (req, reply) => {
+    const now = Date.now();
+    limit(
+      reply,
+      perAddress.take(deps.clientAddress(req.raw), now),
+      'from this address',
+      HISTORY_REQUESTS_PER_SECOND_PER_ADDRESS,
+    );
     const token = bearer(req.headers.authorization);
     if (token === null) throw new ArchonError('unauthorized', 'missing bearer token');
     const principal = await deps.auth.verify(token);
-    const wait = historyRate.take(principal.userId, Date.now());
-    if (wait > 0) {
-      void reply.header('Retry-After', String(Math.max(1, Math.ceil(wait))));
-      throw new ArchonError(
-        'rate_limited',
-        `more than ${HISTORY_REQUESTS_PER_SECOND} history requests per second for this user`,
-      );
-    }
+    limit(reply, perUser.take(principal.userId, now), 'for this user', HISTORY_REQUESTS_PER_SECOND);
     const query = HistoryQuery.safeParse(req.query);
     if (!query.success)
       throw new ArchonError(

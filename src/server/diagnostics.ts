@@ -13,11 +13,14 @@ import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import {
   CloseCode,
+  HEALTH_MAX_CONNECTIONS,
   TEST_CLOSE_REASONS,
+  TEST_MAX_LONG_HOLDS,
   TEST_LIFETIME_S,
   TEST_MAX_HOLD_S,
 } from '../protocol/index.js';
 import { TokenBucket } from './token-bucket.js';
+import type { UpgradeRefusal } from './admission.js';
 
 export const TEST_MAX_ECHO_BYTES = 1024;
 export const TEST_MESSAGES_PER_SECOND = 10;
@@ -120,4 +123,58 @@ export function closeHard(ws: WebSocket, code: number, reason: string): void {
   const timer = setTimeout(() => ws.terminate(), DIAGNOSTIC_CLOSE_GRACE_MS);
   timer.unref();
   ws.once('close', () => clearTimeout(timer));
+}
+
+export type DiagnosticEndpoint = 'test' | 'health';
+
+/**
+ * The sockets of the two operator endpoints: counted against their caps (they need no
+ * token), and closed on shutdown. The upgrade handler asks `admit`, then hands over.
+ */
+export class DiagnosticEndpoints {
+  private readonly test = new Set<WebSocket>();
+  /** Test connections held longer than the default minute (at most TEST_MAX_LONG_HOLDS). */
+  private readonly longHolds = new Set<WebSocket>();
+  private readonly health = new Set<WebSocket>();
+
+  constructor(
+    private readonly server: string,
+    private readonly ping: { readonly pingInterval: number; readonly pingTimeout: number },
+    private readonly draining: () => boolean,
+  ) {}
+
+  /** Null when one more may open, with `pending` handshakes under way; else why not. */
+  admit(
+    endpoint: DiagnosticEndpoint,
+    pending: number,
+    lifetimeMs: number,
+  ): UpgradeRefusal | 'busy' | null {
+    const [open, max] =
+      endpoint === 'test'
+        ? [this.test.size, TEST_MAX_CONNECTIONS]
+        : [this.health.size, HEALTH_MAX_CONNECTIONS];
+    if (open + pending >= max) return 'capacity';
+    if (lifetimeMs > TEST_LIFETIME_MS && this.longHolds.size >= TEST_MAX_LONG_HOLDS) return 'busy';
+    return null;
+  }
+
+  accept(endpoint: DiagnosticEndpoint, ws: WebSocket, lifetimeMs: number): void {
+    const track = (set: Set<WebSocket>) => {
+      set.add(ws);
+      ws.on('close', () => set.delete(ws));
+    };
+    if (endpoint === 'health') {
+      track(this.health);
+      serveHealthConnection(ws, this.server, this.draining());
+      return;
+    }
+    track(this.test);
+    if (lifetimeMs > TEST_LIFETIME_MS) track(this.longHolds);
+    serveTestConnection(ws, this.server, { lifetimeMs, ...this.ping });
+  }
+
+  /** Shutdown: test connections hold the HTTP server open (close waits for them). */
+  closeAll(): void {
+    for (const ws of this.test) ws.close(CloseCode.goingAway, TEST_CLOSE_REASONS.shutdown);
+  }
 }

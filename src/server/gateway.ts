@@ -5,16 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
-import type { WebSocket } from 'ws';
-import {
-  ArchonError,
-  CloseCode,
-  ERRORS,
-  HEALTH_MAX_CONNECTIONS,
-  parseChannel,
-  SYSTEM_CHANNEL,
-  TEST_CLOSE_REASONS,
-} from '../protocol/index.js';
+import { ArchonError, CloseCode, ERRORS, parseChannel, SYSTEM_CHANNEL } from '../protocol/index.js';
 import { AdminService, LocalAdminApi, type AdminApi } from './admin.js';
 import { Admission } from './admission.js';
 import { Authenticator } from './auth.js';
@@ -24,13 +15,7 @@ import { RedisBackplane } from './backplane/redis.js';
 import { ClusterAdmin } from './cluster.js';
 import type { Config } from './config.js';
 import { Connection, type ConnectionContext } from './connection.js';
-import {
-  serveHealthConnection,
-  serveTestConnection,
-  testLifetime,
-  TEST_LIFETIME_MS,
-  TEST_MAX_CONNECTIONS,
-} from './diagnostics.js';
+import { DiagnosticEndpoints } from './diagnostics.js';
 import { TokenSet } from './http/bearer.js';
 import { registerRoutes } from './http/routes.js';
 import { registerWeb } from './http/web.js';
@@ -67,14 +52,10 @@ export class Gateway {
   private readonly auth: Authenticator;
   private readonly upgrades: UpgradeHandler;
   private readonly connectionContext: ConnectionContext;
-  /** Open `/api/v1/ws/test` sockets: counted against their own cap, closed on shutdown. */
-  private readonly testSockets = new Set<WebSocket>();
-  /** Open `/api/v1/ws/health` sockets (at most HEALTH_MAX_CONNECTIONS). */
-  private readonly healthSockets = new Set<WebSocket>();
   /** Who may open a client connection, and who makes room (docs/security.md). */
   readonly admission: Admission<Connection>;
-  /** Test connections with a `?hold=` over the default minute (bounded: TEST_MAX_LONG_HOLDS). */
-  private readonly longHolds = new Set<WebSocket>();
+  /** The test and health endpoints' sockets. */
+  private readonly diagnostics: DiagnosticEndpoints;
   private draining = false;
   private sweepTimer: NodeJS.Timeout | null = null;
   private starting: Promise<number> | null = null;
@@ -111,6 +92,7 @@ export class Gateway {
     const noisyLog = new LogLimiter(this.log);
     this.auth = new Authenticator(config);
     this.admission = new Admission(config);
+    this.diagnostics = new DiagnosticEndpoints(config.serverId, config, () => this.draining);
     this.connectionContext = {
       admission: this.admission,
       // Per user, kept across reconnects: a fresh connection does not bring a fresh budget.
@@ -158,42 +140,20 @@ export class Gateway {
       config,
       {
         draining: () => this.draining,
-        admit: (endpoint, addr, pending) => {
-          if (endpoint === 'client') return this.admission.admit(addr, pending);
-          const [open, max] =
-            endpoint === 'test'
-              ? [this.testSockets.size, TEST_MAX_CONNECTIONS]
-              : [this.healthSockets.size, HEALTH_MAX_CONNECTIONS];
-          return open + pending >= max ? 'capacity' : null;
-        },
-        longHolds: () => this.longHolds.size,
-        accept: (endpoint, ws, socket, req, addr) => {
-          if (endpoint === 'client') {
-            const conn = new Connection(ws, socket, addr, this.connectionContext);
-            this.admission.opened(conn);
-            this.connections.add(conn);
-            this.hub.add(conn);
-            this.metrics.connected(this.connections.size);
-          } else if (endpoint === 'test') {
-            this.testSockets.add(ws);
-            ws.on('close', () => this.testSockets.delete(ws));
-            // The upgrade handler already refused an invalid `?hold=` with 400.
-            const lifetime = testLifetime(req.url ?? '');
-            const lifetimeMs = 'lifetimeMs' in lifetime ? lifetime.lifetimeMs : TEST_LIFETIME_MS;
-            if (lifetimeMs > TEST_LIFETIME_MS) {
-              this.longHolds.add(ws);
-              ws.on('close', () => this.longHolds.delete(ws));
-            }
-            serveTestConnection(ws, config.serverId, {
-              lifetimeMs,
-              pingInterval: config.pingInterval,
-              pingTimeout: config.pingTimeout,
-            });
-          } else {
-            this.healthSockets.add(ws);
-            ws.on('close', () => this.healthSockets.delete(ws));
-            serveHealthConnection(ws, config.serverId, this.draining);
+        admit: ({ endpoint, addr, lifetimeMs }, pending) =>
+          endpoint === 'client'
+            ? this.admission.admit(addr, pending)
+            : this.diagnostics.admit(endpoint, pending, lifetimeMs),
+        accept: (ws, socket, { endpoint, addr, lifetimeMs }) => {
+          if (endpoint !== 'client') {
+            this.diagnostics.accept(endpoint, ws, lifetimeMs);
+            return;
           }
+          const conn = new Connection(ws, socket, addr, this.connectionContext);
+          this.admission.opened(conn);
+          this.connections.add(conn);
+          this.hub.add(conn);
+          this.metrics.connected(this.connections.size);
         },
       },
       this.metrics,
@@ -335,7 +295,7 @@ export class Gateway {
     for (const conn of this.connections) conn.terminate();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     // Test connections hold the HTTP server open (close waits for upgraded sockets).
-    for (const ws of this.testSockets) ws.close(CloseCode.goingAway, TEST_CLOSE_REASONS.shutdown);
+    this.diagnostics.closeAll();
     this.upgrades.close();
     // Every step after the drain is bounded by what is left of the shutdown timeout.
     const bounded = (step: Promise<unknown>, what: string) =>

@@ -27,17 +27,19 @@ const PATHS: Record<string, Endpoint> = {
 export interface UpgradeHooks {
   readonly draining: () => boolean;
   /** May one more connection open on an endpoint from this address, with `pending`
-   * handshakes under way? May make room by evicting; null when admitted. */
-  readonly admit: (endpoint: Endpoint, addr: string, pending: number) => UpgradeRefusal | null;
-  /** Test connections open with a `?hold=` longer than the default minute. */
-  readonly longHolds: () => number;
-  readonly accept: (
-    endpoint: Endpoint,
-    ws: WebSocket,
-    socket: Duplex,
-    req: IncomingMessage,
-    addr: string,
-  ) => void;
+   * handshakes under way? May make room by evicting; null when admitted. `busy`: the test
+   * endpoint's long holds are all taken. */
+  readonly admit: (upgrade: UpgradeRequest, pending: number) => UpgradeRefusal | 'busy' | null;
+  readonly accept: (ws: WebSocket, socket: Duplex, upgrade: UpgradeRequest) => void;
+}
+
+/** What the handshake learned of an upgrade request, read once. */
+export interface UpgradeRequest {
+  readonly endpoint: Endpoint;
+  /** The client's address (ARCHON_TRUSTED_PROXIES applied). */
+  readonly addr: string;
+  /** How long a test connection stays open (`?hold=`); the default minute otherwise. */
+  readonly lifetimeMs: number;
 }
 
 /**
@@ -112,14 +114,14 @@ export class UpgradeHandler {
       this.refuse(socket, 'not_found', `no WebSocket endpoint at ${quote(path)}`, 'not_found');
       return;
     }
-    let longHold = false;
+    let lifetimeMs = TEST_LIFETIME_MS;
     if (endpoint === 'test') {
       const lifetime = testLifetime(req.url ?? '/');
       if ('error' in lifetime) {
         this.refuse(socket, 'bad_request', lifetime.error, 'bad_request');
         return;
       }
-      longHold = lifetime.lifetimeMs > TEST_LIFETIME_MS;
+      lifetimeMs = lifetime.lifetimeMs;
     }
     if (this.hooks.draining()) {
       this.refuse(socket, 'draining', undefined, 'draining', { 'Retry-After': '1' });
@@ -128,14 +130,15 @@ export class UpgradeHandler {
     const addr = remoteAddress(req, this.trustedProxies);
     const origin = req.headers.origin;
     if (origin !== undefined && !this.allowAnyOrigin && !this.origins.has(origin)) {
-      this.log.warn(
+      this.noisyLog.warn(
         { origin: origin.slice(0, 200), remote_addr: addr },
         'WebSocket origin refused',
       );
       this.refuse(socket, 'origin_not_allowed', `origin ${quote(origin)} is not allowed`, 'origin');
       return;
     }
-    const refusal = this.hooks.admit(endpoint, addr, this.handshaking);
+    const upgrade: UpgradeRequest = { endpoint, addr, lifetimeMs };
+    const refusal = this.hooks.admit(upgrade, this.handshaking);
     if (refusal === 'per_ip') {
       this.noisyLog.warn(
         { remote_addr: addr },
@@ -154,7 +157,7 @@ export class UpgradeHandler {
       this.refuse(socket, 'at_capacity', undefined, 'capacity', { 'Retry-After': '5' });
       return;
     }
-    if (longHold && this.hooks.longHolds() >= TEST_MAX_LONG_HOLDS) {
+    if (refusal === 'busy') {
       this.refuse(
         socket,
         'test_endpoint_busy',
@@ -173,7 +176,7 @@ export class UpgradeHandler {
     socket.once('close', done);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       done();
-      this.hooks.accept(endpoint, ws, socket, req, addr);
+      this.hooks.accept(ws, socket, upgrade);
     });
   }
 

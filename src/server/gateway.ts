@@ -88,7 +88,7 @@ export class Gateway {
       queueDepth: () => service.queueDepth(),
       backplaneUp: () => this.backplane.healthy(),
     });
-    this.hub = new Hub(this.backplane, this.metrics, this.log);
+    this.hub = new Hub(this.backplane, this.connections, this.metrics, this.log);
     const noisyLog = new LogLimiter(this.log);
     this.auth = new Authenticator(config);
     this.admission = new Admission(config);
@@ -109,7 +109,6 @@ export class Gateway {
       noisyLog,
       onClosed: (conn, code) => {
         this.connections.delete(conn);
-        this.hub.remove(conn);
         this.metrics.disconnected(code);
       },
     };
@@ -152,7 +151,6 @@ export class Gateway {
           const conn = new Connection(ws, socket, addr, this.connectionContext);
           this.admission.opened(conn);
           this.connections.add(conn);
-          this.hub.add(conn);
           this.metrics.connected(this.connections.size);
         },
       },

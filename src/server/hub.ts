@@ -70,25 +70,17 @@ interface LocalChannel {
 
 export class Hub implements BackplaneListener {
   private readonly channels = new Map<string, LocalChannel>();
-  private readonly subscribers = new Set<Subscriber>();
   private readonly dirty = new Set<Subscriber>();
   private flushScheduled = false;
   private readonly replays = new ReplayFrames(REPLAY_CACHE_BYTES);
 
   constructor(
     private readonly backplane: Backplane,
+    /** Every local connection (the gateway's one registry): system broadcasts reach them. */
+    private readonly subscribers: ReadonlySet<Subscriber>,
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {}
-
-  add(subscriber: Subscriber): void {
-    this.subscribers.add(subscriber);
-  }
-
-  remove(subscriber: Subscriber): void {
-    this.subscribers.delete(subscriber);
-    this.dirty.delete(subscriber);
-  }
 
   /**
    * Opens a subscription: registers it first so no live event is missed, then reads the

@@ -161,6 +161,9 @@ export class Gateway {
     // Fastify's own request logs would drown the operator's signal: our error handler logs
     // what fails, and the gateway logs what matters.
     this.app = Fastify({ logger: false, bodyLimit: 1 << 20 });
+    // Every body is JSON: a text/plain one is refused as such, not parsed as a string that
+    // then fails validation with a confusing message.
+    this.app.removeContentTypeParser('text/plain');
     this.app.setErrorHandler((err: FastifyError, req, reply) => {
       const archon = toArchonError(err);
       if (archon.code === 'internal') this.log.error({ err, url: req.url }, 'Request failed');

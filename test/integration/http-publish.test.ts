@@ -64,6 +64,20 @@ describe('POST /api/v1/publish', () => {
       await expectStillPublishing(tg);
     });
 
+    it('answers a text/plain body with 400 bad_request naming the Content-Type', async () => {
+      const tg = await gw.start();
+      const res = await postRaw(tg, JSON.stringify({ channel: 'signals', data: {} }), {
+        'content-type': 'text/plain',
+        authorization: `Bearer ${PUBLISH_TOKEN}`,
+      });
+      expect(res.status).toBe(400);
+      expect((res.body as ErrorBody).error).toEqual({
+        code: 'bad_request',
+        message: 'Content-Type must be application/json',
+      });
+      await expectStillPublishing(tg);
+    });
+
     it('answers 401 unauthorized with a wrong token', async () => {
       const tg = await gw.start();
       const res = await publish(tg, { channel: 'signals', data: {} }, 'pub_wrong_token');

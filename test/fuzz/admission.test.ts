@@ -24,6 +24,8 @@ interface Model {
   readonly limits: AdmissionLimits;
   readonly open: Set<Conn>;
   readonly unauthenticated: Conn[];
+  /** Of those, the ones whose hello is being checked, in the order their hello came. */
+  readonly verifying: Conn[];
   readonly users: Map<Conn, string>;
 }
 
@@ -57,8 +59,10 @@ function checkInvariants(m: Model, r: Real): void {
 
 function forget(m: Model, conn: Conn): void {
   m.open.delete(conn);
-  const i = m.unauthenticated.indexOf(conn);
-  if (i >= 0) m.unauthenticated.splice(i, 1);
+  for (const list of [m.unauthenticated, m.verifying]) {
+    const i = list.indexOf(conn);
+    if (i >= 0) list.splice(i, 1);
+  }
   m.users.delete(conn);
 }
 
@@ -76,7 +80,8 @@ class Connect implements fc.Command<Model, Real> {
   run(m: Model, r: Real): void {
     const fromAddr = count(m.open, (c) => c.remoteAddr === this.addr);
     const full = m.open.size + this.pending >= m.limits.maxConnections;
-    const oldest = m.unauthenticated[0];
+    // Silent sockets go first, oldest first; then those whose hello is being checked.
+    const oldest = m.unauthenticated.find((c) => !m.verifying.includes(c)) ?? m.verifying[0];
     const evictionsBefore = r.conns.map((c) => c.evictions);
 
     const refusal = r.admission.admit(this.addr, this.pending);
@@ -141,6 +146,7 @@ class Authenticate implements fc.Command<Model, Real> {
     expect(ok).toBe(expected);
     if (ok) {
       m.unauthenticated.splice(m.unauthenticated.indexOf(conn), 1);
+      if (m.verifying.includes(conn)) m.verifying.splice(m.verifying.indexOf(conn), 1);
       m.users.set(conn, this.user);
     } else if (this.closeOnRefusal) {
       r.admission.release(conn);
@@ -151,6 +157,27 @@ class Authenticate implements fc.Command<Model, Real> {
 
   toString(): string {
     return `authenticate(#${this.pick}, ${this.user}, close=${this.closeOnRefusal})`;
+  }
+}
+
+/** A connection's hello arrives: its token is being checked. */
+class HelloReceived implements fc.Command<Model, Real> {
+  constructor(readonly pick: number) {}
+
+  check(): boolean {
+    return true;
+  }
+
+  run(m: Model, r: Real): void {
+    const conn = r.conns[this.pick % Math.max(1, r.conns.length)];
+    if (conn === undefined) return;
+    r.admission.helloReceived(conn);
+    if (m.unauthenticated.includes(conn) && !m.verifying.includes(conn)) m.verifying.push(conn);
+    checkInvariants(m, r);
+  }
+
+  toString(): string {
+    return `hello(#${this.pick})`;
   }
 }
 
@@ -192,6 +219,7 @@ const commands = fc.commands(
     fc
       .tuple(fc.nat({ max: 100 }), fc.integer({ min: 1, max: 2 }))
       .map(([i, n]) => new Release(i, n)),
+    fc.nat({ max: 100 }).map((i) => new HelloReceived(i)),
   ],
   { maxCommands: 60 },
 );
@@ -205,7 +233,7 @@ const limitsArb: fc.Arbitrary<AdmissionLimits> = fc.record({
 
 describe('Admission', () => {
   it(
-    'keeps every limit after every step of a random sequence of connects, hellos and closes',
+    'keeps every limit, and evicts silent sockets before hellos being checked, after every step of random connects, hellos and closes',
     () => {
       fc.assert(
         fc.property(limitsArb, commands, (limits, cmds) => {
@@ -216,6 +244,7 @@ describe('Admission', () => {
                 limits,
                 open: new Set<Conn>(),
                 unauthenticated: [],
+                verifying: [],
                 users: new Map<Conn, string>(),
               },
               real: { admission, conns: [] },

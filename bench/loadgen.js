@@ -12,6 +12,10 @@
  * (still publishing, so the window ends in steady state) → publishing stops → drain (wait until
  * every client has every acknowledged event, bounded) → results.
  *
+ * The module also serves bench/abuse.js and bench/abuse-workers.js: worker processes
+ * (forkWorker, workerEntry, subscriberWorker: the clients above), the publisher, the latency
+ * histogram and the /proc CPU sampling.
+ *
  * CLI (against a running server):
  *   node_modules/.bin/node bench/loadgen.js --url ws://127.0.0.1:8000/api/v1/ws \
  *     --clients 200 --seconds 5 [--jwt-secret S | --token JWT] [--publish-token T] [--pid P]
@@ -42,13 +46,16 @@ export function killWorkers() {
 
 /** High-resolution wall clock in ms, comparable across processes on this machine. */
 export const now = () => performance.timeOrigin + performance.now();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Adds one to obj[key]. */
+export const count = (obj, key) => (obj[key] = (obj[key] ?? 0) + 1);
 
 // ---------------------------------------------------------------------------------------------
 // Latency histogram: 10 µs buckets below 100 ms, 1 ms buckets from 100 ms to 60 s.
 const FINE_BUCKETS = 10_000; // 0..100 ms by 10 µs
-const HIST_SIZE = FINE_BUCKETS + 59_900 + 1; // + 100 ms..60 s by 1 ms, + overflow
-function histIndex(ms) {
+export const HIST_SIZE = FINE_BUCKETS + 59_900 + 1; // + 100 ms..60 s by 1 ms, + overflow
+/** The bucket of a latency in ms (record with `hist[histIndex(ms)]++`). */
+export function histIndex(ms) {
   if (ms < 100) return ms <= 0 ? 0 : Math.floor(ms * 100);
   const i = FINE_BUCKETS + Math.floor(ms - 100);
   return i < HIST_SIZE - 1 ? i : HIST_SIZE - 1;
@@ -77,6 +84,29 @@ export function percentiles(hist, qs) {
     }
   }
   return { total, ...out };
+}
+/** The sum of the workers' histograms `r[key]`. */
+export function mergeHist(results, key) {
+  const hist = new Uint32Array(HIST_SIZE);
+  for (const r of results) for (let i = 0; i < HIST_SIZE; i++) hist[i] += r[key][i];
+  return hist;
+}
+/** Latency figures (ms) of a merged histogram, with the workers' latencyMax and latencySum. */
+export function latencyFigures(hist, results) {
+  const p = percentiles(hist, [0.5, 0.9, 0.99, 0.999]);
+  return {
+    count: p.total,
+    p50: p[0.5],
+    p90: p[0.9],
+    p99: p[0.99],
+    p999: p[0.999],
+    max: Math.max(...results.map((r) => r.latencyMax)),
+    mean: p.total ? results.reduce((a, r) => a + r.latencySum, 0) / p.total : null,
+  };
+}
+/** The value at quantile q of a sorted array; null when it is empty. */
+export function quantile(sorted, q) {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -130,64 +160,254 @@ export function machineCpu() {
     return null;
   }
 }
+/**
+ * The machine over the window between samples sA and sB ({machine: machineCpu(), self:
+ * process.cpuUsage()}): busy fraction; interrupt (softirq), steal and this process's CPU in
+ * cores; `otherCores`, CPU used by anything but those, this process and the `measuredCores`
+ * (other tenants, kernel threads; approximate: the kernel counts the machine and the processes
+ * differently); `contended` when other > 0.25 core or the machine > 95 % busy.
+ */
+export function machineWindow(sA, sB, windowSeconds, measuredCores) {
+  const cores = os.cpus().length;
+  const share = (key) =>
+    sA.machine && sB.machine
+      ? (sB.machine[key] - sA.machine[key]) / Math.max(1, sB.machine.total - sA.machine.total)
+      : null;
+  const busy = share('busy');
+  const irqCores = busy === null ? null : share('softirq') * cores;
+  const stealCores = busy === null ? null : share('steal') * cores;
+  const selfCores =
+    (sB.self.user - sA.self.user + sB.self.system - sA.self.system) / 1e6 / windowSeconds;
+  const otherCores =
+    busy === null ? null : busy * cores - irqCores - stealCores - measuredCores - selfCores;
+  const contended = (otherCores !== null && otherCores > 0.25) || (busy !== null && busy > 0.95);
+  return { busy, cores, irqCores, stealCores, selfCores, otherCores, contended };
+}
 
 // ---------------------------------------------------------------------------------------------
-// Worker process: owns a share of the clients.
-function workerMain() {
-  let cfg = null;
+// Worker processes: forked by a coordinator (runLoad here, bench/abuse.js), configured by their
+// first message, talking over IPC.
+
+/**
+ * Forks `script --worker <role>` and sends it `cfg` (its first message). The worker's messages
+ * are awaited with `w.next(type, timeoutMs?)`, which rejects when the worker exits first or
+ * after timeoutMs (if given); `w.died` rejects when it exits; `w.progress` is its last
+ * `progress` message; its `fatal` messages are logged; `w.post(m)` sends unless it is gone.
+ */
+export function forkWorker(script, role, cfg, log) {
+  const w = fork(script, ['--worker', role], {
+    serialization: 'advanced',
+    execPath: process.execPath,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  liveWorkers.add(w);
+  const inbox = [];
+  const waiters = [];
+  w.progress = { connected: 0, failed: 0 };
+  w.died = new Promise((_, reject) =>
+    w.on('exit', (code, sig) => {
+      liveWorkers.delete(w);
+      reject(new Error(`${role} worker ${w.pid} exited (code ${code}, signal ${sig})`));
+    }),
+  );
+  w.died.catch(() => {});
+  w.on('message', (m) => {
+    if (m.type === 'progress') {
+      w.progress = m;
+      return;
+    }
+    if (m.type === 'fatal') log(`${role} worker ${w.pid}: ${m.error}`);
+    const i = waiters.findIndex((x) => x.type === m.type);
+    if (i >= 0) waiters.splice(i, 1)[0].resolve(m);
+    else inbox.push(m);
+  });
+  w.next = (type, timeoutMs) => {
+    const i = inbox.findIndex((m) => m.type === type);
+    if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0]);
+    const waits = [new Promise((resolve) => waiters.push({ type, resolve })), w.died];
+    let timer;
+    if (timeoutMs) {
+      waits.push(
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`${role} worker: no ${type} after ${timeoutMs / 1000} s`)),
+            timeoutMs,
+          );
+        }),
+      );
+    }
+    return Promise.race(waits).finally(() => clearTimeout(timer));
+  };
+  w.post = (m) => {
+    if (w.connected) w.send(m);
+  };
+  w.send(cfg);
+  return w;
+}
+
+/** Asks the workers to exit and kills those still alive 1 s later. */
+export async function endWorkers(list) {
+  for (const w of list) w.post({ type: 'exit' });
+  await Promise.race([Promise.allSettled(list.map((w) => w.died)), sleep(1000)]);
+  for (const w of list) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+}
+
+/** The share of `total` clients of each of n workers: {count, idBase, batch}. */
+export function shares(total, n, batch) {
+  const per = Math.floor(total / n);
+  return Array.from({ length: n }, (_, i) => ({
+    count: i === n - 1 ? total - per * (n - 1) : per,
+    idBase: i * per,
+    batch: Math.max(1, Math.floor(batch / n)),
+  }));
+}
+
+/**
+ * Waits until every subscriber worker has reported `ready` (at most timeoutMs; progress logged
+ * every 5 s) → {requested, connected, failed, seconds since t0, errors}; logs the outcome and
+ * throws when no client connected. `who`: what the clients are called in the log.
+ */
+export async function awaitSubscribed(workers, { requested, t0, timeoutMs, log, who = 'client' }) {
+  const progress = setInterval(() => {
+    const c = workers.reduce((a, w) => a + w.progress.connected, 0);
+    const f = workers.reduce((a, w) => a + w.progress.failed, 0);
+    log(`  connecting… ${c}/${requested} (${f} failed)`);
+  }, 5000);
+  let ready;
+  try {
+    ready = await Promise.all(workers.map((w) => w.next('ready', timeoutMs)));
+  } finally {
+    clearInterval(progress);
+  }
+  const connect = {
+    requested,
+    connected: ready.reduce((a, r) => a + r.connected, 0),
+    failed: ready.reduce((a, r) => a + r.failed, 0),
+    seconds: (now() - t0) / 1000,
+    errors: mergeCounts(ready.map((r) => r.errors)),
+  };
+  log(
+    `  ${connect.connected}/${requested} ${who}s subscribed in ${connect.seconds.toFixed(1)} s` +
+      (connect.failed ? ` — ${connect.failed} FAILED ${JSON.stringify(connect.errors)}` : ''),
+  );
+  if (connect.connected === 0) throw new Error(`no ${who} could connect`);
+  return connect;
+}
+
+/**
+ * Plans the run from now: publishing starts at tStart, the warm-up ends at A, the measured
+ * window is [A, B), publishing stops at stopAt after the cool-down; tells the subscriber workers
+ * (`start`).
+ */
+export function startTimeline(workers, { warmup, seconds, cooldown }) {
+  const tStart = now() + 200;
+  const A = tStart + warmup * 1000;
+  const B = A + seconds * 1000;
+  const stopAt = B + cooldown * 1000;
+  for (const w of workers) w.post({ type: 'start', base: tStart, winA: A, winB: B });
+  return { tStart, A, B, stopAt };
+}
+
+/** Drains the subscriber workers against the acknowledged seqs → their `result` messages. */
+export function drainWorkers(workers, acked, drainSeconds) {
+  return Promise.all(
+    workers.map((w) => {
+      w.post({ type: 'drain', acked, timeoutMs: drainSeconds * 1000 });
+      return w.next('result', (drainSeconds + 20) * 1000);
+    }),
+  );
+}
+
+// -- in the worker
+
+const toParent = (m) => process.send?.(m);
+
+/**
+ * Entry of a worker process: waits for its config (the parent's first message), then runs
+ * main(cfg); a rejection is reported as `fatal` and ends the process. The process exits by
+ * itself after cfg.lifetimeMs and when the parent is gone.
+ */
+export function workerEntry(main) {
+  process.on('disconnect', () => process.exit(0));
+  process.once('message', (cfg) => {
+    setTimeout(() => process.exit(3), cfg.lifetimeMs).unref();
+    Promise.resolve()
+      .then(() => main(cfg))
+      .catch((err) => {
+        toParent({ type: 'fatal', error: String(err?.stack ?? err) });
+        process.exit(1);
+      });
+  });
+}
+
+/** CPU (cores, system share) and event-loop utilization of this process over the window. */
+export function windowMarks() {
+  let mark = null;
+  const marks = {
+    stats: null,
+    start() {
+      mark = { elu: performance.eventLoopUtilization(), cpu: process.cpuUsage(), t: now() };
+    },
+    end() {
+      if (!mark) return;
+      const secs = (now() - mark.t) / 1000;
+      const cpu = process.cpuUsage(mark.cpu);
+      marks.stats = {
+        elu: performance.eventLoopUtilization(mark.elu).utilization,
+        cpuCores: (cpu.user + cpu.system) / 1e6 / secs,
+        sysShare: cpu.system / Math.max(1, cpu.user + cpu.system),
+      };
+    },
+  };
+  return marks;
+}
+
+/** Seq bookkeeping of an event on client c; true when c receives it for the first time. */
+function firstReceipt(c, seq) {
+  const idx = seq - c.seq0 - 1;
+  if (!(idx >= 0 && idx < 10_000_000)) {
+    c.unexpected++;
+    return false;
+  }
+  if (idx >= c.bits.length) {
+    const bigger = new Uint8Array(Math.max(idx + 1, c.bits.length * 2));
+    bigger.set(c.bits);
+    c.bits = bigger;
+  }
+  if (c.bits[idx]) {
+    c.dup++;
+    return false;
+  }
+  c.bits[idx] = 1;
+  c.unique++;
+  if (seq < c.maxSeq) c.ooo++;
+  else c.maxSeq = seq;
+  return true;
+}
+
+/**
+ * The subscribers of one worker process (this file's workers, and the legitimate clients of
+ * bench/abuse-workers.js). cfg: {url, channel, client (hello's client name), count, idBase,
+ * batch, connectTimeoutMs, expectedEvents, ips?} (ips: source addresses, client id → ips[id %
+ * ips.length]). Each client: WebSocket `archon.v1` → hello → welcome → subscribe → subscribed,
+ * answers server pings, keeps seq bookkeeping. Hooks: on.event(c, msg, t) for each event a
+ * subscribed client receives for the first time (t: receive time), on.pong?(c, t), and for the
+ * parent's messages on.start(m) (`start`: {base, winA, winB}), on.drain?() (`drain` begins) and
+ * on.result() (fields added to the `result`). Returns {clients, connectAll(tokenFor)}:
+ * connectAll connects the clients (`tokenFor(i)`: the JWT of the i-th) and reports `ready`.
+ */
+export function subscriberWorker(cfg, on) {
   const clients = [];
-  let hist = null;
-  let receipts = null; // unique receipts per ms since cfg.base
-  let winA = Infinity;
-  let winB = -Infinity;
-  let negative = 0;
-  let latencySum = 0;
-  let latencyMax = 0;
+  const marks = windowMarks();
   let parseErrors = 0;
+  let pongs = 0; // server pings answered
   let closedDuringRun = 0;
-  let pongs = 0;
+  const closeCodes = {}; // of the connections the server closed during the run
   const serverErrors = {};
   const connectErrors = {};
-  let mark = null;
-  let windowStats = null;
 
-  const send = (m) => process.send?.(m);
-  const count = (obj, key) => (obj[key] = (obj[key] ?? 0) + 1);
-
-  function onEvent(c, msg, t) {
-    const idx = msg.seq - c.seq0 - 1;
-    if (!(idx >= 0 && idx < 10_000_000)) {
-      c.unexpected++;
-      return;
-    }
-    if (idx >= c.bits.length) {
-      const bigger = new Uint8Array(Math.max(idx + 1, c.bits.length * 2));
-      bigger.set(c.bits);
-      c.bits = bigger;
-    }
-    if (c.bits[idx]) {
-      c.dup++;
-      return;
-    }
-    c.bits[idx] = 1;
-    c.unique++;
-    if (msg.seq < c.maxSeq) c.ooo++;
-    else c.maxSeq = msg.seq;
-    const b = Math.floor(t - cfg.base);
-    if (b >= 0 && b < receipts.length) receipts[b]++;
-    if (t >= winA && t < winB) {
-      const t0 = msg.data?.t0;
-      if (typeof t0 === 'number') {
-        const lat = t - t0;
-        if (lat < 0) negative++;
-        hist[histIndex(lat)]++;
-        latencySum += lat;
-        if (lat > latencyMax) latencyMax = lat;
-      }
-    }
-  }
-
-  function connectOne(id) {
+  function connectOne(i, token) {
+    const id = cfg.idBase + i;
     return new Promise((resolve) => {
       const c = {
         id,
@@ -200,6 +420,7 @@ function workerMain() {
         unexpected: 0,
         bits: new Uint8Array(cfg.expectedEvents + 16),
         ws: null,
+        closing: false,
       };
       let settled = false;
       const done = (ok, why) => {
@@ -217,10 +438,11 @@ function workerMain() {
         perMessageDeflate: false,
         skipUTF8Validation: true,
         handshakeTimeout: cfg.connectTimeoutMs,
+        localAddress: cfg.ips?.[id % cfg.ips.length],
       });
       c.ws = ws;
       ws.on('open', () => {
-        ws.send(JSON.stringify({ op: 'hello', token: cfg.token, client: 'bench/1' }));
+        ws.send(JSON.stringify({ op: 'hello', token, client: cfg.client }));
       });
       ws.on('message', (raw) => {
         const t = now();
@@ -234,10 +456,12 @@ function workerMain() {
         }
         const type = msg.type;
         if (type === 'event') {
-          if (c.state === 2) onEvent(c, msg, t);
+          if (c.state === 2 && firstReceipt(c, msg.seq)) on.event(c, msg, t);
         } else if (type === 'ping') {
           pongs++;
           ws.send('{"op":"pong"}');
+        } else if (type === 'pong') {
+          on.pong?.(c, t);
         } else if (type === 'welcome' && c.state === 0) {
           c.state = 1;
           ws.send(JSON.stringify({ op: 'subscribe', id: 1, channel: cfg.channel }));
@@ -251,43 +475,40 @@ function workerMain() {
           if (c.state < 2) done(false, `server error ${msg.code}`);
         }
       });
-      ws.on('error', (err) => done(false, err.code || err.message));
+      ws.on('error', (err) => {
+        const m = /Unexpected server response: (\d+)/.exec(err.message);
+        done(false, m ? `HTTP ${m[1]}` : err.code || err.message);
+      });
       ws.on('close', (code) => {
         if (!settled) done(false, `closed ${code} during handshake`);
         else if (c.state === 2 && !c.closing) {
           closedDuringRun++;
+          count(closeCodes, String(code));
           c.state = 3;
         }
       });
     });
   }
 
-  async function connectAll() {
-    const t0 = now();
+  async function connectAll(tokenFor) {
     let next = 0;
     let failed = 0;
     let lastProgress = 0;
     const lane = async () => {
       // Fail fast when nothing connects (server broken): stop after the first failed lanes.
       while (next < cfg.count && !(clients.length === 0 && failed >= Math.min(cfg.batch, 20))) {
-        const id = cfg.idBase + next++;
-        const c = await connectOne(id);
+        const i = next++;
+        const c = await connectOne(i, tokenFor(i));
         if (c) clients.push(c);
         else failed++;
         if (now() - lastProgress > 1000) {
           lastProgress = now();
-          send({ type: 'progress', connected: clients.length, failed });
+          toParent({ type: 'progress', connected: clients.length, failed });
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(cfg.batch, cfg.count) }, lane));
-    send({
-      type: 'ready',
-      connected: clients.length,
-      failed,
-      errors: connectErrors,
-      seconds: (now() - t0) / 1000,
-    });
+    toParent({ type: 'ready', connected: clients.length, failed, errors: connectErrors });
   }
 
   async function drain(acked, timeoutMs) {
@@ -308,86 +529,57 @@ function workerMain() {
       if (pending === 0 || now() - t0 > timeoutMs) break;
       await sleep(50);
     }
-    const drainSeconds = (now() - t0) / 1000;
-    let lost = 0;
-    let dup = 0;
-    let ooo = 0;
-    let unexpected = 0;
-    let unique = 0;
-    let expectedTotal = 0;
-    let clientsWithLoss = 0;
+    const out = {
+      expected: 0,
+      unique: 0,
+      lost: 0,
+      dup: 0,
+      ooo: 0,
+      unexpected: 0,
+      clientsWithLoss: 0,
+      closedDuringRun,
+      drainSeconds: (now() - t0) / 1000,
+    };
     for (const c of clients) {
       let missing = 0;
       let got = 0;
       for (const s of acked) {
         if (s <= c.seq0) continue;
-        expectedTotal++;
+        out.expected++;
         const idx = s - c.seq0 - 1;
         if (idx < c.bits.length && c.bits[idx]) got++;
         else missing++;
       }
-      lost += missing;
-      if (missing > 0) clientsWithLoss++;
-      dup += c.dup;
-      ooo += c.ooo;
-      unique += c.unique;
-      unexpected += c.unexpected + (c.unique - got);
+      out.lost += missing;
+      if (missing > 0) out.clientsWithLoss++;
+      out.dup += c.dup;
+      out.ooo += c.ooo;
+      out.unique += c.unique;
+      out.unexpected += c.unexpected + (c.unique - got);
     }
-    return {
-      expected: expectedTotal,
-      unique,
-      lost,
-      dup,
-      ooo,
-      unexpected,
-      clientsWithLoss,
-      closedDuringRun,
-      drainSeconds,
-    };
+    return out;
   }
 
   process.on('message', (m) => {
-    if (m.type === 'config') {
-      cfg = m;
-      hist = new Uint32Array(HIST_SIZE);
-      receipts = new Uint32Array(Math.ceil(cfg.maxMs));
-      setTimeout(() => process.exit(3), cfg.lifetimeMs).unref();
-      connectAll().catch((err) => {
-        send({ type: 'fatal', error: String(err?.stack ?? err) });
-        process.exit(1);
-      });
-    } else if (m.type === 'start') {
-      cfg.base = m.base;
-      winA = m.winA;
-      winB = m.winB;
-    } else if (m.type === 'mark-start') {
-      mark = { elu: performance.eventLoopUtilization(), cpu: process.cpuUsage(), t: now() };
-    } else if (m.type === 'mark-end') {
-      const secs = (now() - mark.t) / 1000;
-      const cpu = process.cpuUsage(mark.cpu);
-      windowStats = {
-        elu: performance.eventLoopUtilization(mark.elu).utilization,
-        cpuCores: (cpu.user + cpu.system) / 1e6 / secs,
-        sysShare: cpu.system / Math.max(1, cpu.user + cpu.system),
-      };
-    } else if (m.type === 'drain') {
+    if (m.type === 'start') on.start(m);
+    else if (m.type === 'mark-start') marks.start();
+    else if (m.type === 'mark-end') marks.end();
+    else if (m.type === 'drain') {
+      on.drain?.();
       drain(m.acked, m.timeoutMs)
-        .then((integrity) => {
-          send({
+        .then((integrity) =>
+          toParent({
             type: 'result',
             integrity,
-            hist,
-            receipts,
-            latencySum,
-            latencyMax,
-            negative,
             parseErrors,
             pongs,
+            closeCodes,
             serverErrors,
-            window: windowStats,
-          });
-        })
-        .catch((err) => send({ type: 'fatal', error: String(err?.stack ?? err) }));
+            window: marks.stats,
+            ...on.result(),
+          }),
+        )
+        .catch((err) => toParent({ type: 'fatal', error: String(err?.stack ?? err) }));
     } else if (m.type === 'exit') {
       for (const c of clients) {
         c.closing = true;
@@ -396,7 +588,45 @@ function workerMain() {
       setTimeout(() => process.exit(0), 50);
     }
   });
-  process.on('disconnect', () => process.exit(0));
+  return { clients, connectAll };
+}
+
+/** This file's worker: latency publish → receipt (now − data.t0) and receipts per ms. */
+function workerMain(cfg) {
+  const hist = new Uint32Array(HIST_SIZE);
+  const receipts = new Uint32Array(Math.ceil(cfg.maxMs)); // unique receipts per ms since `start`
+  let base = Infinity;
+  let winA = Infinity;
+  let winB = -Infinity;
+  let negative = 0;
+  let latencySum = 0;
+  let latencyMax = 0;
+  const pool = subscriberWorker(
+    { ...cfg, client: 'bench/1' },
+    {
+      start(m) {
+        base = m.base;
+        winA = m.winA;
+        winB = m.winB;
+      },
+      event(c, msg, t) {
+        const b = Math.floor(t - base);
+        if (b >= 0 && b < receipts.length) receipts[b]++;
+        if (t >= winA && t < winB) {
+          const t0 = msg.data?.t0;
+          if (typeof t0 === 'number') {
+            const lat = t - t0;
+            if (lat < 0) negative++;
+            hist[histIndex(lat)]++;
+            latencySum += lat;
+            if (lat > latencyMax) latencyMax = lat;
+          }
+        }
+      },
+      result: () => ({ hist, receipts, latencySum, latencyMax, negative }),
+    },
+  );
+  return pool.connectAll(() => cfg.token);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,101 +670,36 @@ export async function runLoad(o) {
   const maxMs = (runSeconds + opt.drain + 30) * 1000;
   const connectDeadline = Math.max(60, opt.clients / 20) * 1000;
 
-  const workers = [];
-  const exited = [];
   const stop = { stopped: false }; // ends the publisher early when the run fails
-  const kill = () => {
-    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
-  };
-  try {
-    // -- fork and connect
-    const per = Math.floor(opt.clients / nWorkers);
-    const readyAll = [];
-    for (let i = 0; i < nWorkers; i++) {
-      const w = fork(SELF, ['--worker'], {
-        serialization: 'advanced',
-        execPath: process.execPath,
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      });
-      workers.push(w);
-      liveWorkers.add(w);
-      w.on('exit', () => liveWorkers.delete(w));
-      const count = i === nWorkers - 1 ? opt.clients - per * (nWorkers - 1) : per;
-      w.progress = { connected: 0, failed: 0 };
-      w.inbox = [];
-      w.waiters = [];
-      w.on('message', (m) => {
-        if (m.type === 'progress') w.progress = m;
-        else if (m.type === 'fatal') opt.log(`loadgen worker ${w.pid}: ${m.error}`);
-        const waiter = w.waiters.findIndex((x) => x.type === m.type);
-        if (waiter >= 0) w.waiters.splice(waiter, 1)[0].resolve(m);
-        else w.inbox.push(m);
-      });
-      exited.push(
-        new Promise((_, reject) =>
-          w.on('exit', (code, sig) =>
-            reject(new Error(`loadgen worker ${w.pid} exited (code ${code}, signal ${sig})`)),
-          ),
-        ),
-      );
-      w.send({
-        type: 'config',
+  const workers = shares(opt.clients, nWorkers, opt.batch).map((share) =>
+    forkWorker(
+      SELF,
+      'loadgen',
+      {
+        ...share,
         url: opt.url,
         token: opt.token,
         channel: opt.channel,
-        count,
-        idBase: i * per,
-        batch: Math.max(1, Math.floor(opt.batch / nWorkers)),
         connectTimeoutMs: opt.connectTimeout * 1000,
         expectedEvents,
         maxMs,
         // A worker exits by itself after this long, whatever happens to this process.
         lifetimeMs: connectDeadline + maxMs + 60_000,
-        base: 0,
-      });
-      readyAll.push(waitFor(w, 'ready'));
-    }
-    const died = Promise.race(exited);
+      },
+      opt.log,
+    ),
+  );
+  try {
+    const died = Promise.race(workers.map((w) => w.died));
     died.catch(() => {});
-    const t0 = now();
-    const progress = setInterval(() => {
-      const c = workers.reduce((a, w) => a + w.progress.connected, 0);
-      const f = workers.reduce((a, w) => a + w.progress.failed, 0);
-      opt.log(`  connecting… ${c}/${opt.clients} (${f} failed)`);
-    }, 5000);
-    let deadlineTimer;
-    const deadline = new Promise((_, reject) => {
-      deadlineTimer = setTimeout(
-        () => reject(new Error(`clients not connected after ${connectDeadline / 1000} s`)),
-        connectDeadline,
-      );
-    });
-    let ready;
-    try {
-      ready = await Promise.race([Promise.all(readyAll), died, deadline]);
-    } finally {
-      clearInterval(progress);
-      clearTimeout(deadlineTimer);
-    }
-    const connect = {
+    const connect = await awaitSubscribed(workers, {
       requested: opt.clients,
-      connected: ready.reduce((a, r) => a + r.connected, 0),
-      failed: ready.reduce((a, r) => a + r.failed, 0),
-      seconds: (now() - t0) / 1000,
-      errors: mergeCounts(ready.map((r) => r.errors)),
-    };
-    opt.log(
-      `  ${connect.connected}/${opt.clients} clients subscribed in ${connect.seconds.toFixed(1)} s` +
-        (connect.failed ? ` — ${connect.failed} FAILED ${JSON.stringify(connect.errors)}` : ''),
-    );
-    if (connect.connected === 0) throw new Error('no client could connect');
+      t0: now(),
+      timeoutMs: connectDeadline,
+      log: opt.log,
+    });
 
-    // -- plan the timeline
-    const tStart = now() + 200;
-    const A = tStart + opt.warmup * 1000;
-    const B = A + opt.seconds * 1000;
-    const stopAt = B + opt.cooldown * 1000;
-    for (const w of workers) w.send({ type: 'start', base: tStart, winA: A, winB: B });
+    const { tStart, A, B, stopAt } = startTimeline(workers, opt);
 
     // -- publisher
     const pub = publisher(publishUrl, opt, tStart, stopAt, A, B, stop);
@@ -551,47 +716,27 @@ export async function runLoad(o) {
     });
     await Promise.race([sleepUntil(A), died]);
     const sA = sample();
-    for (const w of workers) w.send({ type: 'mark-start' });
+    for (const w of workers) w.post({ type: 'mark-start' });
     opt.log(`  warm-up done, measuring ${opt.seconds} s…`);
     await Promise.race([sleepUntil(B), died]);
     const sB = sample();
-    for (const w of workers) w.send({ type: 'mark-end' });
+    for (const w of workers) w.post({ type: 'mark-end' });
     const published = await Promise.race([pub, died]);
 
     // -- drain and gather
-    const results = await Promise.race([
-      Promise.all(
-        workers.map((w) => {
-          w.send({ type: 'drain', acked: published.ackedSeqs, timeoutMs: opt.drain * 1000 });
-          return waitFor(w, 'result');
-        }),
-      ),
-      died,
-    ]);
-    for (const w of workers) w.send({ type: 'exit' });
-
+    const results = await drainWorkers(workers, published.ackedSeqs, opt.drain);
     return summarize({ opt, connect, published, results, sA, sB, tStart, A, B, workers });
   } finally {
     stop.stopped = true;
-    setTimeout(kill, 500).unref();
-    await Promise.race([
-      Promise.allSettled(exited.map((p) => p.catch(() => {}))),
-      sleep(1000).then(kill),
-    ]);
+    await endWorkers(workers);
   }
 }
 
-function waitFor(w, type) {
-  const i = w.inbox.findIndex((m) => m.type === type);
-  if (i >= 0) return Promise.resolve(w.inbox.splice(i, 1)[0]);
-  return new Promise((resolve) => w.waiters.push({ type, resolve }));
-}
-
-function sleepUntil(t) {
+export function sleepUntil(t) {
   return sleep(Math.max(0, t - now()));
 }
 
-function mergeCounts(list) {
+export function mergeCounts(list) {
   const out = {};
   for (const o of list) for (const [k, v] of Object.entries(o ?? {})) out[k] = (out[k] ?? 0) + v;
   return out;
@@ -604,8 +749,13 @@ function makePadder(size) {
   return (n) => ({ t0: now(), n, pad });
 }
 
-/** Publishes at opt.rate from tStart until stopAt; resolves once every POST has ended. */
-async function publisher(url, opt, tStart, stopAt, A, B, stop) {
+/**
+ * Publishes at opt.rate ({rate, size, channel, publishToken}) from tStart until stopAt, each
+ * POST scheduled on absolute times (up to 8 in flight); resolves once every POST has ended with
+ * {sent, acked, ackedSeqs, inWindow, late, errors, maxInFlight, httpP50, httpP99, httpMax}.
+ * `stop.stopped` ends it early.
+ */
+export async function publisher(url, opt, tStart, stopAt, A, B, stop) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const data = makePadder(opt.size);
   const headers = { 'content-type': 'application/json' };
@@ -683,8 +833,6 @@ async function publisher(url, opt, tStart, stopAt, A, B, stop) {
   await Promise.all(pending);
   agent.destroy();
   httpMs.sort((a, b) => a - b);
-  const q = (p) =>
-    httpMs.length ? httpMs[Math.min(httpMs.length - 1, Math.floor(p * httpMs.length))] : null;
   ackedSeqs.sort((a, b) => a - b);
   return {
     sent,
@@ -694,19 +842,42 @@ async function publisher(url, opt, tStart, stopAt, A, B, stop) {
     late,
     errors,
     maxInFlight,
-    httpP50: q(0.5),
-    httpP99: q(0.99),
-    httpMax: httpMs.length ? httpMs[httpMs.length - 1] : null,
+    httpP50: quantile(httpMs, 0.5),
+    httpP99: quantile(httpMs, 0.99),
+    httpMax: httpMs.at(-1) ?? null,
+  };
+}
+
+/** The workers' integrity figures summed (drainSeconds: the longest drain). */
+export function mergeIntegrity(results) {
+  const integrity = {};
+  for (const key of Object.keys(results[0].integrity)) {
+    integrity[key] =
+      key === 'drainSeconds'
+        ? Math.max(...results.map((r) => r.integrity[key]))
+        : results.reduce((a, r) => a + r.integrity[key], 0);
+  }
+  return integrity;
+}
+
+/** CPU of a process over the window (two procCpuTimes samples), also per delivery. */
+function cpuFigures(pid, a, b, windowSeconds, delivered) {
+  const sys = b.sys - a.sys;
+  const cpuSeconds = b.user - a.user + sys;
+  return {
+    pid,
+    cpuSeconds,
+    cpuCores: cpuSeconds / windowSeconds,
+    cpuUsPerDelivery: delivered > 0 ? (cpuSeconds * 1e6) / delivered : null,
+    sysShare: cpuSeconds > 0 ? sys / cpuSeconds : null,
+    rssMb: procRssMb(pid),
   };
 }
 
 function summarize({ opt, connect, published, results, sA, sB, tStart, A, B, workers }) {
-  const hist = new Uint32Array(HIST_SIZE);
+  const hist = mergeHist(results, 'hist');
   const receipts = new Uint32Array(results[0].receipts.length);
-  for (const r of results) {
-    for (let i = 0; i < hist.length; i++) hist[i] += r.hist[i];
-    for (let i = 0; i < receipts.length; i++) receipts[i] += r.receipts[i];
-  }
+  for (const r of results) for (let i = 0; i < receipts.length; i++) receipts[i] += r.receipts[i];
   // Deliveries received while the CPU was being measured: [sA.t, sB.t) on the 1 ms buckets.
   let delivered = 0;
   for (let i = Math.max(0, Math.round(sA.t - tStart)); i < Math.round(sB.t - tStart); i++) {
@@ -721,15 +892,7 @@ function summarize({ opt, connect, published, results, sA, sB, tStart, A, B, wor
   }
   while (timeline.length && timeline[timeline.length - 1] === 0) timeline.pop();
 
-  const p = percentiles(hist, [0.5, 0.9, 0.99, 0.999]);
-  const latencySum = results.reduce((a, r) => a + r.latencySum, 0);
-  const integrity = {};
-  for (const key of Object.keys(results[0].integrity)) {
-    integrity[key] =
-      key === 'drainSeconds'
-        ? Math.max(...results.map((r) => r.integrity[key]))
-        : results.reduce((a, r) => a + r.integrity[key], 0);
-  }
+  const integrity = mergeIntegrity(results);
   integrity.parseErrors = results.reduce((a, r) => a + r.parseErrors, 0);
   integrity.publishFailed = published.sent - published.acked;
   integrity.complete =
@@ -739,13 +902,6 @@ function summarize({ opt, connect, published, results, sA, sB, tStart, A, B, wor
     integrity.publishFailed === 0 &&
     connect.failed === 0;
 
-  const machineBusy =
-    sA.machine && sB.machine
-      ? (sB.machine.busy - sA.machine.busy) / Math.max(1, sB.machine.total - sA.machine.total)
-      : null;
-  const cores = os.cpus().length;
-  const coordinatorCores =
-    (sB.self.user - sA.self.user + sB.self.system - sA.self.system) / 1e6 / windowSeconds;
   const wk = workers.map((w, i) => ({
     pid: w.pid,
     cpuCores:
@@ -765,72 +921,39 @@ function summarize({ opt, connect, published, results, sA, sB, tStart, A, B, wor
         `${maxCores.toFixed(2)} cores): latency and possibly delivery rate are bounded by the clients`,
     );
   }
-  let server = null;
-  if (opt.serverPid && sA.server && sB.server) {
-    const user = sB.server.user - sA.server.user;
-    const sys = sB.server.sys - sA.server.sys;
-    const cpuSeconds = user + sys;
-    server = {
-      pid: opt.serverPid,
-      cpuSeconds,
-      cpuCores: cpuSeconds / windowSeconds,
-      cpuUsPerDelivery: delivered > 0 ? (cpuSeconds * 1e6) / delivered : null,
-      sysShare: cpuSeconds > 0 ? sys / cpuSeconds : null,
-      rssMb: procRssMb(opt.serverPid),
-    };
-  }
+  const server =
+    opt.serverPid && sA.server && sB.server
+      ? cpuFigures(opt.serverPid, sA.server, sB.server, windowSeconds, delivered)
+      : null;
   // The other measured processes (cluster run: the publishing instance and Redis), over the
   // same window and per delivery counted in it, like the server.
   const extra = {};
   for (const [name, pid] of Object.entries(opt.extraPids ?? {})) {
     const a = sA.extra?.[name];
     const b = sB.extra?.[name];
-    if (!a || !b) {
-      extra[name] = { pid, cpuSeconds: null, cpuCores: null, cpuUsPerDelivery: null };
-      continue;
-    }
-    const cpuSeconds = b.user - a.user + (b.sys - a.sys);
-    extra[name] = {
-      pid,
-      cpuSeconds,
-      cpuCores: cpuSeconds / windowSeconds,
-      cpuUsPerDelivery: delivered > 0 ? (cpuSeconds * 1e6) / delivered : null,
-      sysShare: cpuSeconds > 0 ? (b.sys - a.sys) / cpuSeconds : null,
-      rssMb: procRssMb(pid),
-    };
+    extra[name] =
+      a && b
+        ? cpuFigures(pid, a, b, windowSeconds, delivered)
+        : { pid, cpuSeconds: null, cpuCores: null, cpuUsPerDelivery: null };
   }
-  const extraCores = Object.values(extra).reduce((acc, e) => acc + (e.cpuCores ?? 0), 0);
   // Interrupt time (mostly the loopback network stack: it is not charged to any process) and
   // CPU used by anything but the server and the load generator (other tenants, kernel threads):
   // shows how noisy the measurement was.
-  const share = (key) =>
-    sA.machine && sB.machine
-      ? ((sB.machine[key] - sA.machine[key]) / Math.max(1, sB.machine.total - sA.machine.total)) *
-        cores
-      : null;
-  const irqCores = share('softirq');
-  const stealCores = share('steal');
-  const otherCores =
-    machineBusy === null
-      ? null
-      : machineBusy * cores -
-        irqCores -
-        stealCores -
-        (server?.cpuCores ?? 0) -
-        extraCores -
-        wk.reduce((a, w) => a + (w.cpuCores ?? 0), 0) -
-        coordinatorCores;
-  if (machineBusy !== null && machineBusy > 0.9) {
+  const machine = machineWindow(
+    sA,
+    sB,
+    windowSeconds,
+    [server, ...Object.values(extra), ...wk].reduce((acc, x) => acc + (x?.cpuCores ?? 0), 0),
+  );
+  if (machine.busy !== null && machine.busy > 0.9) {
     notes.push(
-      `machine CPU ${(machineBusy * 100).toFixed(0)} % busy during the window ` +
-        `(other processes ${otherCores.toFixed(2)} cores, interrupts ${irqCores.toFixed(2)}): ` +
+      `machine CPU ${(machine.busy * 100).toFixed(0)} % busy during the window ` +
+        `(other processes ${machine.otherCores.toFixed(2)} cores, interrupts ${machine.irqCores.toFixed(2)}): ` +
         'server and clients competed for cores',
     );
   }
   const offered = connect.connected * opt.rate;
   const keptUp = delivered / windowSeconds >= 0.95 * offered;
-  const contended =
-    (otherCores !== null && otherCores > 0.25) || (machineBusy !== null && machineBusy > 0.95);
   if (!keptUp) {
     notes.push(
       `delivery rate ${(delivered / windowSeconds).toFixed(0)}/s is below the offered ${offered}/s: ` +
@@ -855,13 +978,7 @@ function summarize({ opt, connect, published, results, sA, sB, tStart, A, B, wor
     publish: { ...published, ackedSeqs: undefined },
     delivered: { inWindow: delivered, perSecond: delivered / windowSeconds },
     latencyMs: {
-      count: p.total,
-      p50: p[0.5],
-      p90: p[0.9],
-      p99: p[0.99],
-      p999: p[0.999],
-      max: Math.max(...results.map((r) => r.latencyMax)),
-      mean: p.total ? latencySum / p.total : null,
+      ...latencyFigures(hist, results),
       negative: results.reduce((a, r) => a + r.negative, 0),
     },
     integrity,
@@ -869,14 +986,14 @@ function summarize({ opt, connect, published, results, sA, sB, tStart, A, B, wor
     extra,
     loadgen: {
       workers: wk,
-      coordinatorCpuCores: coordinatorCores,
-      machineBusy,
-      contended,
+      coordinatorCpuCores: machine.selfCores,
+      machineBusy: machine.busy,
+      contended: machine.contended,
       keptUp,
-      machineCores: cores,
-      irqCores,
-      stealCores,
-      otherCores,
+      machineCores: machine.cores,
+      irqCores: machine.irqCores,
+      stealCores: machine.stealCores,
+      otherCores: machine.otherCores,
       saturated,
       notes,
       pongs: results.reduce((a, r) => a + r.pongs, 0),
@@ -948,10 +1065,10 @@ async function cliMain() {
   process.exit(0);
 }
 
-/** HS256 JWT {sub, accounts: []} valid 1 h, for the gateway's hello. */
-export async function signToken(secret, sub = 'bench-0') {
+/** HS256 JWT {sub, accounts} valid 1 h, for the gateway's hello. */
+export async function signToken(secret, sub = 'bench-0', accounts = []) {
   const { SignJWT } = await import('jose');
-  return new SignJWT({ accounts: [] })
+  return new SignJWT({ accounts })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(sub)
     .setIssuedAt()
@@ -983,7 +1100,7 @@ export function formatResult(r) {
 }
 
 if (process.argv[1] === SELF) {
-  if (process.argv.includes('--worker')) workerMain();
+  if (process.argv.includes('--worker')) workerEntry(workerMain);
   else
     cliMain().catch((err) => {
       process.stderr.write(`loadgen: ${err?.stack ?? err}\n`);

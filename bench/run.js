@@ -17,90 +17,68 @@
  * Prints a table per round and a summary (medians over rounds; each ratio is the median of the
  * per-round ratios archon/bare and cluster/archon) and writes bench/results/<timestamp>.json.
  */
-import { Buffer } from 'node:buffer';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { killWorkers, machineCpu, runLoad, signToken } from './loadgen.js';
+import {
+  baseEnv,
+  buildsUsed,
+  GATEWAY,
+  ROOT,
+  distBuilt,
+  environment,
+  freePort,
+  fx,
+  median,
+  parseCli,
+  runMain,
+  saveResults,
+  staleDist,
+  startProcess,
+  startServer,
+  stopServer,
+  table,
+  waitQuiet,
+} from './common.js';
+import { runLoad, signToken, sleep } from './loadgen.js';
 
-const BENCH = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.dirname(BENCH);
-const GATEWAY = path.join(ROOT, 'bin', 'archon-ws.js');
 const REQUIRED_RATIO = 1.3;
 const ALL_TARGETS = ['bare', 'archon', 'cluster'];
 const DEFAULT_TARGETS = ['bare', 'archon'];
 /** The machine's own Redis: never started on, connected to or touched by the benchmark. */
 const RESERVED_REDIS_PORT = 6379;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (s) => process.stderr.write(`${s}\n`);
 
 // ---------------------------------------------------------------------------------------------
 // Options
-const { values: argv } = parseArgs({
-  options: {
+const { argv, check, opt } = parseCli(
+  import.meta.url,
+  'run.js',
+  {
     clients: { type: 'string', default: '5000' },
-    rate: { type: 'string', default: '10' },
-    size: { type: 'string', default: '200' },
-    seconds: { type: 'string', default: '20' },
-    warmup: { type: 'string', default: '3' },
-    rounds: { type: 'string', default: '3' },
     only: { type: 'string' },
     workers: { type: 'string', default: '2' },
     batch: { type: 'string', default: '200' },
-    timeout: { type: 'string' },
-    'quiet-wait': { type: 'string', default: '20' },
-    'quiet-below': { type: 'string', default: '0.25' },
-    'no-save': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
   },
-});
-if (argv.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
-  process.exit(0);
-}
-const opt = {
+  { rate: '10', quietWait: '20', maxSize: 65_000 },
+);
+Object.assign(opt, {
   clients: Number(argv.clients),
-  rate: Number(argv.rate),
-  size: Number(argv.size),
-  seconds: Number(argv.seconds),
-  warmup: Number(argv.warmup),
-  rounds: Number(argv.rounds),
   workers: Number(argv.workers),
   batch: Number(argv.batch),
-  quietWait: Number(argv['quiet-wait']),
-  quietBelow: Number(argv['quiet-below']),
-};
-const check = (ok, msg) => {
-  if (!ok) {
-    log(`run.js: ${msg}`);
-    process.exit(2);
-  }
-};
+});
 check(
   Number.isInteger(opt.clients) && opt.clients >= 1 && opt.clients <= 15_000,
   '--clients: 1..15000',
 );
-check(opt.rate > 0 && opt.rate <= 1000, '--rate: 1..1000 msg/s');
-check(
-  Number.isInteger(opt.size) && opt.size >= 40 && opt.size <= 65_000,
-  '--size: 40..65000 bytes',
-);
-check(opt.seconds >= 1 && opt.seconds <= 300, '--seconds: 1..300');
-check(opt.warmup >= 0 && opt.warmup <= 60, '--warmup: 0..60');
-check(Number.isInteger(opt.rounds) && opt.rounds >= 1 && opt.rounds <= 10, '--rounds: 1..10');
 check(Number.isInteger(opt.workers) && opt.workers >= 1 && opt.workers <= 8, '--workers: 1..8');
 check(opt.batch >= 1 && opt.batch <= 1000, '--batch: 1..1000');
-check(opt.quietWait >= 0 && opt.quietWait <= 600, '--quiet-wait: 0..600 seconds');
-check(opt.quietBelow > 0 && opt.quietBelow <= 1, '--quiet-below: a fraction of all cores, 0..1');
 const only = argv.only
   ? argv.only
       .split(',')
@@ -146,32 +124,6 @@ function redisServerVersion() {
 // The gateway runs from dist/ (bin/archon-ws.js imports ../dist/cli/main.js): warn if stale.
 const distWarning = usesGateway ? staleDist() : null;
 if (distWarning) log(`run.js: WARNING: ${distWarning}`);
-function staleDist() {
-  const main = path.join(ROOT, 'dist', 'cli', 'main.js');
-  if (!existsSync(main)) return 'dist/cli/main.js does not exist: run `npm run build` first';
-  const built = statSync(main).mtimeMs;
-  let newest = 0;
-  let newestFile = '';
-  const walk = (dir) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts')) {
-        const m = statSync(p).mtimeMs;
-        if (m > newest) [newest, newestFile] = [m, p];
-      }
-    }
-  };
-  try {
-    walk(path.join(ROOT, 'src'));
-  } catch {
-    return null;
-  }
-  return newest > built
-    ? `dist/ is older than ${path.relative(ROOT, newestFile)}: the gateway under test may not ` +
-        'match the source (run `npm run build`)'
-    : null;
-}
 
 // Hard bound on the whole run: per server run ≈ start 30 s + connect + warm-up + window +
 // cool-down + drain 10 s + stop 10 s, with slack; a cluster run starts and stops three
@@ -188,72 +140,9 @@ check(hardBound > 0, '--timeout: seconds > 0');
 const serverBound = (target) => Math.ceil(Math.min(hardBound, perRun(target)));
 
 // ---------------------------------------------------------------------------------------------
-// Child servers: started through `timeout` so that they stop by themselves even if this
-// process is killed; the measured pid is the node process under `timeout`.
-const live = new Set(); // { wrapper, pid }
-
-function killAll(signal = 'SIGKILL') {
-  killWorkers();
-  for (const s of live) {
-    for (const pid of [s.pid, s.wrapper.pid]) {
-      try {
-        if (pid) process.kill(pid, signal);
-      } catch {
-        /* already gone */
-      }
-    }
-  }
-}
-process.on('exit', () => killAll());
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    log(`run.js: ${sig}, stopping children`);
-    killAll();
-    process.exit(130);
-  });
-}
-const boundTimer = setTimeout(() => {
-  log(`run.js: hard time bound of ${hardBound} s reached, stopping`);
-  killAll();
-  process.exit(124);
-}, hardBound * 1000);
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function childPid(parent) {
-  try {
-    const txt = readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8').trim();
-    if (txt) return Number(txt.split(/\s+/)[0]);
-  } catch {
-    /* fall through */
-  }
-  return null;
-}
-
-/** GET → {status, body}; status null when the request failed. */
-function httpGet(url, timeoutMs = 1000) {
-  return new Promise((resolve) => {
-    const req = http.get(url, { timeout: timeoutMs }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }),
-      );
-      res.on('error', () => resolve({ status: null, body: '' }));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve({ status: null, body: '' }));
-  });
-}
+// Children: the load generator's workers (loadgen.js) and the servers (common.js, started
+// under `timeout` so that they stop by themselves even if this process is killed); runMain
+// (at the end) kills them on exit, error, signals and at the hard bound.
 
 /** True when a Redis server answers PING on 127.0.0.1:port. */
 function redisPing(port, timeoutMs = 1000) {
@@ -273,103 +162,6 @@ function redisPing(port, timeoutMs = 1000) {
     });
     sock.on('error', () => done(false));
   });
-}
-
-/**
- * Starts `cmd args…` under `timeout(1)` (it stops by itself after `bound` s, even if this
- * process is killed) and waits until `ready(s)` resolves true (at most 30 s). The measured pid
- * (s.pid) is the process under `timeout`.
- */
-async function startProcess({ label, cmd, args, env, cwd = ROOT, bound, ready }) {
-  const wrapper = spawn('timeout', ['-k', '5', String(bound), cmd, ...args], {
-    cwd,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const s = { target: label, wrapper, pid: null, logTail: '', logLines: 0, exited: null };
-  live.add(s);
-  const keep = (chunk) => {
-    const text = chunk.toString('utf8');
-    s.logLines += text.split('\n').length - 1;
-    s.logTail = (s.logTail + text).slice(-8000);
-  };
-  wrapper.stdout.on('data', keep);
-  wrapper.stderr.on('data', keep);
-  wrapper.on('exit', (code, signal) => {
-    s.exited = { code, signal };
-    live.delete(s);
-  });
-
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (s.exited) {
-      throw new Error(
-        `${label} exited during start (code ${s.exited.code}, signal ${s.exited.signal}):\n${s.logTail}`,
-      );
-    }
-    s.pid ??= childPid(wrapper.pid);
-    if (s.pid && (await ready(s))) return s;
-    await sleep(100);
-  }
-  await stopServer(s);
-  throw new Error(`${label} not ready after 30 s:\n${s.logTail}`);
-}
-
-/** The environment of a server child: this one's, minus every gateway setting. */
-function baseEnv() {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([k]) => !/^(ARCHON_|WEBSOCKET_|LOG_LEVEL$|PORT$|HOST$)/.test(k),
-    ),
-  );
-}
-
-/**
- * Starts the bare server or one gateway instance on `port`. `extraEnv` adds settings (cluster
- * mode: ARCHON_REDIS_URL, ARCHON_SERVER_ID); the instance is ready when GET /api/health answers
- * 200, and in cluster mode also `"status":"ok"` (its Redis backplane is up).
- */
-async function startServer(target, port, secrets, { label = target, extraEnv = {}, bound } = {}) {
-  const env = baseEnv();
-  Object.assign(env, {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    BENCH_MAX_SECONDS: String(bound),
-    BENCH_PARENT_PID: String(process.pid),
-  });
-  let args;
-  if (target === 'bare') {
-    args = [path.join(BENCH, 'bare-server.js')];
-  } else {
-    args = [GATEWAY, 'serve', '--port', String(port)];
-    Object.assign(env, {
-      ARCHON_JWT_SECRET: secrets.jwtSecret,
-      ARCHON_PUBLISH_TOKENS: secrets.publishToken,
-      LOG_LEVEL: 'warn',
-      WEBSOCKET_MAX_CONNECTIONS: '20000',
-      ...extraEnv,
-    });
-  }
-  const cluster = Boolean(extraEnv.ARCHON_REDIS_URL);
-  const s = await startProcess({
-    label,
-    cmd: process.execPath,
-    args,
-    env,
-    bound,
-    ready: async () => {
-      const r = await httpGet(`http://127.0.0.1:${port}/api/health`);
-      if (r.status !== 200) return false;
-      if (!cluster) return true;
-      try {
-        return JSON.parse(r.body).status === 'ok';
-      } catch {
-        return false;
-      }
-    },
-  });
-  s.port = port;
-  return s;
 }
 
 /**
@@ -405,27 +197,6 @@ async function startRedis(port, bound) {
   return s;
 }
 
-async function stopServer(s) {
-  if (s.exited) return;
-  const gone = new Promise((r) => s.wrapper.once('exit', r));
-  try {
-    process.kill(s.pid ?? s.wrapper.pid, 'SIGTERM');
-  } catch {
-    /* gone */
-  }
-  const t = setTimeout(() => {
-    for (const pid of [s.pid, s.wrapper.pid]) {
-      try {
-        if (pid) process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-  }, 3000);
-  await Promise.race([gone, sleep(10_000)]);
-  clearTimeout(t);
-}
-
 /** A free port that is not the machine's own Redis port. */
 async function freeRedisPort() {
   for (;;) {
@@ -435,29 +206,6 @@ async function freeRedisPort() {
 }
 
 // ---------------------------------------------------------------------------------------------
-/**
- * Waits (at most opt.quietWait s) until the machine is quieter than opt.quietBelow of all cores
- * over 1 s, so that other tenants' bursts (builds, tests) disturb the runs less.
- */
-async function waitQuiet() {
-  const t0 = Date.now();
-  for (;;) {
-    const a = machineCpu();
-    await sleep(1000);
-    const b = machineCpu();
-    const busy = a && b ? (b.busy - a.busy) / Math.max(1, b.total - a.total) : null;
-    const waited = (Date.now() - t0) / 1000;
-    if (busy === null || busy < opt.quietBelow || waited >= opt.quietWait) {
-      if (waited > 1.5 || (busy !== null && busy >= opt.quietBelow)) {
-        log(
-          `  machine ${(busy * 100).toFixed(0)} % busy after waiting ${waited.toFixed(0)} s for quiet`,
-        );
-      }
-      return { waitedSeconds: waited, busyBefore: busy };
-    }
-  }
-}
-
 const loadOptions = () => ({
   clients: opt.clients,
   rate: opt.rate,
@@ -477,13 +225,24 @@ function tails(procs) {
     .join('');
 }
 
+/** Every load-generator client is the same user from the same address (127.0.0.1): the
+ * per-user and per-address limits are raised for them, as for a trading floor behind one NAT
+ * with one service account. bench/abuse.js measures the limits themselves. */
+const ONE_USER_ONE_ADDRESS = {
+  WEBSOCKET_MAX_CONNECTIONS_PER_USER: '20000',
+  WEBSOCKET_MAX_CONNECTIONS_PER_IP: '20000',
+};
+
 async function runTarget(target, secrets) {
   if (target === 'cluster') return runCluster(secrets);
-  const quiet = opt.quietWait > 0 ? await waitQuiet() : null;
+  const quiet = await waitQuiet(opt, log);
   const port = await freePort();
   log(`\n▶ ${target} on 127.0.0.1:${port}`);
   const built = target === 'bare' ? null : distBuilt();
-  const s = await startServer(target, port, secrets, { bound: serverBound(target) });
+  const s = await startServer(target, port, secrets, {
+    bound: serverBound(target),
+    extraEnv: ONE_USER_ONE_ADDRESS,
+  });
   try {
     const r = await runLoad({
       ...loadOptions(),
@@ -515,7 +274,7 @@ async function runTarget(target, secrets) {
  * reported next to it (`r.extra.publisher`, `r.extra.redis`).
  */
 async function runCluster(secrets) {
-  const quiet = opt.quietWait > 0 ? await waitQuiet() : null;
+  const quiet = await waitQuiet(opt, log);
   const bound = serverBound('cluster');
   const redisPort = await freeRedisPort();
   const built = distBuilt();
@@ -528,14 +287,22 @@ async function runCluster(secrets) {
     const a = await startServer('archon', aPort, secrets, {
       label: 'cluster A',
       bound,
-      extraEnv: { ARCHON_REDIS_URL: redisUrl, ARCHON_SERVER_ID: 'bench-a' },
+      extraEnv: {
+        ...ONE_USER_ONE_ADDRESS,
+        ARCHON_REDIS_URL: redisUrl,
+        ARCHON_SERVER_ID: 'bench-a',
+      },
     });
     procs.push(a);
     const bPort = await freePort();
     const b = await startServer('archon', bPort, secrets, {
       label: 'cluster B',
       bound,
-      extraEnv: { ARCHON_REDIS_URL: redisUrl, ARCHON_SERVER_ID: 'bench-b' },
+      extraEnv: {
+        ...ONE_USER_ONE_ADDRESS,
+        ARCHON_REDIS_URL: redisUrl,
+        ARCHON_SERVER_ID: 'bench-b',
+      },
     });
     procs.push(b);
     log(
@@ -595,15 +362,6 @@ const indent = (text) =>
 
 // ---------------------------------------------------------------------------------------------
 // Reporting
-const fx = (x, d = 2) =>
-  x === null || x === undefined || Number.isNaN(x) ? '—' : Number(x).toFixed(d);
-function median(xs) {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
-  if (!v.length) return null;
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
 const COLUMNS = [
   ['server', 8, (r) => r.target],
   ['clients', 11, (r) => `${r.connect.connected}/${r.connect.requested}`],
@@ -633,13 +391,19 @@ function flags(r) {
   );
 }
 const clean = (r) => r && !r.loadgen.contended && r.loadgen.keptUp && !r.loadgen.saturated;
-function table(rows) {
-  const line = (cells) => cells.map((c, i) => String(c).padStart(COLUMNS[i][1])).join(' ');
-  return [
-    line(COLUMNS.map((c) => c[0])),
-    ...rows.map((r) => line(COLUMNS.map((c) => c[2](r)))),
-  ].join('\n');
-}
+/** The summary table: one row per target ([name, medians]). */
+const SUMMARY_COLUMNS = [
+  ['server', 8, ([t]) => t],
+  ['runs', 5, ([, s]) => s.runs],
+  ['deliv/s', 9, ([, s]) => fx(s.deliveredPerSecond, 0)],
+  ['p50 ms', 8, ([, s]) => fx(s.p50Ms)],
+  ['p99 ms', 8, ([, s]) => fx(s.p99Ms)],
+  ['µs/deliv', 9, ([, s]) => fx(s.cpuUsPerDelivery, 3)],
+  ['cores', 6, ([, s]) => fx(s.cpuCores)],
+  ['lost', 7, ([, s]) => s.lost],
+  ['dup', 6, ([, s]) => s.dup],
+  ['complete', 9, ([, s]) => (s.allComplete ? 'yes' : 'NO')],
+];
 
 // ---------------------------------------------------------------------------------------------
 /** Per-round ratio of two targets' CPU per delivery (null unless both ran). */
@@ -694,7 +458,9 @@ async function main() {
     round.clusterRatio = roundRatio(round, 'cluster', 'archon');
     rounds.push(round);
     const rows = order.map((t) => round.runs[t]).filter(Boolean);
-    process.stdout.write(`\nround ${i + 1} (order: ${order.join(' → ')})\n${table(rows)}\n`);
+    process.stdout.write(
+      `\nround ${i + 1} (order: ${order.join(' → ')})\n${table(COLUMNS, rows)}\n`,
+    );
     if (round.runs.cluster) process.stdout.write(`${clusterLine(round.runs.cluster)}\n`);
     if (round.ratio !== null) {
       process.stdout.write(`ratio archon/bare CPU per delivery: ${fx(round.ratio, 3)}\n`);
@@ -711,13 +477,11 @@ async function main() {
 
   // Another engineer may rebuild dist/ while this runs: then the runs did not all test the
   // same gateway build.
-  const builds = new Set(
-    rounds.flatMap((r) => Object.values(r.runs).map((x) => x.distBuilt)).filter(Boolean),
-  );
+  const builds = buildsUsed(rounds);
   const warnings = distWarning ? [distWarning] : [];
-  if (builds.size > 1) {
+  if (builds > 1) {
     warnings.push(
-      `dist/ was rebuilt during the benchmark: the gateway runs used ${builds.size} different ` +
+      `dist/ was rebuilt during the benchmark: the gateway runs used ${builds} different ` +
         `builds (see distBuilt of each run)`,
     );
   }
@@ -802,32 +566,6 @@ async function main() {
       `${clu.failedRuns ? `, ${clu.failedRuns} run(s) FAILED` : ''})`;
   }
 
-  const sumRows = Object.entries(summary.targets).map(([t, s]) => [
-    t,
-    `${s.runs}`,
-    fx(s.deliveredPerSecond, 0),
-    fx(s.p50Ms),
-    fx(s.p99Ms),
-    fx(s.cpuUsPerDelivery, 3),
-    fx(s.cpuCores),
-    String(s.lost),
-    String(s.dup),
-    s.allComplete ? 'yes' : 'NO',
-  ]);
-  const heads = [
-    'server',
-    'runs',
-    'deliv/s',
-    'p50 ms',
-    'p99 ms',
-    'µs/deliv',
-    'cores',
-    'lost',
-    'dup',
-    'complete',
-  ];
-  const widths = [8, 5, 9, 8, 8, 9, 6, 7, 6, 9];
-  const fmt = (cells) => cells.map((c, i) => String(c).padStart(widths[i])).join(' ');
   const ratioLine = (name, s) =>
     s.ratios.length
       ? `ratio ${name} CPU per delivery: median ${fx(s.ratio, 3)} (rounds: ${s.ratios.map((x) => fx(x, 3)).join(', ')}); ` +
@@ -841,7 +579,7 @@ async function main() {
       : '';
   process.stdout.write(
     `\nsummary (medians over ${opt.rounds} round(s); lost/dup summed)\n` +
-      [fmt(heads), ...sumRows.map(fmt)].join('\n') +
+      table(SUMMARY_COLUMNS, Object.entries(summary.targets)) +
       '\n' +
       (clu
         ? `cluster medians: B (subscriber instance) ${fx(clu.cpuUsPerDelivery, 3)} µs/deliv; ` +
@@ -854,7 +592,7 @@ async function main() {
       (summary.disturbedRuns
         ? `warning: ${summary.disturbedRuns} run(s) flagged C/B/S (see the flags column)\n`
         : '') +
-      (builds.size > 1 ? `warning: ${warnings[warnings.length - 1]}\n` : '') +
+      (builds > 1 ? `warning: ${warnings[warnings.length - 1]}\n` : '') +
       (summary.cluster.line ? `${summary.cluster.line}\n` : '') +
       `${summary.verdict}\n`,
   );
@@ -871,60 +609,13 @@ async function main() {
     finished: new Date().toISOString(),
     params: { ...opt, targets, hardBound },
     warnings,
-    environment: environment(),
+    environment: environment({
+      redisServer: targets.includes('cluster') ? redisServerVersion() : null,
+    }),
     rounds,
     summary,
   };
-  if (!argv['no-save']) {
-    const dir = path.join(BENCH, 'results');
-    mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-    process.stdout.write(`results: ${path.relative(ROOT, file)}\n`);
-  }
+  if (!argv['no-save']) saveResults('', started, result);
 }
 
-function distBuilt() {
-  try {
-    return statSync(path.join(ROOT, 'dist', 'cli', 'main.js')).mtime.toISOString();
-  } catch {
-    return null;
-  }
-}
-
-function environment() {
-  let commit = null;
-  try {
-    commit = execFileSync('git', ['rev-parse', 'HEAD'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-  } catch {
-    /* no commit yet */
-  }
-  return {
-    node: process.version,
-    platform: `${os.type()} ${os.release()}`,
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? null,
-    loadavg: os.loadavg(),
-    memGb: os.totalmem() / 2 ** 30,
-    commit,
-    // When the gateway under test (dist/) was built: the source may have moved on since.
-    distBuilt: distBuilt(),
-    redisServer: targets.includes('cluster') ? redisServerVersion() : null,
-  };
-}
-
-main()
-  .then(() => {
-    clearTimeout(boundTimer);
-    killAll();
-    process.exit(0);
-  })
-  .catch((err) => {
-    log(`run.js: ${err?.stack ?? err}`);
-    killAll();
-    process.exit(1);
-  });
+runMain('run.js', hardBound, main);

@@ -1,6 +1,6 @@
 /**
- * Channel names and their delivery classes (DESIGN §2). A channel's class comes from its
- * prefix and decides ordering, queueing and recovery.
+ * Channel names and their delivery classes (docs/protocol.md#channels-and-delivery-classes). A
+ * channel's class comes from its prefix and decides ordering, queueing and recovery.
  */
 
 export type ChannelClass = 'state' | 'stream' | 'alert' | 'broadcast';

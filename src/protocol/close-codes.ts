@@ -1,6 +1,6 @@
 /**
- * WebSocket close codes (DESIGN §3) with what a client should do on each. Server and SDK
- * share this table so they cannot disagree about the policy.
+ * WebSocket close codes (docs/protocol.md#close-codes) with what a client should do on each.
+ * Server and SDK share this table so they cannot disagree about the policy.
  */
 
 export const CloseCode = {

@@ -1,4 +1,4 @@
-/** Wire protocol v1 (DESIGN §3): JSON text frames, subprotocol `archon.v1`. */
+/** Wire protocol v1 (docs/protocol.md): JSON text frames, subprotocol `archon.v1`. */
 
 export const SUBPROTOCOL = 'archon.v1';
 export const PROTOCOL_VERSION = 1;

@@ -1,5 +1,5 @@
 /**
- * Cluster mode's admin plane (DESIGN §7): every instance registers itself in Redis with a
+ * Cluster mode's admin plane (docs/cluster.md): every instance registers itself in Redis with a
  * heartbeat and answers admin requests on a control channel, so any instance can answer
  * RB-003's questions for the whole cluster. An answer names the instances that did not
  * reply in time instead of silently leaving them out.
@@ -11,7 +11,7 @@ import type { ConnectionInfo } from './connection.js';
 import type { Logger } from './logging.js';
 import { mergeBuckets, summarize, type MinuteBucket, type StatsAnswer } from './stats.js';
 
-/** An instance whose heartbeat is older than this is gone (DESIGN §7: 15 s). */
+/** An instance whose heartbeat is older than this is gone (docs/cluster.md: 15 s). */
 const REGISTRY_TTL_S = 15;
 const HEARTBEAT_MS = 5000;
 const DEFAULT_REPLY_TIMEOUT_MS = 2000;

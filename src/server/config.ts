@@ -1,7 +1,8 @@
 /**
- * The one configuration schema (DESIGN §5). Every variable is read from the environment
- * (or the matching `archon-ws serve` flag), validated once at start and frozen. A bad value
- * stops the process with a message naming the variable, the value and what is allowed.
+ * The one configuration schema (docs/configuration.md). Every variable is read from the
+ * environment (or the matching `archon-ws serve` flag), validated once at start and frozen. A
+ * bad value stops the process with a message naming the variable, the value and what is
+ * allowed.
  */
 import { createPublicKey } from 'node:crypto';
 import { hostname } from 'node:os';

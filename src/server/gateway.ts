@@ -1,6 +1,7 @@
 /**
  * Assembles one archon-ws instance: HTTP (Fastify) and WebSocket on one port, the hub on a
- * backplane, metrics, the admin API, the liveness sweep and graceful shutdown (DESIGN §8).
+ * backplane, metrics, the admin API, the liveness sweep and graceful shutdown
+ * (docs/protocol.md#server-shutdown).
  */
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';

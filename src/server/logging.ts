@@ -1,6 +1,6 @@
 /**
  * Logs are JSON lines: uppercase `level`, `message`, ISO `time`, the instance as `server`,
- * and context fields (DESIGN §6). Anything that looks like a token is redacted.
+ * and context fields (docs/metrics.md#logs). Anything that looks like a token is redacted.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
 

@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics (names fixed by RB-003's alerts, DESIGN §6) and the per-minute series
+ * Prometheus metrics (names fixed by RB-003's alerts, docs/metrics.md) and the per-minute series
  * behind the admin stats endpoint. The delivery hot path only adds to plain numbers; they
  * are moved into prom-client counters when Prometheus scrapes.
  */

@@ -1,7 +1,7 @@
 /**
- * The operator's admin API (DESIGN §4, RB-003 Steps 1, 3, 5 and section 5), over real HTTP
- * against a real gateway with real WebSocket clients. Field names are what the runbook's
- * `jq` filters read.
+ * The operator's admin API (docs/http-api.md#admin-api, RB-003 Steps 1, 3, 5 and section 5),
+ * over real HTTP against a real gateway with real WebSocket clients. Field names are what the
+ * runbook's `jq` filters read.
  */
 import { describe, expect, it } from 'vitest';
 import type { Status, StatsAnswer } from '../../src/server/admin.js';

@@ -1,10 +1,10 @@
 /**
- * Zero loss in failure scenarios (DESIGN §2, §3, §7, §8) with real processes: a Redis of the
- * test's own, `archon-ws serve` instances api-1/api-2 in cluster mode, and real nginx
- * running deploy/nginx/archon-ws.conf in front of them. Publishers record every accepted
+ * Zero loss in failure scenarios (docs/protocol.md, docs/cluster.md) with real processes: a
+ * Redis of the test's own, `archon-ws serve` instances api-1/api-2 in cluster mode, and real
+ * nginx running deploy/nginx/archon-ws.conf in front of them. Publishers record every accepted
  * (channel, epoch, seq); resuming clients (test/support/resuming-client.ts) record every
- * receipt; the loss checker (test/support/loss.ts) counts per subscriber and channel what
- * was lost, duplicated or out of order, and which gaps the client was explicitly told of.
+ * receipt; the loss checker (test/support/loss.ts) counts per subscriber and channel what was
+ * lost, duplicated or out of order, and which gaps the client was explicitly told of.
  *
  * Stream (`signals`) and alert (`risk:ACC1`) channels must read lost=0, dup=0, ooo=0 after:
  * kill -9 of an instance, a rolling restart, a Redis restart without persistence (where

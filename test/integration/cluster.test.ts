@@ -1,5 +1,5 @@
 /**
- * Cluster mode (DESIGN §7) with in-process gateways on a Redis of the test's own: any
+ * Cluster mode (docs/cluster.md) with in-process gateways on a Redis of the test's own: any
  * instance accepts a publish, every subscriber anywhere gets it, a client resumes on any
  * instance, and the admin API answers for every instance.
  */

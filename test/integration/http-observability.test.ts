@@ -1,6 +1,7 @@
 /**
  * What the operator sees without asking the admin API: GET /metrics (the names RB-003's
- * alerts use, DESIGN §6) and the JSON log lines (level, message, time, server; never a token).
+ * alerts use, docs/metrics.md) and the JSON log lines (level, message, time, server; never a
+ * token).
  */
 import { ERROR_TYPES } from '../../src/protocol/index.js';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -32,7 +33,7 @@ describe('GET /metrics', () => {
     return { text, samples: parseSamples(text) };
   }
 
-  it('exposes every metric the runbook and DESIGN §6 name, and Node defaults', async () => {
+  it('exposes every metric the runbook and docs/metrics.md name, and Node defaults', async () => {
     const { text } = await scrape();
     const types: Record<string, string> = {
       archon_websocket_connections_active: 'gauge',

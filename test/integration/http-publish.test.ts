@@ -1,6 +1,7 @@
 /**
  * POST /api/v1/publish (the trading engine's way in) and GET /api/v1/history (a client's way
- * back to missed events), over real HTTP against a real gateway (DESIGN §2, §4).
+ * back to missed events), over real HTTP against a real gateway
+ * (docs/http-api.md#post-apiv1publish, docs/http-api.md#get-apiv1history).
  */
 import { describe, expect, it } from 'vitest';
 import type { HistoryAnswer } from '../../src/protocol/index.js';

@@ -1,7 +1,7 @@
 import { request, type IncomingHttpHeaders } from 'node:http';
 /**
  * The unauthenticated HTTP and WebSocket surface an operator and a load balancer use
- * (DESIGN §4, RB-003 "Manual Check" and Step 2): health, the upgrade-header check, the
+ * (docs/http-api.md, RB-003 "Manual Check" and Step 2): health, the upgrade-header check, the
  * `wscat` connectivity test and answers for paths that do not exist.
  */
 import { beforeEach, describe, expect, it } from 'vitest';

@@ -1,7 +1,8 @@
 /**
- * GET / and GET /ops (DESIGN §4): the built pages served by the gateway, with the headers
- * that keep them safe (same-origin CSP, no framing) and fresh (pages revalidated, hashed
- * assets cached for good), and a clear answer when the pages were never built.
+ * GET / and GET /ops (docs/http-api.md, docs/web.md): the built pages served by the gateway,
+ * with the headers that keep them safe (same-origin CSP, no framing) and fresh (pages
+ * revalidated, hashed assets cached for good), and a clear answer when the pages were never
+ * built.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

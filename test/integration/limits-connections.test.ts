@@ -1,7 +1,8 @@
 /**
- * Limits applied at the WebSocket handshake (DESIGN §3–5): the connection cap
- * (WEBSOCKET_MAX_CONNECTIONS) and the origin allow-list (WEBSOCKET_ALLOWED_ORIGINS). A refused
- * client gets a plain HTTP answer, never a socket that opens and closes at once.
+ * Limits applied at the WebSocket handshake (docs/protocol.md, docs/configuration.md): the
+ * connection cap (WEBSOCKET_MAX_CONNECTIONS) and the origin allow-list
+ * (WEBSOCKET_ALLOWED_ORIGINS). A refused client gets a plain HTTP answer, never a socket that
+ * opens and closes at once.
  */
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';

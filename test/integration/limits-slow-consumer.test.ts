@@ -1,7 +1,8 @@
 /**
- * Slow consumers (DESIGN §2, §9): a client that stops reading is closed with 4008 when its
- * queue is full or a message waited longer than WEBSOCKET_BROADCAST_TIMEOUT, it is logged
- * so the operator can find it, and it never slows publishing or other clients.
+ * Slow consumers (docs/protocol.md#slow-consumers, docs/performance.md): a client that stops
+ * reading is closed with 4008 when its queue is full or a message waited longer than
+ * WEBSOCKET_BROADCAST_TIMEOUT, it is logged so the operator can find it, and it never slows
+ * publishing or other clients.
  */
 import { describe, expect, it } from 'vitest';
 import { BATCH, bigSignals, connectionOf, publishUntilQueued } from '../support/admin.js';

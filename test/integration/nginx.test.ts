@@ -2,7 +2,8 @@
  * Real traffic through real nginx running deploy/nginx/archon-ws.conf as shipped (only the
  * example instances and the listen address are replaced) in front of two `archon-ws serve`
  * processes: RB-003 Step 2's header check, WebSockets and publishing through the proxy, and
- * what the passive health checks do when an instance is killed or drains (DESIGN §8).
+ * what the passive health checks do when an instance is killed or drains
+ * (docs/protocol.md#server-shutdown, docs/cluster.md).
  */
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';

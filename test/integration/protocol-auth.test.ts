@@ -1,6 +1,7 @@
 /**
- * Wire protocol v1, authentication (DESIGN §3): hello first, within the auth timeout, with a
- * valid unexpired JWT; 4001 for every way of getting that wrong; tokens never logged.
+ * Wire protocol v1, authentication (docs/protocol.md#authentication): hello first, within the
+ * auth timeout, with a valid unexpired JWT; 4001 for every way of getting that wrong; tokens
+ * never logged.
  */
 import { describe, expect, it } from 'vitest';
 import { errorsOf } from '../support/client.js';

@@ -1,7 +1,7 @@
 /**
- * Wire protocol v1, bad input (DESIGN §3): one malformed message gets an error, a second
- * closes with 4400; oversize messages close with 1009, floods with 1008; and whatever a
- * client sends, the gateway keeps serving everyone else.
+ * Wire protocol v1, bad input (docs/protocol.md#limits-and-protocol-errors): one malformed
+ * message gets an error, a second closes with 4400; oversize messages close with 1009, floods
+ * with 1008; and whatever a client sends, the gateway keeps serving everyone else.
  */
 import { describe, expect, it } from 'vitest';
 import { errorsOf, type TestClient } from '../support/client.js';

@@ -1,8 +1,9 @@
 /**
- * Delivery classes under backpressure (DESIGN §2): state updates are conflated per key
- * (latest value wins, never stale), alerts jump ahead of queued state/stream messages, and
- * nothing is dropped silently. First at the level of a connection's real OutboundQueue and
- * Frame, then end to end with a client that really stops reading its socket.
+ * Delivery classes under backpressure (docs/protocol.md#channels-and-delivery-classes): state
+ * updates are conflated per key (latest value wins, never stale), alerts jump ahead of queued
+ * state/stream messages, and nothing is dropped silently. First at the level of a connection's
+ * real OutboundQueue and Frame, then end to end with a client that really stops reading its
+ * socket.
  */
 import { describe, expect, it } from 'vitest';
 import type { ServerMessage } from '../../src/protocol/index.js';

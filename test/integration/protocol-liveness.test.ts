@@ -1,5 +1,5 @@
 /**
- * Wire protocol v1, liveness, broadcast and handshake (DESIGN §2–3): server pings, 4009 for
+ * Wire protocol v1, liveness, broadcast and handshake (docs/protocol.md): server pings, 4009 for
  * a client that stops answering, client pings, system broadcasts to authenticated clients
  * only, and the `archon.v1` subprotocol.
  */

@@ -1,5 +1,5 @@
 /**
- * Wire protocol v1, stream and alert channels (DESIGN §2–3): gapless seq within an epoch,
+ * Wire protocol v1, stream and alert channels (docs/protocol.md): gapless seq within an epoch,
  * resume with `since`, and `recovered:false` whenever the gap is no longer in history.
  */
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * Wire protocol v1, subscriptions (DESIGN §2–3): who may join which channel, unknown
+ * Wire protocol v1, subscriptions (docs/protocol.md): who may join which channel, unknown
  * channels, unsubscribe, the system channel, and the state class (snapshot, keyed updates,
  * deletes).
  */

@@ -1,5 +1,5 @@
 /**
- * The Redis backplane against a real redis-server of its own (DESIGN §7). Each test runs
+ * The Redis backplane against a real redis-server of its own (docs/cluster.md). Each test runs
  * two RedisBackplane instances on the same Redis, as two instances of a cluster, under a
  * key prefix of its own so tests do not see each other's channels.
  */

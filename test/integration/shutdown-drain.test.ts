@@ -1,7 +1,7 @@
 /**
- * Graceful shutdown of a gateway in this process (DESIGN §8): health turns 503, new upgrades
- * get 503, clients are closed with 1012 after what was queued for them is written, and
- * shutdown finishes within WEBSOCKET_SHUTDOWN_TIMEOUT whatever the clients do.
+ * Graceful shutdown of a gateway in this process (docs/protocol.md#server-shutdown): health
+ * turns 503, new upgrades get 503, clients are closed with 1012 after what was queued for them
+ * is written, and shutdown finishes within WEBSOCKET_SHUTDOWN_TIMEOUT whatever the clients do.
  */
 import { describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';

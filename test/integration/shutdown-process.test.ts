@@ -1,7 +1,8 @@
 /**
- * `archon-ws serve` as a real process (DESIGN §5, §8): SIGTERM drains and exits 0 with
- * clients closed 1012; a bad configuration exits 2 with a message naming the variable, the
- * value and what is allowed, and no stack trace.
+ * `archon-ws serve` as a real process (docs/protocol.md#server-shutdown,
+ * docs/configuration.md): SIGTERM drains and exits 0 with clients closed 1012; a bad
+ * configuration exits 2 with a message naming the variable, the value and what is allowed, and
+ * no stack trace.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-/** DESIGN §10: which way imports go. */
+/** Which way imports go between the modules of src/ (README.md, Development: layout). */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * The backplane of cluster mode (DESIGN §7): Redis numbers, stores and fans out events so
+ * The backplane of cluster mode (docs/cluster.md): Redis numbers, stores and fans out events so
  * that N instances behave as one. Same guarantees as the memory backplane, shared by every
  * instance: per-channel seq without gaps within an epoch, bounded history, state snapshots,
  * idempotent publish by id.

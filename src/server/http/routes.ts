@@ -1,5 +1,5 @@
 /**
- * The HTTP surface (DESIGN §4): health, publish, history, metrics and the admin API.
+ * The HTTP surface (docs/http-api.md): health, publish, history, metrics and the admin API.
  * Routes call the hub's services; they hold no state of their own.
  */
 import type { IncomingMessage } from 'node:http';

@@ -11,8 +11,9 @@ interface Item {
   /** When the first version of this item was queued; conflation keeps it, so a client that
    * never drains is still caught by the broadcast timeout. */
   readonly queuedAt: number;
-  /** False for a resume's replay and snapshot: bounded by the history settings already, and
-   * a gap as large as the queue must not close the client on every reconnect. */
+  /** False for a resume's replay and snapshot: bounded by the history settings and the
+   * user's replay budget already, and a gap as large as the queue must not close the client
+   * on every reconnect. */
   readonly counted: boolean;
 }
 

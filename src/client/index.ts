@@ -28,8 +28,21 @@ export type { NetworkEvents } from './network.js';
 export type { Listenable, Listener } from './events.js';
 export { SDK_NAME, SDK_VERSION } from './version.js';
 export type { CloseAction } from '../protocol/index.js';
-// For operator consoles built on the SDK: the admin API's answers and RB-003 §5's criteria.
-export { successCriteria } from '../protocol/index.js';
+// For operator consoles built on the SDK: the admin API's answers, RB-003 §5's criteria and
+// the runbook's thresholds.
+export {
+  BASELINE_SHARE,
+  CAPACITY_SHARE,
+  ERRORS_ALERT_PER_MINUTE,
+  LAG_BUSY_MS,
+  LAG_STUCK_MS,
+  LATENCY_ALERT_MS,
+  MAX_BROADCAST_P99_MS,
+  MAX_ERRORS_PER_MINUTE,
+  MAX_QUEUE_DEPTH,
+  QUEUE_WARN,
+  successCriteria,
+} from '../protocol/index.js';
 export type {
   ConnectionEntry,
   CriteriaInput,

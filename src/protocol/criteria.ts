@@ -29,6 +29,20 @@ export const MAX_ERRORS_PER_MINUTE = 1;
 export const MAX_QUEUE_DEPTH = 100;
 export const MAX_BROADCAST_P99_MS = 500;
 
+// The runbook's alert thresholds (RB-003 section 2 and the prevention rules of section 6), as
+// deploy/prometheus/alerts.yml fires them: doctor, the console and a test of the rules read
+// them from here.
+export const ERRORS_ALERT_PER_MINUTE = 10;
+export const QUEUE_ALERT = 1000;
+/** Prevention (section 6): a queue building up before it becomes an incident. */
+export const QUEUE_WARN = 500;
+export const LATENCY_ALERT_MS = 1000;
+/** An instance this full needs room (Fix D). */
+export const CAPACITY_SHARE = 0.9;
+/** Event-loop lag p99 of a busy instance, and of one that is stuck. */
+export const LAG_BUSY_MS = 200;
+export const LAG_STUCK_MS = 1000;
+
 const round2 = (v: number) => Math.round(v * 100) / 100;
 
 export function successCriteria(input: CriteriaInput): SuccessCheck[] {

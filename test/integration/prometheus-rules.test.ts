@@ -13,6 +13,13 @@ import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import {
+  BASELINE_SHARE,
+  ERRORS_ALERT_PER_MINUTE,
+  LATENCY_ALERT_MS,
+  QUEUE_ALERT,
+  QUEUE_WARN,
+} from '../../src/protocol/index.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { metricsText } from '../support/metrics.js';
 
@@ -240,6 +247,27 @@ describe('deploy/prometheus/alerts.yml', () => {
     expect(alerts).toHaveLength(9);
     expect(new Set(alerts.map((a) => a.alert)).size).toBe(alerts.length);
     expect(new Set(alerts.map((a) => a.expr.replace(/\s+/g, ' ').trim())).size).toBe(alerts.length);
+  });
+
+  it('fires at the thresholds doctor and the console read from src/protocol', () => {
+    const expr = (name: string) =>
+      (alerts.find((a) => a.alert === name)?.expr ?? '').replace(/\s+/g, ' ').trim();
+    expect(expr('ArchonWebSocketErrorRateHigh')).toMatch(
+      new RegExp(`\\* 60 > ${ERRORS_ALERT_PER_MINUTE}$`),
+    );
+    expect(expr('ArchonWebSocketInstanceErrorRateHigh')).toMatch(
+      new RegExp(`\\* 60 > ${ERRORS_ALERT_PER_MINUTE}$`),
+    );
+    expect(expr('ArchonWebSocketQueueBacklog')).toMatch(new RegExp(`> ${QUEUE_ALERT}$`));
+    expect(expr('ArchonWebSocketQueueGrowing')).toMatch(new RegExp(`> ${QUEUE_WARN}$`));
+    expect(expr('ArchonWebSocketBroadcastLatencyHigh')).toMatch(
+      new RegExp(`\\) > ${LATENCY_ALERT_MS / 1000}$`),
+    );
+    for (const name of [
+      'ArchonWebSocketConnectionsBelowExpected',
+      'ArchonWebSocketConnectionsDropped',
+    ])
+      expect(expr(name)).toContain(`< ${BASELINE_SHARE} *`);
   });
 
   it('gives every alert a severity, a summary, a description, a `for` and a link to an RB-003 heading', () => {

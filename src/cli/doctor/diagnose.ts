@@ -16,9 +16,15 @@
  */
 import {
   BASELINE_SHARE,
+  CAPACITY_SHARE,
+  ERRORS_ALERT_PER_MINUTE,
+  LAG_BUSY_MS,
+  LAG_STUCK_MS,
+  LATENCY_ALERT_MS,
   MAX_BROADCAST_P99_MS,
   MAX_ERRORS_PER_MINUTE,
   MAX_QUEUE_DEPTH,
+  QUEUE_ALERT,
   REFUSAL_CODES,
   successCriteria,
   type StatsAnswer,
@@ -107,15 +113,12 @@ export interface Diagnosis {
   unchecked: string[];
 }
 
-/** RB-003 §2 alert thresholds (the success criteria come from protocol/criteria.ts). */
-export const QUEUE_ALERT = 1000;
-export const ERRORS_ALERT_PER_MINUTE = 10;
-export const LATENCY_ALERT_MS = 1000;
-/** An instance this full needs room: Fix D. */
-export const CAPACITY_SHARE = 0.9;
-/** Event-loop lag p99 of a busy instance, and of one that is stuck. */
-export const LAG_BUSY_MS = 200;
-export const LAG_STUCK_MS = 1000;
+/** Fix D's advice: enough instances that each is this full at most. */
+const SCALE_TARGET_SHARE = 0.7;
+/** Connections that grew this much over the window while some are stale: they pile up. */
+const GROWTH_FACTOR = 1.5;
+/** Stale connections are critical from this share of all of them. */
+const STALE_CRITICAL_SHARE = 0.1;
 /** An error type with at least this share of the errors gets its own reading. */
 const ERROR_SHARE = 0.2;
 /** A drop of connections is a fault only from this many lost, and this share of the high
@@ -392,7 +395,7 @@ export function diagnose(ev: Evidence): Diagnosis {
     const perInstance = full[0]?.max_connections ?? 1;
     const wanted = Math.max(
       live.length + 1,
-      Math.ceil(status.active_connections / (0.7 * perInstance)),
+      Math.ceil(status.active_connections / (SCALE_TARGET_SHARE * perInstance)),
     );
     f.add(
       'fix-d',
@@ -466,7 +469,7 @@ export function diagnose(ev: Evidence): Diagnosis {
     const s = stats.series;
     const firstWith = s.find((m) => m.connections > 0);
     const last = s[s.length - 1];
-    if (firstWith && last && last.connections >= 1.5 * firstWith.connections)
+    if (firstWith && last && last.connections >= GROWTH_FACTOR * firstWith.connections)
       lines.push(
         `connections grew from ${firstWith.connections} to ${last.connections} over the last ${window} (${stats.connects_per_minute} connects/min vs ${stats.disconnects_per_minute} disconnects/min)`,
       );
@@ -474,7 +477,8 @@ export function diagnose(ev: Evidence): Diagnosis {
       lines.push(
         `memory ${mb(status.memory_rss_bytes)} rss for ${status.active_connections} connections (${Math.round(status.memory_rss_bytes / status.active_connections / 1024)} KB each)`,
       );
-    f.add('fix-a', conns.stale >= 0.1 * Math.max(1, conns.total) ? 'critical' : 'warning', lines);
+    const critical = conns.stale >= STALE_CRITICAL_SHARE * Math.max(1, conns.total);
+    f.add('fix-a', critical ? 'critical' : 'warning', lines);
   }
 
   // --- the load balancer ------------------------------------------------------------------

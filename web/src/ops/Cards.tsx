@@ -1,4 +1,16 @@
-import type { StatusAnswer } from '../../../src/client/index.js';
+import {
+  BASELINE_SHARE,
+  CAPACITY_SHARE,
+  ERRORS_ALERT_PER_MINUTE,
+  LAG_BUSY_MS,
+  LAG_STUCK_MS,
+  LATENCY_ALERT_MS,
+  MAX_BROADCAST_P99_MS,
+  MAX_ERRORS_PER_MINUTE,
+  MAX_QUEUE_DEPTH,
+  QUEUE_WARN,
+  type StatusAnswer,
+} from '../../../src/client/index.js';
 import { int, megabytes, millis } from '../shared/format.js';
 
 type Tone = 'good' | 'warn' | 'bad';
@@ -34,7 +46,13 @@ export function Cards({ status }: { readonly status: StatusAnswer }) {
         name="Active connections"
         value={int(s.active_connections)}
         sub={`${Math.round(share * 100)} % of peak · max ${int(s.max_connections)}`}
-        tone={share < 0.5 ? 'bad' : share < 0.8 || capacity > 0.9 ? 'warn' : 'good'}
+        tone={
+          share < 0.5
+            ? 'bad'
+            : share < BASELINE_SHARE || capacity > CAPACITY_SHARE
+              ? 'warn'
+              : 'good'
+        }
       />
       <Stat
         id="peak"
@@ -47,29 +65,29 @@ export function Cards({ status }: { readonly status: StatusAnswer }) {
         id="errors"
         name="Errors last hour"
         value={int(s.errors_last_hour)}
-        sub="alert at > 10/min"
-        tone={by(s.errors_last_hour, 60, 600)}
+        sub={`alert at > ${ERRORS_ALERT_PER_MINUTE}/min`}
+        tone={by(s.errors_last_hour, 60 * MAX_ERRORS_PER_MINUTE, 60 * ERRORS_ALERT_PER_MINUTE)}
       />
       <Stat
         id="queue"
         name="Queue depth"
         value={int(s.queue_depth)}
-        sub="target < 100 · alert > 500"
-        tone={by(s.queue_depth, 100, 500)}
+        sub={`target < ${MAX_QUEUE_DEPTH} · warn > ${QUEUE_WARN}`}
+        tone={by(s.queue_depth, MAX_QUEUE_DEPTH, QUEUE_WARN)}
       />
       <Stat
         id="p99"
         name="Broadcast p99"
         value={millis(s.broadcast_latency_p99_ms)}
-        sub="target < 500 ms"
-        tone={by(s.broadcast_latency_p99_ms, 500, 1000)}
+        sub={`target < ${MAX_BROADCAST_P99_MS} ms`}
+        tone={by(s.broadcast_latency_p99_ms, MAX_BROADCAST_P99_MS, LATENCY_ALERT_MS)}
       />
       <Stat
         id="lag"
         name="Event-loop lag p99"
         value={millis(s.event_loop_lag_p99_ms)}
         sub="CPU starved when high"
-        tone={by(s.event_loop_lag_p99_ms, 100, 500)}
+        tone={by(s.event_loop_lag_p99_ms, LAG_BUSY_MS, LAG_STUCK_MS)}
       />
       <Stat
         id="memory"

@@ -6,6 +6,8 @@
 export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
+  /** Never sent: what a client sees when the connection is cut without a close frame. */
+  abnormal: 1006,
   policy: 1008,
   tooBig: 1009,
   internal: 1011,
@@ -33,50 +35,85 @@ export interface CloseCodeInfo {
 }
 
 export const CLOSE_CODES: readonly CloseCodeInfo[] = [
-  { code: 1000, name: 'normal', meaning: 'normal closure', action: 'stop' },
-  { code: 1001, name: 'going away', meaning: 'server going away', action: 'reconnect' },
+  { code: CloseCode.normal, name: 'normal', meaning: 'normal closure', action: 'stop' },
   {
-    code: 1006,
+    code: CloseCode.goingAway,
+    name: 'going away',
+    meaning: 'server going away',
+    action: 'reconnect',
+  },
+  {
+    code: CloseCode.abnormal,
     name: 'abnormal',
     meaning: 'connection lost without a close frame (network, crash)',
     action: 'reconnect',
   },
   {
-    code: 1008,
+    code: CloseCode.policy,
     name: 'policy',
     meaning: 'policy violation: origin not allowed or inbound rate limit exceeded',
     action: 'backoff',
   },
-  { code: 1009, name: 'too big', meaning: 'inbound message larger than allowed', action: 'stop' },
-  { code: 1011, name: 'internal', meaning: 'internal server error', action: 'reconnect' },
   {
-    code: 1012,
+    code: CloseCode.tooBig,
+    name: 'too big',
+    meaning: 'inbound message larger than allowed',
+    action: 'stop',
+  },
+  {
+    code: CloseCode.internal,
+    name: 'internal',
+    meaning: 'internal server error',
+    action: 'reconnect',
+  },
+  {
+    code: CloseCode.restarting,
     name: 'restarting',
     meaning: 'server restarting: reconnect with jitter',
     action: 'reconnect',
   },
-  { code: 1013, name: 'at capacity', meaning: 'server at capacity: back off', action: 'backoff' },
   {
-    code: 4001,
+    code: CloseCode.atCapacity,
+    name: 'at capacity',
+    meaning: 'server at capacity: back off',
+    action: 'backoff',
+  },
+  {
+    code: CloseCode.unauthorized,
     name: 'unauthorized',
     meaning: 'token missing, invalid or expired: refresh, then reconnect',
     action: 'refresh-token',
   },
-  { code: 4003, name: 'forbidden', meaning: 'forbidden: do not retry', action: 'stop' },
   {
-    code: 4008,
+    code: CloseCode.forbidden,
+    name: 'forbidden',
+    meaning: 'forbidden: do not retry',
+    action: 'stop',
+  },
+  {
+    code: CloseCode.slowConsumer,
     name: 'slow consumer',
     meaning: 'client could not keep up: reconnect and recover with since',
     action: 'reconnect',
   },
-  { code: 4009, name: 'no pong', meaning: 'no pong within the ping timeout', action: 'reconnect' },
   {
-    code: 4010,
+    code: CloseCode.noPong,
+    name: 'no pong',
+    meaning: 'no pong within the ping timeout',
+    action: 'reconnect',
+  },
+  {
+    code: CloseCode.operatorCleanup,
     name: 'operator cleanup',
     meaning: 'closed by an operator cleanup (dead or stuck connection)',
     action: 'reconnect',
   },
-  { code: 4400, name: 'protocol error', meaning: 'protocol error: do not retry', action: 'stop' },
+  {
+    code: CloseCode.protocolError,
+    name: 'protocol error',
+    meaning: 'protocol error: do not retry',
+    action: 'stop',
+  },
 ];
 
 export function closeAction(code: number): CloseAction {

@@ -5,6 +5,8 @@
  * `docs/errors.md` documents every code; a test fails when one is missing there.
  */
 
+import { CloseCode } from './close-codes.js';
+
 export interface ErrorSpec {
   readonly http?: number;
   readonly close?: number;
@@ -15,17 +17,17 @@ export interface ErrorSpec {
 export const ERRORS = {
   bad_request: {
     http: 400,
-    close: 4400,
+    close: CloseCode.protocolError,
     message: 'malformed request',
     clientAction: 'fix the request; a second malformed WebSocket message closes with 4400',
   },
   invalid_json: {
-    close: 4400,
+    close: CloseCode.protocolError,
     message: 'message is not valid JSON',
     clientAction: 'send one JSON object per text frame; repeating closes with 4400',
   },
   unknown_op: {
-    close: 4400,
+    close: CloseCode.protocolError,
     message: 'unknown op',
     clientAction: 'use hello, subscribe, unsubscribe or pong; repeating closes with 4400',
   },
@@ -47,51 +49,51 @@ export const ERRORS = {
   },
   unauthorized: {
     http: 401,
-    close: 4001,
+    close: CloseCode.unauthorized,
     message: 'missing or invalid token',
     clientAction: 'get a fresh token, then reconnect',
   },
   token_expired: {
     http: 401,
-    close: 4001,
+    close: CloseCode.unauthorized,
     message: 'token expired',
     clientAction: 'get a fresh token, then reconnect',
   },
   auth_timeout: {
-    close: 4001,
+    close: CloseCode.unauthorized,
     message: 'no hello within the auth timeout',
     clientAction: 'send hello with a token as the first message',
   },
   not_authenticated: {
-    close: 4001,
+    close: CloseCode.unauthorized,
     message: 'hello must be the first message',
     clientAction: 'send hello with a token before anything else',
   },
   rate_limited: {
     http: 429,
-    close: 1008,
+    close: CloseCode.policy,
     message: 'too many messages',
     clientAction: 'slow down; reconnect after a backoff',
   },
   message_too_big: {
     http: 413,
-    close: 1009,
+    close: CloseCode.tooBig,
     message: 'message larger than allowed',
     clientAction: 'send smaller messages (WEBSOCKET_MAX_MESSAGE_SIZE)',
   },
   slow_consumer: {
-    close: 4008,
+    close: CloseCode.slowConsumer,
     message: 'client could not keep up',
     clientAction: 'reconnect and resubscribe with since; missed events are replayed',
   },
   ping_timeout: {
-    close: 4009,
+    close: CloseCode.noPong,
     message: 'no pong within the ping timeout',
     clientAction: 'reconnect; answer every ping with pong',
   },
   at_capacity: {
     http: 503,
-    close: 1013,
+    close: CloseCode.atCapacity,
     message: 'server at capacity',
     clientAction: 'back off, then reconnect (another instance may have room)',
   },
@@ -102,18 +104,18 @@ export const ERRORS = {
       'close unused connections from this address, or retry after Retry-After (WEBSOCKET_MAX_CONNECTIONS_PER_IP)',
   },
   user_connection_limit: {
-    close: 1013,
+    close: CloseCode.atCapacity,
     message: 'too many connections for this user',
     clientAction:
       'close other tabs or sessions of this user, then reconnect after a backoff (WEBSOCKET_MAX_CONNECTIONS_PER_USER)',
   },
   unauthenticated_evicted: {
-    close: 1013,
+    close: CloseCode.atCapacity,
     message: 'closed to make room: no hello yet while the server is full',
     clientAction: 'reconnect after a backoff and send hello as soon as the socket opens',
   },
   unauthenticated_limit: {
-    close: 1008,
+    close: CloseCode.policy,
     message: 'too much sent before hello',
     clientAction: 'send hello first and wait for welcome before sending more than 32 KiB',
   },
@@ -129,18 +131,18 @@ export const ERRORS = {
   },
   origin_not_allowed: {
     http: 403,
-    close: 1008,
+    close: CloseCode.policy,
     message: 'origin not allowed',
     clientAction: 'serve the page from an allowed origin (WEBSOCKET_ALLOWED_ORIGINS)',
   },
   draining: {
     http: 503,
-    close: 1012,
+    close: CloseCode.restarting,
     message: 'server shutting down',
     clientAction: 'reconnect with jitter to another instance and resume with since',
   },
   operator_cleanup: {
-    close: 4010,
+    close: CloseCode.operatorCleanup,
     message: 'closed by operator cleanup',
     clientAction: 'reconnect and resume with since',
   },
@@ -166,7 +168,7 @@ export const ERRORS = {
   },
   internal: {
     http: 500,
-    close: 1011,
+    close: CloseCode.internal,
     message: 'internal error',
     clientAction: 'retry; report it if it persists',
   },

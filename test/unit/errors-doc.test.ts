@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLOSE_CODES, ERRORS } from '../../src/protocol/index.js';
+import { CLOSE_CODES, CloseCode, ERRORS } from '../../src/protocol/index.js';
 
 const doc = readFileSync(resolve(import.meta.dirname, '../../docs/errors.md'), 'utf8');
 
@@ -26,5 +26,9 @@ describe('docs/errors.md', () => {
       if (spec.http !== undefined) expect(row, code).toContain(String(spec.http));
       if (spec.close !== undefined) expect(row, code).toContain(String(spec.close));
     }
+  });
+
+  it('has a policy and a meaning for every close code the server names', () => {
+    expect(CLOSE_CODES.map((c) => c.code).sort()).toEqual(Object.values(CloseCode).sort());
   });
 });

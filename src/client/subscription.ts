@@ -4,6 +4,7 @@
  * resubscribes and history reads overlap; duplicates are dropped, nothing is reordered).
  */
 import {
+  isPermanentError,
   isReplayable,
   type ChannelInfo,
   type EventMessage,
@@ -55,9 +56,6 @@ export interface SubscriptionHost {
   history(channel: string, since: Position, signal: AbortSignal): Promise<HistoryAnswer | null>;
   unsubscribe(channel: string): void;
 }
-
-/** Server error codes on `subscribe` that a retry cannot fix. */
-const PERMANENT = new Set(['forbidden', 'unknown_channel', 'bad_request']);
 
 interface Recovery {
   readonly abort: AbortController;
@@ -188,7 +186,7 @@ export class ChannelSubscription<T = unknown>
     this.pendingId = null;
     const error: ClientError = { code, message, channel: this.channel };
     this.emit('error', error);
-    if (!PERMANENT.has(code)) return 'retry';
+    if (!isPermanentError(code)) return 'retry';
     this.errorValue = error;
     this.setState('failed');
     return 'failed';

@@ -10,28 +10,35 @@ import { CloseCode } from './close-codes.js';
 export interface ErrorSpec {
   readonly http?: number;
   readonly close?: number;
+  /** Sending the same request again cannot succeed (a client must not retry it); codes
+   * without it are temporary. Clients read this, not a list of their own. */
+  readonly permanent?: true;
   readonly message: string;
   readonly clientAction: string;
 }
 
 export const ERRORS = {
   bad_request: {
+    permanent: true,
     http: 400,
     close: CloseCode.protocolError,
     message: 'malformed request',
     clientAction: 'fix the request; a second malformed WebSocket message closes with 4400',
   },
   invalid_json: {
+    permanent: true,
     close: CloseCode.protocolError,
     message: 'message is not valid JSON',
     clientAction: 'send one JSON object per text frame; repeating closes with 4400',
   },
   unknown_op: {
+    permanent: true,
     close: CloseCode.protocolError,
     message: 'unknown op',
     clientAction: 'use hello, subscribe, unsubscribe or pong; repeating closes with 4400',
   },
   unknown_channel: {
+    permanent: true,
     http: 400,
     message: 'unknown channel',
     clientAction:
@@ -43,6 +50,7 @@ export const ERRORS = {
       'unsubscribe from channels no longer shown (WEBSOCKET_MAX_SUBSCRIPTIONS); the connection stays open',
   },
   forbidden: {
+    permanent: true,
     http: 403,
     message: 'not allowed',
     clientAction: 'the token does not cover this account; the connection stays open',
@@ -188,6 +196,13 @@ export const REFUSAL_CODES = [
   'user_connection_limit',
   'replay_limited',
 ] as const satisfies readonly ErrorCode[];
+
+/** Whether retrying what earned this error code can succeed: unknown codes (a newer server's)
+ * count as temporary. */
+export function isPermanentError(code: string): boolean {
+  const spec: ErrorSpec | undefined = (ERRORS as Record<string, ErrorSpec>)[code];
+  return spec?.permanent === true;
+}
 
 /** An error with a catalogue code; HTTP routes and connections turn it into an answer. */
 export class ArchonError extends Error {

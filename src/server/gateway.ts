@@ -4,9 +4,9 @@
  * (docs/protocol.md#server-shutdown).
  */
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
-import { ArchonError, CloseCode, ERRORS, parseChannel, SYSTEM_CHANNEL } from '../protocol/index.js';
+import { ArchonError, CloseCode, parseChannel, SYSTEM_CHANNEL } from '../protocol/index.js';
 import { AdminService, LocalAdminApi, type AdminApi } from './admin.js';
 import { Admission } from './admission.js';
 import { Authenticator } from './auth.js';
@@ -18,8 +18,7 @@ import type { Config } from './config.js';
 import { Connection, type ConnectionContext } from './connection.js';
 import { DiagnosticEndpoints } from './diagnostics.js';
 import { TokenSet } from './http/bearer.js';
-import { registerRoutes } from './http/routes.js';
-import { registerWeb } from './http/web.js';
+import { createHttpApp } from './http/app.js';
 import { validateEvents } from './publish.js';
 import { Hub } from './hub.js';
 import { createLogger, LogLimiter, type Logger } from './logging.js';
@@ -159,26 +158,7 @@ export class Gateway {
       this.log,
       noisyLog,
     );
-    // Fastify's own request logs would drown the operator's signal: our error handler logs
-    // what fails, and the gateway logs what matters.
-    this.app = Fastify({ logger: false, bodyLimit: 1 << 20 });
-    // Every body is JSON: a text/plain one is refused as such, not parsed as a string that
-    // then fails validation with a confusing message.
-    this.app.removeContentTypeParser('text/plain');
-    this.app.setErrorHandler((err: FastifyError, req, reply) => {
-      const archon = toArchonError(err);
-      if (archon.code === 'internal') this.log.error({ err, url: req.url }, 'Request failed');
-      if (archon.httpStatus === 503) void reply.header('Retry-After', '1');
-      void reply
-        .code(archon.httpStatus)
-        .send({ error: { code: archon.code, message: archon.message } });
-    });
-    this.app.setNotFoundHandler((req, reply) => {
-      void reply.code(404).send({
-        error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` },
-      });
-    });
-    registerRoutes(this.app, {
+    this.app = createHttpApp(this.log, {
       server: config.serverId,
       draining: () => this.draining,
       auth: this.auth,
@@ -190,7 +170,6 @@ export class Gateway {
       admin: this.admin,
       clientAddress: (req) => remoteAddress(req, this.upgrades.trustedProxies),
     });
-    registerWeb(this.app);
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -315,20 +294,4 @@ export class Gateway {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function toArchonError(err: FastifyError | ArchonError): ArchonError {
-  if (err instanceof ArchonError) return err;
-  switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ArchonError('payload_too_large');
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new ArchonError('bad_request', 'Content-Type must be application/json');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new ArchonError('bad_request', 'request body is empty: send JSON');
-    default:
-      if (err.statusCode === 400 || err instanceof SyntaxError)
-        return new ArchonError('bad_request', err.message);
-      return new ArchonError('internal', ERRORS.internal.message);
-  }
 }

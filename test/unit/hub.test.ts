@@ -1,0 +1,187 @@
+/** The hub in-process, on the memory backplane, with recording subscribers (no sockets). */
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ArchonError, parseChannel, type ChannelInfo } from '../../src/protocol/index.js';
+import { MemoryBackplane } from '../../src/server/backplane/memory.js';
+import type { Frame } from '../../src/server/frame.js';
+import { Hub, Subscription, type Subscriber } from '../../src/server/hub.js';
+import { createLogger } from '../../src/server/logging.js';
+import { Metrics } from '../../src/server/metrics.js';
+
+const LIMITS = { streamSize: 100, streamTtlMs: 60_000, alertSize: 100, alertTtlMs: 60_000 };
+
+/** A subscriber that keeps what it is sent, with a replay budget of `budget` bytes. */
+class Recorder implements Subscriber {
+  readonly frames: Frame[] = [];
+  flushes = 0;
+  resynced: string[] = [];
+  readonly receivesBroadcasts = true;
+
+  constructor(
+    readonly id: string,
+    private budget = Infinity,
+  ) {}
+
+  send(frame: Frame): boolean {
+    this.frames.push(frame);
+    return true;
+  }
+
+  flush(): void {
+    this.flushes++;
+  }
+
+  resync(channels: string[]): void {
+    this.resynced.push(...channels);
+  }
+
+  mayReplay(bytes: number): boolean {
+    if (bytes > this.budget) return false;
+    this.budget -= bytes;
+    return true;
+  }
+
+  replayLeft(): number {
+    return this.budget;
+  }
+
+  /** The messages sent, parsed. */
+  get messages(): Record<string, unknown>[] {
+    return this.frames.map(
+      (f) =>
+        JSON.parse(f.wire.subarray(f.wire.length - f.size).toString()) as Record<string, unknown>,
+    );
+  }
+}
+
+function channel(name: string): ChannelInfo {
+  const info = parseChannel(name);
+  if (!info) throw new Error(`not a channel: ${name}`);
+  return info;
+}
+
+describe('Hub', () => {
+  const metricsToClose: Metrics[] = [];
+  afterEach(() => {
+    for (const m of metricsToClose.splice(0)) m.close();
+  });
+
+  async function setup(subscribers: Recorder[] = []) {
+    const backplane = new MemoryBackplane(LIMITS);
+    const metrics = new Metrics('unit', {
+      active: () => subscribers.length,
+      unauthenticated: () => 0,
+      queueDepth: () => 0,
+      backplaneUp: () => true,
+    });
+    metricsToClose.push(metrics);
+    const log = createLogger(
+      { level: 'silent', server: 'unit' },
+      new Writable({ write: (_c, _e, done) => done() }),
+    );
+    const hub = new Hub(backplane, new Set(subscribers), metrics, log);
+    await backplane.start(hub);
+    await backplane.subscribe('system'); // as the gateway does at start
+    const publish = (name: string, data: unknown, key: string | null = null) =>
+      backplane.publish([{ channel: name, key, data }]);
+    return { hub, backplane, publish };
+  }
+
+  it('fans one event out as one frame shared by every subscriber', async () => {
+    const a = new Recorder('a');
+    const b = new Recorder('b');
+    const { hub, publish } = await setup([a, b]);
+    await hub.subscribe(new Subscription(a, channel('signals')), undefined, 1);
+    await hub.subscribe(new Subscription(b, channel('signals')), undefined, 2);
+    await publish('signals', { n: 1 });
+    const [fromA] = a.frames.slice(-1);
+    const [fromB] = b.frames.slice(-1);
+    expect(fromA).toBe(fromB);
+    expect(a.messages.at(-1)).toMatchObject({ type: 'event', channel: 'signals', seq: 1 });
+  });
+
+  it('replays what a resume missed after `subscribed`, with the frames shared between resumers', async () => {
+    const { hub, publish, backplane } = await setup();
+    for (let n = 1; n <= 3; n++) await publish('signals', { n });
+    const epoch = (await backplane.history('signals', 0)).epoch;
+    const a = new Recorder('a');
+    const b = new Recorder('b');
+    await hub.subscribe(new Subscription(a, channel('signals')), { epoch, seq: 1 }, 7);
+    await hub.subscribe(new Subscription(b, channel('signals')), { epoch, seq: 1 }, 8);
+    expect(a.messages.map((m) => [m.type, m.seq])).toEqual([
+      ['subscribed', 3],
+      ['event', 2],
+      ['event', 3],
+    ]);
+    expect(a.messages[0]).toMatchObject({ id: 7, recovered: true, replayed: 2 });
+    expect(a.frames[1]).toBe(b.frames[1]);
+    expect(a.frames[2]).toBe(b.frames[2]);
+  });
+
+  it('refuses a resume over the replay budget with replay_limited and registers nothing', async () => {
+    const { hub, publish, backplane } = await setup();
+    for (let n = 1; n <= 3; n++) await publish('signals', { n, pad: 'x'.repeat(100) });
+    const epoch = (await backplane.history('signals', 0)).epoch;
+    const poor = new Recorder('poor', 150);
+    const sub = new Subscription(poor, channel('signals'));
+    const refusal = hub.subscribe(sub, { epoch, seq: 0 }, 1);
+    await expect(refusal).rejects.toBeInstanceOf(ArchonError);
+    await expect(refusal).rejects.toMatchObject({ code: 'replay_limited' });
+    expect(poor.frames).toEqual([]);
+    // Not registered: a live event does not reach it.
+    await publish('signals', { n: 4 });
+    expect(poor.frames).toEqual([]);
+  });
+
+  it('refuses before reading once the budget is spent, and still lets a plain subscribe through', async () => {
+    const { hub, publish, backplane } = await setup();
+    await publish('signals', { n: 1 });
+    const epoch = (await backplane.history('signals', 0)).epoch;
+    const spent = new Recorder('spent', 0);
+    await expect(
+      hub.subscribe(new Subscription(spent, channel('signals')), { epoch, seq: 0 }, 1),
+    ).rejects.toMatchObject({ code: 'replay_limited' });
+    // Without since there is nothing to replay: no budget needed.
+    await hub.subscribe(new Subscription(spent, channel('signals')), undefined, 2);
+    expect(spent.messages.at(-1)).toMatchObject({ type: 'subscribed', id: 2, replayed: 0 });
+  });
+
+  it('sends a state channel its snapshot after `subscribed`', async () => {
+    const { hub, publish } = await setup();
+    await publish('positions:ACC1', { qty: 1 }, 'EURUSD');
+    await publish('positions:ACC1', { qty: 2 }, 'GBPUSD');
+    const a = new Recorder('a');
+    await hub.subscribe(new Subscription(a, channel('positions:ACC1')), undefined, 1);
+    expect(a.messages.map((m) => m.type)).toEqual(['subscribed', 'snapshot']);
+    expect(a.messages[1]).toMatchObject({
+      seq: 2,
+      entries: [
+        { key: 'EURUSD', data: { qty: 1 } },
+        { key: 'GBPUSD', data: { qty: 2 } },
+      ],
+    });
+  });
+
+  it('stops delivering after unsubscribe', async () => {
+    const a = new Recorder('a');
+    const { hub, publish } = await setup([a]);
+    const sub = new Subscription(a, channel('signals'));
+    await hub.subscribe(sub, undefined, 1);
+    hub.unsubscribe(sub);
+    const before = a.frames.length;
+    await publish('signals', { n: 1 });
+    expect(a.frames).toHaveLength(before);
+  });
+
+  it('reaches every registered connection with a system broadcast', async () => {
+    const a = new Recorder('a');
+    const b = new Recorder('b');
+    const { hub, publish } = await setup([a, b]);
+    await publish('system', { message: 'maintenance at 22:00' });
+    for (const r of [a, b])
+      expect(r.messages).toEqual([
+        expect.objectContaining({ type: 'system', message: 'maintenance at 22:00' }),
+      ]);
+    expect(hub.broadcastAudience()).toBe(2);
+  });
+});

@@ -70,3 +70,31 @@ export interface ConnectionEntry {
   messages_sent: number;
   state: string;
 }
+
+/** Cluster mode: an action answer names the registered instances that did not answer in time. */
+interface ClusterAction {
+  missing?: string[];
+}
+
+/** POST /api/v1/admin/websocket/cleanup */
+export interface CleanupAnswer extends ClusterAction {
+  removed: number;
+  /** Connections closed, per instance. */
+  servers: Record<string, number>;
+}
+
+/** POST /api/v1/admin/websocket/queue/flush */
+export interface FlushAnswer extends ClusterAction {
+  flushed_messages: number;
+  clients: number;
+  /** Messages dropped, per instance. */
+  servers: Record<string, number>;
+}
+
+/** POST /api/v1/admin/broadcast */
+export interface BroadcastAnswer extends ClusterAction {
+  /** Connections the notice reaches. */
+  delivered: number;
+  /** Instances that took part. */
+  servers: number;
+}

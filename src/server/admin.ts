@@ -5,6 +5,9 @@
  */
 import {
   CloseCode,
+  type BroadcastAnswer,
+  type CleanupAnswer,
+  type FlushAnswer,
   type InstanceStatus,
   type MemoryInfo,
   type StatusAnswer,
@@ -167,10 +170,10 @@ export class AdminService {
 export interface AdminApi {
   status(): Promise<Status>;
   connections(): Promise<ConnectionInfo[]>;
-  cleanup(): Promise<{ removed: number; servers: Record<string, number> }>;
-  flush(): Promise<{ flushed_messages: number; clients: number; servers: Record<string, number> }>;
+  cleanup(): Promise<CleanupAnswer>;
+  flush(): Promise<FlushAnswer>;
   /** Publishes the notice; `delivered` counts connections that will receive it. */
-  broadcast(message: string): Promise<{ delivered: number; servers: number }>;
+  broadcast(message: string): Promise<BroadcastAnswer>;
   stats(minutes: number): Promise<StatsAnswer>;
 }
 
@@ -190,17 +193,17 @@ export class LocalAdminApi implements AdminApi {
     return Promise.resolve(this.service.connectionList());
   }
 
-  cleanup(): Promise<{ removed: number; servers: Record<string, number> }> {
+  cleanup(): Promise<CleanupAnswer> {
     const removed = this.service.cleanup();
     return Promise.resolve({ removed, servers: { [this.server]: removed } });
   }
 
-  flush() {
+  flush(): Promise<FlushAnswer> {
     const result = this.service.flushQueues();
     return Promise.resolve({ ...result, servers: { [this.server]: result.flushed_messages } });
   }
 
-  async broadcast(message: string): Promise<{ delivered: number; servers: number }> {
+  async broadcast(message: string): Promise<BroadcastAnswer> {
     const delivered = this.service.broadcastAudience();
     await this.publishSystem(message);
     return { delivered, servers: 1 };

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import type { BroadcastAnswer, CleanupAnswer, FlushAnswer } from '../protocol/index.js';
 import { AdminService, type AdminApi, type InstanceStatus, type Status } from './admin.js';
 import type { ConnectionInfo } from './connection.js';
 import type { Logger } from './logging.js';
@@ -124,7 +125,7 @@ export class ClusterAdmin implements AdminApi {
     return [...answer.replies.values()].flat();
   }
 
-  async cleanup() {
+  async cleanup(): Promise<CleanupAnswer> {
     const answer = await this.ask<number>('cleanup');
     return {
       removed: sum(answer.replies.values()),
@@ -133,7 +134,7 @@ export class ClusterAdmin implements AdminApi {
     };
   }
 
-  async flush() {
+  async flush(): Promise<FlushAnswer> {
     const answer = await this.ask<{ flushed_messages: number; clients: number }>('flush');
     const results = [...answer.replies.values()];
     return {
@@ -144,7 +145,7 @@ export class ClusterAdmin implements AdminApi {
     };
   }
 
-  async broadcast(message: string) {
+  async broadcast(message: string): Promise<BroadcastAnswer> {
     const answer = await this.ask<number>('audience');
     await this.publishSystem(message);
     return {

@@ -1,10 +1,31 @@
 /**
  * `archon-ws doctor`'s judgement (src/cli/doctor/diagnose.ts) on evidence shaped like what it
  * collects from a real gateway: every RB-003 fix it can point to, the load balancer, the
- * backplane, the onset reading of the per-minute series, and the incident summary.
+ * backplane, the onset reading of the per-minute series, and the incident summary; and some
+ * of its rules (src/cli/doctor/rules.ts) run one at a time.
  */
 import { describe, expect, it } from 'vitest';
-import { diagnose, findOnset } from '../../src/cli/doctor/diagnose.js';
+import {
+  errorsByType,
+  healthPath,
+  loadBalancer,
+  wsHealthPath,
+} from '../../src/cli/doctor/client-rules.js';
+import {
+  diagnose,
+  findOnset,
+  ruleContext,
+  type Rule,
+  type RuleContext,
+} from '../../src/cli/doctor/diagnose.js';
+import {
+  nearCapacity,
+  queueBacklog,
+  staleConnections,
+  stuckInstances,
+  unansweredInstances,
+} from '../../src/cli/doctor/instance-rules.js';
+import { RULES } from '../../src/cli/doctor/rules.js';
 import { parseStatus, type InstanceSummary } from '../../src/cli/commands/status.js';
 import {
   referenceTime,
@@ -782,6 +803,138 @@ describe('doctor diagnosis: findings judged on their own', () => {
       /event-loop lag p99 high on api-2 450 ms only$/,
     );
     expect(finding(e, 'fix-c').commands[0]).toMatch(/<slot of api-2>/);
+  });
+});
+
+describe('doctor rules, one at a time', () => {
+  /** One rule on a fresh context (or one `before` prepared as earlier rules would). */
+  const run = (rule: Rule, e: Evidence, before: (cx: RuleContext) => void = () => {}) => {
+    const cx = ruleContext(e);
+    before(cx);
+    rule(e, cx);
+    return cx;
+  };
+  /** 12 of 40 connections not heard from for 10 minutes: the ping deadline is 40 s. */
+  const stale = () =>
+    summarizeConnections(
+      Array.from({ length: 40 }, (_, i) => ({
+        client_id: `c_${i}`,
+        server: 'api-1',
+        user_id: `user-${i}`,
+        client_version: 'archon-dashboard/1.4.2',
+        connected_at: '2026-11-27T09:00:00.000Z',
+        last_seen_at: i < 12 ? '2026-11-27T10:35:30.000Z' : '2026-11-27T10:45:20.000Z',
+        queue_depth: 0,
+        state: 'open',
+      })),
+      NOW,
+      30,
+      10,
+    );
+
+  it('runs every rule once, in the order the runbook sections are read', () => {
+    expect(RULES.map((r) => r.name)).toEqual([
+      'backplaneDown',
+      'unansweredInstances',
+      'stuckInstances',
+      'drainingInstances',
+      'nearCapacity',
+      'queueBacklog',
+      'staleConnections',
+      'loadBalancer',
+      'wsHealthPath',
+      'healthPath',
+      'errorsByType',
+      'belowBaseline',
+      'slowBroadcasts',
+      'unexplainedCriteria',
+    ]);
+  });
+
+  it('queueBacklog finds Fix B in a backlog; staleConnections has nothing to say about it', () => {
+    const e = evidence((x) => {
+      x.status.queue_depth = 640;
+    });
+    const cx = run(queueBacklog, e);
+    expect(cx.findings.list).toEqual([
+      {
+        remedy: 'fix-b',
+        title: 'Fix B: Clear Message Queue',
+        severity: 'warning',
+        evidence: [
+          'queue depth 640 (success criterion < 100, alert > 1000) in 0 client queue(s)',
+          'broadcast p99 3.2 ms (criterion < 500 ms)',
+        ],
+        commands: ['archon-ws flush'],
+      },
+    ]);
+    expect(cx.notes).toEqual([]);
+    const quiet = run(staleConnections, e);
+    expect(quiet.findings.list).toEqual([]);
+    expect(quiet.notes).toEqual([]);
+  });
+
+  it('staleConnections finds Fix A in connections kept past the ping deadline; queueBacklog does not', () => {
+    const e = evidence((x) => {
+      x.connections = stale();
+    });
+    const cx = run(staleConnections, e);
+    expect(cx.findings.list.map((f) => [f.remedy, f.severity])).toEqual([['fix-a', 'critical']]);
+    expect(cx.findings.list[0]?.evidence[0]).toMatch(
+      /^12 of 40 connections silent for more than 45 s \(ping interval \+ ping timeout \+ 5 s\)/,
+    );
+    expect(run(queueBacklog, e).findings.list).toEqual([]);
+    expect(run(nearCapacity, e).findings.list).toEqual([]);
+  });
+
+  it('nearCapacity finds Fix D on full instances; stuckInstances stays quiet on them', () => {
+    const e = evidence((x) => {
+      x.status.active_connections = 18_900;
+      x.status.instances = [
+        instance('api-1', { active_connections: 9_500 }),
+        instance('api-2', { active_connections: 9_400 }),
+      ];
+    });
+    const cx = run(nearCapacity, e);
+    expect(cx.findings.list.map((f) => f.remedy)).toEqual(['fix-d']);
+    expect(cx.findings.list[0]?.commands).toEqual(['docker service scale archon_api=3']);
+    expect(run(stuckInstances, e).findings.list).toEqual([]);
+    expect(run(unansweredInstances, e).findings.list).toEqual([]);
+  });
+
+  it('errorsByType reads slow consumers as the clients, or as Fix B once a backlog was found', () => {
+    const e = evidence((x) => {
+      x.stats.errors_per_minute = 5;
+      x.stats.errors_by_type = { slow_consumer: 75 };
+    });
+    const alone = run(errorsByType, e);
+    expect(alone.findings.list.map((f) => [f.remedy, f.severity])).toEqual([
+      ['clients', 'warning'],
+    ]);
+    expect(alone.findings.list[0]?.evidence[0]).toMatch(
+      /^5 errors\/min over the last 15 min, 75 of them slow_consumer: those clients' networks cannot keep up/,
+    );
+    const afterBacklog = run(errorsByType, e, (cx) =>
+      cx.findings.add('fix-b', 'warning', ['queue depth 640']),
+    );
+    expect(afterBacklog.findings.list.map((f) => f.remedy)).toEqual(['fix-b']);
+    expect(afterBacklog.findings.list[0]?.evidence).toEqual([
+      'queue depth 640',
+      '5 errors/min over the last 15 min, 75 of them slow_consumer',
+    ]);
+    expect(run(wsHealthPath, e).findings.list).toEqual([]);
+  });
+
+  it('loadBalancer marks a busy test endpoint not checked, not a fault; healthPath stays quiet', () => {
+    const e = evidence((x) => {
+      x.lb = judge(refusedProbe('test_endpoint_busy', 'busy'));
+    });
+    const cx = run(loadBalancer, e);
+    expect(cx.findings.list).toEqual([]);
+    expect(cx.unchecked).toHaveLength(1);
+    expect(cx.notes[0]).toMatch(/^load balancer not checked: the test endpoint is busy/);
+    const quiet = run(healthPath, e);
+    expect([quiet.findings.list, quiet.notes, quiet.unchecked]).toEqual([[], [], []]);
   });
 });
 

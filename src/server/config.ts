@@ -9,8 +9,14 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { proxyEntryProblem } from './trusted-proxies.js';
 
+/** A duration set in seconds (the variables' unit), held in milliseconds inside the code. */
 const seconds = (max: number) =>
-  z.coerce.number().positive().max(max).describe(`a number of seconds > 0 and ≤ ${max}`);
+  z.coerce
+    .number()
+    .positive()
+    .max(max)
+    .transform((s) => s * 1000)
+    .describe(`a number of seconds > 0 and ≤ ${max}`);
 const count = (min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).describe(`an integer from ${min} to ${max}`);
 const list = z
@@ -78,16 +84,16 @@ const FIELDS = {
       .describe('a comma-separated list of IP addresses or CIDR ranges (10.0.0.0/8)'),
     '',
   ],
-  WEBSOCKET_PING_INTERVAL: ['pingInterval', seconds(3600), '30'],
-  WEBSOCKET_PING_TIMEOUT: ['pingTimeout', seconds(3600), '10'],
-  WEBSOCKET_AUTH_TIMEOUT: ['authTimeout', seconds(300), '5'],
+  WEBSOCKET_PING_INTERVAL: ['pingIntervalMs', seconds(3600), '30'],
+  WEBSOCKET_PING_TIMEOUT: ['pingTimeoutMs', seconds(3600), '10'],
+  WEBSOCKET_AUTH_TIMEOUT: ['authTimeoutMs', seconds(300), '5'],
   WEBSOCKET_MAX_CONNECTIONS: ['maxConnections', count(1, 1_000_000), '10000'],
   WEBSOCKET_MAX_CONNECTIONS_PER_USER: ['maxConnectionsPerUser', count(1, 1_000_000), '100'],
   WEBSOCKET_MAX_CONNECTIONS_PER_IP: ['maxConnectionsPerIp', count(1, 1_000_000), '1000'],
   WEBSOCKET_MAX_UNAUTHENTICATED: ['maxUnauthenticated', count(1, 1_000_000), '1000'],
   WEBSOCKET_MESSAGE_QUEUE_SIZE: ['queueSize', count(1, 1_000_000), '1000'],
   WEBSOCKET_MESSAGE_QUEUE_BYTES: ['queueBytes', count(1024, 1 << 30), String(8 << 20)],
-  WEBSOCKET_BROADCAST_TIMEOUT: ['broadcastTimeout', seconds(3600), '5'],
+  WEBSOCKET_BROADCAST_TIMEOUT: ['broadcastTimeoutMs', seconds(3600), '5'],
   WEBSOCKET_MAX_MESSAGE_SIZE: ['maxMessageSize', count(256, 16 << 20), '65536'],
   WEBSOCKET_MAX_MESSAGES_PER_SECOND: ['maxMessagesPerSecond', count(1, 100_000), '50'],
   WEBSOCKET_MAX_SUBSCRIPTIONS: ['maxSubscriptions', count(1, 100_000), '100'],
@@ -97,10 +103,10 @@ const FIELDS = {
     String(16 << 20),
   ],
   WEBSOCKET_HISTORY_SIZE: ['historySize', count(1, 1_000_000), '1000'],
-  WEBSOCKET_HISTORY_TTL: ['historyTtl', seconds(7 * 86400), '300'],
+  WEBSOCKET_HISTORY_TTL: ['historyTtlMs', seconds(7 * 86400), '300'],
   WEBSOCKET_ALERT_HISTORY_SIZE: ['alertHistorySize', count(1, 1_000_000), '10000'],
-  WEBSOCKET_ALERT_HISTORY_TTL: ['alertHistoryTtl', seconds(7 * 86400), '3600'],
-  WEBSOCKET_SHUTDOWN_TIMEOUT: ['shutdownTimeout', seconds(3600), '30'],
+  WEBSOCKET_ALERT_HISTORY_TTL: ['alertHistoryTtlMs', seconds(7 * 86400), '3600'],
+  WEBSOCKET_SHUTDOWN_TIMEOUT: ['shutdownTimeoutMs', seconds(3600), '30'],
   LOG_LEVEL: [
     'logLevel',
     z

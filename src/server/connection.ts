@@ -117,7 +117,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     );
     ws.on('close', (code) => this.guard(() => this.onClose(code)));
     ws.on('error', (err) => this.guard(() => this.onError(err)));
-    this.after(ctx.config.authTimeout * 1000, () => {
+    this.after(ctx.config.authTimeoutMs, () => {
       if (this.state === 'authenticating') this.fail('auth_timeout');
     });
   }
@@ -474,8 +474,9 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
         type: 'welcome',
         client_id: this.id,
         server: this.ctx.config.serverId,
-        ping_interval: this.ctx.config.pingInterval,
-        ping_timeout: this.ctx.config.pingTimeout,
+        // Seconds on the wire (docs/protocol.md#welcome).
+        ping_interval: this.ctx.config.pingIntervalMs / 1000,
+        ping_timeout: this.ctx.config.pingTimeoutMs / 1000,
         protocol: PROTOCOL_VERSION,
       },
       'priority',

@@ -72,9 +72,9 @@ export class Gateway {
     );
     const limits = {
       streamSize: config.historySize,
-      streamTtlMs: config.historyTtl * 1000,
+      streamTtlMs: config.historyTtlMs,
       alertSize: config.alertHistorySize,
-      alertTtlMs: config.alertHistoryTtl * 1000,
+      alertTtlMs: config.alertHistoryTtlMs,
     };
     // ARCHON_REDIS_URL turns on cluster mode: N instances on one Redis act as one.
     this.backplane =
@@ -92,7 +92,12 @@ export class Gateway {
     const noisyLog = new LogLimiter(this.log);
     this.auth = new Authenticator(config);
     this.admission = new Admission(config);
-    this.diagnostics = new DiagnosticEndpoints(config.serverId, config, () => this.draining);
+    this.diagnostics = new DiagnosticEndpoints(
+      config.serverId,
+      // The welcome of a test connection tells these in seconds, as the client's welcome does.
+      { pingInterval: config.pingIntervalMs / 1000, pingTimeout: config.pingTimeoutMs / 1000 },
+      () => this.draining,
+    );
     this.connectionContext = {
       admission: this.admission,
       // Per user, kept across reconnects: a fresh connection does not bring a fresh budget.
@@ -191,9 +196,11 @@ export class Gateway {
       50,
       Math.min(
         1000,
-        (Math.min(this.config.pingTimeout, this.config.pingInterval, this.config.broadcastTimeout) *
-          1000) /
-          4,
+        Math.min(
+          this.config.pingTimeoutMs,
+          this.config.pingIntervalMs,
+          this.config.broadcastTimeoutMs,
+        ) / 4,
       ),
     );
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
@@ -252,7 +259,7 @@ export class Gateway {
   }
 
   private async drainAndStop(): Promise<void> {
-    const deadline = Date.now() + this.config.shutdownTimeout * 1000;
+    const deadline = Date.now() + this.config.shutdownTimeoutMs;
     // A SIGTERM during start: let start finish, so there is one server to close.
     await this.starting?.catch(() => 0);
     this.draining = true;
@@ -262,7 +269,7 @@ export class Gateway {
     // same instant, and a handful are not kept waiting.
     const spread = Math.min(
       MAX_CLOSE_SPREAD_MS,
-      (this.config.shutdownTimeout * 1000) / 3,
+      this.config.shutdownTimeoutMs / 3,
       conns.length * 2,
     );
     const batches = Math.max(1, Math.min(conns.length, Math.ceil(spread / 50)));

@@ -21,7 +21,7 @@ export interface LivenessView {
 
 export type LivenessLimits = Pick<
   Config,
-  'pingInterval' | 'pingTimeout' | 'broadcastTimeout' | 'authTimeout'
+  'pingIntervalMs' | 'pingTimeoutMs' | 'broadcastTimeoutMs' | 'authTimeoutMs'
 >;
 
 /** What the sweep does about a connection now. */
@@ -36,9 +36,7 @@ const PING: SweepAction = { kind: 'ping' };
 const NO_PONG: SweepAction = { kind: 'no_pong' };
 
 function pongOverdue(view: LivenessView, limits: LivenessLimits, now: number): boolean {
-  return (
-    view.awaitingPongSince !== null && now - view.awaitingPongSince > limits.pingTimeout * 1000
-  );
+  return view.awaitingPongSince !== null && now - view.awaitingPongSince > limits.pingTimeoutMs;
 }
 
 /** The sweep (about once a second): an open connection is closed for no pong (4009) or a
@@ -46,21 +44,24 @@ function pongOverdue(view: LivenessView, limits: LivenessLimits, now: number): b
 export function sweepAction(view: LivenessView, limits: LivenessLimits, now: number): SweepAction {
   if (view.state !== 'open') return NONE;
   if (pongOverdue(view, limits, now)) return NO_PONG;
-  if (view.oldestQueuedAt !== null && now - view.oldestQueuedAt > limits.broadcastTimeout * 1000)
-    return { kind: 'slow', reason: `message queued longer than ${limits.broadcastTimeout}s` };
-  if (now - view.lastPingAt >= limits.pingInterval * 1000) return PING;
+  if (view.oldestQueuedAt !== null && now - view.oldestQueuedAt > limits.broadcastTimeoutMs)
+    return {
+      kind: 'slow',
+      reason: `message queued longer than ${limits.broadcastTimeoutMs / 1000}s`,
+    };
+  if (now - view.lastPingAt >= limits.pingIntervalMs) return PING;
   return NONE;
 }
 
 /** Why an operator cleanup closes the connection, or null when it is healthy. */
 export function deadReason(view: LivenessView, limits: LivenessLimits, now: number): string | null {
   if (!view.socketOpen) return 'socket not open';
-  if (view.state === 'authenticating' && now - view.connectedAt > limits.authTimeout * 1000)
+  if (view.state === 'authenticating' && now - view.connectedAt > limits.authTimeoutMs)
     return 'never authenticated';
   if (pongOverdue(view, limits, now)) return 'no pong';
   // Stuck: the socket refuses more and nothing was written for longer than the broadcast
   // timeout. A queue merely not flushed yet this turn is not stuck.
-  if (view.stuckSince !== null && now - view.stuckSince > limits.broadcastTimeout * 1000)
+  if (view.stuckSince !== null && now - view.stuckSince > limits.broadcastTimeoutMs)
     return 'queue not draining';
   return null;
 }

@@ -16,16 +16,17 @@ describe('loadConfig', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
       port: 8000,
-      pingInterval: 30,
-      pingTimeout: 10,
+      // Durations are set in seconds and held in milliseconds.
+      pingIntervalMs: 30_000,
+      pingTimeoutMs: 10_000,
       maxConnections: 10000,
       queueSize: 1000,
-      broadcastTimeout: 5,
-      authTimeout: 5,
+      broadcastTimeoutMs: 5000,
+      authTimeoutMs: 5000,
       maxMessageSize: 65536,
       historySize: 1000,
-      historyTtl: 300,
-      shutdownTimeout: 30,
+      historyTtlMs: 300_000,
+      shutdownTimeoutMs: 30_000,
       logLevel: 'info',
     });
     expect(c.serverId.length).toBeGreaterThan(0);
@@ -39,7 +40,7 @@ describe('loadConfig', () => {
       WEBSOCKET_ALLOWED_ORIGINS: 'https://x.example',
     });
     expect(c.adminTokens).toEqual(['a', 'b', 'c']);
-    expect(c.pingInterval).toBe(0.5);
+    expect(c.pingIntervalMs).toBe(500);
     expect(c.allowedOrigins).toEqual(['https://x.example']);
   });
 

@@ -44,8 +44,11 @@ export {
   successCriteria,
 } from '../protocol/index.js';
 export type {
+  BroadcastAnswer,
+  CleanupAnswer,
   ConnectionEntry,
   CriteriaInput,
+  FlushAnswer,
   InstanceStatus,
   MemoryInfo,
   StatsAnswer,

@@ -1,9 +1,12 @@
 /** The admin HTTP API (docs/http-api.md), as the console calls it: same origin, bearer token. */
-import type { ConnectionEntry, StatsAnswer, StatusAnswer } from '../../../src/client/index.js';
-
-export type CleanupAnswer = { removed: number; servers: Record<string, number> };
-export type FlushAnswer = { flushed_messages: number; clients: number };
-export type BroadcastAnswer = { delivered: number; servers: number };
+import type {
+  BroadcastAnswer,
+  CleanupAnswer,
+  ConnectionEntry,
+  FlushAnswer,
+  StatsAnswer,
+  StatusAnswer,
+} from '../../../src/client/index.js';
 
 /** A request failed; `refused` when the token was not accepted (the page asks again). */
 export class AdminError extends Error {

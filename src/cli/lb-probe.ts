@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { SUBPROTOCOL } from '../protocol/index.js';
+import { SUBPROTOCOL, type TestWelcomeMessage } from '../protocol/index.js';
 import { round } from './format.js';
 
 export interface Handshake {
@@ -25,15 +25,12 @@ export interface Handshake {
   unreachable: boolean;
 }
 
-export interface Welcome {
-  server: string;
-  client_id: string | null;
-  /** Seconds the gateway keeps this test connection (absent before `?hold=` existed). */
-  closes_after: number | null;
-  /** The ping interval and timeout of client connections on that gateway, seconds. */
-  ping_interval: number | null;
-  ping_timeout: number | null;
-}
+/** A test endpoint's welcome as read here: the protocol's fields, null where a gateway did
+ * not send them (`closes_after` is absent before `?hold=` existed). */
+export type Welcome = Pick<TestWelcomeMessage, 'server'> & {
+  [K in 'client_id' | 'closes_after' | 'ping_interval' | 'ping_timeout']:
+    TestWelcomeMessage[K] | null;
+};
 
 export interface Close {
   code: number;

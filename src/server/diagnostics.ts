@@ -16,6 +16,8 @@ import {
   HEALTH_MAX_CONNECTIONS,
   TEST_CLOSE_REASONS,
   TEST_MAX_LONG_HOLDS,
+  type HealthMessage,
+  type TestWelcomeMessage,
   TEST_LIFETIME_S,
   TEST_MAX_HOLD_S,
 } from '../protocol/index.js';
@@ -71,18 +73,17 @@ export function serveTestConnection(ws: WebSocket, server: string, options: Test
   timer.unref();
   ws.on('close', () => clearTimeout(timer));
   ws.on('error', () => ws.terminate());
-  ws.send(
-    JSON.stringify({
-      type: 'welcome',
-      endpoint: 'test',
-      client_id: `t_${randomBytes(6).toString('hex')}`,
-      server,
-      closes_after: seconds,
-      ping_interval: options.pingInterval,
-      ping_timeout: options.pingTimeout,
-      message: `connected to ${server}; text you send is echoed back; nothing else is sent; closes after ${seconds} s`,
-    }),
-  );
+  const welcome: TestWelcomeMessage = {
+    type: 'welcome',
+    endpoint: 'test',
+    client_id: `t_${randomBytes(6).toString('hex')}`,
+    server,
+    closes_after: seconds,
+    ping_interval: options.pingInterval,
+    ping_timeout: options.pingTimeout,
+    message: `connected to ${server}; text you send is echoed back; nothing else is sent; closes after ${seconds} s`,
+  };
+  ws.send(JSON.stringify(welcome));
   ws.on('message', (data, isBinary) => {
     try {
       echo(data, isBinary);
@@ -113,7 +114,8 @@ export function serveTestConnection(ws: WebSocket, server: string, options: Test
 
 export function serveHealthConnection(ws: WebSocket, server: string, draining: boolean): void {
   ws.on('error', () => ws.terminate());
-  ws.send(JSON.stringify({ type: 'health', status: draining ? 'draining' : 'ok', server }));
+  const health: HealthMessage = { type: 'health', status: draining ? 'draining' : 'ok', server };
+  ws.send(JSON.stringify(health));
   closeHard(ws, CloseCode.normal, 'health check done');
 }
 

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import type { Status, StatsAnswer } from '../../src/server/admin.js';
 import type { ConnectionInfo } from '../../src/server/connection.js';
 import { connections, publishUntilQueued, queueDepth } from '../support/admin.js';
-import { clientId, seqs, until } from '../support/client.js';
+import { clientId, seqs } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { ADMIN_TOKEN, admin, publish, type ErrorBody } from '../support/gateway.js';
 import { metricsText } from '../support/metrics.js';
@@ -116,7 +117,7 @@ describe('admin API', () => {
       b.send('not json');
       await b.type('error');
       await a.closed;
-      await until(() => tg.gateway.connections.size === 2, 5000, 'the server to see the close');
+      await eventually(() => tg.gateway.connections.size === 2, 'the server to see the close');
       const s = await status();
       expect(s.active_connections).toBe(2);
       expect(s.peak_connections).toBe(3);
@@ -192,7 +193,7 @@ describe('admin API', () => {
       await publish(tg, {
         events: [1, 2, 3].map((n) => ({ channel: 'signals', data: { n } })),
       });
-      await until(() => c.events('signals').length === 3, 5000, 'three events');
+      await eventually(() => c.events('signals').length === 3, 'three events');
       expect((await connections(tg))[0]?.messages_sent).toBe(before + 3);
     });
   });
@@ -224,9 +225,11 @@ describe('admin API', () => {
       stuck.ws.pause();
       await publishUntilQueued(tg, clientId(stuck));
       const stalledAt = Date.now();
+      // Real time is the subject: the socket's stall must outlast the 3 s timeout. Halfway:
       await sleep(1500);
       const flushed = await admin(tg, 'POST', '/websocket/queue/flush');
       expect(flushed.body).toMatchObject({ clients: 1 });
+      // …and past the timeout since the stall began.
       await sleep(Math.max(0, stalledAt + 3200 - Date.now()));
 
       const res = await admin(tg, 'POST', '/websocket/cleanup');
@@ -236,7 +239,7 @@ describe('admin API', () => {
       expect(closed.code).toBe(4010);
       expect(closed.reason).toMatch(/queue not draining/);
 
-      await until(() => tg.gateway.connections.size === 1, 5000, 'the stuck client to go');
+      await eventually(() => tg.gateway.connections.size === 1, 'the stuck client to go');
       expect((await connections(tg)).map((c) => c.client_id)).toEqual([clientId(healthy)]);
       await publish(tg, { channel: 'signals:other', data: { alive: true } });
       expect(await healthy.type('event')).toMatchObject({ data: { alive: true } });
@@ -297,7 +300,9 @@ describe('admin API', () => {
         replayed: last - seen,
         seq: last,
       });
-      await until(() => c.events('signals').length === last, 10_000, 'every event');
+      await eventually(() => c.events('signals').length === last, 'every event', {
+        timeoutMs: 10_000,
+      });
       expect(seqs(c.events('signals'))).toEqual(Array.from({ length: last }, (_, i) => i + 1));
       expect(bystander.messages.some((m) => m.type === 'resync')).toBe(false);
     });
@@ -358,7 +363,7 @@ describe('admin API', () => {
       await b.type('error');
       b.ws.close(1000);
       await b.closed;
-      await until(() => tg.gateway.connections.size === 1, 5000, 'the server to see the close');
+      await eventually(() => tg.gateway.connections.size === 1, 'the server to see the close');
 
       const res = await admin(tg, 'GET', '/websocket/stats?minutes=5');
       expect(res.status).toBe(200);

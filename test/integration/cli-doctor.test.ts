@@ -15,8 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { TEST_MAX_LONG_HOLDS } from '../../src/protocol/index.js';
 import { bigSignals, connectionOf, publishUntilQueued } from '../support/admin.js';
-import { clientId, until } from '../support/client.js';
+import { clientId } from '../support/client.js';
 import { expectOneLineError, runCli } from '../support/cli.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { ADMIN_TOKEN, publish } from '../support/gateway.js';
 import { CLI, ensureBuilt, NODE } from '../support/processes.js';
@@ -361,7 +362,7 @@ describe('archon-ws doctor with the Redis backplane down', () => {
     const tg = await fx.start({ ARCHON_REDIS_URL: redis.url });
     await fx.authed();
     await redis.stop();
-    await until(() => !tg.gateway.backplane.healthy(), 5000, 'the backplane to notice');
+    await eventually(() => !tg.gateway.backplane.healthy(), 'the backplane to notice');
 
     const r = await runCli(['doctor', '--json'], { ARCHON_URL: tg.http, ADMIN_TOKEN });
     expect(r.code, r.stderr).toBe(6);

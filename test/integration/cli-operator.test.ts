@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectOneLineError, runCli as cli } from '../support/cli.js';
-import { until } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { ADMIN_TOKEN } from '../support/gateway.js';
 import { ensureBuilt } from '../support/processes.js';
@@ -88,7 +88,7 @@ describe('archon-ws operator commands', () => {
     c.send('not json');
     c.send('still not json'); // the second malformed message closes with 4400
     await c.closed;
-    await until(() => fx.tg.gateway.connections.size === 0, 5000, 'the close to register');
+    await eventually(() => fx.tg.gateway.connections.size === 0, 'the close to register');
 
     const json = await run(['stats', '--minutes', '2', '--json']);
     expect(json.code, json.stderr).toBe(0);
@@ -177,7 +177,7 @@ describe('archon-ws operator commands', () => {
       c.send('y');
     }
     await Promise.all(clients.map((c) => c.closed));
-    await until(() => fx.tg.gateway.connections.size === 0, 5000, 'the closes to register');
+    await eventually(() => fx.tg.gateway.connections.size === 0, 'the closes to register');
 
     const r = await run(['verify', '--json']);
     expect(r.code, r.stderr).toBe(1);
@@ -203,7 +203,7 @@ describe('archon-ws operator commands', () => {
     await fx.start();
     const c = await fx.authed();
     c.ws.terminate();
-    await until(() => fx.tg.gateway.connections.size === 0, 5000, 'the close to register');
+    await eventually(() => fx.tg.gateway.connections.size === 0, 'the close to register');
     const r = await run(['verify', '--watch', '--interval', '1s', '--timeout', '4s']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^round 1: failing: connections back to baseline 0 of peak 1/m);

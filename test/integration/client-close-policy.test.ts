@@ -9,7 +9,7 @@ import {
   type DisconnectInfo,
   type RetryInfo,
 } from '../../src/client/index.js';
-import { until } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { useSdk } from '../support/sdk.js';
 import { publish, type TestGateway } from '../support/gateway.js';
@@ -36,13 +36,14 @@ describe('client SDK: close codes', () => {
       client.on('state', (s) => states.push(s));
       const errors: ClientError[] = [];
       client.on('error', (e) => errors.push(e));
-      await until(() => client.state === 'connected', 5000, 'connected');
+      await eventually(() => client.state === 'connected', 'connected');
 
       closeFromServer(g, code);
-      await until(() => client.state === 'closed', 5000, 'closed');
+      await eventually(() => client.state === 'closed', 'closed');
       expect(errors).toEqual([expect.objectContaining({ code: 'closed', closeCode: code })]);
       expect(client.nextRetryAt).toBeNull();
-      // Many backoff windows later, still no new connection.
+      // The subject is that nothing happens: many backoff windows later, still no new
+      // connection.
       await sleep(300);
       expect(g.gateway.connections.size).toBe(0);
       expect(states).toEqual(['connected', 'closed']);
@@ -56,25 +57,24 @@ describe('client SDK: close codes', () => {
       const client = sdk(g);
       const seqs: number[] = [];
       const sub = client.subscribe('signals', (e) => seqs.push(e.seq));
-      await until(() => sub.state === 'live', 5000, 'live');
+      await eventually(() => sub.state === 'live', 'live');
       await publish(g, { channel: 'signals', data: {} });
-      await until(() => seqs.length === 1, 5000, 'an event');
+      await eventually(() => seqs.length === 1, 'an event');
       const first = client.welcome?.clientId;
 
       const closes: DisconnectInfo[] = [];
       client.on('disconnect', (d) => closes.push(d));
       closeFromServer(g, code);
       // Not a poll for `reconnecting`: with these short delays it may last only milliseconds.
-      await until(() => closes.length === 1, 5000, 'the close');
+      await eventually(() => closes.length === 1, 'the close');
       expect(closes[0]).toMatchObject({ code, action: 'reconnect' });
       await publish(g, { channel: 'signals', data: {} });
-      await until(
+      await eventually(
         () => client.state === 'connected' && client.welcome?.clientId !== first,
-        5000,
         'reconnected',
       );
       await publish(g, { channel: 'signals', data: {} });
-      await until(() => seqs.length === 3, 5000, 'the missed and the next event');
+      await eventually(() => seqs.length === 3, 'the missed and the next event');
       expect(seqs).toEqual([1, 2, 3]);
     },
   );
@@ -84,14 +84,14 @@ describe('client SDK: close codes', () => {
     const client = sdk(g, { backoff: { baseMs: 20, capMs: 2000, slowMs: 400 } });
     const retries: RetryInfo[] = [];
     client.on('retry', (r) => retries.push(r));
-    await until(() => client.state === 'connected', 5000, 'connected');
+    await eventually(() => client.state === 'connected', 'connected');
 
     closeFromServer(g, 1013);
-    await until(() => retries.length === 1, 5000, 'a planned retry');
+    await eventually(() => retries.length === 1, 'a planned retry');
     const [retry] = retries;
     expect(retry?.delayMs).toBeGreaterThanOrEqual(200);
     expect(retry?.delayMs).toBeLessThanOrEqual(400);
     expect(client.nextRetryAt).toBe(retry?.at);
-    await until(() => client.state === 'connected', 5000, 'reconnected');
+    await eventually(() => client.state === 'connected', 'reconnected');
   });
 });

@@ -13,7 +13,7 @@ import {
   type Gap,
 } from '../../src/client/index.js';
 import { publishUntilQueued } from '../support/admin.js';
-import { until } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { useSdk } from '../support/sdk.js';
 import { admin, publish, type TestGateway } from '../support/gateway.js';
@@ -93,9 +93,10 @@ describe('client SDK: liveness and slow links', () => {
     const client = sdk(g);
     const closes: DisconnectInfo[] = [];
     client.on('disconnect', (d) => closes.push(d));
-    await until(() => client.state === 'connected', 5000, 'connected');
+    await eventually(() => client.state === 'connected', 'connected');
     const id = client.welcome?.clientId;
-    await sleep(1800); // four pings
+    // The subject is that nothing happens: four ping intervals (0.4 s) pass without a close.
+    await sleep(1800);
     expect(closes).toEqual([]);
     expect(client.welcome?.clientId).toBe(id);
     expect([...g.gateway.connections].map((c) => c.info('test-1').client_id)).toEqual([id]);
@@ -106,7 +107,7 @@ describe('client SDK: liveness and slow links', () => {
     const client = await viaProxy(g);
     const seqs: number[] = [];
     const sub = client.subscribe('signals', (e) => seqs.push(e.seq));
-    await until(() => sub.state === 'live', 5000, 'live');
+    await eventually(() => sub.state === 'live', 'live');
     const first = client.welcome?.clientId;
     const states: ConnectionState[] = [];
     client.on('state', (s) => states.push(s));
@@ -115,19 +116,18 @@ describe('client SDK: liveness and slow links', () => {
 
     proxies[0]?.freeze();
     await publish(g, { channel: 'signals', data: {} }); // lost in the black hole
-    await until(() => states.includes('stale'), 5000, 'stale');
-    await until(
+    await eventually(() => states.includes('stale'), 'stale');
+    await eventually(
       () => client.state === 'connected' && client.welcome?.clientId !== first,
-      5000,
       'a new connection',
     );
     expect(states.slice(0, 3)).toEqual(['stale', 'reconnecting', 'connected']);
     expect(closes[0]).toMatchObject({ code: 1006, action: 'reconnect' });
     expect(closes[0]?.reason).toMatch(/nothing heard/);
 
-    await until(() => seqs.length === 1, 5000, 'the lost event, replayed');
+    await eventually(() => seqs.length === 1, 'the lost event, replayed');
     await publish(g, { channel: 'signals', data: {} });
-    await until(() => seqs.length === 2, 5000, 'a live event');
+    await eventually(() => seqs.length === 2, 'a live event');
     expect(seqs).toEqual([1, 2]);
   });
 
@@ -140,7 +140,7 @@ describe('client SDK: liveness and slow links', () => {
     const resyncs: string[][] = [];
     client.on('resync', (channels) => resyncs.push([...channels]));
     const sub = client.subscribe('signals', (e) => seqs.push(e.seq));
-    await until(() => sub.state === 'live', 5000, 'live');
+    await eventually(() => sub.state === 'live', 'live');
     const id = client.welcome?.clientId;
     if (id === undefined) throw new Error('no welcome');
 
@@ -155,7 +155,7 @@ describe('client SDK: liveness and slow links', () => {
     last += 3;
     proxies[0]?.release();
 
-    await until(() => seqs.length === last, 10_000, 'every event');
+    await eventually(() => seqs.length === last, 'every event', { timeoutMs: 10_000 });
     expect(seqs).toEqual(Array.from({ length: last }, (_, i) => i + 1));
     expect(resyncs).toEqual([['signals']]);
     expect(gaps).toEqual([]);

@@ -14,7 +14,7 @@ import {
   type Gap,
   type RetryInfo,
 } from '../../src/client/index.js';
-import { until } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { useSdk } from '../support/sdk.js';
 import { publish, signToken, startGateway, type TestGateway } from '../support/gateway.js';
@@ -64,7 +64,7 @@ describe('client SDK: recovery', () => {
     const [conn] = g.gateway.connections;
     if (!conn) throw new Error('no connection to drop');
     conn.terminate();
-    await until(() => g.gateway.connections.size === 0, 5000, 'the connection to go');
+    await eventually(() => g.gateway.connections.size === 0, 'the connection to go');
   }
 
   it('resumes with since after a lost connection: what was published meanwhile is replayed, none twice', async () => {
@@ -75,14 +75,14 @@ describe('client SDK: recovery', () => {
     const retries: RetryInfo[] = [];
     client.on('retry', (r) => retries.push(r));
     const sub = client.subscribe('signals');
-    await until(() => sub.state === 'live', 5000, 'live');
+    await eventually(() => sub.state === 'live', 'live');
     await signals(g, 3);
-    await until(() => seen.length === 3, 5000, 'three events');
+    await eventually(() => seen.length === 3, 'three events');
 
     net.dispatchEvent(new Event('offline'));
     expect(client.state).toBe('stale');
     await dropConnection(g);
-    await until(() => client.state === 'reconnecting', 5000, 'reconnecting');
+    await eventually(() => client.state === 'reconnecting', 'reconnecting');
     expect(client.nextRetryAt).toBeNull(); // offline: no retries until online
     expect(retries).toEqual([expect.objectContaining({ at: null, delayMs: null })]);
     expect(sub.state).toBe('subscribing');
@@ -90,9 +90,9 @@ describe('client SDK: recovery', () => {
     expect(g.gateway.connections.size).toBe(0);
 
     net.dispatchEvent(new Event('online'));
-    await until(() => seen.length === 7, 5000, 'the missed events');
+    await eventually(() => seen.length === 7, 'the missed events');
     await signals(g, 1);
-    await until(() => seen.length === 8, 5000, 'a live event');
+    await eventually(() => seen.length === 8, 'a live event');
     expect(describeSeen(seen)).toEqual([
       '1 live',
       '2 live',
@@ -114,18 +114,18 @@ describe('client SDK: recovery', () => {
     const sub = client.subscribe('signals');
     const states: string[] = [];
     sub.on('state', (s) => states.push(s));
-    await until(() => sub.state === 'live', 5000, 'live');
+    await eventually(() => sub.state === 'live', 'live');
     await signals(g, 2);
-    await until(() => seen.length === 2, 5000, 'two events');
+    await eventually(() => seen.length === 2, 'two events');
     const epoch = sub.position?.epoch;
 
     net.dispatchEvent(new Event('offline'));
     await dropConnection(g);
     await signals(g, 6); // 3..8; history keeps 6..8
     net.dispatchEvent(new Event('online'));
-    await until(() => seen.length === 6, 5000, 'the gap and the events history still holds');
+    await eventually(() => seen.length === 6, 'the gap and the events history still holds');
     await signals(g, 1);
-    await until(() => seen.length === 7, 5000, 'a live event');
+    await eventually(() => seen.length === 7, 'a live event');
 
     expect(describeSeen(seen)).toEqual([
       '1 live',
@@ -150,25 +150,24 @@ describe('client SDK: recovery', () => {
     const seen = record(client, 'signals');
     const sub = client.subscribe('signals');
     const store = client.positions('ACC1');
-    await until(() => sub.state === 'live' && store.ready, 5000, 'live');
+    await eventually(() => sub.state === 'live' && store.ready, 'live');
     await publish(g1, { channel: 'positions:ACC1', key: 'EURUSD', data: { size: 1 } });
     await signals(g1, 2);
-    await until(() => seen.length === 2 && store.size === 1, 5000, 'events');
+    await eventually(() => seen.length === 2 && store.size === 1, 'events');
     const firstEpoch = sub.position?.epoch;
     const firstClient = client.welcome?.clientId;
 
     states.length = 0;
     await g1.stop();
-    await until(() => closes.length > 0, 5000, 'the close');
+    await eventually(() => closes.length > 0, 'the close');
     expect(closes[0]).toMatchObject({ code: 1012, action: 'reconnect' });
     expect(client.state).toBe('reconnecting');
     const g2 = await startGateway({ PORT: String(g1.port), WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
     extraGateways.push(g2);
 
-    await until(
+    await eventually(
       () =>
         client.state === 'connected' && sub.state === 'live' && store.subscription.state === 'live',
-      5000,
       'connected to the new gateway',
     );
     expect(client.welcome?.clientId).not.toBe(firstClient);
@@ -185,7 +184,7 @@ describe('client SDK: recovery', () => {
 
     await signals(g2, 1);
     await publish(g2, { channel: 'positions:ACC1', key: 'GBPUSD', data: { size: 2 } });
-    await until(() => seen.length === 4 && store.size === 1, 5000, 'live events');
+    await eventually(() => seen.length === 4 && store.size === 1, 'live events');
     expect(describeSeen(seen).at(-1)).toBe('1 live');
     expect(store.get('GBPUSD')).toEqual({ size: 2 });
   });
@@ -196,9 +195,9 @@ describe('client SDK: recovery', () => {
     const client = sdk(g1, { network: net });
     const seen = record(client, 'signals');
     const sub = client.subscribe('signals');
-    await until(() => sub.state === 'live', 5000, 'live');
+    await eventually(() => sub.state === 'live', 'live');
     await signals(g1, 2);
-    await until(() => seen.length === 2, 5000, 'events');
+    await eventually(() => seen.length === 2, 'events');
     const firstEpoch = sub.position?.epoch;
 
     await g1.stop();
@@ -207,9 +206,9 @@ describe('client SDK: recovery', () => {
     extraGateways.push(g2);
     await signals(g2, 3); // the new epoch's 1..3, published while the SDK is away
     net.dispatchEvent(new Event('online'));
-    await until(() => seen.length === 6, 5000, 'the gap and the new epoch from history');
+    await eventually(() => seen.length === 6, 'the gap and the new epoch from history');
     await signals(g2, 1);
-    await until(() => seen.length === 7, 5000, 'a live event');
+    await eventually(() => seen.length === 7, 'a live event');
 
     const epoch = sub.position?.epoch;
     expect(describeSeen(seen)).toEqual([
@@ -241,17 +240,17 @@ describe('client SDK: recovery', () => {
     client.on('disconnect', (d) => closes.push(d));
     const seen = record(client, 'signals');
     const sub = client.subscribe('signals');
-    await until(() => sub.state === 'live', 5000, 'live');
+    await eventually(() => sub.state === 'live', 'live');
     await signals(g, 1);
 
-    await until(() => closes.length === 1, 5000, 'the token to expire');
+    await eventually(() => closes.length === 1, 'the token to expire');
     expect(closes[0]).toMatchObject({ code: 4001, action: 'refresh-token' });
     expect(errors).toEqual([expect.objectContaining({ code: 'token_expired' })]);
-    await until(() => client.state === 'connected' && sub.state === 'live', 5000, 'reconnected');
+    await eventually(() => client.state === 'connected' && sub.state === 'live', 'reconnected');
     expect(calls).toBe(2);
 
     await signals(g, 1);
-    await until(() => seen.length === 2, 5000, 'an event on the new connection');
+    await eventually(() => seen.length === 2, 'an event on the new connection');
     expect(describeSeen(seen)).toEqual(['1 live', '2 live']);
   });
 
@@ -265,7 +264,7 @@ describe('client SDK: recovery', () => {
     });
     const errors: ClientError[] = [];
     client.on('error', (e) => errors.push(e));
-    await until(() => client.state === 'connected', 5000, 'connected after the retry');
+    await eventually(() => client.state === 'connected', 'connected after the retry');
     expect(calls).toBe(2);
     expect(errors).toEqual([
       expect.objectContaining({

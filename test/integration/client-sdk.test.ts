@@ -11,7 +11,7 @@ import {
   type StoreChange,
 } from '../../src/client/index.js';
 import { connections } from '../support/admin.js';
-import { until } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { useSdk } from '../support/sdk.js';
 import { admin, publish, type TestGateway } from '../support/gateway.js';
@@ -41,13 +41,13 @@ describe('client SDK: connecting and subscribing', () => {
     const sub = client.subscribe<{ n: number }>('signals', (e) => got.push(e));
     expect(sub.state).toBe('subscribing');
 
-    await until(() => sub.state === 'live', 5000, 'the subscription to go live');
+    await eventually(() => sub.state === 'live', 'the subscription to go live');
     expect(states).toEqual(['connecting', 'connected']);
     expect(client.welcome).toMatchObject({ server: 'test-1', pingInterval: 30, pingTimeout: 10 });
     expect(sub.position).toEqual({ epoch: expect.any(String) as string, seq: 0 });
 
     await publishOk(g, { events: [1, 2, 3].map((n) => ({ channel: 'signals', data: { n } })) });
-    await until(() => got.length === 3, 5000, 'three events');
+    await eventually(() => got.length === 3, 'three events');
     expect(got.map((e) => [e.seq, e.data.n, e.source])).toEqual([
       [1, 1, 'live'],
       [2, 2, 'live'],
@@ -61,7 +61,7 @@ describe('client SDK: connecting and subscribing', () => {
   it('sends its version in hello, after the name the application gives', async () => {
     const g = await gw.start();
     const client = sdk(g, { clientName: 'test-dashboard/2.0' });
-    await until(() => client.state === 'connected', 5000, 'connected');
+    await eventually(() => client.state === 'connected', 'connected');
     const listed = await connections(g);
     expect(listed.map((c) => c.client_version)).toEqual([
       `test-dashboard/2.0 archon-ws-client/${SDK_VERSION}`,
@@ -81,7 +81,7 @@ describe('client SDK: connecting and subscribing', () => {
     const store = client.positions<Position>('ACC1');
     const changes: StoreChange<Position>[] = [];
     store.on('change', (c) => changes.push(c));
-    await until(() => store.ready, 5000, 'the snapshot');
+    await eventually(() => store.ready, 'the snapshot');
     expect(store.subscription.state).toBe('live');
     expect(Object.fromEntries(store.entries())).toEqual({
       EURUSD: { side: 'long', size: 100 },
@@ -95,7 +95,7 @@ describe('client SDK: connecting and subscribing', () => {
         { channel: 'positions:ACC1', key: 'GBPUSD', data: { side: 'short', size: 7 } },
       ],
     });
-    await until(() => changes.length === 4, 5000, 'three changes after the snapshot');
+    await eventually(() => changes.length === 4, 'three changes after the snapshot');
     expect(changes.map((c) => [c.kind, c.kind === 'snapshot' ? null : c.key])).toEqual([
       ['snapshot', null],
       ['set', 'EURUSD'],
@@ -116,7 +116,7 @@ describe('client SDK: connecting and subscribing', () => {
     client.on('error', (e) => errors.push(e));
     const denied = client.subscribe('positions:ACC9');
     const allowed = client.subscribe('signals');
-    await until(() => denied.state === 'failed' && allowed.state === 'live', 5000, 'answers');
+    await eventually(() => denied.state === 'failed' && allowed.state === 'live', 'answers');
     expect(denied.error).toMatchObject({ code: 'forbidden', channel: 'positions:ACC9' });
     expect(errors).toEqual([expect.objectContaining({ code: 'forbidden' })]);
     expect(client.state).toBe('connected');
@@ -124,7 +124,7 @@ describe('client SDK: connecting and subscribing', () => {
     const got: number[] = [];
     allowed.on('event', (e) => got.push(e.seq));
     await publishOk(g, { channel: 'signals', data: {} });
-    await until(() => got.length === 1, 5000, 'an event');
+    await eventually(() => got.length === 1, 'an event');
   });
 
   it('hands over operator notices as system events', async () => {
@@ -132,13 +132,13 @@ describe('client SDK: connecting and subscribing', () => {
     const client = sdk(g);
     const notices: string[] = [];
     client.on('system', (n) => notices.push(n.message));
-    await until(() => client.state === 'connected', 5000, 'connected');
+    await eventually(() => client.state === 'connected', 'connected');
     const res = await admin(g, 'POST', '/broadcast', {
       type: 'system',
       message: 'Please refresh your dashboard',
     });
     expect(res.status).toBe(200);
-    await until(() => notices.length === 1, 5000, 'the notice');
+    await eventually(() => notices.length === 1, 'the notice');
     expect(notices).toEqual(['Please refresh your dashboard']);
   });
 
@@ -149,13 +149,13 @@ describe('client SDK: connecting and subscribing', () => {
     const kept: number[] = [];
     const a = client.subscribe('signals:a', (e) => gone.push(e.seq));
     const b = client.subscribe('signals:b', (e) => kept.push(e.seq));
-    await until(() => a.state === 'live' && b.state === 'live', 5000, 'both live');
+    await eventually(() => a.state === 'live' && b.state === 'live', 'both live');
     a.unsubscribe();
     expect(a.state).toBe('unsubscribed');
     // One connection delivers in order: once b's event is in, a's would have been too.
     await publishOk(g, { channel: 'signals:a', data: {} });
     await publishOk(g, { channel: 'signals:b', data: {} });
-    await until(() => kept.length === 1, 5000, "b's event");
+    await eventually(() => kept.length === 1, "b's event");
     expect(gone).toEqual([]);
   });
 });

@@ -12,6 +12,7 @@
  * consumer closed with 4008, an operator queue flush, and a reconnect storm of 2,000 clients.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../support/eventually.js';
 import { ADMIN_TOKEN, signToken } from '../support/gateway.js';
 import { formatReport, Publisher, settle, type LossReport } from '../support/loss.js';
 import {
@@ -23,7 +24,6 @@ import {
   startNginx,
   stopInstance,
   stopNginx,
-  waitFor,
   type Instance,
   type Nginx,
 } from '../support/processes.js';
@@ -145,6 +145,11 @@ async function startClients(
   return created;
 }
 
+/**
+ * Publishes at `rate` batches a second until stopped. The fixed sleeps of the scenarios
+ * below are periods of this traffic (how much is published before, during and after a
+ * fault), not waits for something: settle() then waits for the clients to catch up.
+ */
 function publisher(url: string, idPrefix: string, rate: number, padBytes = 0): Publisher {
   const p = new Publisher({ url, channels: CHANNELS, rate, idPrefix, padBytes });
   publishers.push(p);
@@ -220,9 +225,9 @@ describe('zero loss through nginx in front of two instances on one Redis', () =>
 
     const pub = publisher(c.nginx.url, 'kill9', 100);
     pub.start();
-    await sleep(1000);
+    await sleep(1000); // traffic before the crash: the scenario's load, not a wait
     await crash(victim);
-    await sleep(2500);
+    await sleep(2500); // traffic on through the fail-over
     await pub.stop();
 
     const report = await settle(cs, pub, CHANNELS);
@@ -243,16 +248,16 @@ describe('zero loss through nginx in front of two instances on one Redis', () =>
     const cs = await startClients(6, c.nginx.ws);
     const pub = publisher(c.nginx.url, 'rolling', 100);
     pub.start();
-    await sleep(1000);
+    await sleep(1000); // traffic before the first restart: the scenario's load, not a wait
     for (let i = 0; i < c.instances.length; i++) {
       const old = c.instances[i] as Instance;
       old.child.kill('SIGTERM');
       expect(await old.exited, `${old.id} drains and exits 0`).toEqual({ code: 0, signal: null });
       retired.push(old);
       c.instances[i] = await startInstance(old.id, { port: old.port, env: instanceEnv() });
-      await sleep(1500);
+      await sleep(1500); // the pause between instances of a rolling deploy, publishing on
     }
-    await sleep(1000);
+    await sleep(1000); // traffic after the last restart
     await pub.stop();
 
     const report = await settle(cs, pub, CHANNELS);
@@ -270,12 +275,12 @@ describe('zero loss through nginx in front of two instances on one Redis', () =>
     const cs = await startClients(6, c.nginx.ws);
     const pub = publisher(c.nginx.url, 'redis', 100);
     pub.start();
-    await sleep(1500);
+    await sleep(1500); // traffic in the epoch before the restart: the scenario's load
     const before = new Map(
       CHANNELS.map((ch) => [ch, pub.accepted.find((a) => a.channel === ch)?.epoch]),
     );
     await redis?.restart();
-    await sleep(3000);
+    await sleep(3000); // traffic on through the restart
     await pub.stop();
 
     // Events of the epoch before the restart may be excused by a gap; later ones never.
@@ -327,23 +332,24 @@ describe('zero loss through nginx in front of two instances on one Redis', () =>
     if (!slow) throw new Error('no slow client');
     const pub = publisher(c.nginx.url, 'slow', 100, 8000);
     pub.start();
-    await sleep(500);
+    await sleep(500); // traffic before the client stalls: the scenario's load, not a wait
     const id = slow.clientId;
     slow.pause();
     // Resume as soon as the server closes it (before the close grace cuts the socket, so the
     // 4008 close frame still reaches the client behind what the socket holds).
-    await waitFor(
+    await eventually(
       async () => {
         const row = (await connections(c.nginx.url)).find((r) => r.client_id === id);
         return row === undefined || row.state === 'closing';
       },
       'the slow client to be closed',
-      20_000,
-      100,
+      { timeoutMs: 20_000, everyMs: 100 },
     );
     slow.resume();
-    await waitFor(() => slow.closes.length > 0, 'the slow client to see its close', 10_000);
-    await sleep(2000);
+    await eventually(() => slow.closes.length > 0, 'the slow client to see its close', {
+      timeoutMs: 10_000,
+    });
+    await sleep(2000); // traffic on while it reconnects: it misses more than its queue holds
     await pub.stop();
 
     const all = [...cs, slow];
@@ -375,7 +381,7 @@ describe('zero loss through nginx in front of two instances on one Redis', () =>
     const paused = cs.slice(0, 2);
     const pub = publisher(c.nginx.url, 'flush', 100, 8000);
     pub.start();
-    await sleep(500);
+    await sleep(500); // traffic before the clients stall: the scenario's load, not a wait
     for (const x of paused) x.pause();
     const ids = paused.map((x) => x.clientId);
     // A paused client's queue fills once its socket buffers are full; flush while it holds
@@ -383,7 +389,7 @@ describe('zero loss through nginx in front of two instances on one Redis', () =>
     // until both paused clients were flushed (a flushed one is unsubscribed, so it stays out).
     const flushes: { flushed_messages: number; clients: number }[] = [];
     const flushedIds = new Set<string | null>();
-    await waitFor(
+    await eventually(
       async () => {
         const rows = await connections(c.nginx.url);
         const holding = ids.filter(
@@ -409,8 +415,7 @@ describe('zero loss through nginx in front of two instances on one Redis', () =>
         return ids.every((id) => flushedIds.has(id));
       },
       'both paused clients to be flushed while holding queued messages',
-      20_000,
-      100,
+      { timeoutMs: 20_000, everyMs: 100 },
     );
     const flushed = {
       flushed_messages: flushes.reduce((n, f) => n + f.flushed_messages, 0),
@@ -419,9 +424,9 @@ describe('zero loss through nginx in front of two instances on one Redis', () =>
     };
     expect(flushed.flushed_messages).toBeGreaterThan(0);
     expect(flushed.clients).toBeGreaterThanOrEqual(2);
-    await sleep(300);
+    await sleep(300); // traffic the flushed clients miss while still paused
     for (const x of paused) x.resume();
-    await sleep(2000);
+    await sleep(2000); // traffic on while they resync and recover
     await pub.stop();
 
     const report = await settle(cs, pub, CHANNELS);
@@ -439,11 +444,15 @@ describe('zero loss through nginx in front of two instances on one Redis', () =>
 describe('reconnect storm', () => {
   it('2,000 clients on one instance: kill -9, all resubscribe through nginx on the other, no loss', async () => {
     const N = 2000;
-    // Every test client comes from 127.0.0.1 (through nginx, as nginx's own address): one
-    // address holding them all, like a trading floor behind one NAT, so the per-address
-    // limit is sized for it.
+    // Every test client is one user from 127.0.0.1 (through nginx, as nginx's own address),
+    // like a trading floor behind one NAT on one service account: the per-user and
+    // per-address limits are sized for it.
     const c = await startCluster(
-      { WEBSOCKET_PING_INTERVAL: '30', WEBSOCKET_MAX_CONNECTIONS_PER_IP: String(2 * N) },
+      {
+        WEBSOCKET_PING_INTERVAL: '30',
+        WEBSOCKET_MAX_CONNECTIONS_PER_IP: String(2 * N),
+        WEBSOCKET_MAX_CONNECTIONS_PER_USER: String(2 * N),
+      },
       8192,
     );
     const [first, other] = c.instances as [Instance, Instance];
@@ -458,14 +467,13 @@ describe('reconnect storm', () => {
     expect(cs.every((x) => x.server === first.id)).toBe(true);
     const pub = publisher(c.nginx.url, 'storm', 4);
     pub.start();
-    await sleep(1500);
+    await sleep(1500); // traffic before the crash: the scenario's load, not a wait
     const killedAt = Date.now();
     await crash(first);
-    await waitFor(
+    await eventually(
       () => cs.every((x) => x.server === other.id && x.ready()),
       `all ${N} clients back on ${other.id}`,
-      50_000,
-      20,
+      { timeoutMs: 50_000, everyMs: 20 },
     ).catch((err: unknown) => {
       const stuck = cs.filter((x) => !(x.server === other.id && x.ready()));
       throw new Error(
@@ -486,7 +494,7 @@ describe('reconnect storm', () => {
       `reconnect storm: p50 ${times[N >> 1]} ms, p90 ${times[Math.floor(N * 0.9)]} ms, ` +
         `${attempts} reconnect attempts, errors ${JSON.stringify([...errors])}`,
     );
-    await sleep(1500);
+    await sleep(1500); // traffic after the storm
     await pub.stop();
 
     const report = await settle(cs, pub, CHANNELS, 20_000);

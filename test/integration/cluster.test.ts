@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import type { Status } from '../../src/server/admin.js';
 import type { ConnectionInfo } from '../../src/server/connection.js';
 import type { StatsAnswer } from '../../src/server/stats.js';
-import { TestClient, until } from '../support/client.js';
+import { TestClient } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { admin, publish, type TestGateway } from '../support/gateway.js';
 import { useCluster } from '../support/cluster.js';
 
@@ -40,7 +41,7 @@ describe('cluster mode', () => {
         publish(i % 2 ? a : b, { channel: 'signals', data: { i } }),
       ),
     );
-    await until(() => c.events('signals').length === 20, 5000, '20 events');
+    await eventually(() => c.events('signals').length === 20, '20 events');
     expect(c.events('signals').map((m) => m.seq)).toEqual(
       Array.from({ length: 20 }, (_, i) => i + 1),
     );
@@ -61,7 +62,7 @@ describe('cluster mode', () => {
       seq: seen.seq as number,
     });
     expect(resumed).toMatchObject({ recovered: true, replayed: 3, epoch: sub.epoch });
-    await until(() => second.events('risk:ACC1').length === 3, 5000, 'the replay');
+    await eventually(() => second.events('risk:ACC1').length === 3, 'the replay');
     expect(second.events('risk:ACC1').map((m) => (m.data as { n: number }).n)).toEqual([2, 3, 4]);
   });
 
@@ -147,7 +148,7 @@ describe('cluster mode', () => {
   it('refuses to publish with 503 and Retry-After while Redis is down, and recovers after', async () => {
     const a = await instance('api-1');
     await cluster.redis().stop();
-    await until(() => !a.gateway.backplane.healthy(), 5000, 'the backplane to notice');
+    await eventually(() => !a.gateway.backplane.healthy(), 'the backplane to notice');
     const down = await publish(a, { channel: 'signals', data: {} });
     expect(down.status).toBe(503);
     expect(down.headers.get('retry-after')).toBe('1');
@@ -157,7 +158,9 @@ describe('cluster mode', () => {
       backplane: 'down',
     });
     await cluster.redis().restart();
-    await until(() => a.gateway.backplane.healthy(), 10_000, 'the backplane to come back');
+    await eventually(() => a.gateway.backplane.healthy(), 'the backplane to come back', {
+      timeoutMs: 10_000,
+    });
     expect((await publish(a, { channel: 'signals', data: {} })).status).toBe(200);
   });
 });

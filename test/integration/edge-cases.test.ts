@@ -1,7 +1,8 @@
 /** Inputs and sizes at the edges: each once took a wrong turn somewhere. */
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { clientId, until } from '../support/client.js';
+import { clientId } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { publishUntilQueued } from '../support/admin.js';
 import { admin, publish, type PublishAnswer } from '../support/gateway.js';
@@ -56,7 +57,7 @@ describe('edge cases', () => {
     const c = await gw.authed();
     const resumed = await c.subscribe('signals', { epoch: sub.epoch as string, seq: 0 });
     expect(resumed).toMatchObject({ recovered: true, replayed: 50 });
-    await until(() => c.events('signals').length === 50, 5000, 'the whole replay');
+    await eventually(() => c.events('signals').length === 50, 'the whole replay');
     expect(c.events('signals').map((m) => m.seq)).toEqual(
       Array.from({ length: 50 }, (_, i) => i + 1),
     );
@@ -74,6 +75,7 @@ describe('edge cases', () => {
     const answer = setInterval(() => c.send({ op: 'pong' }), 100);
     try {
       await c.type('resync');
+      // The subject is that nothing happens for longer than the ping timeout (0.6 s).
       await new Promise((r) => setTimeout(r, 1000));
       expect(c.ws.readyState).toBe(c.ws.OPEN);
     } finally {

@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ErrorBody } from '../support/gateway.js';
-import { errorsOf, TestClient, until } from '../support/client.js';
+import { errorsOf, TestClient } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { publish, signToken } from '../support/gateway.js';
 import { metricValue } from '../support/metrics.js';
@@ -149,7 +150,7 @@ describe('admission under attack', () => {
       // A slot freed by one of alice's connections is hers again.
       const before = tg.gateway.connections.size;
       alice[0]?.close();
-      await until(() => tg.gateway.connections.size < before, 5000, 'the server to see the close');
+      await eventually(() => tg.gateway.connections.size < before, 'the server to see the close');
       await gw.authed({ sub: 'alice' });
     });
   });
@@ -216,7 +217,9 @@ describe('admission under attack', () => {
       try {
         expect(health.status).toBe(101);
         // This side never writes again: no close frame answers the server's.
-        await until(() => health.socket.closed, 10_000, 'the server to cut the socket');
+        await eventually(() => health.socket.closed, 'the server to cut the socket', {
+          timeoutMs: 10_000,
+        });
         expect(health.received()).toContain('"type":"health"');
       } finally {
         health.socket.destroy();

@@ -5,7 +5,8 @@
  * not at all.
  */
 import { describe, expect, it } from 'vitest';
-import { seqs, TestClient, until } from '../support/client.js';
+import { seqs, TestClient } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import {
   publish,
   signToken,
@@ -31,7 +32,7 @@ describe('hostile publishes (Redis backplane)', () => {
     const next = await publish(a, { channel: 'signals', data: { after: true } });
     expect(next.status).toBe(200);
     expect((next.body as PublishAnswer).results[0]?.seq).toBe(1);
-    await until(() => live.events('signals').length >= 1, 5000, 'the next event');
+    await eventually(() => live.events('signals').length >= 1, 'the next event');
     expect(seqs(live.events('signals'))).toEqual([1]);
     expect(await storedSeqs(b, 'signals', await signToken())).toEqual([1]);
   }

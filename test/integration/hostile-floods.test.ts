@@ -6,7 +6,8 @@
 import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { BATCH, bigSignals } from '../support/admin.js';
-import { clientId, errorsOf, until, type TestClient } from '../support/client.js';
+import { clientId, errorsOf, type TestClient } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { publish, signToken, type ErrorBody } from '../support/gateway.js';
 import { bystander, expectEverySignal, history, serveBystander } from '../support/hostile.js';
@@ -31,10 +32,10 @@ describe('floods while a legitimate user is served', () => {
     };
     await Promise.all([flood(), serveBystander(tg, legit, N)]);
     // At most 10 stay: every newcomer over the cap made the oldest idle socket go.
-    await until(
+    await eventually(
       () => idle.filter((s) => s.ws.readyState === s.ws.OPEN).length <= 10,
-      10_000,
       'the idle sockets to be back under the cap of 10',
+      { timeoutMs: 10_000 },
     );
     // Each wave made room by closing the one before it: the newest 10 are the ones left.
     for (const s of idle.slice(20)) expect(s.ws.readyState).toBe(s.ws.OPEN);

@@ -5,8 +5,9 @@
  * test/integration/hostile-cluster.test.ts checks the same in Redis mode.
  */
 import { describe, expect, it } from 'vitest';
+import { eventually } from '../support/eventually.js';
 import type { ErrorBody } from '../support/gateway.js';
-import { seqs, until, type TestClient } from '../support/client.js';
+import { seqs, type TestClient } from '../support/client.js';
 import { useGateway } from '../support/fixture.js';
 import { publish, signToken, type PublishAnswer, type TestGateway } from '../support/gateway.js';
 import { nestedArrays, publishRaw, storedSeqs } from '../support/hostile.js';
@@ -28,7 +29,7 @@ describe('hostile publishes (memory backplane)', () => {
     const next = await publish(tg, { channel, data: { after: true } });
     expect(next.status).toBe(200);
     expect((next.body as PublishAnswer).results[0]?.seq).toBe(1);
-    await until(() => live.events(channel).length >= 1, 5000, 'the next event');
+    await eventually(() => live.events(channel).length >= 1, 'the next event');
     expect(seqs(live.events(channel))).toEqual([1]);
     expect(await storedSeqs(tg, channel, await signToken())).toEqual([1]);
   }
@@ -93,7 +94,7 @@ describe('hostile publishes (memory backplane)', () => {
     });
     expect(res.status).toBe(200);
     expect((res.body as PublishAnswer).results.map((r) => r.seq)).toEqual([1, 2]);
-    await until(() => live.events('signals').length === 2, 5000, 'both events');
+    await eventually(() => live.events('signals').length === 2, 'both events');
   });
 
   it('keeps publish ids per channel: (signals, x:1) and (signals:x, 1) are two events', async () => {

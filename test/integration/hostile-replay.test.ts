@@ -6,7 +6,8 @@
  * served as before.
  */
 import { describe, expect, it } from 'vitest';
-import { until, type Message } from '../support/client.js';
+import type { Message } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { publish, type PublishAnswer } from '../support/gateway.js';
 import { bystander, expectEverySignal, serveBystander } from '../support/hostile.js';
@@ -37,7 +38,9 @@ describe('replay amplification', () => {
     });
     expect(res.status).toBe(200);
     const epoch = (res.body as PublishAnswer).results[0]?.epoch ?? '';
-    await until(() => legit.events('signals').length === HISTORY, 10_000, 'the live events');
+    await eventually(() => legit.events('signals').length === HISTORY, 'the live events', {
+      timeoutMs: 10_000,
+    });
 
     const attacker = await gw.authed({ sub: 'attacker' });
     const answers: Message[] = [];

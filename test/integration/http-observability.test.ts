@@ -5,7 +5,8 @@
  */
 import { ERROR_TYPES } from '../../src/protocol/index.js';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { TestClient, until } from '../support/client.js';
+import { TestClient } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import {
   ADMIN_TOKEN,
@@ -72,7 +73,7 @@ describe('GET /metrics', () => {
     expect(valueOf(samples, 'archon_websocket_connections_active')).toBe(2);
     expect(valueOf(samples, 'archon_websocket_connections_total')).toBe(2);
     a.ws.close(1000);
-    await until(() => gw.tg.gateway.connections.size === 1, 5000, 'the server to see the close');
+    await eventually(() => gw.tg.gateway.connections.size === 1, 'the server to see the close');
     ({ samples } = await scrape());
     expect(valueOf(samples, 'archon_websocket_connections_active')).toBe(1);
     expect(valueOf(samples, 'archon_websocket_connections_total')).toBe(2);
@@ -88,9 +89,8 @@ describe('GET /metrics', () => {
     await publish(gw.tg, {
       events: [1, 2, 3].map((n) => ({ channel: 'signals', data: { n } })),
     });
-    await until(
+    await eventually(
       () => a.events('signals').length === 3 && b.events('signals').length === 3,
-      5000,
       'both clients to get three events',
     );
     const after = (await scrape()).samples;

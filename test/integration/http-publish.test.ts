@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import type { HistoryAnswer } from '../../src/protocol/index.js';
 import type { PublishResult } from '../../src/server/backplane/backplane.js';
-import { until, type TestClient } from '../support/client.js';
+import type { TestClient } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import {
   PUBLISH_TOKEN,
@@ -389,7 +390,7 @@ describe('GET /api/v1/history', () => {
     const c = await gw.authed();
     await c.subscribe('signals');
     await publishSignals(4);
-    await until(() => c.events('signals').length === 4, 5000, 'four live events');
+    await eventually(() => c.events('signals').length === 4, 'four live events');
     const res = await history(tg, 'channel=signals&since_seq=0', await signToken());
     const stored = (res.body as HistoryAnswer).events;
     expect(stored.map((e) => [e.seq, e.data])).toEqual(

@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { errorsOf, TestClient, until } from '../support/client.js';
+import { errorsOf, TestClient } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import type { ErrorBody, TestGateway } from '../support/gateway.js';
 import { metricValue } from '../support/metrics.js';
@@ -95,7 +96,7 @@ describe('handshake limits', () => {
       await gw.authed();
       first.ws.close(1000);
       await first.closed;
-      await until(() => tg.gateway.connections.size === 2, 5000, 'the server to see the close');
+      await eventually(() => tg.gateway.connections.size === 2, 'the server to see the close');
       const replacement = await gw.authed();
       await replacement.subscribe('signals');
       expect(tg.gateway.connections.size).toBe(3);

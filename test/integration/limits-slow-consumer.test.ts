@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BATCH, bigSignals, connectionOf, publishUntilQueued } from '../support/admin.js';
-import { clientId, until, type TestClient } from '../support/client.js';
+import { clientId, type TestClient } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { publish, type PublishAnswer } from '../support/gateway.js';
 import { metricsText } from '../support/metrics.js';
@@ -59,7 +60,7 @@ describe('slow consumers', () => {
     const slow = await stoppedSubscriber();
     const id = clientId(slow);
     await publishUntilQueued(tg, id);
-    await until(() => slowConsumerLog(id) !== undefined, 5000, 'the slow consumer to be closed');
+    await eventually(() => slowConsumerLog(id) !== undefined, 'the slow consumer to be closed');
     slow.ws.resume();
     const closed = await slow.closed;
     expect(closed.code).toBe(4008);
@@ -78,7 +79,9 @@ describe('slow consumers', () => {
       expect(res.status).toBe(200);
       expect((res.body as PublishAnswer).results).toHaveLength(BATCH);
     }
-    await until(() => fast.events('signals').length === total, 15_000, 'every event');
+    await eventually(() => fast.events('signals').length === total, 'every event', {
+      timeoutMs: 15_000,
+    });
     const received = fast.events('signals');
     expect(received.map((e) => e.seq)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
     expect(received.map((e) => (e.data as { n: number }).n)).toEqual(
@@ -98,9 +101,8 @@ describe('slow consumers', () => {
     const depth = (await connectionOf(tg, id))?.queue_depth ?? 0;
     expect(depth).toBeGreaterThan(0);
     vanishing.ws.terminate();
-    await until(
+    await eventually(
       () => tg.logs.some((l) => l.message === 'WebSocket send failed' && l.client_id === id),
-      5000,
       'the send failure to be logged',
     );
     const entry = tg.logs.find((l) => l.message === 'WebSocket send failed');

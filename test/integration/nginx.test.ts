@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { eventually } from '../support/eventually.js';
 import { JWT_SECRET, PUBLISH_TOKEN } from '../support/gateway.js';
 import {
   ensureBuilt,
@@ -21,7 +22,6 @@ import {
   startNginx,
   stopInstance,
   stopNginx,
-  waitFor,
   type Instance,
   type Nginx,
 } from '../support/processes.js';
@@ -356,9 +356,10 @@ describe('archon-ws behind nginx when an instance goes away', () => {
     const drained = exited(draining.child);
     draining.child.kill('SIGTERM');
     expect((await viaNginx?.closed)?.code).toBe(1012);
-    await waitFor(
+    await eventually(
       async () => (await fetch(`http://127.0.0.1:${draining.port}/api/health`)).status === 503,
       `${draining.id} to report draining`,
+      { timeoutMs: 15_000 },
     );
 
     const reconnected = await connectUser(nginx.ws);

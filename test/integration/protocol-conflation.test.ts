@@ -11,7 +11,8 @@ import { Frame } from '../../src/server/frame.js';
 import type { DeliveryClass } from '../../src/server/metrics.js';
 import { OutboundQueue } from '../../src/server/queue.js';
 import { queueDepth } from '../support/admin.js';
-import { clientId, until, type Message, type TestClient } from '../support/client.js';
+import { clientId, type Message, type TestClient } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { publish, type TestGateway } from '../support/gateway.js';
 
@@ -240,11 +241,10 @@ describe('delivery under real backpressure', () => {
 
     c.ws.resume();
     const seen = (pred: (m: Message) => boolean) => c.messages.some(pred);
-    await until(
+    await eventually(
       () =>
         seen((m) => m.type === 'event' && (m.data as { queued?: number }).queued === 9) &&
         seen((m) => m.type === 'event' && m.channel === 'risk:ACC1'),
-      5000,
       'the queued signals and the alert',
     );
     const alertAt = c.messages.findIndex((m) => m.type === 'event' && m.channel === 'risk:ACC1');

@@ -4,7 +4,8 @@
  * only, and the `archon.v1` subprotocol.
  */
 import { describe, expect, it } from 'vitest';
-import { TestClient, until } from '../support/client.js';
+import { TestClient } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
 import { admin, signToken } from '../support/gateway.js';
 
@@ -26,7 +27,7 @@ describe('protocol: liveness, broadcast and subprotocol', () => {
     await gw.start({ WEBSOCKET_PING_INTERVAL: '0.2', WEBSOCKET_PING_TIMEOUT: '5' });
     const c = await gw.authed();
     answerPings(c);
-    await until(() => pings(c) >= 3, 5000, 'three pings');
+    await eventually(() => pings(c) >= 3, 'three pings');
     const ping = c.messages.find((m) => m.type === 'ping');
     expect(ping).toEqual({ type: 'ping' });
   });
@@ -38,7 +39,7 @@ describe('protocol: liveness, broadcast and subprotocol', () => {
     let closedWith: number | null = null;
     void c.closed.then(({ code }) => (closedWith = code));
     // Five pings answered spans well over interval + timeout several times.
-    await until(() => pings(c) >= 5 || closedWith !== null, 5000, 'five pings');
+    await eventually(() => pings(c) >= 5 || closedWith !== null, 'five pings');
     expect(closedWith).toBeNull();
     expect(pings(c)).toBeGreaterThanOrEqual(5);
     expect(c.ws.readyState).toBe(c.ws.OPEN);

@@ -132,6 +132,7 @@ describe('protocol: stream and alert channels', () => {
     });
 
     // …after it, the same since is not.
+    // The TTL (0.3 s) expiring in real time is the subject: wait past it.
     await new Promise((r) => setTimeout(r, 600));
     const late = await gw.authed();
     expect(await late.subscribe('signals', { epoch, seq: 1 })).toMatchObject({

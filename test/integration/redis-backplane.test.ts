@@ -407,6 +407,7 @@ describe('RedisBackplane (two instances, one Redis)', () => {
         );
         expect(restored).toHaveLength(1);
       }, WAIT);
+      // Live publishing goes on a moment after the restore: the hand-over is the subject.
       await new Promise((resolve) => setTimeout(resolve, 100));
     } finally {
       stop = true;

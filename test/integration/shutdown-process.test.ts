@@ -6,7 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TestClient, until } from '../support/client.js';
+import { TestClient } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import { ADMIN_TOKEN, JWT_SECRET, PUBLISH_TOKEN, signToken } from '../support/gateway.js';
 import { CLI, ensureBuilt, NODE, ROOT } from '../support/processes.js';
 import { freePort } from '../support/redis.js';
@@ -76,10 +77,10 @@ describe('archon-ws serve process', () => {
       ...extra,
     });
     running.push(run);
-    await until(
+    await eventually(
       () => logLines(run.stdout()).some((l) => l.message === 'archon-ws listening'),
-      15_000,
       `the gateway to listen (stderr: ${run.stderr()})`,
+      { timeoutMs: 15_000 },
     );
     return { run, base: `127.0.0.1:${port}` };
   }

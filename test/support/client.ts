@@ -108,18 +108,6 @@ export class TestClient {
   }
 }
 
-export async function until(
-  check: () => boolean,
-  timeoutMs = 5000,
-  what = 'condition',
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** The client id the gateway named in this client's welcome. */
 export function clientId(c: TestClient): string {
   const welcome = c.messages.find((m) => m.type === 'welcome');

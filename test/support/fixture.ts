@@ -3,7 +3,8 @@
  * client is terminated, the gateway is given time to see them go, then it is stopped.
  */
 import { afterEach } from 'vitest';
-import { TestClient, until } from './client.js';
+import { TestClient } from './client.js';
+import { eventually } from './eventually.js';
 import { signToken, startGateway, type TestGateway } from './gateway.js';
 
 export type TokenClaims = Parameters<typeof signToken>[0];
@@ -44,7 +45,7 @@ export function useGateway(defaults: Record<string, string> = {}): GatewayFixtur
     if (tg === undefined) return;
     try {
       // Shutdown spreads its closes over seconds: let the server see these go first.
-      await until(() => tg.gateway.connections.size === 0, 5000, 'clients to disconnect');
+      await eventually(() => tg.gateway.connections.size === 0, 'clients to disconnect');
     } finally {
       await tg.stop();
     }

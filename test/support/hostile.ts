@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { expect } from 'vitest';
 import type { HistoryAnswer } from '../../src/protocol/index.js';
-import { seqs, until, type TestClient } from './client.js';
+import { seqs, type TestClient } from './client.js';
+import { eventually } from './eventually.js';
 import type { GatewayFixture } from './fixture.js';
 import { publish, PUBLISH_TOKEN, type PublishAnswer, type TestGateway } from './gateway.js';
 
@@ -170,7 +171,7 @@ export async function serveBystander(
 
 /** The bystander received exactly the signals 1..n, in order: no gap, no duplicate. */
 export async function expectEverySignal(c: TestClient, n: number): Promise<void> {
-  await until(() => c.events('signals').length >= n, 10_000, `${n} signals`);
+  await eventually(() => c.events('signals').length >= n, `${n} signals`, { timeoutMs: 10_000 });
   expect(seqs(c.events('signals'))).toEqual(oneTo(n));
   expect(c.events('signals').map((e) => (e.data as { n: number }).n)).toEqual(oneTo(n));
   expect(c.ws.readyState).toBe(c.ws.OPEN);

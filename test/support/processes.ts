@@ -18,6 +18,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { eventually } from './eventually.js';
 import { ADMIN_TOKEN, JWT_SECRET, PUBLISH_TOKEN } from './gateway.js';
 import { freePort } from './redis.js';
 
@@ -64,21 +65,6 @@ export function exited(
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls until check() is true; fails naming what it waited for. */
-export async function waitFor(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  ms = 15_000,
-  everyMs = 50,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await Promise.resolve(check()).catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 function newestMtime(dir: string): number {
@@ -151,10 +137,14 @@ export async function startInstance(id: string, options: InstanceOptions = {}): 
     stdout = (stdout + chunk).slice(-1_000_000);
   });
   const http = `http://127.0.0.1:${port}`;
-  await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`${id} exited: ${stderr}`);
-    return (await fetch(`${http}/api/health`)).status === 200;
-  }, `${id} to answer /api/health on ${port}`);
+  await eventually(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`${id} exited: ${stderr}`);
+      return (await fetch(`${http}/api/health`)).status === 200;
+    },
+    `${id} to answer /api/health on ${port}`,
+    { timeoutMs: 15_000 },
+  );
   return {
     id,
     port,
@@ -256,11 +246,15 @@ export async function startNginx(
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
-    if (options.waitHealthy === false) return (await fetch(`${url}/metrics`)).status === 404;
-    return (await fetch(`${url}/api/health`)).status === 200;
-  }, `nginx to answer on ${port} (stderr: ${stderr})`);
+  await eventually(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
+      if (options.waitHealthy === false) return (await fetch(`${url}/metrics`)).status === 404;
+      return (await fetch(`${url}/api/health`)).status === 200;
+    },
+    `nginx to answer on ${port} (stderr: ${stderr})`,
+    { timeoutMs: 15_000 },
+  );
   return {
     url,
     ws: `ws://127.0.0.1:${port}`,

@@ -2,7 +2,9 @@
  * ArchonClient: one logical connection to archon-ws that outlives restarts, network loss and
  * token expiry. It reconnects with backoff as the close code says (docs/protocol.md, "Close
  * codes"), resubscribes with `since`, fills from history what a resume could not replay, and
- * says so with a `gap` when even that cannot fill the hole.
+ * says so with a `gap` when even that cannot fill the hole. About 500 lines: the connection
+ * lifecycle (connect, welcome, close policy, retry) is one state machine; subscriptions,
+ * backoff, recovery planning and the watchdog live beside it.
  */
 import {
   parseChannel,

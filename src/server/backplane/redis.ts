@@ -21,6 +21,10 @@
  * accepted means stored), and a subscriber. After the subscriber reconnects, what pub/sub
  * lost while it was away is replayed from the stream, or the channel is resynced when that
  * is impossible (epoch changed, history trimmed, state moved).
+ *
+ * One file of about 650 lines because publish, the reads and the replay after a reconnect all
+ * work on the same tracked-channel state (epoch, last seq, recovery buffers); the Lua scripts
+ * live in redis-scripts.ts.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import {

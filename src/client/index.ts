@@ -44,6 +44,7 @@ export {
   successCriteria,
 } from '../protocol/index.js';
 export type {
+  AdminEndpoint,
   BroadcastAnswer,
   CleanupAnswer,
   ConnectionEntry,

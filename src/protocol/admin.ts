@@ -1,100 +1,138 @@
-/** Answers of the admin HTTP API that both the gateway and the `archon-ws` command read. */
+/**
+ * Answers of the admin HTTP API (docs/http-api.md#admin-api), defined once as schemas: the
+ * gateway's tests validate what it sends through them, the console and the `archon-ws`
+ * command read through them, and the types are inferred from them.
+ */
+import { z } from 'zod';
+
+/** Cluster mode: registered instances that did not answer in time. */
+const missing = z.array(z.string()).optional();
 
 /** GET /api/v1/admin/websocket/stats */
-export interface StatsAnswer {
-  minutes: number;
-  errors_per_minute: number;
-  messages_per_minute: number;
-  connects_per_minute: number;
-  disconnects_per_minute: number;
-  errors_by_type: Record<string, number>;
-  disconnects_by_code: Record<string, number>;
-  series: { minute: string; connections: number; messages: number; errors: number }[];
-}
+export const StatsAnswerSchema = z.object({
+  minutes: z.number(),
+  errors_per_minute: z.number(),
+  messages_per_minute: z.number(),
+  connects_per_minute: z.number(),
+  disconnects_per_minute: z.number(),
+  errors_by_type: z.record(z.string(), z.number()),
+  disconnects_by_code: z.record(z.string(), z.number()),
+  series: z.array(
+    z.object({
+      minute: z.string(),
+      connections: z.number(),
+      messages: z.number(),
+      errors: z.number(),
+    }),
+  ),
+  missing_instances: missing,
+});
+export type StatsAnswer = z.infer<typeof StatsAnswerSchema>;
 
 /** `memory` of a status answer (process.memoryUsage()). */
-export interface MemoryInfo {
-  rss_bytes: number;
-  heap_used_bytes: number;
-  heap_total_bytes: number;
-  external_bytes: number;
-}
+export const MemoryInfoSchema = z.object({
+  rss_bytes: z.number(),
+  heap_used_bytes: z.number(),
+  heap_total_bytes: z.number(),
+  external_bytes: z.number(),
+});
+export type MemoryInfo = z.infer<typeof MemoryInfoSchema>;
 
 /** One instance in GET /api/v1/admin/websocket/status (`instances[]`). */
-export interface InstanceStatus {
-  server: string;
-  active_connections: number;
-  peak_connections: number;
-  errors_last_hour: number;
-  queue_depth: number;
-  broadcast_latency_p99_ms: number;
-  event_loop_lag_p99_ms: number;
-  max_connections: number;
+export const InstanceStatusSchema = z.object({
+  server: z.string(),
+  active_connections: z.number(),
+  peak_connections: z.number(),
+  errors_last_hour: z.number(),
+  queue_depth: z.number(),
+  broadcast_latency_p99_ms: z.number(),
+  event_loop_lag_p99_ms: z.number(),
+  max_connections: z.number(),
   /** Connections open that have not completed hello, and their cap (docs/security.md). */
-  unauthenticated_connections: number;
-  max_unauthenticated: number;
+  unauthenticated_connections: z.number(),
+  max_unauthenticated: z.number(),
   /** Per-instance connection limits per user (`sub`) and per client address. */
-  max_connections_per_user: number;
-  max_connections_per_ip: number;
-  memory: MemoryInfo;
-  started_at: string;
-  uptime_seconds: number;
-  draining: boolean;
-  backplane: { kind: string; healthy: boolean };
-  healthy: boolean;
-}
+  max_connections_per_user: z.number(),
+  max_connections_per_ip: z.number(),
+  memory: MemoryInfoSchema,
+  started_at: z.string(),
+  uptime_seconds: z.number(),
+  draining: z.boolean(),
+  backplane: z.object({ kind: z.string(), healthy: z.boolean() }),
+  healthy: z.boolean(),
+});
+export type InstanceStatus = z.infer<typeof InstanceStatusSchema>;
 
 /** GET /api/v1/admin/websocket/status: the instances summed (cluster-wide in cluster mode). */
-export interface StatusAnswer extends Omit<
-  InstanceStatus,
-  'server' | 'started_at' | 'uptime_seconds' | 'draining' | 'backplane' | 'healthy'
-> {
-  mode: 'embedded' | 'cluster';
-  instances: InstanceStatus[];
-  /** Cluster mode: instances in the registry that did not answer in time. */
-  missing_instances?: string[];
-  cluster_error?: string;
-}
+export const StatusAnswerSchema = InstanceStatusSchema.omit({
+  server: true,
+  started_at: true,
+  uptime_seconds: true,
+  draining: true,
+  backplane: true,
+  healthy: true,
+}).extend({
+  mode: z.enum(['embedded', 'cluster']),
+  instances: z.array(InstanceStatusSchema),
+  missing_instances: missing,
+  /** Cluster mode: Redis could not be asked, so the answer is this instance's alone. */
+  cluster_error: z.string().optional(),
+});
+export type StatusAnswer = z.infer<typeof StatusAnswerSchema>;
 
 /** One element of GET /api/v1/admin/websocket/connections. */
-export interface ConnectionEntry {
-  client_id: string;
-  server: string;
-  user_id: string | null;
-  remote_addr: string;
-  client_version: string | null;
-  connected_at: string;
-  last_seen_at: string;
-  queue_depth: number;
-  channels: string[];
-  messages_sent: number;
-  state: string;
-}
-
-/** Cluster mode: an action answer names the registered instances that did not answer in time. */
-interface ClusterAction {
-  missing?: string[];
-}
+export const ConnectionEntrySchema = z.object({
+  client_id: z.string(),
+  server: z.string(),
+  user_id: z.string().nullable(),
+  remote_addr: z.string(),
+  client_version: z.string().nullable(),
+  connected_at: z.string(),
+  last_seen_at: z.string(),
+  queue_depth: z.number(),
+  channels: z.array(z.string()),
+  messages_sent: z.number(),
+  state: z.string(),
+});
+export type ConnectionEntry = z.infer<typeof ConnectionEntrySchema>;
+export const ConnectionsAnswerSchema = z.array(ConnectionEntrySchema);
 
 /** POST /api/v1/admin/websocket/cleanup */
-export interface CleanupAnswer extends ClusterAction {
-  removed: number;
+export const CleanupAnswerSchema = z.object({
+  removed: z.number(),
   /** Connections closed, per instance. */
-  servers: Record<string, number>;
-}
+  servers: z.record(z.string(), z.number()),
+  missing,
+});
+export type CleanupAnswer = z.infer<typeof CleanupAnswerSchema>;
 
 /** POST /api/v1/admin/websocket/queue/flush */
-export interface FlushAnswer extends ClusterAction {
-  flushed_messages: number;
-  clients: number;
+export const FlushAnswerSchema = z.object({
+  flushed_messages: z.number(),
+  clients: z.number(),
   /** Messages dropped, per instance. */
-  servers: Record<string, number>;
-}
+  servers: z.record(z.string(), z.number()),
+  missing,
+});
+export type FlushAnswer = z.infer<typeof FlushAnswerSchema>;
 
 /** POST /api/v1/admin/broadcast */
-export interface BroadcastAnswer extends ClusterAction {
+export const BroadcastAnswerSchema = z.object({
   /** Connections the notice reaches. */
-  delivered: number;
+  delivered: z.number(),
   /** Instances that took part. */
-  servers: number;
-}
+  servers: z.number(),
+  missing,
+});
+export type BroadcastAnswer = z.infer<typeof BroadcastAnswerSchema>;
+
+/** Each admin endpoint (path under /api/v1/admin, query aside) and the schema of its answer. */
+export const ADMIN_ANSWERS = {
+  '/websocket/status': StatusAnswerSchema,
+  '/websocket/connections': ConnectionsAnswerSchema,
+  '/websocket/stats': StatsAnswerSchema,
+  '/websocket/cleanup': CleanupAnswerSchema,
+  '/websocket/queue/flush': FlushAnswerSchema,
+  '/broadcast': BroadcastAnswerSchema,
+} as const;
+export type AdminEndpoint = keyof typeof ADMIN_ANSWERS;

@@ -2,7 +2,19 @@ export * from './channels.js';
 export * from './close-codes.js';
 export * from './errors.js';
 export * from './messages.js';
-export * from './admin.js';
+// Types only: the schemas behind them (zod) are for consoles and tools, which import
+// ./admin.js itself, so a dashboard bundle never carries them.
+export type {
+  AdminEndpoint,
+  BroadcastAnswer,
+  CleanupAnswer,
+  ConnectionEntry,
+  FlushAnswer,
+  InstanceStatus,
+  MemoryInfo,
+  StatsAnswer,
+  StatusAnswer,
+} from './admin.js';
 export * from './criteria.js';
 export * from './diagnostics.js';
 export * from './limits.js';

@@ -158,7 +158,7 @@ export class ClusterAdmin implements AdminApi {
   async stats(minutes: number): Promise<StatsAnswer> {
     const answer = await this.ask<MinuteBucket[]>('buckets', minutes);
     const merged = mergeBuckets([...answer.replies.values()]).slice(-minutes);
-    return { ...summarize(merged, minutes), missing_instances: answer.missing } as StatsAnswer;
+    return { ...summarize(merged, minutes), missing_instances: answer.missing };
   }
 
   // --- control channel --------------------------------------------------------------------

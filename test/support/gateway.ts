@@ -1,6 +1,8 @@
 /** Starts a real gateway on port 0 for a test, with known tokens and a JWT signer. */
 import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
+import { z } from 'zod';
+import { ADMIN_ANSWERS } from '../../src/protocol/admin.js';
 import type { PublishResult } from '../../src/server/backplane/backplane.js';
 import { loadConfig, type Config } from '../../src/server/config.js';
 import { Gateway } from '../../src/server/gateway.js';
@@ -111,5 +113,28 @@ export async function admin(
     },
     ...(body !== undefined && { body: JSON.stringify(body) }),
   });
-  return { status: res.status, body: await res.json() };
+  const answer: unknown = await res.json();
+  if (res.status === 200) expectAdminAnswer(path, answer);
+  return { status: res.status, body: answer };
+}
+
+/**
+ * Every 200 answer of the admin API matches its schema in src/protocol exactly: no field
+ * missing, none of the wrong type, and none that the schema does not declare.
+ */
+export function expectAdminAnswer(path: string, answer: unknown): void {
+  const endpoint = path.split('?')[0] as keyof typeof ADMIN_ANSWERS;
+  const schema = ADMIN_ANSWERS[endpoint] as z.ZodType | undefined;
+  if (schema === undefined) throw new Error(`no answer schema for ${endpoint}`);
+  const strict = (s: z.ZodType): z.ZodType =>
+    s instanceof z.ZodArray
+      ? z.array(strict(s.element as z.ZodType))
+      : s instanceof z.ZodObject
+        ? s.strict()
+        : s;
+  const parsed = strict(schema).safeParse(answer);
+  if (!parsed.success)
+    throw new Error(
+      `${endpoint} answer does not match its schema: ${z.prettifyError(parsed.error)}`,
+    );
 }

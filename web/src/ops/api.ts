@@ -1,5 +1,7 @@
 /** The admin HTTP API (docs/http-api.md), as the console calls it: same origin, bearer token. */
+import { ADMIN_ANSWERS } from '../../../src/client/admin.js';
 import type {
+  AdminEndpoint,
   BroadcastAnswer,
   CleanupAnswer,
   ConnectionEntry,
@@ -7,6 +9,9 @@ import type {
   StatsAnswer,
   StatusAnswer,
 } from '../../../src/client/index.js';
+
+/** The answer of an admin endpoint, as its schema (src/protocol) parses it. */
+type Answer<E extends AdminEndpoint> = ReturnType<(typeof ADMIN_ANSWERS)[E]['parse']>;
 
 /** A request failed; `refused` when the token was not accepted (the page asks again). */
 export class AdminError extends Error {
@@ -37,7 +42,7 @@ export class AdminClient {
   }
 
   stats(minutes: number): Promise<StatsAnswer> {
-    return this.call('GET', `/websocket/stats?minutes=${minutes}`);
+    return this.call('GET', '/websocket/stats', `?minutes=${minutes}`);
   }
 
   cleanup(): Promise<CleanupAnswer> {
@@ -49,10 +54,16 @@ export class AdminClient {
   }
 
   broadcast(message: string): Promise<BroadcastAnswer> {
-    return this.call('POST', '/broadcast', { type: 'system', message });
+    return this.call('POST', '/broadcast', '', { type: 'system', message });
   }
 
-  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  private async call<E extends AdminEndpoint>(
+    method: 'GET' | 'POST',
+    endpoint: E,
+    query = '',
+    body?: unknown,
+  ): Promise<Answer<E>> {
+    const path = `${endpoint}${query}`;
     let res: Response;
     try {
       res = await fetch(`${BASE}${path}`, {
@@ -92,6 +103,14 @@ export class AdminClient {
       throw new AdminError(`${res.status}: ${message}`, res.status === 401 || res.status === 403);
     }
     if (json === null) throw new AdminError(`not JSON from ${path}: ${text.slice(0, 80)}`, false);
-    return json as T;
+    const parsed = ADMIN_ANSWERS[endpoint].safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new AdminError(
+        `unexpected answer from ${endpoint}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`,
+        false,
+      );
+    }
+    return parsed.data as Answer<E>;
   }
 }

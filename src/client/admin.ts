@@ -1,0 +1,15 @@
+/**
+ * For operator consoles built on the SDK (archon-ws/client/admin): the admin API's answers as
+ * schemas (docs/http-api.md#admin-api), to read them through. A separate entry, so a trader
+ * dashboard importing archon-ws/client does not carry a schema library.
+ */
+import './jitless.js';
+export {
+  ADMIN_ANSWERS,
+  BroadcastAnswerSchema,
+  CleanupAnswerSchema,
+  ConnectionsAnswerSchema,
+  FlushAnswerSchema,
+  StatsAnswerSchema,
+  StatusAnswerSchema,
+} from '../protocol/admin.js';

@@ -57,6 +57,11 @@ function checkInvariants(m: Model, r: Real): void {
   expect(evicted).toBeLessThanOrEqual(r.conns.length);
 }
 
+/** The connection a command acts on: any one ever opened, chosen by `pick`. */
+function picked(r: Real, pick: number): Conn | undefined {
+  return r.conns[pick % Math.max(1, r.conns.length)];
+}
+
 function forget(m: Model, conn: Conn): void {
   m.open.delete(conn);
   for (const list of [m.unauthenticated, m.verifying]) {
@@ -138,7 +143,7 @@ class Authenticate implements fc.Command<Model, Real> {
   }
 
   run(m: Model, r: Real): void {
-    const conn = r.conns[this.pick % Math.max(1, r.conns.length)];
+    const conn = picked(r, this.pick);
     if (conn === undefined) return;
     const held = count(m.users.values(), (u) => u === this.user);
     const expected = m.unauthenticated.includes(conn) && held < m.limits.maxConnectionsPerUser;
@@ -169,7 +174,7 @@ class HelloReceived implements fc.Command<Model, Real> {
   }
 
   run(m: Model, r: Real): void {
-    const conn = r.conns[this.pick % Math.max(1, r.conns.length)];
+    const conn = picked(r, this.pick);
     if (conn === undefined) return;
     r.admission.helloReceived(conn);
     if (m.unauthenticated.includes(conn) && !m.verifying.includes(conn)) m.verifying.push(conn);
@@ -193,7 +198,7 @@ class Release implements fc.Command<Model, Real> {
   }
 
   run(m: Model, r: Real): void {
-    const conn = r.conns[this.pick % Math.max(1, r.conns.length)];
+    const conn = picked(r, this.pick);
     if (conn === undefined) return;
     for (let i = 0; i < this.times; i++) r.admission.release(conn);
     forget(m, conn);

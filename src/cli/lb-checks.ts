@@ -3,8 +3,7 @@
  * turned into PASS/FAIL checks with their figures, and an honest reading of an idle hold
  * (who ended it, and what that means for live clients). Pure: unit tests feed it probes.
  */
-import { TEST_CLOSE_REASONS } from '../protocol/index.js';
-import { isObject } from './api.js';
+import { readErrorAnswer, TEST_CLOSE_REASONS } from '../protocol/index.js';
 import { holdGranted, type Close, type IdleHold, type Probe, type Step } from './lb-probe.js';
 
 export type CheckStatus = 'pass' | 'fail' | 'not run';
@@ -121,18 +120,7 @@ export function testEndpointBusy(
 }
 
 function errorBody(body: string | null): { code: string; message: string } | null {
-  if (body === null) return null;
-  try {
-    const parsed: unknown = JSON.parse(body);
-    if (isObject(parsed) && isObject(parsed.error) && typeof parsed.error.code === 'string')
-      return {
-        code: parsed.error.code,
-        message: typeof parsed.error.message === 'string' ? parsed.error.message : '',
-      };
-  } catch {
-    // not the gateway's JSON: a proxy's own page
-  }
-  return null;
+  return body === null ? null : readErrorAnswer(body); // null: a proxy's own page
 }
 
 /** The gateway's own refusal of the upgrade, if that is what the answer is. */

@@ -6,7 +6,12 @@
  */
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { SUBPROTOCOL, type TestWelcomeMessage } from '../protocol/index.js';
+import { SUBPROTOCOL } from '../protocol/index.js';
+import {
+  HealthMessageSchema,
+  TestWelcomeReader,
+  type TestWelcomeRead,
+} from '../protocol/probes.js';
 import { round } from './format.js';
 
 export interface Handshake {
@@ -25,12 +30,9 @@ export interface Handshake {
   unreachable: boolean;
 }
 
-/** A test endpoint's welcome as read here: the protocol's fields, null where a gateway did
- * not send them (`closes_after` is absent before `?hold=` existed). */
-export type Welcome = Pick<TestWelcomeMessage, 'server'> & {
-  [K in 'client_id' | 'closes_after' | 'ping_interval' | 'ping_timeout']:
-    TestWelcomeMessage[K] | null;
-};
+/** A test endpoint's welcome as read here (src/protocol/probes.ts): null where a gateway did
+ * not send a field (`closes_after` is absent before `?hold=` existed). */
+export type Welcome = TestWelcomeRead;
 
 export interface Close {
   code: number;
@@ -343,24 +345,18 @@ export function holdGranted(p: Probe): boolean {
   return p.welcome !== null && !('error' in p.welcome) && p.welcome.closes_after === asked;
 }
 
-function parseWelcome(raw: string): Welcome | { error: string } {
-  let m: unknown;
+/** The first message of a test connection, read through its schema. */
+export function parseWelcome(raw: string): Welcome | { error: string } {
+  const w = TestWelcomeReader.safeParse(parseJson(raw));
+  return w.success ? w.data : { error: `first message is not a welcome: ${raw.slice(0, 80)}` };
+}
+
+function parseJson(raw: string): unknown {
   try {
-    m = JSON.parse(raw);
+    return JSON.parse(raw);
   } catch {
-    m = null;
+    return null;
   }
-  const w = m as Record<string, unknown> | null;
-  if (w === null || typeof w !== 'object' || w.type !== 'welcome' || typeof w.server !== 'string')
-    return { error: `first message is not a welcome: ${raw.slice(0, 80)}` };
-  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-  return {
-    server: w.server,
-    client_id: typeof w.client_id === 'string' ? w.client_id : null,
-    closes_after: num(w.closes_after),
-    ping_interval: num(w.ping_interval),
-    ping_timeout: num(w.ping_timeout),
-  };
 }
 
 /** `/api/v1/ws/health` as a real upgrade: the health message and the server that sent it. */
@@ -377,12 +373,9 @@ export async function probeWsHealth(
   try {
     const first = await wire.message(timeoutMs);
     if (first === null) return failure('health message', wire);
-    const m = JSON.parse(first) as Record<string, unknown>;
-    if (m.type !== 'health' || typeof m.status !== 'string' || typeof m.server !== 'string')
-      return { error: `not a health message: ${first.slice(0, 80)}` };
-    return { status: m.status, server: m.server };
-  } catch {
-    return { error: 'health message is not JSON' };
+    const m = HealthMessageSchema.safeParse(parseJson(first));
+    if (!m.success) return { error: `not a health message: ${first.slice(0, 80)}` };
+    return { status: m.data.status, server: m.data.server };
   } finally {
     if (wire.closed === null) ws.terminate();
   }

@@ -1,5 +1,5 @@
 /** GET /api/v1/history: the missed events of a resume the server could not replay. */
-import type { HistoryAnswer, Since } from '../protocol/index.js';
+import { readErrorAnswer, type HistoryAnswer, type Since } from '../protocol/index.js';
 import type { TokenCache } from './token.js';
 
 const WS_PATH = '/api/v1/ws';
@@ -51,11 +51,12 @@ export async function fetchHistory(
     signal,
   });
   if (res.status !== 200) {
-    const body = (await res.json().catch(() => null)) as {
-      error?: { code?: string; message?: string };
-    } | null;
-    const code = body?.error?.code ?? `http_${res.status}`;
-    throw new HistoryError(res.status, code, body?.error?.message ?? `HTTP ${res.status}`);
+    const error = readErrorAnswer(await res.text().catch(() => ''));
+    throw new HistoryError(
+      res.status,
+      error?.code ?? `http_${res.status}`,
+      error?.message || `HTTP ${res.status}`,
+    );
   }
   return (await res.json()) as HistoryAnswer;
 }

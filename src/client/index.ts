@@ -41,6 +41,7 @@ export {
   MAX_ERRORS_PER_MINUTE,
   MAX_QUEUE_DEPTH,
   QUEUE_WARN,
+  readErrorAnswer,
   successCriteria,
 } from '../protocol/index.js';
 export type {
@@ -49,6 +50,7 @@ export type {
   CleanupAnswer,
   ConnectionEntry,
   CriteriaInput,
+  ErrorAnswer,
   FlushAnswer,
   InstanceStatus,
   MemoryInfo,

@@ -23,24 +23,3 @@ export const TEST_CLOSE_REASONS = {
   /** 1008, echoes asked for faster than the endpoint allows. */
   rateLimited: 'rate limited',
 } as const;
-
-/** The first message of a test connection (`/api/v1/ws/test`). */
-export interface TestWelcomeMessage {
-  type: 'welcome';
-  endpoint: 'test';
-  client_id: string;
-  server: string;
-  /** Seconds this test connection stays open (60, or `?hold=`). */
-  closes_after: number;
-  /** The ping interval and timeout of client connections on this gateway, seconds. */
-  ping_interval: number;
-  ping_timeout: number;
-  message: string;
-}
-
-/** The one message of a real upgrade to `/api/v1/ws/health`. */
-export interface HealthMessage {
-  type: 'health';
-  status: 'ok' | 'draining';
-  server: string;
-}

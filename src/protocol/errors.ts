@@ -204,6 +204,36 @@ export function isPermanentError(code: string): boolean {
   return spec?.permanent === true;
 }
 
+/** The body of every HTTP error answer (docs/http-api.md): `code` stable, `message` for people. */
+export interface ErrorAnswer {
+  error: { code: string; message: string };
+}
+
+export function errorAnswer(code: ErrorCode, message: string): ErrorAnswer {
+  return { error: { code, message } };
+}
+
+/**
+ * The code and message of an HTTP error answer, or null when the body is not one (a proxy's
+ * own page, an empty body). Total: any parsed JSON, or a string to parse, is accepted.
+ */
+export function readErrorAnswer(body: unknown): ErrorAnswer['error'] | null {
+  let value = body;
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value);
+    } catch {
+      return null;
+    }
+  }
+  if (typeof value !== 'object' || value === null || !('error' in value)) return null;
+  const error: unknown = value.error;
+  if (typeof error !== 'object' || error === null || !('code' in error)) return null;
+  if (typeof error.code !== 'string') return null;
+  const message = 'message' in error && typeof error.message === 'string' ? error.message : '';
+  return { code: error.code, message };
+}
+
 /** An error with a catalogue code; HTTP routes and connections turn it into an answer. */
 export class ArchonError extends Error {
   readonly code: ErrorCode;

@@ -3,7 +3,7 @@ export * from './close-codes.js';
 export * from './errors.js';
 export * from './messages.js';
 // Types only: the schemas behind them (zod) are for consoles and tools, which import
-// ./admin.js itself, so a dashboard bundle never carries them.
+// ./admin.js and ./probes.js themselves, so a dashboard bundle never carries them.
 export type {
   AdminEndpoint,
   BroadcastAnswer,
@@ -17,5 +17,6 @@ export type {
 } from './admin.js';
 export * from './criteria.js';
 export * from './diagnostics.js';
+export type { HealthAnswer, HealthMessage, TestWelcomeMessage, TestWelcomeRead } from './probes.js';
 export * from './limits.js';
 export * from './metrics.js';

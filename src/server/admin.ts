@@ -9,7 +9,7 @@ import {
   type CleanupAnswer,
   type FlushAnswer,
   type InstanceStatus,
-  type MemoryInfo,
+  type StatsAnswer,
   type StatusAnswer,
 } from '../protocol/index.js';
 import type { Backplane } from './backplane/backplane.js';
@@ -18,11 +18,7 @@ import type { Connection, ConnectionInfo } from './connection.js';
 import type { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './logging.js';
-import { summarize, type MinuteBucket, type StatsAnswer } from './stats.js';
-
-export type { StatsAnswer };
-
-export type { InstanceStatus, MemoryInfo };
+import { summarize, type MinuteBucket } from './stats.js';
 
 /** The status answer as one instance (or the cluster plane) builds it. */
 export type Status = Omit<StatusAnswer, 'missing_instances' | 'cluster_error'>;

@@ -6,11 +6,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { BroadcastAnswer, CleanupAnswer, FlushAnswer } from '../protocol/index.js';
-import { AdminService, type AdminApi, type InstanceStatus, type Status } from './admin.js';
+import type {
+  BroadcastAnswer,
+  CleanupAnswer,
+  FlushAnswer,
+  InstanceStatus,
+  StatsAnswer,
+} from '../protocol/index.js';
+import { AdminService, type AdminApi, type Status } from './admin.js';
 import type { ConnectionInfo } from './connection.js';
 import type { Logger } from './logging.js';
-import { mergeBuckets, summarize, type MinuteBucket, type StatsAnswer } from './stats.js';
+import { mergeBuckets, summarize, type MinuteBucket } from './stats.js';
 
 /** An instance whose heartbeat is older than this is gone (docs/cluster.md: 15 s). */
 const REGISTRY_TTL_S = 15;

@@ -5,8 +5,6 @@
  */
 import type { StatsAnswer } from '../protocol/index.js';
 
-export type { StatsAnswer };
-
 export interface MinuteBucket {
   /** Start of the minute, ms since epoch. */
   readonly minute: number;

@@ -6,7 +6,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { SUBPROTOCOL, TEST_MAX_LONG_HOLDS, type ErrorCode, ERRORS } from '../protocol/index.js';
+import {
+  SUBPROTOCOL,
+  TEST_MAX_LONG_HOLDS,
+  type ErrorCode,
+  ERRORS,
+  errorAnswer,
+} from '../protocol/index.js';
 import type { UpgradeRefusal } from './admission.js';
 import type { RejectReason } from '../protocol/index.js';
 import type { Config } from './config.js';
@@ -198,7 +204,7 @@ export class UpgradeHandler {
     }
     const spec: { http?: number; message: string } = ERRORS[code];
     const status = spec.http ?? 400;
-    const body = JSON.stringify({ error: { code, message: message ?? spec.message } });
+    const body = JSON.stringify(errorAnswer(code, message ?? spec.message));
     const lines = [
       `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}`,
       'Connection: close',

@@ -4,8 +4,7 @@
  * runbook's `jq` filters read.
  */
 import { describe, expect, it } from 'vitest';
-import type { Status, StatsAnswer } from '../../src/server/admin.js';
-import type { ConnectionInfo } from '../../src/server/connection.js';
+import type { ConnectionEntry, StatsAnswer, StatusAnswer } from '../../src/protocol/index.js';
 import { connections, publishUntilQueued, queueDepth } from '../support/admin.js';
 import { clientId, seqs } from '../support/client.js';
 import { eventually } from '../support/eventually.js';
@@ -29,10 +28,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('admin API', () => {
   const gw = useGateway();
 
-  async function status(): Promise<Status> {
+  async function status(): Promise<StatusAnswer> {
     const res = await admin(gw.tg, 'GET', '/websocket/status');
     expect(res.status).toBe(200);
-    return res.body as Status;
+    return res.body as StatusAnswer;
   }
 
   describe('authentication', () => {
@@ -179,7 +178,7 @@ describe('admin API', () => {
       await gw.authed();
       await gw.authed();
       const list = await connections(tg);
-      const groups = new Map<string, ConnectionInfo[]>();
+      const groups = new Map<string, ConnectionEntry[]>();
       for (const c of list) groups.set(c.server, [...(groups.get(c.server) ?? []), c]);
       const shape = [...groups.values()].map((g) => ({ server: g[0]?.server, count: g.length }));
       expect(shape).toEqual([{ server: 'test-1', count: 3 }]);

@@ -5,12 +5,11 @@
  */
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import type { Status } from '../../src/server/admin.js';
-import type { ConnectionInfo } from '../../src/server/connection.js';
-import type { StatsAnswer } from '../../src/server/stats.js';
+import type { ConnectionEntry, StatsAnswer, StatusAnswer } from '../../src/protocol/index.js';
 import { TestClient } from '../support/client.js';
 import { eventually } from '../support/eventually.js';
-import { admin, publish, type TestGateway } from '../support/gateway.js';
+import { admin, expectExactly, publish, type TestGateway } from '../support/gateway.js';
+import { HealthAnswerSchema } from '../../src/protocol/probes.js';
 import { useCluster } from '../support/cluster.js';
 
 describe('cluster mode', () => {
@@ -84,7 +83,7 @@ describe('cluster mode', () => {
     await client(a);
     await client(b);
     await client(b);
-    const status = (await admin(a, 'GET', '/websocket/status')).body as Status & {
+    const status = (await admin(a, 'GET', '/websocket/status')).body as StatusAnswer & {
       missing_instances: string[];
     };
     expect(status).toMatchObject({ mode: 'cluster', active_connections: 3, missing_instances: [] });
@@ -92,7 +91,7 @@ describe('cluster mode', () => {
       ['api-1', 1, true],
       ['api-2', 2, true],
     ]);
-    const list = (await admin(b, 'GET', '/websocket/connections')).body as ConnectionInfo[];
+    const list = (await admin(b, 'GET', '/websocket/connections')).body as ConnectionEntry[];
     expect(list.map((c) => c.server).sort()).toEqual(['api-1', 'api-2', 'api-2']);
     const stats = (await admin(a, 'GET', '/websocket/stats?minutes=5')).body as StatsAnswer;
     expect(stats.connects_per_minute * 5).toBe(3);
@@ -133,7 +132,7 @@ describe('cluster mode', () => {
     const redisClient = new Redis(cluster.redis().url);
     await redisClient.zadd('archon:instances', Date.now(), 'api-9');
     redisClient.disconnect();
-    const status = (await admin(a, 'GET', '/websocket/status')).body as Status & {
+    const status = (await admin(a, 'GET', '/websocket/status')).body as StatusAnswer & {
       missing_instances: string[];
     };
     expect(status.missing_instances).toEqual(['api-9']);
@@ -153,6 +152,7 @@ describe('cluster mode', () => {
     expect(down.status).toBe(503);
     expect(down.headers.get('retry-after')).toBe('1');
     const health: unknown = await fetch(`${a.http}/api/health`).then((r) => r.json());
+    expectExactly('/api/health', HealthAnswerSchema, health);
     expect(health).toMatchObject({
       status: 'degraded',
       backplane: 'down',

@@ -7,8 +7,13 @@ import { request, type IncomingHttpHeaders } from 'node:http';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
 import { useGateway } from '../support/fixture.js';
-import { publish, type ErrorBody } from '../support/gateway.js';
+import { expectExactly, publish, type ErrorBody } from '../support/gateway.js';
 import { TEST_MAX_LONG_HOLDS } from '../../src/protocol/index.js';
+import {
+  HealthAnswerSchema,
+  HealthMessageSchema,
+  TestWelcomeSchema,
+} from '../../src/protocol/probes.js';
 
 describe('HTTP surface', () => {
   const gw = useGateway();
@@ -28,7 +33,9 @@ describe('HTTP surface', () => {
     it('answers 200 with status ok and the server id', async () => {
       const res = await fetch(`${gw.tg.http}/api/health`);
       expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({ status: 'ok', server: 'test-1' });
+      const body: unknown = await res.json();
+      expectExactly('/api/health', HealthAnswerSchema, body);
+      expect(body).toEqual({ status: 'ok', server: 'test-1', backplane: 'up' });
     });
   });
 
@@ -63,6 +70,7 @@ describe('HTTP surface', () => {
       const closed = await c.closed;
       expect(closed.code).toBe(1000);
       expect(c.messages).toEqual([{ type: 'health', status: 'ok', server: 'test-1' }]);
+      expectExactly('health message', HealthMessageSchema, c.messages[0]);
     });
   });
 
@@ -70,7 +78,8 @@ describe('HTTP surface', () => {
     it('welcomes the client naming the server', async () => {
       const c = await openTest();
       const welcome = await c.type('welcome');
-      expect(welcome).toMatchObject({ type: 'welcome', server: 'test-1' });
+      expectExactly('test welcome', TestWelcomeSchema, welcome);
+      expect(welcome).toMatchObject({ type: 'welcome', endpoint: 'test', server: 'test-1' });
       expect(welcome.message).toEqual(expect.stringContaining('test-1'));
     });
 

@@ -6,11 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
 import { useGateway } from '../support/fixture.js';
-
-interface HealthBody {
-  status: string;
-  server: string;
-}
+import { expectExactly } from '../support/gateway.js';
+import { HealthAnswerSchema } from '../../src/protocol/probes.js';
 
 describe('graceful shutdown', () => {
   const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '3' });
@@ -26,7 +23,9 @@ describe('graceful shutdown', () => {
     const stopping = tg.gateway.shutdown();
     const health = await fetch(`${tg.http}/api/health`);
     expect(health.status).toBe(503);
-    expect((await health.json()) as HealthBody).toEqual({ status: 'draining', server: 'test-1' });
+    const body: unknown = await health.json();
+    expectExactly('/api/health', HealthAnswerSchema, body);
+    expect(body).toEqual({ status: 'draining', server: 'test-1' });
     const late = gw.track(new TestClient(`${tg.ws}/api/v1/ws`));
     await expect(late.opened).rejects.toThrow('HTTP 503');
 

@@ -1,20 +1,20 @@
 /** Reads of the admin API that tests share, and filling a stopped client's queue. */
 import { expect } from 'vitest';
-import type { ConnectionInfo } from '../../src/server/connection.js';
+import type { ConnectionEntry } from '../../src/protocol/index.js';
 import { admin, publish, type TestGateway } from './gateway.js';
 
 /** GET /websocket/connections: one entry per connection of the gateway. */
-export async function connections(tg: TestGateway): Promise<ConnectionInfo[]> {
+export async function connections(tg: TestGateway): Promise<ConnectionEntry[]> {
   const res = await admin(tg, 'GET', '/websocket/connections');
   expect(res.status).toBe(200);
-  return res.body as ConnectionInfo[];
+  return res.body as ConnectionEntry[];
 }
 
 /** The listed connection with this client id, if the gateway still has it. */
 export async function connectionOf(
   tg: TestGateway,
   clientId: string,
-): Promise<ConnectionInfo | undefined> {
+): Promise<ConnectionEntry | undefined> {
   return (await connections(tg)).find((c) => c.client_id === clientId);
 }
 

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
 import { z } from 'zod';
 import { ADMIN_ANSWERS } from '../../src/protocol/admin.js';
+import type { ErrorAnswer } from '../../src/protocol/index.js';
 import type { PublishResult } from '../../src/server/backplane/backplane.js';
 import { loadConfig, type Config } from '../../src/server/config.js';
 import { Gateway } from '../../src/server/gateway.js';
@@ -11,10 +12,8 @@ export const JWT_SECRET = 'test-secret-0123456789abcdef0123456789abcdef';
 export const ADMIN_TOKEN = 'adm_test_token_1';
 export const PUBLISH_TOKEN = 'pub_test_token_1';
 
-/** The body of every HTTP error answer. */
-export interface ErrorBody {
-  error: { code: string; message: string };
-}
+/** The body of every HTTP error answer (src/protocol/errors.ts). */
+export type ErrorBody = ErrorAnswer;
 
 /** The answer of POST /api/v1/publish: one result per event, in order. */
 export interface PublishAnswer {
@@ -126,15 +125,30 @@ export function expectAdminAnswer(path: string, answer: unknown): void {
   const endpoint = path.split('?')[0] as keyof typeof ADMIN_ANSWERS;
   const schema = ADMIN_ANSWERS[endpoint] as z.ZodType | undefined;
   if (schema === undefined) throw new Error(`no answer schema for ${endpoint}`);
-  const strict = (s: z.ZodType): z.ZodType =>
-    s instanceof z.ZodArray
-      ? z.array(strict(s.element as z.ZodType))
-      : s instanceof z.ZodObject
-        ? s.strict()
-        : s;
-  const parsed = strict(schema).safeParse(answer);
+  expectExactly(`${endpoint} answer`, schema, answer);
+}
+
+/**
+ * A message or answer matches its schema in src/protocol exactly: no field missing, none of
+ * the wrong type, and none that the schema does not declare (at any depth).
+ */
+export function expectExactly(what: string, schema: z.ZodType, value: unknown): void {
+  const parsed = strict(schema).safeParse(value);
   if (!parsed.success)
-    throw new Error(
-      `${endpoint} answer does not match its schema: ${z.prettifyError(parsed.error)}`,
+    throw new Error(`${what} does not match its schema: ${z.prettifyError(parsed.error)}`);
+}
+
+function strict(s: z.ZodType): z.ZodType {
+  if (s instanceof z.ZodArray) return z.array(strict(s.element as z.ZodType));
+  if (s instanceof z.ZodObject) {
+    const shape = Object.fromEntries(
+      Object.entries(s.shape as Record<string, z.ZodType>).map(([k, v]) => [k, strict(v)]),
     );
+    return z.strictObject(shape);
+  }
+  if (s instanceof z.ZodOptional) return strict(s.unwrap() as z.ZodType).optional();
+  if (s instanceof z.ZodNullable) return strict(s.unwrap() as z.ZodType).nullable();
+  if (s instanceof z.ZodDiscriminatedUnion || s instanceof z.ZodUnion)
+    return z.union((s.options as z.ZodType[]).map(strict) as [z.ZodType, z.ZodType]);
+  return s;
 }

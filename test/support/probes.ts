@@ -20,6 +20,7 @@ export function goodProbe(
       unreachable: false,
     },
     welcome: {
+      type: 'welcome',
       server,
       client_id: 't_0a1b2c3d4e5f',
       closes_after: 60,

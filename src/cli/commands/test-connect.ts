@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import { CliError, Exit, resolveUrl } from '../api.js';
 import { action, durationOption } from '../common.js';
 import { ms, out, pairs, round, withProgress } from '../format.js';
-import { messageText, testEndpointUrl } from '../lb-probe.js';
+import { messageText, parseWelcome, testEndpointUrl, type Welcome } from '../lb-probe.js';
 
 interface Options {
   url?: string;
@@ -33,7 +33,7 @@ export function testConnect(url: string, timeoutMs: number): Promise<ConnectResu
     const started = performance.now();
     let opened = 0;
     let handshake = 0;
-    let welcome: { server: string; client_id: string | null } | null = null;
+    let welcome: Welcome | null = null;
     const probe = `archon-ws test-connect ${Date.now()}`;
     let echoSent = 0;
     const ws = new WebSocket(url, { handshakeTimeout: timeoutMs });
@@ -72,26 +72,12 @@ export function testConnect(url: string, timeoutMs: number): Promise<ConnectResu
     ws.on('message', (data, isBinary) => {
       const text = isBinary ? '' : messageText(data);
       if (welcome === null) {
-        let m: unknown;
-        try {
-          m = JSON.parse(text);
-        } catch {
-          m = null;
-        }
-        const w = m as { type?: unknown; server?: unknown; client_id?: unknown } | null;
-        if (w === null || w.type !== 'welcome' || typeof w.server !== 'string') {
-          fail(
-            new CliError(
-              `${url}: first message is not a welcome: ${text.slice(0, 80)}`,
-              Exit.badAnswer,
-            ),
-          );
+        const w = parseWelcome(text);
+        if ('error' in w) {
+          fail(new CliError(`${url}: ${w.error}`, Exit.badAnswer));
           return;
         }
-        welcome = {
-          server: w.server,
-          client_id: typeof w.client_id === 'string' ? w.client_id : null,
-        };
+        welcome = w;
         echoSent = performance.now();
         ws.send(probe);
         return;

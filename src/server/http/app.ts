@@ -3,7 +3,7 @@
  * (`{"error":{"code","message"}}` from the catalogue) and JSON bodies only.
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { ArchonError, ERRORS } from '../../protocol/index.js';
+import { ArchonError, ERRORS, errorAnswer } from '../../protocol/index.js';
 import type { Logger } from '../logging.js';
 import { registerRoutes, type RouteDeps } from './routes.js';
 import { registerWeb } from './web.js';
@@ -19,14 +19,12 @@ export function createHttpApp(log: Logger, deps: RouteDeps): FastifyInstance {
     const archon = toArchonError(err);
     if (archon.code === 'internal') log.error({ err, url: req.url }, 'Request failed');
     if (archon.httpStatus === 503) void reply.header('Retry-After', '1');
-    void reply
-      .code(archon.httpStatus)
-      .send({ error: { code: archon.code, message: archon.message } });
+    void reply.code(archon.httpStatus).send(errorAnswer(archon.code, archon.message));
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({
-      error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` },
-    });
+    void reply
+      .code(404)
+      .send(errorAnswer('not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
   });
   registerRoutes(app, deps);
   registerWeb(app);

@@ -1,5 +1,6 @@
 /** The admin HTTP API (docs/http-api.md), as the console calls it: same origin, bearer token. */
 import { ADMIN_ANSWERS } from '../../../src/client/admin.js';
+import { readErrorAnswer } from '../../../src/client/index.js';
 import type {
   AdminEndpoint,
   BroadcastAnswer,
@@ -96,8 +97,7 @@ export class AdminClient {
       // reported below
     }
     if (!res.ok) {
-      const error = (json as { error?: { message?: unknown } } | null)?.error;
-      const message = typeof error?.message === 'string' ? error.message : text.slice(0, 200);
+      const message = readErrorAnswer(json)?.message || text.slice(0, 200);
       if (res.status === 404 && path.startsWith('/websocket/status'))
         throw new AdminError('the admin API is off on this gateway (no ARCHON_ADMIN_TOKENS)', true);
       throw new AdminError(`${res.status}: ${message}`, res.status === 401 || res.status === 403);

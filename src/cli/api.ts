@@ -1,5 +1,9 @@
 /** The HTTP client of the operator commands: target and token from flags or environment,
- * every failure mapped to one exit code and a one-line message (no stack trace). */
+ * answers read through their schemas (src/protocol/admin.ts), every failure mapped to one
+ * exit code and a one-line message (no stack trace). */
+import type { z } from 'zod';
+import { ADMIN_READERS, type AdminEndpoint } from '../protocol/admin.js';
+import { readErrorAnswer } from '../protocol/index.js';
 
 /** Exit codes of the operator commands. */
 export const Exit = {
@@ -154,9 +158,8 @@ export async function adminAnswer(
 }
 
 function errorText(body: unknown): string {
-  if (isObject(body) && isObject(body.error) && typeof body.error.message === 'string')
-    return `: ${body.error.message}`;
-  return '';
+  const error = readErrorAnswer(body);
+  return error === null ? '' : `: ${error.message}`;
 }
 
 /** Why a request got no answer, in a few words (ECONNREFUSED, a DNS failure, a timeout). */
@@ -179,29 +182,40 @@ export function seconds(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${Math.round(ms / 100) / 10} s`;
 }
 
-/** A finite number from an answer, or null. */
-export function numberOrNull(v: unknown): number | null {
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
-}
+/** An admin endpoint's answer as its reader schema gives it. */
+export type AdminRead<E extends AdminEndpoint> = z.infer<(typeof ADMIN_READERS)[E]>;
 
-export function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Checks that an answer is an object with these numeric fields; exit 5 otherwise. */
-export function expectFields<K extends string>(
+/**
+ * An answer read through its schema: exit 5 naming the first field that does not fit, so a
+ * wrong target (another service, a proxy's page) is told apart from a gateway's answer.
+ */
+export function parseAnswer<S extends z.ZodType>(
   what: string,
-  value: unknown,
-  numbers: readonly K[],
-): Record<K, number> & Record<string, unknown> {
-  if (!isObject(value))
-    throw new CliError(`bad answer from ${what}: not an object`, Exit.badAnswer);
-  for (const key of numbers) {
-    if (typeof value[key] !== 'number' || !Number.isFinite(value[key]))
-      throw new CliError(
-        `bad answer from ${what}: field ${key} missing or not a number`,
-        Exit.badAnswer,
-      );
-  }
-  return value as Record<K, number> & Record<string, unknown>;
+  schema: S,
+  body: unknown,
+): z.infer<S> {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const where = issue === undefined || issue.path.length === 0 ? '' : `${issue.path.join('.')}: `;
+  throw new CliError(
+    `bad answer from ${what}: ${where}${issue?.message ?? 'does not fit its schema'}`,
+    Exit.badAnswer,
+  );
+}
+
+/** Calls an admin endpoint and reads its answer through ADMIN_READERS. */
+export async function admin<E extends AdminEndpoint>(
+  target: Target,
+  method: 'GET' | 'POST',
+  endpoint: E,
+  request: { query?: string; body?: unknown } = {},
+): Promise<AdminRead<E>> {
+  const body = await adminRequest(
+    target,
+    method,
+    `${endpoint}${request.query ?? ''}`,
+    request.body,
+  );
+  return parseAnswer(endpoint.slice(1), ADMIN_READERS[endpoint], body) as AdminRead<E>;
 }

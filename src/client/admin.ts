@@ -6,10 +6,12 @@
 import './jitless.js';
 export {
   ADMIN_ANSWERS,
+  ADMIN_READERS,
   BroadcastAnswerSchema,
   CleanupAnswerSchema,
   ConnectionsAnswerSchema,
   FlushAnswerSchema,
   StatsAnswerSchema,
   StatusAnswerSchema,
+  StatusReader,
 } from '../protocol/admin.js';

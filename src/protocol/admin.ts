@@ -1,7 +1,9 @@
 /**
  * Answers of the admin HTTP API (docs/http-api.md#admin-api), defined once as schemas: the
- * gateway's tests validate what it sends through them, the console and the `archon-ws`
- * command read through them, and the types are inferred from them.
+ * gateway's tests validate what it sends through them exactly (ADMIN_ANSWERS), the console
+ * (served by the same gateway) reads through them, the `archon-ws` command reads through
+ * ADMIN_READERS (the same schemas with the fields an older gateway does not send made
+ * optional), and the types are inferred from them.
  */
 import { z } from 'zod';
 
@@ -136,3 +138,35 @@ export const ADMIN_ANSWERS = {
   '/broadcast': BroadcastAnswerSchema,
 } as const;
 export type AdminEndpoint = keyof typeof ADMIN_ANSWERS;
+
+/**
+ * Fields added to the status answer after the first release (the admission limits of
+ * docs/security.md). A reader that may talk to an older gateway takes them as optional.
+ */
+const STATUS_ADDED = {
+  unauthenticated_connections: true,
+  max_unauthenticated: true,
+  max_connections_per_user: true,
+  max_connections_per_ip: true,
+} as const;
+
+/** Read as an empty list when absent (an embedded gateway does not send it). */
+const missingRead = z.array(z.string()).default([]);
+
+/** The status answer as a gateway of any release gives it. */
+export const StatusReader = StatusAnswerSchema.partial(STATUS_ADDED).extend({
+  instances: z.array(InstanceStatusSchema.partial(STATUS_ADDED)),
+  missing_instances: missingRead,
+});
+export type StatusRead = z.infer<typeof StatusReader>;
+export type InstanceStatusRead = StatusRead['instances'][number];
+
+/** Each admin endpoint and the schema a client that may meet an older gateway reads it by. */
+export const ADMIN_READERS = {
+  '/websocket/status': StatusReader,
+  '/websocket/connections': ConnectionsAnswerSchema,
+  '/websocket/stats': StatsAnswerSchema.extend({ missing_instances: missingRead }),
+  '/websocket/cleanup': CleanupAnswerSchema.extend({ missing: missingRead }),
+  '/websocket/queue/flush': FlushAnswerSchema.extend({ missing: missingRead }),
+  '/broadcast': BroadcastAnswerSchema.extend({ missing: missingRead }),
+} as const satisfies Record<AdminEndpoint, z.ZodType>;

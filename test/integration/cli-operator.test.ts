@@ -7,7 +7,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { expectOneLineError, runCli as cli } from '../support/cli.js';
 import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
-import { ADMIN_TOKEN } from '../support/gateway.js';
+import { ADMIN_TOKEN, expectExactly } from '../support/gateway.js';
+import { StatsAnswerSchema, StatusAnswerSchema } from '../../src/protocol/admin.js';
+import type { StatsAnswer, StatusAnswer } from '../../src/protocol/index.js';
 import { ensureBuilt } from '../support/processes.js';
 
 beforeAll(() => ensureBuilt(), 120_000);
@@ -37,7 +39,10 @@ describe('archon-ws operator commands', () => {
     const json = await run(['status', '--json']);
     expect(json.code).toBe(0);
     expect(json.stderr).toBe('');
-    const s = JSON.parse(json.stdout) as Record<string, unknown>;
+    // The answer of GET /api/v1/admin/websocket/status as the gateway gave it, with
+    // missing_instances always present.
+    const s = JSON.parse(json.stdout) as StatusAnswer;
+    expectExactly('status --json', StatusAnswerSchema, s);
     expect(s).toMatchObject({
       mode: 'embedded',
       active_connections: 2,
@@ -47,7 +52,8 @@ describe('archon-ws operator commands', () => {
       missing_instances: [],
       instances: [{ server: 'test-1', active_connections: 2, queue_depth: 0, healthy: true }],
     });
-    expect(s.memory_rss_bytes).toBeGreaterThan(0);
+    expect(s.memory.rss_bytes).toBeGreaterThan(0);
+    expect(s.unauthenticated_connections).toBe(0);
     expect(typeof s.broadcast_latency_p99_ms).toBe('number');
     expect(typeof s.event_loop_lag_p99_ms).toBe('number');
   });
@@ -92,7 +98,9 @@ describe('archon-ws operator commands', () => {
 
     const json = await run(['stats', '--minutes', '2', '--json']);
     expect(json.code, json.stderr).toBe(0);
-    const s = JSON.parse(json.stdout) as Record<string, unknown>;
+    // The stats answer as the gateway gave it.
+    const s = JSON.parse(json.stdout) as StatsAnswer;
+    expectExactly('stats --json', StatsAnswerSchema, s);
     expect(s).toMatchObject({
       minutes: 2,
       errors_per_minute: 1,

@@ -26,7 +26,9 @@ import {
   unansweredInstances,
 } from '../../src/cli/doctor/instance-rules.js';
 import { RULES } from '../../src/cli/doctor/rules.js';
-import { parseStatus, type InstanceSummary } from '../../src/cli/commands/status.js';
+import { CliError, Exit, parseAnswer } from '../../src/cli/api.js';
+import type { Instance } from '../../src/cli/commands/status.js';
+import { ADMIN_READERS, StatusAnswerSchema } from '../../src/protocol/admin.js';
 import {
   referenceTime,
   summarizeConnections,
@@ -77,20 +79,32 @@ function series(
 /** 15 calm minutes: 120 connections, ~600 messages a minute, no errors. */
 const CALM = series(Array.from({ length: 15 }, () => [120, 600, 0]));
 
-function instance(server: string, over: Partial<InstanceSummary> = {}): InstanceSummary {
+const MB = 1024 * 1024;
+
+function instance(server: string, over: Partial<Instance> = {}): Instance {
   return {
     server,
     active_connections: 60,
     peak_connections: 60,
+    errors_last_hour: 1,
     max_connections: 10000,
+    unauthenticated_connections: 0,
+    max_unauthenticated: 1000,
+    max_connections_per_user: 100,
+    max_connections_per_ip: 1000,
     queue_depth: 0,
     broadcast_latency_p99_ms: 3.2,
     event_loop_lag_p99_ms: 11.5,
-    memory_rss_bytes: 96 * 1024 * 1024,
+    memory: {
+      rss_bytes: 96 * MB,
+      heap_used_bytes: 48 * MB,
+      heap_total_bytes: 64 * MB,
+      external_bytes: MB,
+    },
+    started_at: '2026-11-26T10:52:10.000Z',
     uptime_seconds: 86_000,
     draining: false,
-    backplane_healthy: true,
-    backplane_kind: 'redis',
+    backplane: { kind: 'redis', healthy: true },
     healthy: true,
     ...over,
   };
@@ -111,12 +125,19 @@ function evidence(edit: (e: Evidence) => void = () => {}): Evidence {
       queue_depth: 0,
       broadcast_latency_p99_ms: 3.2,
       event_loop_lag_p99_ms: 11.5,
-      memory_heap_used_bytes: 96 * 1024 * 1024,
       max_connections: 20000,
-      memory_rss_bytes: 192 * 1024 * 1024,
+      unauthenticated_connections: 0,
+      max_unauthenticated: 2000,
+      max_connections_per_user: 100,
+      max_connections_per_ip: 1000,
+      memory: {
+        rss_bytes: 192 * MB,
+        heap_used_bytes: 96 * MB,
+        heap_total_bytes: 128 * MB,
+        external_bytes: 2 * MB,
+      },
       instances: [instance('api-1'), instance('api-2')],
       missing_instances: [],
-      cluster_error: null,
     },
     connections: summarizeConnections(
       Array.from({ length: 120 }, (_, i) => ({
@@ -138,6 +159,7 @@ function evidence(edit: (e: Evidence) => void = () => {}): Evidence {
     ),
     stats: {
       minutes: 15,
+      missing_instances: [],
       errors_per_minute: 0,
       messages_per_minute: 600,
       connects_per_minute: 0.4,
@@ -214,7 +236,7 @@ describe('doctor diagnosis', () => {
       client_version: i < 3 ? 'archon-dashboard/1.3.0' : 'archon-dashboard/1.4.2',
       connected_at: '2026-11-27T09:00:00.000Z',
       last_seen_at: '2026-11-27T10:45:20.000Z',
-      queue_depth: i < 3 ? [812, 300, 128][i] : 0,
+      queue_depth: i < 3 ? [812, 300, 128][i]! : 0,
       state: 'open',
     }));
     const e = evidence((x) => {
@@ -380,8 +402,8 @@ describe('doctor diagnosis', () => {
   it('names a Redis backplane outage as what it is, not one of Fix A–D', () => {
     const e = evidence((x) => {
       x.status.instances = [
-        instance('api-1', { backplane_healthy: false, healthy: false }),
-        instance('api-2', { backplane_healthy: false, healthy: false }),
+        instance('api-1', { backplane: { kind: 'redis', healthy: false }, healthy: false }),
+        instance('api-2', { backplane: { kind: 'redis', healthy: false }, healthy: false }),
       ];
       x.status.cluster_error = 'Redis unreachable: this instance answered alone';
       x.health = {
@@ -939,33 +961,52 @@ describe('doctor rules, one at a time', () => {
 });
 
 describe('doctor evidence parsing', () => {
-  it('reads a status answer and refuses one without its numbers', () => {
-    const s = parseStatus({
-      mode: 'embedded',
-      active_connections: 3,
-      peak_connections: 3,
-      errors_last_hour: 0,
-      queue_depth: 0,
-      broadcast_latency_p99_ms: 1.5,
-      event_loop_lag_p99_ms: 10.2,
-      max_connections: 10000,
-      memory: { rss_bytes: 1000 },
-      instances: [
-        {
-          server: 'api-1',
-          active_connections: 3,
-          queue_depth: 0,
-          broadcast_latency_p99_ms: 1.5,
-          backplane: { kind: 'memory', healthy: true },
-          healthy: true,
-        },
-      ],
-    });
-    expect(s.instances[0]).toMatchObject({ server: 'api-1', backplane_healthy: true });
-    expect(s.missing_instances).toEqual([]);
-    expect(() => parseStatus({ hello: 'world' })).toThrow(
-      'bad answer from status: field active_connections missing or not a number',
+  /** A status answer of a gateway released before the admission limits (docs/security.md). */
+  const olderStatus = () => {
+    const older: Record<string, unknown> = { ...instance('api-1') };
+    for (const added of [
+      'unauthenticated_connections',
+      'max_unauthenticated',
+      'max_connections_per_user',
+      'max_connections_per_ip',
+    ])
+      delete older[added];
+    return { ...older, mode: 'embedded', instances: [older] };
+  };
+  const read = (body: unknown) =>
+    parseAnswer('websocket/status', ADMIN_READERS['/websocket/status'], body);
+
+  it("reads an older gateway's status answer, which the current schema would refuse", () => {
+    const older = olderStatus();
+    expect(StatusAnswerSchema.safeParse(older).success).toBe(false);
+    const s = read(older);
+    expect(s.instances[0]).toMatchObject({ server: 'api-1', backplane: { healthy: true } });
+    expect(s.unauthenticated_connections).toBeUndefined();
+    // A newer gateway's extra fields are ignored, not refused.
+    expect(read({ ...older, added_later: 1 }).active_connections).toBe(60);
+  });
+
+  it('refuses an answer that is not a status answer, naming the first field that is wrong', () => {
+    const wrong = (body: unknown) => {
+      try {
+        read(body);
+      } catch (err) {
+        expect(err).toBeInstanceOf(CliError);
+        expect((err as CliError).exitCode).toBe(Exit.badAnswer);
+        return (err as Error).message;
+      }
+      throw new Error('read() accepted the answer');
+    };
+    expect(wrong({ hello: 'world' })).toMatch(
+      /^bad answer from websocket\/status: active_connections: .*expected number, received undefined/,
     );
+    expect(wrong({ ...olderStatus(), queue_depth: 'many' })).toMatch(
+      /^bad answer from websocket\/status: queue_depth: .*expected number/i,
+    );
+    expect(wrong({ ...olderStatus(), instances: [{ server: 'api-1' }] })).toMatch(
+      /^bad answer from websocket\/status: instances\.0\.active_connections: /,
+    );
+    expect(wrong('<html>502 Bad Gateway</html>')).toMatch(/^bad answer from websocket\/status: /);
   });
 
   it('counts an unauthenticated connection older than any auth timeout as stale', () => {
@@ -974,6 +1015,8 @@ describe('doctor evidence parsing', () => {
         {
           client_id: 'c_1',
           server: 'api-1',
+          user_id: null,
+          client_version: null,
           connected_at: '2026-11-27T10:30:00.000Z',
           last_seen_at: '2026-11-27T10:30:00.000Z',
           state: 'authenticating',
@@ -982,6 +1025,8 @@ describe('doctor evidence parsing', () => {
         {
           client_id: 'c_2',
           server: 'api-1',
+          user_id: null,
+          client_version: null,
           connected_at: '2026-11-27T10:45:28.000Z',
           last_seen_at: '2026-11-27T10:45:28.000Z',
           state: 'authenticating',

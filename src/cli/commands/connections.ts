@@ -1,13 +1,13 @@
 /** `archon-ws connections`: how connections spread over servers, client versions or users. */
 import type { Command } from 'commander';
-import { adminRequest, CliError, Exit, isObject, resolveTarget } from '../api.js';
+import { admin, CliError, Exit, resolveTarget } from '../api.js';
 import { action, targetOptions, type TargetOptions } from '../common.js';
 import { out, table, withProgress } from '../format.js';
 
 const GROUPS = ['server', 'client_version', 'user', 'addr'] as const;
 type GroupBy = (typeof GROUPS)[number];
 /** The field of a connection each grouping reads. */
-const FIELD: Record<GroupBy, string> = {
+const FIELD: Record<GroupBy, 'server' | 'client_version' | 'user_id' | 'remote_addr'> = {
   server: 'server',
   client_version: 'client_version',
   user: 'user_id',
@@ -39,34 +39,30 @@ export function registerConnections(program: Command): void {
       const body = await withProgress(
         `asking ${target.url}`,
         json,
-        adminRequest(target, 'GET', '/websocket/connections'),
+        admin(target, 'GET', '/websocket/connections'),
       );
-      if (!Array.isArray(body))
-        throw new CliError('bad answer from connections: not an array', Exit.badAnswer);
       const counts = new Map<string | null, number>();
       for (const c of body) {
-        if (!isObject(c))
-          throw new CliError(
-            'bad answer from connections: an entry is not an object',
-            Exit.badAnswer,
-          );
-        const v = c[FIELD[key]];
-        const group = typeof v === 'string' ? v : null;
+        const group = c[FIELD[key]];
         counts.set(group, (counts.get(group) ?? 0) + 1);
       }
-      const groups = [...counts]
-        .sort((a, b) => b[1] - a[1] || String(a[0]).localeCompare(String(b[0])))
-        .map(([value, count]) => ({ [key]: value, count }));
+      const sorted = [...counts].sort(
+        (a, b) => b[1] - a[1] || String(a[0]).localeCompare(String(b[0])),
+      );
       if (json) {
-        out(JSON.stringify(groups, null, 2));
+        out(
+          JSON.stringify(
+            sorted.map(([value, count]) => ({ [key]: value, count })),
+            null,
+            2,
+          ),
+        );
         return;
       }
       out(
         table(
           [key.toUpperCase(), 'COUNT'],
-          [...counts]
-            .sort((a, b) => b[1] - a[1] || String(a[0]).localeCompare(String(b[0])))
-            .map(([value, count]) => [value ?? '(none)', count]),
+          sorted.map(([value, count]) => [value ?? '(none)', count]),
         ),
       );
       out(`total: ${body.length}`);

@@ -107,7 +107,7 @@ function printDiagnosis(ev: Evidence, d: Diagnosis): void {
       [
         [
           'status',
-          `${s.active_connections} active, peak ${s.peak_connections}, queue ${s.queue_depth}, p99 ${round(s.broadcast_latency_p99_ms)} ms, lag p99 ${round(s.event_loop_lag_p99_ms)} ms${s.memory_rss_bytes === null ? '' : `, ${mb(s.memory_rss_bytes)} rss`}`,
+          `${s.active_connections} active, peak ${s.peak_connections}, queue ${s.queue_depth}, p99 ${round(s.broadcast_latency_p99_ms)} ms, lag p99 ${round(s.event_loop_lag_p99_ms)} ms${s.memory.rss_bytes > 0 ? `, ${mb(s.memory.rss_bytes)} rss` : ''}`,
         ],
         [
           'instances',

@@ -1,57 +1,14 @@
 /** `archon-ws stats`: per-minute rates, errors by type, disconnects by close code, the series. */
 import type { Command } from 'commander';
-import type { StatsAnswer } from '../../protocol/index.js';
-import {
-  adminRequest,
-  CliError,
-  Exit,
-  expectFields,
-  isObject,
-  resolveTarget,
-  type Target,
-} from '../api.js';
+import { admin, resolveTarget, type AdminRead, type Target } from '../api.js';
 import { action, intOption, targetOptions, type TargetOptions } from '../common.js';
 import { out, pairs, round, table, withProgress } from '../format.js';
 
-const RATES = [
-  'minutes',
-  'errors_per_minute',
-  'messages_per_minute',
-  'connects_per_minute',
-  'disconnects_per_minute',
-] as const;
+export type Stats = AdminRead<'/websocket/stats'>;
 
-function counts(what: string, v: unknown): Record<string, number> {
-  if (v === undefined) return {};
-  if (!isObject(v) || !Object.values(v).every((n) => typeof n === 'number'))
-    throw new CliError(`bad answer from stats: ${what} is not a map of counts`, Exit.badAnswer);
-  return v as Record<string, number>;
-}
-
-export async function fetchStats(target: Target, minutes: number): Promise<StatsAnswer> {
-  const body = await adminRequest(target, 'GET', `/websocket/stats?minutes=${minutes}`);
-  const s = expectFields('stats', body, RATES);
-  if (!Array.isArray(s.series))
-    throw new CliError('bad answer from stats: series missing or not an array', Exit.badAnswer);
-  const series = s.series.map((e: unknown) => {
-    const entry = expectFields('stats series', e, ['connections', 'messages', 'errors'] as const);
-    return {
-      minute: typeof entry.minute === 'string' ? entry.minute : '?',
-      connections: entry.connections,
-      messages: entry.messages,
-      errors: entry.errors,
-    };
-  });
-  return {
-    minutes: s.minutes,
-    errors_per_minute: s.errors_per_minute,
-    messages_per_minute: s.messages_per_minute,
-    connects_per_minute: s.connects_per_minute,
-    disconnects_per_minute: s.disconnects_per_minute,
-    errors_by_type: counts('errors_by_type', s.errors_by_type),
-    disconnects_by_code: counts('disconnects_by_code', s.disconnects_by_code),
-    series,
-  };
+/** GET /websocket/stats?minutes=N, read through its schema (exit 5 when it does not fit). */
+export function fetchStats(target: Target, minutes: number): Promise<Stats> {
+  return admin(target, 'GET', '/websocket/stats', { query: `?minutes=${minutes}` });
 }
 
 interface Options extends TargetOptions {

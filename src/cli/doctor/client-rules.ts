@@ -73,7 +73,7 @@ export const loadBalancer: Rule = (ev, cx) => {
     // known about the load balancer, and nothing here calls for a restart or more instances.
     cx.unchecked.push(`the load balancer (${lb.busy ?? 'its checks could not run'})`);
     cx.notes.push(
-      `load balancer not checked: ${lb.busy ?? 'its checks could not run'}. That is the test endpoint's own limit, not the clients': ${atCapacity(cx.live).length > 0 ? 'the instances are at capacity too (see Fix D)' : `the status answer shows room for clients (${status.active_connections} connected${status.max_connections === null ? '' : ` of ${status.max_connections}`})`}`,
+      `load balancer not checked: ${lb.busy ?? 'its checks could not run'}. That is the test endpoint's own limit, not the clients': ${atCapacity(cx.live).length > 0 ? 'the instances are at capacity too (see Fix D)' : `the status answer shows room for clients (${status.active_connections} connected${` of ${status.max_connections}`})`}`,
     );
   } else if (lb.verdict === 'fail') {
     const lbLine = `WebSocket upgrade through ${lb.url}: ${failingChecks(lb) || 'failed'}`;

@@ -18,6 +18,7 @@
  * builds the context, runs them and assembles the diagnosis.
  */
 import { successCriteria, type SuccessCheck } from '../../protocol/index.js';
+import { liveInstances } from '../commands/status.js';
 import type { Evidence } from './evidence.js';
 import { Findings, type Finding, type RuleContext } from './findings.js';
 import { findOnset, type Onset } from './onset.js';
@@ -61,7 +62,7 @@ export function ruleContext(ev: Evidence): RuleContext {
       errors_per_minute: stats.errors_per_minute,
       minutes: stats.minutes,
     }),
-    live: status.instances.filter((i) => !missing.has(i.server)),
+    live: liveInstances(status),
     missing,
     window: `${stats.minutes} min`,
   };

@@ -4,18 +4,12 @@
  * be judged without them); /api/health, the WebSocket health upgrade and the load balancer
  * probe are evidence whichever way they go.
  */
-import type { StatsAnswer } from '../../protocol/index.js';
-import {
-  adminAnswer,
-  CliError,
-  Exit,
-  isObject,
-  networkReason,
-  numberOrNull,
-  type Target,
-} from '../api.js';
-import { fetchStats } from '../commands/stats.js';
-import { fetchStatus, type StatusSummary } from '../commands/status.js';
+import { ADMIN_READERS } from '../../protocol/admin.js';
+import type { ConnectionEntry } from '../../protocol/index.js';
+import { HealthAnswerSchema } from '../../protocol/probes.js';
+import { adminAnswer, CliError, Exit, networkReason, parseAnswer, type Target } from '../api.js';
+import { fetchStats, type Stats } from '../commands/stats.js';
+import { fetchStatus, type Status } from '../commands/status.js';
 import { Steps } from '../format.js';
 import { judge, type LbReport } from '../lb-checks.js';
 import { probe, probeWsHealth, testEndpointUrl } from '../lb-probe.js';
@@ -84,15 +78,26 @@ export interface Evidence {
   lb_url: string;
   collected_at: string;
   minutes: number;
-  status: StatusSummary;
+  status: Status;
   connections: ConnectionSummary;
-  stats: StatsAnswer;
+  stats: Stats;
   health: HealthEvidence;
   ws_health: WsHealthEvidence;
   lb: LbReport;
   /** The same probe straight to instances (--direct), to tell the LB from the gateway. */
   direct: LbReport[];
 }
+
+/** The fields of a connections answer the diagnosis reads. */
+type ReadField =
+  | 'client_id'
+  | 'server'
+  | 'user_id'
+  | 'client_version'
+  | 'connected_at'
+  | 'last_seen_at'
+  | 'queue_depth'
+  | 'state';
 
 /** Connections that sent nothing for longer than this past the ping deadline are stale. */
 const STALE_GRACE_S = 5;
@@ -122,20 +127,18 @@ export function referenceTime(date: string | null, receivedAt: number): Referenc
 }
 
 /**
- * GET …/websocket/connections reduced to what the diagnosis reads. `now` is the time the
+ * GET …/websocket/connections (as read) reduced to what the diagnosis reads. `now` is the time the
  * answer describes (referenceTime); the ping settings are null when the gateway did not
  * tell them, and a connection then counts as stale only past the most lenient settings
  * it accepts. Pure.
  */
 export function summarizeConnections(
-  body: unknown,
+  entries: readonly Pick<ConnectionEntry, ReadField>[],
   now: number,
   pingInterval: number | null,
   pingTimeout: number | null,
   source: Reference['source'] = 'gateway Date header',
 ): ConnectionSummary {
-  if (!Array.isArray(body))
-    throw new CliError('bad answer from connections: not an array', Exit.badAnswer);
   const known = pingInterval !== null && pingTimeout !== null;
   const staleAfter = known
     ? pingInterval + pingTimeout + STALE_GRACE_S
@@ -146,19 +149,17 @@ export function summarizeConnections(
   const users = new Set<string>();
   const samples: ConnectionSample[] = [];
   const stale: ConnectionSample[] = [];
-  for (const raw of body) {
-    if (!isObject(raw))
-      throw new CliError('bad answer from connections: an entry is not an object', Exit.badAnswer);
-    const lastSeen = Date.parse(typeof raw.last_seen_at === 'string' ? raw.last_seen_at : '');
-    const connectedAt = Date.parse(typeof raw.connected_at === 'string' ? raw.connected_at : '');
+  for (const c of entries) {
+    const lastSeen = Date.parse(c.last_seen_at);
+    const connectedAt = Date.parse(c.connected_at);
     const sample: ConnectionSample = {
-      client_id: typeof raw.client_id === 'string' ? raw.client_id : '?',
-      server: typeof raw.server === 'string' ? raw.server : '?',
-      user_id: typeof raw.user_id === 'string' ? raw.user_id : null,
-      client_version: typeof raw.client_version === 'string' ? raw.client_version : null,
-      queue_depth: numberOrNull(raw.queue_depth) ?? 0,
+      client_id: c.client_id,
+      server: c.server,
+      user_id: c.user_id,
+      client_version: c.client_version,
+      queue_depth: c.queue_depth,
       silent_s: Number.isFinite(lastSeen) ? Math.max(0, Math.round((now - lastSeen) / 1000)) : 0,
-      state: typeof raw.state === 'string' ? raw.state : 'open',
+      state: c.state,
     };
     byServer[sample.server] = (byServer[sample.server] ?? 0) + 1;
     const version = sample.client_version ?? '(none)';
@@ -203,12 +204,12 @@ async function fetchHealth(base: string, timeoutMs: number): Promise<HealthEvide
   try {
     const res = await fetch(`${base}/api/health`, { signal: AbortSignal.timeout(timeoutMs) });
     evidence.http_status = res.status;
-    const body: unknown = await res.json().catch(() => null);
-    if (isObject(body)) {
-      evidence.status = typeof body.status === 'string' ? body.status : null;
-      evidence.server = typeof body.server === 'string' ? body.server : null;
-      evidence.backplane = typeof body.backplane === 'string' ? body.backplane : null;
-    } else evidence.error = 'answer is not JSON';
+    const body = HealthAnswerSchema.safeParse(await res.json().catch(() => null));
+    if (body.success) {
+      evidence.status = body.data.status;
+      evidence.server = body.data.server;
+      evidence.backplane = 'backplane' in body.data ? body.data.backplane : null;
+    } else evidence.error = 'answer is not a health answer';
   } catch (err) {
     evidence.error = networkReason(err, timeoutMs);
   }
@@ -251,8 +252,16 @@ export async function collectEvidence(o: CollectOptions): Promise<Evidence> {
   // can take --timeout each).
   const connectionsAnswer = await steps.run(
     'connections',
-    () => adminAnswer(target, 'GET', '/websocket/connections'),
-    (c) => (Array.isArray(c.body) ? `ok (${c.body.length})` : 'ok'),
+    async () => {
+      const answer = await adminAnswer(target, 'GET', '/websocket/connections');
+      const entries = parseAnswer(
+        'websocket/connections',
+        ADMIN_READERS['/websocket/connections'],
+        answer.body,
+      );
+      return { ...answer, entries };
+    },
+    (c) => `ok (${c.entries.length})`,
   );
   const reference = referenceTime(connectionsAnswer.date, connectionsAnswer.received_at);
   const stats = await steps.run(`stats of the last ${o.minutes} min`, () =>
@@ -290,7 +299,7 @@ export async function collectEvidence(o: CollectOptions): Promise<Evidence> {
     (r) => r.ping_interval_s !== null && r.ping_timeout_s !== null,
   );
   const connections = summarizeConnections(
-    connectionsAnswer.body,
+    connectionsAnswer.entries,
     reference.ms,
     settings?.ping_interval_s ?? null,
     settings?.ping_timeout_s ?? null,

@@ -1,6 +1,6 @@
 /** Doctor's remedies, findings, their collector, and the context every rule is given. */
 import type { SuccessCheck } from '../../protocol/index.js';
-import type { InstanceSummary } from '../commands/status.js';
+import type { Instance } from '../commands/status.js';
 import type { Evidence } from './evidence.js';
 
 export type Remedy =
@@ -114,7 +114,7 @@ export interface RuleContext {
   /** The RB-003 success criteria, judged on the status and stats answers. */
   criteria: SuccessCheck[];
   /** The instances that answered (status.instances less missing_instances). */
-  live: InstanceSummary[];
+  live: Instance[];
   /** The instances that registered but did not answer. */
   missing: Set<string>;
   /** The stats window, as evidence lines say it ("15 min"). */

@@ -8,7 +8,7 @@ import {
   MAX_QUEUE_DEPTH,
   QUEUE_ALERT,
 } from '../../protocol/index.js';
-import type { InstanceSummary } from '../commands/status.js';
+import type { Instance } from '../commands/status.js';
 import { mb, round } from '../format.js';
 import { DEFAULT_STALE_AFTER_S } from './evidence.js';
 import { fixCCommands, type Rule, type Severity } from './findings.js';
@@ -24,27 +24,31 @@ export const pct = (part: number, whole: number) => `${Math.round((part / whole)
 export const r1 = (v: number) => round(v, 1);
 
 /** The instances at CAPACITY_SHARE of their connection limit or more. */
-export function atCapacity(live: readonly InstanceSummary[]): InstanceSummary[] {
+export function atCapacity(live: readonly Instance[]): Instance[] {
   return live.filter(
-    (i) => i.max_connections !== null && i.active_connections >= CAPACITY_SHARE * i.max_connections,
+    (i) => i.max_connections > 0 && i.active_connections >= CAPACITY_SHARE * i.max_connections,
   );
 }
 
 /** The Redis backplane down on an instance, per /api/health, or per the admin API. */
 export const backplaneDown: Rule = (ev, cx) => {
   const { status, stats } = ev;
-  const planeDown = cx.live.filter((i) => i.backplane_healthy === false);
-  if (planeDown.length > 0 || ev.health.backplane === 'down' || status.cluster_error !== null) {
+  const planeDown = cx.live.filter((i) => !i.backplane.healthy);
+  if (
+    planeDown.length > 0 ||
+    ev.health.backplane === 'down' ||
+    status.cluster_error !== undefined
+  ) {
     const lines: string[] = [];
     if (planeDown.length > 0)
       lines.push(
-        `backplane (${planeDown[0]?.backplane_kind ?? 'redis'}) down on ${planeDown.map((i) => i.server).join(', ')} of ${cx.live.length} instance(s)`,
+        `backplane (${planeDown[0]?.backplane.kind ?? 'redis'}) down on ${planeDown.map((i) => i.server).join(', ')} of ${cx.live.length} instance(s)`,
       );
     if (ev.health.backplane === 'down')
       lines.push(
         `/api/health answers "${ev.health.status ?? '?'}" with backplane "down" (${ev.health.server ?? '?'}): publishes answer 503, so nothing new reaches clients`,
       );
-    if (status.cluster_error !== null) lines.push(`admin API: ${status.cluster_error}`);
+    if (status.cluster_error !== undefined) lines.push(`admin API: ${status.cluster_error}`);
     lines.push(
       `${stats.messages_per_minute} messages/min delivered over the last ${cx.window}; clients stay connected and resume once Redis is back (docs/cluster.md)`,
     );
@@ -104,7 +108,7 @@ export const nearCapacity: Rule = (ev, cx) => {
       [
         ...full.map(
           (i) =>
-            `${i.server}: ${i.active_connections} of ${i.max_connections} connections (${pct(i.active_connections, i.max_connections ?? 1)}, WEBSOCKET_MAX_CONNECTIONS): new clients get 503 at_capacity / 1013`,
+            `${i.server}: ${i.active_connections} of ${i.max_connections} connections (${pct(i.active_connections, i.max_connections)}, WEBSOCKET_MAX_CONNECTIONS): new clients get 503 at_capacity / 1013`,
         ),
         `${status.active_connections} connections on ${cx.live.length} instance(s); at 70 % per instance that needs ${wanted}`,
       ],
@@ -182,9 +186,9 @@ export const staleConnections: Rule = (ev, cx) => {
       lines.push(
         `connections grew from ${firstWith.connections} to ${last.connections} over the last ${cx.window} (${stats.connects_per_minute} connects/min vs ${stats.disconnects_per_minute} disconnects/min)`,
       );
-    if (status.memory_rss_bytes !== null && status.active_connections > 0)
+    if (status.memory.rss_bytes > 0 && status.active_connections > 0)
       lines.push(
-        `memory ${mb(status.memory_rss_bytes)} rss for ${status.active_connections} connections (${Math.round(status.memory_rss_bytes / status.active_connections / 1024)} KB each)`,
+        `memory ${mb(status.memory.rss_bytes)} rss for ${status.active_connections} connections (${Math.round(status.memory.rss_bytes / status.active_connections / 1024)} KB each)`,
       );
     const critical = conns.stale >= STALE_CRITICAL_SHARE * Math.max(1, conns.total);
     cx.findings.add('fix-a', critical ? 'critical' : 'warning', lines);

@@ -64,7 +64,7 @@ export function incidentReport(ev: Evidence, d: Diagnosis): string {
     '',
   );
   // Minutes before the oldest instance started hold no data: zeros there mean "not running".
-  const uptimes = ev.status.instances.map((i) => i.uptime_seconds ?? 0);
+  const uptimes = ev.status.instances.map((i) => i.uptime_seconds);
   const startedAt = Date.parse(ev.collected_at) - 1000 * Math.max(0, ...uptimes);
   push(
     mdTable(
@@ -122,14 +122,12 @@ export function incidentReport(ev: Evidence, d: Diagnosis): string {
       ev.status.instances.map((i) => [
         i.server,
         i.active_connections,
-        i.max_connections ?? '?',
+        i.max_connections,
         i.queue_depth,
         `${r1(i.broadcast_latency_p99_ms)} ms`,
         `${r1(i.event_loop_lag_p99_ms)} ms`,
-        i.memory_rss_bytes === null ? '?' : mb(i.memory_rss_bytes),
-        i.backplane_healthy === null
-          ? '?'
-          : `${i.backplane_kind ?? ''} ${i.backplane_healthy ? 'up' : 'DOWN'}`.trim(),
+        mb(i.memory.rss_bytes),
+        `${i.backplane.kind} ${i.backplane.healthy ? 'up' : 'DOWN'}`,
         i.healthy ? 'yes' : 'NO',
       ]),
     ),

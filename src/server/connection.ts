@@ -21,6 +21,7 @@ import {
 } from '../protocol/index.js';
 import type { Admission } from './admission.js';
 import type { Authenticator, Principal } from './auth.js';
+import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import { Frame, type Lane } from './frame.js';
 import type { Hub, Subscriber } from './hub.js';
@@ -60,6 +61,8 @@ export interface ConnectionContext {
   readonly replayBudgets: KeyedBuckets;
   /** Called once the connection is closed and forgotten. */
   readonly onClosed: (conn: Connection, code: number) => void;
+  /** Time and timers of the session (systemClock; a manual one in tests). */
+  readonly clock: Clock;
 }
 
 export interface ConnectionInfo extends ConnectionEntry {
@@ -81,14 +84,15 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
   private readonly receiver: Receiver;
   private crashed = false;
   private closeCode: number | null = null;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Cancels the session's pending timers (auth timeout, token expiry, close grace). */
+  private readonly timers = new Set<() => void>();
 
   constructor(
     private readonly ws: WebSocket,
     socket: Duplex,
     readonly remoteAddr: string,
     private readonly ctx: ConnectionContext,
-    now = Date.now(),
+    now = ctx.clock.now(),
   ) {
     this.connectedAt = this.lastSeenAt = this.lastPingAt = now;
     this.out = new Outbound(
@@ -111,7 +115,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     // for every client. A failure closes this one connection with 1011 instead.
     ws.on('message', (data, isBinary) =>
       this.guard(() => {
-        const at = Date.now();
+        const at = ctx.clock.now();
         this.lastSeenAt = at;
         this.receiver.receive(data, isBinary, at);
       }),
@@ -132,18 +136,22 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
   }
 
   /** Replays are budgeted per user, so reconnecting does not refill them. */
-  mayReplay(bytes: number, now = Date.now()): boolean {
+  mayReplay(bytes: number, now = this.ctx.clock.now()): boolean {
     return this.ctx.replayBudgets.take(this.userId ?? this.id, now, bytes) === 0;
   }
 
-  replayLeft(now = Date.now()): number {
+  replayLeft(now = this.ctx.clock.now()): number {
     return this.ctx.replayBudgets.available(this.userId ?? this.id, now);
   }
 
   /** Admission: closed to make room for a newcomer while no hello has come. */
   evict(): void {
     this.ctx.noisyLog.info(
-      { client_id: this.id, remote_addr: this.remoteAddr, age_ms: Date.now() - this.connectedAt },
+      {
+        client_id: this.id,
+        remote_addr: this.remoteAddr,
+        age_ms: this.ctx.clock.now() - this.connectedAt,
+      },
       'Unauthenticated connection evicted',
     );
     this.fail('unauthenticated_evicted');
@@ -151,7 +159,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
 
   // --- outbound -------------------------------------------------------------------------
 
-  send(frame: Frame, now = Date.now(), replay = false): boolean {
+  send(frame: Frame, now = this.ctx.clock.now(), replay = false): boolean {
     if (this.state !== 'open' && this.state !== 'authenticating') return false;
     const result = this.out.enqueue(frame, now, replay);
     if (result === 'overflow') {
@@ -170,7 +178,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     if (this.send(Frame.of(message, 'control', lane))) this.ctx.hub.scheduleFlush(this);
   }
 
-  flush(now = Date.now()): void {
+  flush(now = this.ctx.clock.now()): void {
     this.out.flush(now);
   }
 
@@ -320,7 +328,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     }
     this.state = 'closed';
     this.ctx.admission.release(this);
-    for (const timer of this.timers) clearTimeout(timer);
+    for (const cancel of this.timers) cancel();
     this.timers.clear();
     this.ctx.onClosed(this, this.closeCode ?? code);
   }
@@ -337,12 +345,11 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
   }
 
   private after(ms: number, fn: () => void): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
+    const cancel = this.ctx.clock.after(ms, () => {
+      this.timers.delete(cancel);
       this.guard(fn);
-    }, ms);
-    timer.unref();
-    this.timers.add(timer);
+    });
+    this.timers.add(cancel);
   }
 
   /** Runs a listener's work; what it throws closes this connection (1011), never the process. */
@@ -466,7 +473,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     this.principal = principal;
     this.clientVersion = client ?? null;
     this.state = 'open';
-    this.lastPingAt = Date.now();
+    this.lastPingAt = this.ctx.clock.now();
     if (principal.expiresAt !== null) this.armExpiry(principal.expiresAt);
     // The priority lane, like the answers for alert channels: a pipelined
     // `subscribe risk:…` must not be answered before the welcome.
@@ -489,10 +496,10 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
   }
 
   private armExpiry(expiresAt: number): void {
-    const wait = expiresAt - Date.now();
+    const wait = expiresAt - this.ctx.clock.now();
     this.after(Math.max(0, Math.min(wait, MAX_TIMER_MS)), () => {
       if (this.state !== 'open') return;
-      if (Date.now() >= expiresAt) this.fail('token_expired');
+      if (this.ctx.clock.now() >= expiresAt) this.fail('token_expired');
       else this.armExpiry(expiresAt);
     });
   }

@@ -15,6 +15,7 @@ import { MemoryBackplane } from './backplane/memory.js';
 import { RedisBackplane } from './backplane/redis.js';
 import { ClusterAdmin } from './cluster.js';
 import type { Config } from './config.js';
+import { systemClock, type Clock } from './clock.js';
 import { Connection, type ConnectionContext } from './connection.js';
 import { DiagnosticEndpoints } from './diagnostics.js';
 import { TokenSet } from './http/bearer.js';
@@ -33,6 +34,8 @@ export interface GatewayOptions {
   readonly backplane?: Backplane;
   /** Extra routes (the web UI), registered on the same server. */
   readonly register?: (app: FastifyInstance) => void | Promise<void>;
+  /** The clock of client sessions and the liveness sweep (the system clock by default). */
+  readonly clock?: Clock;
 }
 
 /** Users whose replay budget is remembered at once (idle, full budgets are forgotten first). */
@@ -61,11 +64,13 @@ export class Gateway {
   private starting: Promise<number> | null = null;
   private readonly cluster: ClusterAdmin | null = null;
   private stopping: Promise<void> | null = null;
+  private readonly clock: Clock;
 
   constructor(
     readonly config: Config,
     private readonly options: GatewayOptions = {},
   ) {
+    this.clock = options.clock ?? systemClock;
     this.log = createLogger(
       { level: config.logLevel, server: config.serverId },
       options.logDestination,
@@ -116,6 +121,7 @@ export class Gateway {
         this.connections.delete(conn);
         this.metrics.disconnected(code);
       },
+      clock: this.clock,
     };
     const service = new AdminService(
       config,
@@ -243,7 +249,7 @@ export class Gateway {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = this.clock.now();
     for (const conn of this.connections) conn.check(now);
     this.metrics.tick();
   }

@@ -16,7 +16,8 @@ import type { ChannelInfo } from '../protocol/index.js';
 
 export interface Principal {
   readonly userId: string;
-  readonly accounts: ReadonlySet<string>;
+  /** The `accounts` claim, strings only, each once (a few per token: an array costs far less than a Set). */
+  readonly accounts: readonly string[];
   readonly allAccounts: boolean;
   /** Token expiry in ms since epoch, or null when the token has no exp. */
   readonly expiresAt: number | null;
@@ -84,11 +85,11 @@ export class Authenticator {
         throw new ArchonError('unauthorized', 'token has no sub claim');
       }
       const accounts = Array.isArray(payload.accounts)
-        ? payload.accounts.filter((a): a is string => typeof a === 'string')
+        ? [...new Set(payload.accounts.filter((a): a is string => typeof a === 'string'))]
         : [];
       return {
         userId: payload.sub,
-        accounts: new Set(accounts),
+        accounts,
         allAccounts: accounts.includes('*'),
         expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : null,
       };
@@ -105,5 +106,5 @@ export class Authenticator {
 /** May this user join this channel? Shared channels are open to every signed-in user. */
 export function mayJoin(principal: Principal, channel: ChannelInfo): boolean {
   if (channel.account === null) return true;
-  return principal.allAccounts || principal.accounts.has(channel.account);
+  return principal.allAccounts || principal.accounts.includes(channel.account);
 }

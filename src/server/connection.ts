@@ -45,8 +45,6 @@ const READ_NO_MORE: ReadonlySet<number> = new Set([
   CloseCode.tooBig,
   CloseCode.protocolError,
 ]);
-/** The longest a Node timer can wait; later token expiries are re-armed. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface ConnectionContext {
   readonly config: Config;
@@ -84,8 +82,11 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
   private readonly receiver: Receiver;
   private crashed = false;
   private closeCode: number | null = null;
-  /** Cancels the session's pending timers (auth timeout, token expiry, close grace). */
-  private readonly timers = new Set<() => void>();
+  /** Cancel the session's two timers while they wait: the auth timeout and the close
+   * grace. Token expiry and liveness are the sweep's (check()), so an open, idle
+   * connection holds no timer. */
+  private cancelAuthTimeout: (() => void) | null = null;
+  private cancelCloseGrace: (() => void) | null = null;
 
   constructor(
     private readonly ws: WebSocket,
@@ -122,9 +123,12 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     );
     ws.on('close', (code) => this.guard(() => this.onClose(code)));
     ws.on('error', (err) => this.guard(() => this.onError(err)));
-    this.after(ctx.config.authTimeoutMs, () => {
-      if (this.state === 'authenticating') this.fail('auth_timeout');
-    });
+    this.cancelAuthTimeout = ctx.clock.after(ctx.config.authTimeoutMs, () =>
+      this.guard(() => {
+        this.cancelAuthTimeout = null;
+        if (this.state === 'authenticating') this.fail('auth_timeout');
+      }),
+    );
   }
 
   get receivesBroadcasts(): boolean {
@@ -197,6 +201,10 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     return this.queue.oldestQueuedAt();
   }
 
+  get expiresAt(): number | null {
+    return this.principal?.expiresAt ?? null;
+  }
+
   get stuckSince(): number | null {
     return this.out.stuckSince;
   }
@@ -208,7 +216,9 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
   /** The gateway's sweep, about once a second: close a dead connection, or ping it. */
   check(now: number): void {
     const action = sweepAction(this, this.ctx.config, now);
-    if (action.kind === 'no_pong') {
+    if (action.kind === 'expired') {
+      this.fail('token_expired');
+    } else if (action.kind === 'no_pong') {
       this.fail('ping_timeout');
     } else if (action.kind === 'slow') {
       this.closeSlow(action.reason);
@@ -293,7 +303,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     } catch {
       this.ws.terminate();
     }
-    this.after(CLOSE_GRACE_MS, () => this.ws.terminate());
+    this.cancelCloseGrace ??= this.ctx.clock.after(CLOSE_GRACE_MS, () => this.ws.terminate());
   }
 
   /** Cuts the connection without a close handshake (shutdown deadline). */
@@ -328,8 +338,9 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     }
     this.state = 'closed';
     this.ctx.admission.release(this);
-    for (const cancel of this.timers) cancel();
-    this.timers.clear();
+    this.cancelAuthTimeout?.();
+    this.cancelCloseGrace?.();
+    this.cancelAuthTimeout = this.cancelCloseGrace = null;
     this.ctx.onClosed(this, this.closeCode ?? code);
   }
 
@@ -342,14 +353,6 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
       this.ctx.metrics.error('socket_error');
     }
     this.ctx.noisyLog.warn({ client_id: this.id, error: err.message }, 'WebSocket error');
-  }
-
-  private after(ms: number, fn: () => void): void {
-    const cancel = this.ctx.clock.after(ms, () => {
-      this.timers.delete(cancel);
-      this.guard(fn);
-    });
-    this.timers.add(cancel);
   }
 
   /** Runs a listener's work; what it throws closes this connection (1011), never the process. */
@@ -473,8 +476,9 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     this.principal = principal;
     this.clientVersion = client ?? null;
     this.state = 'open';
+    this.cancelAuthTimeout?.();
+    this.cancelAuthTimeout = null;
     this.lastPingAt = this.ctx.clock.now();
-    if (principal.expiresAt !== null) this.armExpiry(principal.expiresAt);
     // The priority lane, like the answers for alert channels: a pipelined
     // `subscribe risk:…` must not be answered before the welcome.
     this.reply(
@@ -493,15 +497,6 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
       { client_id: this.id, user_id: principal.userId, client_version: client },
       'Client authenticated',
     );
-  }
-
-  private armExpiry(expiresAt: number): void {
-    const wait = expiresAt - this.ctx.clock.now();
-    this.after(Math.max(0, Math.min(wait, MAX_TIMER_MS)), () => {
-      if (this.state !== 'open') return;
-      if (this.ctx.clock.now() >= expiresAt) this.fail('token_expired');
-      else this.armExpiry(expiresAt);
-    });
   }
 
   private async subscribe(op: SubscribeOp): Promise<void> {

@@ -40,6 +40,9 @@ export interface Subscriber {
   replayLeft(now?: number): number;
 }
 
+/** Connections written per event-loop turn (see flushAll). */
+export const FLUSH_SLICE = 1000;
+
 /** Replayed frames kept for sharing between resuming subscribers. */
 const REPLAY_CACHE_BYTES = 32 << 20;
 
@@ -53,8 +56,9 @@ export class Subscription {
   state: 'recovering' | 'live' = 'recovering';
   epoch = '';
   lastSeq = 0;
-  /** Live events that arrived while the snapshot or replay was being read. */
-  pending: PendingEvent[] = [];
+  /** Live events that arrived while the snapshot or replay was being read (null when none:
+   * thousands of idle subscriptions should not each hold an empty array). */
+  pending: PendingEvent[] | null = null;
 
   constructor(
     readonly subscriber: Subscriber,
@@ -63,6 +67,8 @@ export class Subscription {
 }
 
 interface LocalChannel {
+  /** The channel's parsed name, shared by its subscriptions. */
+  readonly info: ChannelInfo;
   readonly subs: Set<Subscription>;
   /** Settles once the backplane delivers this channel's events here. */
   readonly ready: Promise<void>;
@@ -82,6 +88,12 @@ export class Hub implements BackplaneListener {
     private readonly log: Logger,
   ) {}
 
+  /** The parsed channel of a name some subscription here already holds (shared, not
+   * parsed again), or null. */
+  channelInfo(name: string): ChannelInfo | null {
+    return this.channels.get(name)?.info ?? null;
+  }
+
   /**
    * Opens a subscription: registers it first so no live event is missed, then reads the
    * snapshot or the replay, queues `subscribed` + snapshot/replay, and finally releases the
@@ -94,7 +106,7 @@ export class Hub implements BackplaneListener {
     let local = this.channels.get(name);
     if (!local) {
       const ready = this.backplane.subscribe(name);
-      local = { subs: new Set(), ready };
+      local = { info: sub.channel, subs: new Set(), ready };
       this.channels.set(name, local);
       ready.catch(() => {
         if (this.channels.get(name)?.ready === ready) this.channels.delete(name);
@@ -114,8 +126,8 @@ export class Hub implements BackplaneListener {
     for (const frame of frames) {
       if (!sub.subscriber.send(frame, now, true)) return;
     }
-    const pending = sub.pending;
-    sub.pending = [];
+    const pending = sub.pending ?? [];
+    sub.pending = null;
     sub.state = 'live';
     for (const p of pending) {
       this.deliver(sub, p.frame, p.seq, p.epoch, now);
@@ -187,8 +199,8 @@ export class Hub implements BackplaneListener {
   unsubscribe(sub: Subscription): void {
     const local = this.channels.get(sub.channel.name);
     if (!local?.subs.delete(sub)) return;
-    for (const p of sub.pending) p.frame.release();
-    sub.pending = [];
+    for (const p of sub.pending ?? []) p.frame.release();
+    sub.pending = null;
     if (local.subs.size === 0) {
       this.channels.delete(sub.channel.name);
       this.backplane.unsubscribe(sub.channel.name).catch((err: unknown) => {
@@ -270,18 +282,32 @@ export class Hub implements BackplaneListener {
     setImmediate(this.flushAll);
   }
 
+  /**
+   * Writes the queues of the connections that have something to send, at most FLUSH_SLICE
+   * of them per event-loop turn: a fan-out to 10,000 subscribers is written in slices, and
+   * publishes, pings and new connections are served between them (docs/performance.md).
+   * Each connection's own order is its queue's, so slicing never reorders a client's stream.
+   */
   private readonly flushAll = (): void => {
     this.flushScheduled = false;
-    const dirty = [...this.dirty];
-    this.dirty.clear();
     const now = Date.now();
-    for (const subscriber of dirty) subscriber.flush(now);
+    let n = 0;
+    for (const subscriber of this.dirty) {
+      // Deleted before it flushes: a flush that schedules itself again goes to the back.
+      this.dirty.delete(subscriber);
+      subscriber.flush(now);
+      if (++n === FLUSH_SLICE) break;
+    }
+    if (this.dirty.size > 0 && !this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushAll);
+    }
   };
 
   private deliver(sub: Subscription, frame: Frame, seq: number, epoch: string, now: number): void {
     if (sub.state === 'recovering') {
       frame.retain();
-      sub.pending.push({ frame, seq, epoch });
+      (sub.pending ??= []).push({ frame, seq, epoch });
       return;
     }
     if (epoch !== sub.epoch) {

@@ -17,6 +17,8 @@ export interface LivenessView {
   readonly oldestQueuedAt: number | null;
   /** Since when the queue has waited on a socket that does not drain, or null. */
   readonly stuckSince: number | null;
+  /** When the token of an open connection expires (ms), or null when it does not. */
+  readonly expiresAt: number | null;
 }
 
 export type LivenessLimits = Pick<
@@ -29,20 +31,25 @@ export type SweepAction =
   | { readonly kind: 'none' }
   | { readonly kind: 'ping' }
   | { readonly kind: 'no_pong' }
+  | { readonly kind: 'expired' }
   | { readonly kind: 'slow'; readonly reason: string };
 
 const NONE: SweepAction = { kind: 'none' };
 const PING: SweepAction = { kind: 'ping' };
 const NO_PONG: SweepAction = { kind: 'no_pong' };
+const EXPIRED: SweepAction = { kind: 'expired' };
 
 function pongOverdue(view: LivenessView, limits: LivenessLimits, now: number): boolean {
   return view.awaitingPongSince !== null && now - view.awaitingPongSince > limits.pingTimeoutMs;
 }
 
-/** The sweep (about once a second): an open connection is closed for no pong (4009) or a
- * message queued too long (4008), or pinged when its interval is up. */
+/** The sweep (about once a second): an open connection is closed for an expired token
+ * (4001), no pong (4009) or a message queued too long (4008), or pinged when its interval is
+ * up. Token expiry is judged here rather than by a timer per connection: an idle
+ * connection then holds no timer at all. */
 export function sweepAction(view: LivenessView, limits: LivenessLimits, now: number): SweepAction {
   if (view.state !== 'open') return NONE;
+  if (view.expiresAt !== null && now >= view.expiresAt) return EXPIRED;
   if (pongOverdue(view, limits, now)) return NO_PONG;
   if (view.oldestQueuedAt !== null && now - view.oldestQueuedAt > limits.broadcastTimeoutMs)
     return {

@@ -17,15 +17,20 @@ interface Item {
   readonly counted: boolean;
 }
 
-/** FIFO with O(1) shift; compacts once the consumed head is large. */
+/** What an empty lane holds: idle connections keep no array of their own. Never written. */
+const NONE: Item[] = [];
+
+/** FIFO with O(1) shift; compacts once the consumed head is large, lets go of its array
+ * once empty. */
 class Lane {
-  private items: Item[] = [];
+  private items: Item[] = NONE;
   private head = 0;
 
   get length(): number {
     return this.items.length - this.head;
   }
   push(item: Item): void {
+    if (this.items === NONE) this.items = [];
     this.items.push(item);
   }
   peek(): Item | undefined {
@@ -35,7 +40,10 @@ class Lane {
     const item = this.items[this.head];
     if (item === undefined) return undefined;
     this.items[this.head++] = undefined as unknown as Item;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
+    if (this.head === this.items.length) {
+      this.items = NONE;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
@@ -49,14 +57,14 @@ class Lane {
       const item = this.items[i] as Item;
       (match(item) ? removed : kept).push(item);
     }
-    this.items = kept;
+    this.items = kept.length === 0 ? NONE : kept;
     this.head = 0;
     return removed;
   }
 
   clear(): Item[] {
     const rest = this.items.slice(this.head);
-    this.items = [];
+    this.items = NONE;
     this.head = 0;
     return rest;
   }
@@ -67,7 +75,8 @@ export type EnqueueResult = 'queued' | 'conflated' | 'overflow';
 export class OutboundQueue {
   private readonly priority = new Lane();
   private readonly normal = new Lane();
-  private readonly byKey = new Map<string, Item>();
+  /** Queued state updates by conflation key; created on the first one. */
+  private byKey: Map<string, Item> | null = null;
   private queuedBytes = 0;
   /** What the bounds apply to: every item but replays. */
   private countedItems = 0;
@@ -99,7 +108,7 @@ export class OutboundQueue {
    * bounds but still count in depth and bytes. */
   enqueue(frame: Frame, now: number, replay = false): EnqueueResult {
     if (frame.conflateKey !== null) {
-      const queued = this.byKey.get(frame.conflateKey);
+      const queued = this.byKey?.get(frame.conflateKey);
       if (queued) {
         // Same key still waiting: replace its value in place, keep its place in line.
         this.queuedBytes += frame.size - queued.frame.size;
@@ -127,7 +136,7 @@ export class OutboundQueue {
       this.priority.push(item);
     } else {
       this.normal.push(item);
-      if (frame.conflateKey !== null) this.byKey.set(frame.conflateKey, item);
+      if (frame.conflateKey !== null) (this.byKey ??= new Map()).set(frame.conflateKey, item);
     }
     return 'queued';
   }
@@ -147,7 +156,10 @@ export class OutboundQueue {
       this.countedBytes -= item.frame.size;
     }
     const key = item.frame.conflateKey;
-    if (key !== null && this.byKey.get(key) === item) this.byKey.delete(key);
+    if (key !== null && this.byKey?.get(key) === item) {
+      this.byKey.delete(key);
+      if (this.byKey.size === 0) this.byKey = null;
+    }
   }
 
   private dropWhere(match: (item: Item) => boolean): number {
@@ -178,7 +190,7 @@ export class OutboundQueue {
   clear(): number {
     const dropped = [...this.priority.clear(), ...this.normal.clear()];
     for (const item of dropped) item.frame.release();
-    this.byKey.clear();
+    this.byKey = null;
     this.queuedBytes = this.countedItems = this.countedBytes = 0;
     return dropped.length;
   }

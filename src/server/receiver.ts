@@ -47,12 +47,16 @@ export interface ReceiverLimits {
   readonly maxMessagesPerSecond: number;
 }
 
+/** Where the first op of an idle connection's chain starts. */
+const SETTLED: Promise<void> = Promise.resolve();
+
 export class Receiver {
   private readonly limiter: TokenBucket;
   /** Bytes received before hello succeeded (bounded by PREAUTH_MAX_BYTES). */
   private preauthBytes = 0;
   private strikes = 0;
-  private chain: Promise<void> = Promise.resolve();
+  /** The ops still being handled, in order; null when none (nothing kept while idle). */
+  private chain: Promise<void> | null = null;
 
   constructor(
     private readonly host: ReceiverHost,
@@ -127,7 +131,7 @@ export class Receiver {
    */
   private inOrder(step: () => void | Promise<void>, id?: number | string, channel?: string): void {
     const host = this.host;
-    this.chain = this.chain
+    const next: Promise<void> = (this.chain ?? SETTLED)
       .then(step)
       .catch((err: unknown) => {
         if (err instanceof ArchonError) host.fail(err.code, err.message, id, laneFor(channel));
@@ -137,7 +141,11 @@ export class Receiver {
         // Reporting the failure failed too (socket gone): nothing more to tell this client.
         this.noisyLog.error({ err, ...host.logFields }, 'Client error report failed');
         host.terminate();
+      })
+      .then(() => {
+        if (this.chain === next) this.chain = null;
       });
+    this.chain = next;
   }
 }
 

@@ -36,7 +36,7 @@ export class ConnectionSubscriptions {
    * connection receives it, so its answer is returned for the caller to send.
    */
   async join(principal: Principal, op: SubscribeOp): Promise<ServerMessage | null> {
-    const channel = parseChannel(op.channel);
+    const channel = this.hub.channelInfo(op.channel) ?? parseChannel(op.channel);
     if (!channel) throw new ArchonError('unknown_channel', `unknown channel ${quote(op.channel)}`);
     if (!mayJoin(principal, channel))
       throw new ArchonError('forbidden', `account ${channel.account ?? ''} is not yours`);

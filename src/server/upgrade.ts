@@ -182,6 +182,8 @@ export class UpgradeHandler {
     socket.once('close', done);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       done();
+      // Not kept for the connection's life: a listener and its closures per socket add up.
+      socket.removeListener('close', done);
       this.hooks.accept(ws, socket, upgrade);
     });
   }

@@ -28,7 +28,7 @@ async function verified(token: string): Promise<Principal | ArchonError> {
     expect(typeof principal.userId).toBe('string');
     expect(principal.userId.length).toBeGreaterThan(0);
     for (const a of principal.accounts) expect(typeof a).toBe('string');
-    expect(principal.allAccounts).toBe(principal.accounts.has('*'));
+    expect(principal.allAccounts).toBe(principal.accounts.includes('*'));
     if (principal.expiresAt !== null) expect(Number.isNaN(principal.expiresAt)).toBe(false);
     return principal;
   } catch (err) {

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ArchonError, parseChannel, type ChannelInfo } from '../../src/protocol/index.js';
 import { MemoryBackplane } from '../../src/server/backplane/memory.js';
 import type { Frame } from '../../src/server/frame.js';
-import { Hub, Subscription, type Subscriber } from '../../src/server/hub.js';
+import { FLUSH_SLICE, Hub, Subscription, type Subscriber } from '../../src/server/hub.js';
 import { createLogger } from '../../src/server/logging.js';
 import { Metrics } from '../../src/server/metrics.js';
 
@@ -183,5 +183,27 @@ describe('Hub', () => {
         expect.objectContaining({ type: 'system', message: 'maintenance at 22:00' }),
       ]);
     expect(hub.broadcastAudience()).toBe(2);
+  });
+
+  it('writes a large fan-out in slices of FLUSH_SLICE connections, serving other work between them', async () => {
+    const n = FLUSH_SLICE * 2 + 500;
+    const subscribers = Array.from({ length: n }, (_, i) => new Recorder(`r${i}`));
+    const { hub, publish } = await setup(subscribers);
+    for (const r of subscribers)
+      await hub.subscribe(new Subscription(r, channel('signals')), undefined, 1);
+    await new Promise((resolve) => setImmediate(resolve)); // the subscribe answers' flush
+    for (const r of subscribers) r.flushes = 0;
+    await publish('signals', { n: 1 });
+    const flushed = () => subscribers.filter((r) => r.flushes > 0).length;
+    const seen: number[] = [];
+    // Each turn of the event loop flushes one slice; work queued meanwhile runs in between.
+    for (let turn = 0; turn < 4; turn++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      seen.push(flushed());
+    }
+    expect(seen).toEqual([FLUSH_SLICE, FLUSH_SLICE * 2, n, n]);
+    // Every connection was written exactly once, and got the event.
+    expect(subscribers.every((r) => r.flushes === 1)).toBe(true);
+    expect(subscribers.every((r) => r.messages.at(-1)?.seq === 1)).toBe(true);
   });
 });

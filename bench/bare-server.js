@@ -1,34 +1,35 @@
 /**
- * The reference server of the benchmark: an HTTP server plus a bare `ws` broadcast loop.
+ * The reference servers of the benchmark: an HTTP server plus a bare `ws` broadcast loop
+ * (BENCH_SEND=ws-send, the `bare` target), or the frame-once floor (BENCH_SEND=frame-once,
+ * the `floor` target): the least a Node server can do per event, serialize and frame it once
+ * and `socket.write` the same buffer to every subscriber.
  *
  * It speaks just enough of the archon.v1 protocol for bench/loadgen.js to work unchanged:
  *   - any WebSocket path; the first offered subprotocol is accepted;
  *   - {"op":"hello"} → {"type":"welcome",…}; {"op":"subscribe"} → {"type":"subscribed",…};
  *     everything else from clients is ignored (no auth, no ping timer, no queues, no history);
  *   - POST /api/v1/publish {"channel","data"} → the event is serialized ONCE and sent with
- *     `ws.send(buf)` to every subscriber of the channel, then answered like the gateway;
+ *     `ws.send(buf)` (framed per client) or as one ready frame written to every subscriber's
+ *     socket, then answered like the gateway;
  *   - GET /api/health → {"status":"ok"}.
  *
- * Env: PORT (required), HOST (default 127.0.0.1), BENCH_MAX_SECONDS (exits by itself after
- * that long; default 900), BENCH_PARENT_PID (exits when that process is gone).
+ * Env: BENCH_SEND (ws-send | frame-once; default ws-send), and those of reference-http.js.
  *
  *   node_modules/.bin/node bench/bare-server.js        # with PORT=… in the environment
  */
 import { Buffer } from 'node:buffer';
-import http from 'node:http';
 import process from 'node:process';
-import { setInterval, setTimeout } from 'node:timers';
 import { WebSocketServer } from 'ws';
+import { referenceHttp, serve, settings } from './reference-http.js';
 
-const port = Number(process.env.PORT);
-const host = process.env.HOST || '127.0.0.1';
-const maxSeconds = Number(process.env.BENCH_MAX_SECONDS || 900);
-if (!Number.isInteger(port) || port <= 0 || port > 65535) {
-  process.stderr.write('bare-server: set PORT to a port number\n');
+const { port, host } = settings('bare-server');
+const frameOnce = process.env.BENCH_SEND === 'frame-once';
+if (!['ws-send', 'frame-once', undefined].includes(process.env.BENCH_SEND)) {
+  process.stderr.write('bare-server: BENCH_SEND is ws-send or frame-once\n');
   process.exit(2);
 }
 
-/** channel → { seq, subscribers: Set<WebSocket> } */
+/** channel → { seq, subscribers: Set<WebSocket> (ws-send) or Set<net.Socket> (frame-once) } */
 const channels = new Map();
 function channel(name) {
   let ch = channels.get(name);
@@ -48,50 +49,36 @@ function publish(name, data) {
   const buf = Buffer.from(
     JSON.stringify({ type: 'event', channel: name, seq, key: null, ts: Date.now(), data }),
   );
-  for (const ws of ch.subscribers) ws.send(buf, TEXT);
+  if (frameOnce) {
+    const frame = textFrame(buf);
+    for (const socket of ch.subscribers) if (socket.writable) socket.write(frame);
+  } else {
+    for (const ws of ch.subscribers) ws.send(buf, TEXT);
+  }
   return { channel: name, seq, epoch: 'bare' };
 }
 
-function reply(res, status, body) {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
+/** An unmasked, final text frame (RFC 6455 §5.2): server frames are the same for every client. */
+function textFrame(payload) {
+  const n = payload.length;
+  let head;
+  if (n < 126) head = Buffer.from([0x81, n]);
+  else if (n < 65_536) head = Buffer.from([0x81, 126, n >> 8, n & 0xff]);
+  else {
+    head = Buffer.alloc(10);
+    head[0] = 0x81;
+    head[1] = 127;
+    head.writeBigUInt64BE(BigInt(n), 2);
+  }
+  return Buffer.concat([head, payload]);
 }
 
-const server = http.createServer((req, res) => {
-  if (req.method === 'GET' && req.url === '/api/health') {
-    reply(res, 200, { status: 'ok' });
-    return;
-  }
-  if (req.method === 'POST' && req.url === '/api/v1/publish') {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      let body;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      } catch {
-        reply(res, 400, { error: 'bad_json' });
-        return;
-      }
-      if (!body || typeof body.channel !== 'string' || !('data' in body)) {
-        reply(res, 400, { error: 'bad_request' });
-        return;
-      }
-      reply(res, 200, { results: [publish(body.channel, body.data)] });
-    });
-    return;
-  }
-  reply(res, 404, { error: 'not_found' });
-});
-server.keepAliveTimeout = 60_000;
-
+const server = referenceHttp(publish);
 const wss = new WebSocketServer({ server, perMessageDeflate: false });
 let nextClient = 0;
-wss.on('connection', (ws) => {
+wss.on('connection', (ws, req) => {
+  // frame-once writes to the socket itself (req.socket is the one ws reads and writes).
+  const subscriber = frameOnce ? req.socket : ws;
   const subscribed = new Set();
   ws.on('message', (raw, isBinary) => {
     if (isBinary) return;
@@ -114,7 +101,7 @@ wss.on('connection', (ws) => {
       );
     } else if (msg?.op === 'subscribe' && typeof msg.channel === 'string') {
       const ch = channel(msg.channel);
-      ch.subscribers.add(ws);
+      ch.subscribers.add(subscriber);
       subscribed.add(msg.channel);
       ws.send(
         JSON.stringify({
@@ -130,35 +117,13 @@ wss.on('connection', (ws) => {
     }
   });
   ws.on('close', () => {
-    for (const name of subscribed) channels.get(name)?.subscribers.delete(ws);
+    for (const name of subscribed) channels.get(name)?.subscribers.delete(subscriber);
   });
   ws.on('error', () => {});
 });
 
-server.listen({ port, host, backlog: 4096 }, () => {
-  process.stderr.write(`bare-server: listening on http://${host}:${port}\n`);
-});
-
-function stop() {
+serve('bare-server', server, { port, host }, () => {
   server.close();
   for (const ws of wss.clients) ws.terminate();
   process.exit(0);
-}
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-// Bounded: never outlives the benchmark, even if the orchestrator died.
-setTimeout(() => {
-  process.stderr.write(`bare-server: BENCH_MAX_SECONDS=${maxSeconds} reached, exiting\n`);
-  process.exit(3);
-}, maxSeconds * 1000).unref();
-// …and exits as soon as the benchmark that started it is gone.
-const parent = Number(process.env.BENCH_PARENT_PID);
-if (parent > 0) {
-  setInterval(() => {
-    try {
-      process.kill(parent, 0);
-    } catch {
-      stop();
-    }
-  }, 1000).unref();
-}
+});

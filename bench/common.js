@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { killWorkers, machineCpu, sleep } from './loadgen.js';
 
@@ -249,15 +249,18 @@ export function baseEnv() {
 }
 
 /**
- * Starts the bare server or one gateway instance on `port`. `extraEnv` adds settings (cluster
- * mode: ARCHON_REDIS_URL, ARCHON_SERVER_ID); the instance is ready when GET /api/health answers
- * 200, and in cluster mode also `"status":"ok"` (its Redis backplane is up).
+ * Starts a server on `port`: `archon` (one gateway instance), `bare` (a `ws.send` loop),
+ * `floor` (the same server writing one frame per event to every socket) or `socketio`
+ * (Socket.IO 4, one room per channel). `extraEnv` adds gateway settings (cluster mode:
+ * ARCHON_REDIS_URL, ARCHON_SERVER_ID); the server is ready when GET /api/health answers 200,
+ * and in cluster mode also `"status":"ok"` (its Redis backplane is up). Each carries
+ * bench/probe.js: `probeStats(s)` reads its event-loop lag and memory.
  */
 export async function startServer(
   target,
   port,
   secrets,
-  { label = target, extraEnv = {}, bound } = {},
+  { label = target, extraEnv = {}, bound, nodeArgs = [] } = {},
 ) {
   const env = baseEnv();
   Object.assign(env, {
@@ -266,11 +269,19 @@ export async function startServer(
     BENCH_MAX_SECONDS: String(bound),
     BENCH_PARENT_PID: String(process.pid),
   });
+  // Every server carries the measurement probe (bench/probe.js) on a port of its own.
+  const probePort = await freePort();
+  env.BENCH_PROBE_PORT = String(probePort);
+  // nodeArgs: V8/Node flags for the server (e.g. --max-semi-space-size=16), every target alike.
+  const probe = [...nodeArgs, '--import', pathToFileURL(path.join(BENCH, 'probe.js')).href];
   let args;
-  if (target === 'bare') {
-    args = [path.join(BENCH, 'bare-server.js')];
+  if (target === 'bare' || target === 'floor') {
+    args = [...probe, path.join(BENCH, 'bare-server.js')];
+    env.BENCH_SEND = target === 'floor' ? 'frame-once' : 'ws-send';
+  } else if (target === 'socketio') {
+    args = [...probe, path.join(BENCH, 'socketio-server.js')];
   } else {
-    args = [GATEWAY, 'serve', '--port', String(port)];
+    args = [...probe, GATEWAY, 'serve', '--port', String(port)];
     Object.assign(env, {
       ARCHON_JWT_SECRET: secrets.jwtSecret,
       ARCHON_PUBLISH_TOKENS: secrets.publishToken,
@@ -298,7 +309,15 @@ export async function startServer(
     },
   });
   s.port = port;
+  s.probeUrl = `http://127.0.0.1:${probePort}/stats`;
   return s;
+}
+
+/** The probe's figures of a server (bench/probe.js); `reset` starts a new lag window. */
+export async function probeStats(s, { reset = false } = {}) {
+  const r = await httpGet(`${s.probeUrl}${reset ? '?reset=1' : ''}`, 5000);
+  if (r.status !== 200) throw new Error(`${s.target}: probe answered ${r.status ?? 'nothing'}`);
+  return JSON.parse(r.body);
 }
 
 export async function stopServer(s) {

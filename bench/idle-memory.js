@@ -5,12 +5,17 @@
  * one after the other in alternating order per round.
  *
  *   node_modules/.bin/node bench/idle-memory.js [--clients 10000] [--rounds 3]
- *        [--only bare,archon] [--settle 5] [--timeout SECONDS]
+ *        [--only bare,socketio,archon] [--settle 5] [--warmup 1000] [--timeout SECONDS]
+ *        [--node-args=--max-semi-space-size=16]
  *
- * bare is bench/bare-server.js (a `ws` server that keeps a Set of subscribers per channel);
- * archon is `archon-ws serve` with every feature on (JWT auth, queues, history, metrics,
- * liveness). RSS is read from /proc/<pid>/status after `--settle` seconds of quiet, before
- * the clients connect and after they all hold their 3 subscriptions.
+ * bare is bench/bare-server.js (a `ws` server that keeps a Set of subscribers per channel;
+ * `floor` is the same server idle); socketio is Socket.IO 4 with 3 rooms joined; archon is
+ * `archon-ws serve` with every feature on (JWT auth, queues, history, metrics, liveness).
+ * RSS is read from /proc/<pid>/status after `--settle` seconds of quiet, before the clients
+ * connect and after they all hold their 3 subscriptions. Before that, `--warmup` clients
+ * connect and leave (0: a cold server), so the figure is what connections hold, not the
+ * one-off growth of V8's young generation and compiled code that the first burst causes.
+ * The heap columns (from the probe every server carries, bench/probe.js) say where it went.
  */
 import { randomBytes } from 'node:crypto';
 import process from 'node:process';
@@ -24,20 +29,24 @@ import {
   fx,
   freePort,
   median,
+  probeStats,
   runMain,
   saveResults,
   startServer,
   stopServer,
   table,
 } from './common.js';
+import { dialect } from './dialect.js';
 import { procRssMb, signToken } from './loadgen.js';
 
 const { values: argv } = parseArgs({
   options: {
     clients: { type: 'string', default: '10000' },
     rounds: { type: 'string', default: '3' },
-    only: { type: 'string', default: 'bare,archon' },
+    only: { type: 'string', default: 'bare,socketio,archon' },
     settle: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1000' },
+    'node-args': { type: 'string', default: '' },
     timeout: { type: 'string' },
     'no-save': { type: 'boolean', default: false },
   },
@@ -45,6 +54,8 @@ const { values: argv } = parseArgs({
 const clients = Number(argv.clients);
 const rounds = Number(argv.rounds);
 const settle = Number(argv.settle);
+const warmup = Number(argv.warmup);
+const nodeArgs = argv['node-args'].split(' ').filter(Boolean);
 const targets = argv.only.split(',');
 const fail = (m) => {
   process.stderr.write(`idle-memory: ${m}\n`);
@@ -53,62 +64,105 @@ const fail = (m) => {
 if (!Number.isInteger(clients) || clients < 1 || clients > 15_000) fail('--clients: 1..15000');
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 9) fail('--rounds: 1..9');
 if (!(settle >= 0 && settle <= 60)) fail('--settle: 0..60 seconds');
-if (!targets.every((t) => t === 'bare' || t === 'archon')) fail('--only: bare, archon');
+if (!Number.isInteger(warmup) || warmup < 0 || warmup > 15_000) fail('--warmup: 0..15000');
+if (!nodeArgs.every((a) => a.startsWith('--'))) fail('--node-args: Node/V8 flags for every server');
+const TARGETS = ['floor', 'bare', 'socketio', 'archon'];
+if (!targets.every((t) => TARGETS.includes(t))) fail(`--only: ${TARGETS.join(', ')}`);
 const CHANNELS = ['signals', 'positions:ACC1', 'risk:ACC1'];
-const perTarget = 60 + clients / 200 + 2 * settle;
+const perTarget = 60 + (clients + warmup) / 200 + 2 * settle;
 const hardBound = Number(argv.timeout ?? Math.ceil(rounds * targets.length * perTarget + 30));
 
+/** Heap figures of a server in MB, from its probe (bench/probe.js). They say where the RSS
+ * goes: live objects (heap used), heap V8 keeps (heap total, of which the young generation is
+ * new space) and buffers (external). */
+async function memoryOf(server) {
+  const m = await probeStats(server);
+  const mb = (bytes) => bytes / 1024 / 1024;
+  return {
+    heapUsed: mb(m.heapUsed),
+    heapTotal: mb(m.heapTotal),
+    external: mb(m.external),
+    newSpace: mb(m.newSpace),
+  };
+}
+
 /** Connects one client: hello, then the 3 subscriptions; resolves with its socket. */
-function connect(url, token) {
+function connect(speak, url, token) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, ['archon.v1'], { perMessageDeflate: false });
+    const ws = new WebSocket(url, speak.protocols, { perMessageDeflate: false });
+    const hello = () => speak.send(ws, { op: 'hello', token, client: 'idle-bench' });
     let waiting = CHANNELS.length;
     const timer = setTimeout(() => reject(new Error('client not subscribed within 30 s')), 30_000);
     ws.on('error', (err) => {
       clearTimeout(timer);
       reject(err);
     });
-    ws.on('open', () => ws.send(JSON.stringify({ op: 'hello', token, client: 'idle-bench' })));
+    ws.on('open', () => speak.opened(ws, hello));
     ws.on('message', (data) => {
-      const m = JSON.parse(data.toString());
+      const m = speak.read(ws, data.toString(), hello);
+      if (m === null) return;
       if (m.type === 'welcome')
-        CHANNELS.forEach((channel, id) =>
-          ws.send(JSON.stringify({ op: 'subscribe', id, channel })),
-        );
+        CHANNELS.forEach((channel, id) => speak.send(ws, { op: 'subscribe', id, channel }));
       else if (m.type === 'subscribed' && --waiting === 0) {
         clearTimeout(timer);
         resolve(ws);
       } else if (m.type === 'error') reject(new Error(`${m.code}: ${m.message}`));
-      else if (m.type === 'ping') ws.send('{"op":"pong"}');
+      else if (m.type === 'ping') speak.send(ws, { op: 'pong' });
     });
   });
+}
+
+/** Connects `n` clients to a target's server, 200 at a time. */
+async function connectAll(target, port, token, n) {
+  const speak = dialect(target);
+  const url = speak.url(`ws://127.0.0.1:${port}`);
+  const sockets = [];
+  for (let i = 0; i < n; i += 200) {
+    const batch = Math.min(200, n - i);
+    sockets.push(
+      ...(await Promise.all(Array.from({ length: batch }, () => connect(speak, url, token)))),
+    );
+  }
+  return sockets;
 }
 
 async function measure(target, secrets) {
   const port = await freePort();
   const server = await startServer(target, port, secrets, {
     bound: Math.ceil(perTarget + 30),
+    nodeArgs,
     extraEnv: {
       WEBSOCKET_MAX_CONNECTIONS_PER_USER: '20000',
       WEBSOCKET_MAX_CONNECTIONS_PER_IP: '20000',
     },
   });
   try {
+    // Warm-up: the server's code paths compiled and its young generation grown to the size
+    // a burst of connections needs, so "before" is a server that has already served clients.
+    for (const ws of await connectAll(target, port, secrets.jwt, warmup)) ws.terminate();
     await sleep(settle * 1000);
     const before = procRssMb(server.pid);
-    const url = `ws://127.0.0.1:${port}/api/v1/ws`;
-    const sockets = [];
-    for (let i = 0; i < clients; i += 200) {
-      const batch = Math.min(200, clients - i);
-      sockets.push(
-        ...(await Promise.all(Array.from({ length: batch }, () => connect(url, secrets.jwt)))),
-      );
-    }
+    const heapBefore = await memoryOf(server);
+    const sockets = await connectAll(target, port, secrets.jwt, clients);
     await sleep(settle * 1000);
     const after = procRssMb(server.pid);
+    const heapAfter = await memoryOf(server);
     for (const ws of sockets) ws.terminate();
-    const kbPer = ((after - before) * 1024) / clients;
-    return { target, clients, rssBeforeMb: before, rssAfterMb: after, kbPerConnection: kbPer };
+    const perConnection = (a, b) => (a === null || b === null ? null : ((b - a) * 1024) / clients);
+    return {
+      target,
+      clients,
+      rssBeforeMb: before,
+      rssAfterMb: after,
+      kbPerConnection: perConnection(before, after),
+      heapBefore,
+      heapAfter,
+      // KB per connection of each part: the objects, what V8 holds, buffers.
+      kbHeapUsed: perConnection(heapBefore.heapUsed, heapAfter.heapUsed),
+      kbHeapTotal: perConnection(heapBefore.heapTotal, heapAfter.heapTotal),
+      kbNewSpace: perConnection(heapBefore.newSpace, heapAfter.newSpace),
+      kbExternal: perConnection(heapBefore.external, heapAfter.external),
+    };
   } finally {
     await stopServer(server);
   }
@@ -124,7 +178,7 @@ runMain('idle-memory', hardBound, async () => {
     publishToken: randomBytes(24).toString('base64url'),
   };
   process.stderr.write(
-    `idle memory: ${clients} clients × ${CHANNELS.length} subscriptions, ${rounds} round(s), targets ${targets.join(', ')}\n`,
+    `idle memory: ${clients} clients × ${CHANNELS.length} subscriptions (after a warm-up of ${warmup}), ${rounds} round(s), targets ${targets.join(', ')}\n`,
   );
   const results = [];
   for (let r = 0; r < rounds; r++) {
@@ -151,6 +205,10 @@ runMain('idle-memory', hardBound, async () => {
         ['RSS before MB', 14, (m) => fx(m.rssBeforeMb, 1)],
         ['RSS after MB', 13, (m) => fx(m.rssAfterMb, 1)],
         ['KB per connection', 18, (m) => fx(m.kbPerConnection, 1)],
+        ['heap used KB', 13, (m) => fx(m.kbHeapUsed, 1)],
+        ['heap total KB', 14, (m) => fx(m.kbHeapTotal, 1)],
+        ['new space KB', 13, (m) => fx(m.kbNewSpace, 1)],
+        ['external KB', 12, (m) => fx(m.kbExternal, 1)],
       ],
       results,
     )}\n\nmedian KB per idle connection: ${targets.map((t) => `${t} ${fx(summary[t], 1)}`).join(', ')}${
@@ -160,5 +218,13 @@ runMain('idle-memory', hardBound, async () => {
     }\n`,
   );
   if (!argv['no-save'])
-    saveResults('idle-memory-', started, { environment: environment(), clients, results, summary });
+    saveResults('idle-memory-', started, {
+      environment: environment(),
+      clients,
+      warmup,
+      settle,
+      nodeArgs,
+      results,
+      summary,
+    });
 });

@@ -34,9 +34,9 @@ import { clearInterval, clearTimeout, setInterval, setTimeout } from 'node:timer
 import { URL, fileURLToPath } from 'node:url';
 import { TextEncoder, parseArgs } from 'node:util';
 import WebSocket from 'ws';
+import { dialect } from './dialect.js';
 
 const SELF = fileURLToPath(import.meta.url);
-const SUBPROTOCOL = 'archon.v1';
 
 /** Worker processes alive in this process (killed by killWorkers on abrupt exit). */
 const liveWorkers = new Set();
@@ -389,7 +389,8 @@ function firstReceipt(c, seq) {
  * The subscribers of one worker process (this file's workers, and the legitimate clients of
  * bench/abuse-workers.js). cfg: {url, channel, client (hello's client name), count, idBase,
  * batch, connectTimeoutMs, expectedEvents, ips?} (ips: source addresses, client id → ips[id %
- * ips.length]). Each client: WebSocket `archon.v1` → hello → welcome → subscribe → subscribed,
+ * ips.length], target?: 'socketio' speaks through Socket.IO, bench/dialect.js). Each client:
+ * WebSocket `archon.v1` → hello → welcome → subscribe → subscribed,
  * answers server pings, keeps seq bookkeeping. Hooks: on.event(c, msg, t) for each event a
  * subscribed client receives for the first time (t: receive time), on.pong?(c, t), and for the
  * parent's messages on.start(m) (`start`: {base, winA, winB}), on.drain?() (`drain` begins) and
@@ -397,6 +398,7 @@ function firstReceipt(c, seq) {
  * connectAll connects the clients (`tokenFor(i)`: the JWT of the i-th) and reports `ready`.
  */
 export function subscriberWorker(cfg, on) {
+  const speak = dialect(cfg.target);
   const clients = [];
   const marks = windowMarks();
   let parseErrors = 0;
@@ -434,37 +436,37 @@ export function subscriberWorker(cfg, on) {
         resolve(ok ? c : null);
       };
       const timer = setTimeout(() => done(false, 'handshake timeout'), cfg.connectTimeoutMs);
-      const ws = new WebSocket(cfg.url, SUBPROTOCOL, {
+      const ws = new WebSocket(cfg.url, speak.protocols, {
         perMessageDeflate: false,
         skipUTF8Validation: true,
         handshakeTimeout: cfg.connectTimeoutMs,
         localAddress: cfg.ips?.[id % cfg.ips.length],
       });
       c.ws = ws;
-      ws.on('open', () => {
-        ws.send(JSON.stringify({ op: 'hello', token, client: cfg.client }));
-      });
+      const hello = () => speak.send(ws, { op: 'hello', token, client: cfg.client });
+      ws.on('open', () => speak.opened(ws, hello));
       ws.on('message', (raw) => {
         const t = now();
         let msg;
         try {
           // Frames are ASCII JSON: latin1 decoding is cheaper than UTF-8 and gives the same text.
-          msg = JSON.parse(raw.toString('latin1'));
+          msg = speak.read(ws, raw.toString('latin1'), hello);
         } catch {
           parseErrors++;
           return;
         }
+        if (msg === null) return;
         const type = msg.type;
         if (type === 'event') {
           if (c.state === 2 && firstReceipt(c, msg.seq)) on.event(c, msg, t);
         } else if (type === 'ping') {
           pongs++;
-          ws.send('{"op":"pong"}');
+          speak.send(ws, { op: 'pong' });
         } else if (type === 'pong') {
           on.pong?.(c, t);
         } else if (type === 'welcome' && c.state === 0) {
           c.state = 1;
-          ws.send(JSON.stringify({ op: 'subscribe', id: 1, channel: cfg.channel }));
+          speak.send(ws, { op: 'subscribe', id: 1, channel: cfg.channel });
         } else if (type === 'subscribed' && c.state === 1) {
           c.state = 2;
           c.seq0 = msg.seq;
@@ -636,10 +638,13 @@ function workerMain(cfg) {
  * Runs one load against a server; resolves with the figures (see README).
  * @param {object} o
  * @param {string} o.url           ws:// URL of the client endpoint
+ * @param {string} [o.target]      'socketio': the clients speak through Socket.IO (dialect.js)
  * @param {string} [o.publishUrl]  default: same origin + /api/v1/publish
  * @param {string} [o.token]       JWT sent in hello ('' for the bare server)
  * @param {string} [o.publishToken]
  * @param {number} [o.serverPid]   process whose CPU is measured over the window
+ * @param {{start: () => Promise<unknown>, end: () => Promise<object>}} [o.probe]  called at
+ *   the start and the end of the window; what end() gives is the result's `probe`
  * @param {Record<string, number>} [o.extraPids]  more processes (name → pid) whose CPU is
  *   measured over the same window, e.g. the publishing instance and Redis of a cluster run;
  *   reported in `extra` and not counted as `other`
@@ -678,6 +683,7 @@ export async function runLoad(o) {
       {
         ...share,
         url: opt.url,
+        target: opt.target,
         token: opt.token,
         channel: opt.channel,
         connectTimeoutMs: opt.connectTimeout * 1000,
@@ -717,15 +723,20 @@ export async function runLoad(o) {
     await Promise.race([sleepUntil(A), died]);
     const sA = sample();
     for (const w of workers) w.post({ type: 'mark-start' });
+    const probing = opt.probe?.start().catch((err) => ({ error: String(err?.message ?? err) }));
     opt.log(`  warm-up done, measuring ${opt.seconds} s…`);
     await Promise.race([sleepUntil(B), died]);
     const sB = sample();
     for (const w of workers) w.post({ type: 'mark-end' });
+    await probing;
+    const probe = await opt.probe?.end().catch((err) => ({ error: String(err?.message ?? err) }));
     const published = await Promise.race([pub, died]);
 
     // -- drain and gather
     const results = await drainWorkers(workers, published.ackedSeqs, opt.drain);
-    return summarize({ opt, connect, published, results, sA, sB, tStart, A, B, workers });
+    const r = summarize({ opt, connect, published, results, sA, sB, tStart, A, B, workers });
+    r.probe = probe ?? null;
+    return r;
   } finally {
     stop.stopped = true;
     await endWorkers(workers);

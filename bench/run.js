@@ -1,21 +1,28 @@
 /**
- * Benchmark orchestrator: archon-ws vs a bare `ws` broadcast loop under the same load, and
- * archon-ws in cluster mode (publisher and subscribers on different instances).
+ * Benchmark orchestrator: archon-ws beside the least a Node server can do and beside the
+ * servers users compare it with, under the same load; and archon-ws in cluster mode
+ * (publisher and subscribers on different instances).
  *
  *   node_modules/.bin/node bench/run.js [--clients 5000] [--rate 10] [--size 200] [--seconds 20]
- *        [--warmup 3] [--rounds 3] [--only bare,archon,cluster] [--workers 2] [--batch 200]
- *        [--quiet-wait 20] [--quiet-below 0.25] [--timeout SECONDS] [--no-save]
+ *        [--warmup 3] [--rounds 3] [--only floor,bare,socketio,archon,cluster] [--workers 2]
+ *        [--batch 200] [--quiet-wait 20] [--quiet-below 0.25] [--timeout SECONDS] [--no-save]
+ *        [--node-args=--max-semi-space-size=16]
  *
- * Targets: `bare` (bench/bare-server.js), `archon` (one gateway instance, embedded mode) and
- * `cluster` (its own redis-server + two gateway instances on it: publishes go to instance A,
- * every client is on instance B). The default is bare and archon; `--only` takes a
- * comma-separated list. Each round runs the targets one after the other (order alternates per
- * round), each with fresh child processes on free 127.0.0.1 ports, under the same load
- * (bench/loadgen.js). The server child's CPU (utime+stime from /proc/<pid>/stat; for cluster:
- * instance B, and also A and Redis) is read at the start and the end of the measured window;
- * CPU µs per delivery = that CPU time / events received by all clients in the same window.
- * Prints a table per round and a summary (medians over rounds; each ratio is the median of the
- * per-round ratios archon/bare and cluster/archon) and writes bench/results/<timestamp>.json.
+ * Targets: `floor` (the frame-once floor: each event serialized and framed once, the same
+ * buffer written to every socket), `bare` (a `ws.send` loop), `socketio` (Socket.IO 4, one
+ * room per channel), `archon` (one gateway instance, embedded mode) and `cluster` (its own
+ * redis-server + two gateway instances on it: publishes go to instance A, every client is on
+ * instance B). The default is every target but cluster; `--only` takes a comma-separated
+ * list. Each round runs the targets one after the other (order alternates per round), each
+ * with fresh child processes on free 127.0.0.1 ports, under the same load (bench/loadgen.js).
+ * The server child's CPU (utime+stime from /proc/<pid>/stat; for cluster: instance B, and also
+ * A and Redis) is read at the start and the end of the measured window; CPU µs per delivery =
+ * that CPU time / events received by all clients in the same window. Every server carries
+ * bench/probe.js, which gives its event-loop lag over the window and its RSS at the end;
+ * `pub p99` is the publisher's HTTP round trip. `--node-args` gives every server (the cluster's
+ * instances too) the same Node/V8 flags. Prints a table per round and a summary
+ * (medians over rounds; each ratio is the median of the per-round ratios archon/bare,
+ * archon/floor and cluster/archon) and writes bench/results/<timestamp>.json.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -36,6 +43,7 @@ import {
   fx,
   median,
   parseCli,
+  probeStats,
   runMain,
   saveResults,
   staleDist,
@@ -45,11 +53,12 @@ import {
   table,
   waitQuiet,
 } from './common.js';
+import { dialect } from './dialect.js';
 import { runLoad, signToken, sleep } from './loadgen.js';
 
 const REQUIRED_RATIO = 1.3;
-const ALL_TARGETS = ['bare', 'archon', 'cluster'];
-const DEFAULT_TARGETS = ['bare', 'archon'];
+const ALL_TARGETS = ['floor', 'bare', 'socketio', 'archon', 'cluster'];
+const DEFAULT_TARGETS = ['floor', 'bare', 'socketio', 'archon'];
 /** The machine's own Redis: never started on, connected to or touched by the benchmark. */
 const RESERVED_REDIS_PORT = 6379;
 
@@ -65,6 +74,7 @@ const { argv, check, opt } = parseCli(
     only: { type: 'string' },
     workers: { type: 'string', default: '2' },
     batch: { type: 'string', default: '200' },
+    'node-args': { type: 'string', default: '' },
   },
   { rate: '10', quietWait: '20', maxSize: 65_000 },
 );
@@ -72,6 +82,7 @@ Object.assign(opt, {
   clients: Number(argv.clients),
   workers: Number(argv.workers),
   batch: Number(argv.batch),
+  nodeArgs: argv['node-args'].split(' ').filter(Boolean),
 });
 check(
   Number.isInteger(opt.clients) && opt.clients >= 1 && opt.clients <= 15_000,
@@ -79,6 +90,10 @@ check(
 );
 check(Number.isInteger(opt.workers) && opt.workers >= 1 && opt.workers <= 8, '--workers: 1..8');
 check(opt.batch >= 1 && opt.batch <= 1000, '--batch: 1..1000');
+check(
+  opt.nodeArgs.every((a) => a.startsWith('--')),
+  '--node-args: Node/V8 flags for every server, e.g. "--max-semi-space-size=16"',
+);
 const only = argv.only
   ? argv.only
       .split(',')
@@ -242,14 +257,17 @@ async function runTarget(target, secrets) {
   const s = await startServer(target, port, secrets, {
     bound: serverBound(target),
     extraEnv: ONE_USER_ONE_ADDRESS,
+    nodeArgs: opt.nodeArgs,
   });
   try {
     const r = await runLoad({
       ...loadOptions(),
-      url: `ws://127.0.0.1:${port}/api/v1/ws`,
+      target,
+      url: dialect(target).url(`ws://127.0.0.1:${port}`),
       token: target === 'archon' ? secrets.jwt : '',
       publishToken: target === 'archon' ? secrets.publishToken : '',
       serverPid: s.pid,
+      probe: windowProbe(s),
     });
     if (s.exited) throw new Error(`${target} exited during the run:\n${s.logTail}`);
     if (!r.server) throw new Error(`could not read /proc/${s.pid}/stat`);
@@ -287,6 +305,7 @@ async function runCluster(secrets) {
     const a = await startServer('archon', aPort, secrets, {
       label: 'cluster A',
       bound,
+      nodeArgs: opt.nodeArgs,
       extraEnv: {
         ...ONE_USER_ONE_ADDRESS,
         ARCHON_REDIS_URL: redisUrl,
@@ -298,6 +317,7 @@ async function runCluster(secrets) {
     const b = await startServer('archon', bPort, secrets, {
       label: 'cluster B',
       bound,
+      nodeArgs: opt.nodeArgs,
       extraEnv: {
         ...ONE_USER_ONE_ADDRESS,
         ARCHON_REDIS_URL: redisUrl,
@@ -317,6 +337,7 @@ async function runCluster(secrets) {
       publishToken: secrets.publishToken,
       serverPid: b.pid,
       extraPids: { publisher: a.pid, redis: redis.pid },
+      probe: windowProbe(b),
     });
     for (const s of procs) {
       if (s.exited) throw new Error(`${s.target} exited during the run:\n${s.logTail}`);
@@ -353,6 +374,12 @@ async function runCluster(secrets) {
   }
 }
 
+/** Event-loop lag and memory of the measured server over the window (bench/probe.js). */
+const windowProbe = (s) => ({
+  start: () => probeStats(s, { reset: true }),
+  end: () => probeStats(s),
+});
+
 const indent = (text) =>
   text
     .trimEnd()
@@ -370,6 +397,9 @@ const COLUMNS = [
   ['p99 ms', 8, (r) => fx(r.latencyMs.p99)],
   ['µs/deliv', 9, (r) => fx(r.server?.cpuUsPerDelivery, 3)],
   ['cores', 6, (r) => fx(r.server?.cpuCores)],
+  ['RSS MB', 7, (r) => fx(rssMb(r), 0)],
+  ['pub p99', 8, (r) => fx(r.publish.httpP99)],
+  ['lag p99', 8, (r) => fx(r.probe?.lag?.p99)],
   ['lost', 6, (r) => String(r.integrity.lost)],
   ['dup', 5, (r) => String(r.integrity.dup)],
   ['ooo', 5, (r) => String(r.integrity.ooo)],
@@ -381,6 +411,10 @@ const COLUMNS = [
   ['machine', 8, (r) => `${fx((r.loadgen.machineBusy ?? 0) * 100, 0)}%`],
   ['flags', 6, flags],
 ];
+/** The server's RSS at the end of the window (the probe's), else after the run (/proc). */
+function rssMb(r) {
+  return typeof r.probe?.rss === 'number' ? r.probe.rss / 1024 / 1024 : r.server?.rssMb;
+}
 /** C: contended (other processes used > 0.25 core or machine > 95 % busy); B: behind (delivered
  * < 95 % of the offered load in the window); S: load generator saturated. */
 function flags(r) {
@@ -400,6 +434,10 @@ const SUMMARY_COLUMNS = [
   ['p99 ms', 8, ([, s]) => fx(s.p99Ms)],
   ['µs/deliv', 9, ([, s]) => fx(s.cpuUsPerDelivery, 3)],
   ['cores', 6, ([, s]) => fx(s.cpuCores)],
+  ['RSS MB', 7, ([, s]) => fx(s.rssMb, 0)],
+  ['pub p50', 8, ([, s]) => fx(s.publishP50Ms)],
+  ['pub p99', 8, ([, s]) => fx(s.publishP99Ms)],
+  ['lag p99', 8, ([, s]) => fx(s.lagP99Ms)],
   ['lost', 7, ([, s]) => s.lost],
   ['dup', 6, ([, s]) => s.dup],
   ['complete', 9, ([, s]) => (s.allComplete ? 'yes' : 'NO')],
@@ -454,6 +492,7 @@ async function main() {
       await sleep(2000); // let sockets and the machine settle between servers
     }
     round.ratio = roundRatio(round, 'archon', 'bare');
+    round.floorRatio = roundRatio(round, 'archon', 'floor');
     // Cluster (instance B) against the single instance of the same round.
     round.clusterRatio = roundRatio(round, 'cluster', 'archon');
     rounds.push(round);
@@ -464,6 +503,9 @@ async function main() {
     if (round.runs.cluster) process.stdout.write(`${clusterLine(round.runs.cluster)}\n`);
     if (round.ratio !== null) {
       process.stdout.write(`ratio archon/bare CPU per delivery: ${fx(round.ratio, 3)}\n`);
+    }
+    if (round.floorRatio !== null) {
+      process.stdout.write(`ratio archon/floor CPU per delivery: ${fx(round.floorRatio, 3)}\n`);
     }
     if (round.clusterRatio !== null) {
       process.stdout.write(
@@ -499,6 +541,10 @@ async function main() {
       p99Ms: median(rs.map((r) => r.latencyMs.p99)),
       cpuUsPerDelivery: median(rs.map((r) => r.server?.cpuUsPerDelivery)),
       cpuCores: median(rs.map((r) => r.server?.cpuCores)),
+      rssMb: median(rs.map(rssMb)),
+      publishP50Ms: median(rs.map((r) => r.publish.httpP50)),
+      publishP99Ms: median(rs.map((r) => r.publish.httpP99)),
+      lagP99Ms: median(rs.map((r) => r.probe?.lag?.p99)),
       lost: rs.reduce((a, r) => a + r.integrity.lost, 0),
       dup: rs.reduce((a, r) => a + r.integrity.dup, 0),
       ooo: rs.reduce((a, r) => a + r.integrity.ooo, 0),
@@ -542,6 +588,7 @@ async function main() {
   // archon/bare at the top level (as before); cluster/archon under summary.cluster.
   Object.assign(summary, ratioSummary('ratio', 'archon', 'bare'));
   summary.cluster = ratioSummary('clusterRatio', 'cluster', 'archon');
+  summary.floor = ratioSummary('floorRatio', 'archon', 'floor');
   summary.disturbedRuns = rounds
     .flatMap((r) => Object.values(r.runs))
     .filter((r) => !clean(r)).length;
@@ -588,6 +635,7 @@ async function main() {
           `A+B+Redis ${fx(clu.totalCpuUsPerDelivery, 3)} µs/deliv\n`
         : '') +
       ratioLine('archon/bare', summary) +
+      ratioLine('archon/floor', summary.floor) +
       ratioLine('cluster B/archon (single)', summary.cluster) +
       (summary.disturbedRuns
         ? `warning: ${summary.disturbedRuns} run(s) flagged C/B/S (see the flags column)\n`

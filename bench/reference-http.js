@@ -1,0 +1,92 @@
+/**
+ * What the reference servers (bare-server.js, socketio-server.js) share: their settings from
+ * the environment, the two HTTP routes the load generator uses, and a bounded lifetime.
+ *
+ *   - GET /api/health → {"status":"ok"};
+ *   - POST /api/v1/publish {"channel","data"} → publish(channel, data) → {results: [result]}.
+ *
+ * Env: PORT (required), HOST (default 127.0.0.1), BENCH_MAX_SECONDS (the server exits by
+ * itself after that long; default 900), BENCH_PARENT_PID (it exits when that process is gone).
+ */
+import { Buffer } from 'node:buffer';
+import http from 'node:http';
+import process from 'node:process';
+import { setInterval, setTimeout } from 'node:timers';
+
+/** PORT and HOST from the environment; exits with a message when PORT is not a port. */
+export function settings(name) {
+  const port = Number(process.env.PORT);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+    process.stderr.write(`${name}: set PORT to a port number\n`);
+    process.exit(2);
+  }
+  return { port, host: process.env.HOST || '127.0.0.1' };
+}
+
+function reply(res, status, body) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+/** An HTTP server with the health and publish routes; other paths are 404 unless `skip` says
+ * another handler (Socket.IO) answers them. */
+export function referenceHttp(publish, skip = () => false) {
+  const server = http.createServer((req, res) => {
+    if (skip(req)) return;
+    if (req.method === 'GET' && req.url === '/api/health') {
+      reply(res, 200, { status: 'ok' });
+      return;
+    }
+    if (req.method === 'POST' && req.url === '/api/v1/publish') {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        let body;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          reply(res, 400, { error: 'bad_json' });
+          return;
+        }
+        if (!body || typeof body.channel !== 'string' || !('data' in body)) {
+          reply(res, 400, { error: 'bad_request' });
+          return;
+        }
+        reply(res, 200, { results: [publish(body.channel, body.data)] });
+      });
+      return;
+    }
+    reply(res, 404, { error: 'not_found' });
+  });
+  server.keepAliveTimeout = 60_000;
+  return server;
+}
+
+/** Listens, and bounds the server's life: `stop` on SIGTERM/SIGINT and when the benchmark
+ * that started it is gone; exit after BENCH_MAX_SECONDS whatever happens. */
+export function serve(name, server, { port, host }, stop) {
+  server.listen({ port, host, backlog: 4096 }, () => {
+    process.stderr.write(`${name}: listening on http://${host}:${port}\n`);
+  });
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  const maxSeconds = Number(process.env.BENCH_MAX_SECONDS || 900);
+  setTimeout(() => {
+    process.stderr.write(`${name}: BENCH_MAX_SECONDS=${maxSeconds} reached, exiting\n`);
+    process.exit(3);
+  }, maxSeconds * 1000).unref();
+  const parent = Number(process.env.BENCH_PARENT_PID);
+  if (parent > 0) {
+    setInterval(() => {
+      try {
+        process.kill(parent, 0);
+      } catch {
+        stop();
+      }
+    }, 1000).unref();
+  }
+}

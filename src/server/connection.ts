@@ -80,6 +80,8 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
   private readonly out: Outbound;
   readonly subscriptions: ConnectionSubscriptions;
   private readonly receiver: Receiver;
+  /** Hub bookkeeping (Subscriber): waiting in its flush list. */
+  flushListed = false;
   private crashed = false;
   private closeCode: number | null = null;
   /** Cancel the session's two timers while they wait: the auth timeout and the close

@@ -2,7 +2,8 @@
  * The hub maps channels to local subscriptions and fans published events out to them.
  * It knows the Backplane interface only. Each event is serialized and framed once; each
  * subscriber's connection queues the same Frame. Writes are batched: connections that got
- * frames are flushed together in one setImmediate turn, one corked socket write each.
+ * frames are flushed in setImmediate turns of at most FLUSH_SLICE connections, one corked
+ * socket write each (docs/performance.md, "Publish never waits on fan-out").
  */
 import {
   ArchonError,
@@ -18,6 +19,7 @@ import {
   type BackplaneEvent,
   type BackplaneListener,
 } from './backplane/backplane.js';
+import { Fifo } from './fifo.js';
 import { Frame } from './frame.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
@@ -30,6 +32,8 @@ export interface Subscriber {
   send(frame: Frame, now?: number, replay?: boolean): boolean;
   /** Writes what is queued; called by the hub's flush turn. */
   flush(now?: number): void;
+  /** True while the subscriber waits in the hub's flush list; only the hub writes it. */
+  flushListed: boolean;
   /** The connection's subscription to a channel was dropped by the server: tell it. */
   resync(channels: string[]): void;
   /** Receives system broadcasts (only once authenticated). */
@@ -76,7 +80,8 @@ interface LocalChannel {
 
 export class Hub implements BackplaneListener {
   private readonly channels = new Map<string, LocalChannel>();
-  private readonly dirty = new Set<Subscriber>();
+  /** Subscribers with something to write, in the order they got it (each listed once). */
+  private readonly dirty = new Fifo<Subscriber>();
   private flushScheduled = false;
   private readonly replays = new ReplayFrames(REPLAY_CACHE_BYTES);
 
@@ -276,7 +281,9 @@ export class Hub implements BackplaneListener {
   }
 
   scheduleFlush(subscriber: Subscriber): void {
-    this.dirty.add(subscriber);
+    if (subscriber.flushListed) return;
+    subscriber.flushListed = true;
+    this.dirty.push(subscriber);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(this.flushAll);
@@ -291,14 +298,14 @@ export class Hub implements BackplaneListener {
   private readonly flushAll = (): void => {
     this.flushScheduled = false;
     const now = Date.now();
-    let n = 0;
-    for (const subscriber of this.dirty) {
-      // Deleted before it flushes: a flush that schedules itself again goes to the back.
-      this.dirty.delete(subscriber);
+    for (let n = 0; n < FLUSH_SLICE; n++) {
+      const subscriber = this.dirty.shift();
+      if (!subscriber) break;
+      // Unlisted before it flushes: a flush that schedules itself again goes to the back.
+      subscriber.flushListed = false;
       subscriber.flush(now);
-      if (++n === FLUSH_SLICE) break;
     }
-    if (this.dirty.size > 0 && !this.flushScheduled) {
+    if (this.dirty.length > 0 && !this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flushAll);
     }

@@ -4,6 +4,7 @@
  * caller closes the connection with 4008 and the client recovers what it missed on
  * reconnect, which is safer for a trader than a dashboard with holes in it.
  */
+import { Fifo } from './fifo.js';
 import type { Frame } from './frame.js';
 
 interface Item {
@@ -17,64 +18,12 @@ interface Item {
   readonly counted: boolean;
 }
 
-/** What an empty lane holds: idle connections keep no array of their own. Never written. */
-const NONE: Item[] = [];
-
-/** FIFO with O(1) shift; compacts once the consumed head is large, lets go of its array
- * once empty. */
-class Lane {
-  private items: Item[] = NONE;
-  private head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-  push(item: Item): void {
-    if (this.items === NONE) this.items = [];
-    this.items.push(item);
-  }
-  peek(): Item | undefined {
-    return this.items[this.head];
-  }
-  shift(): Item | undefined {
-    const item = this.items[this.head];
-    if (item === undefined) return undefined;
-    this.items[this.head++] = undefined as unknown as Item;
-    if (this.head === this.items.length) {
-      this.items = NONE;
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
-  /** Removes the items that match; returns them. */
-  remove(match: (item: Item) => boolean): Item[] {
-    const kept: Item[] = [];
-    const removed: Item[] = [];
-    for (let i = this.head; i < this.items.length; i++) {
-      const item = this.items[i] as Item;
-      (match(item) ? removed : kept).push(item);
-    }
-    this.items = kept.length === 0 ? NONE : kept;
-    this.head = 0;
-    return removed;
-  }
-
-  clear(): Item[] {
-    const rest = this.items.slice(this.head);
-    this.items = NONE;
-    this.head = 0;
-    return rest;
-  }
-}
-
 export type EnqueueResult = 'queued' | 'conflated' | 'overflow';
 
 export class OutboundQueue {
-  private readonly priority = new Lane();
-  private readonly normal = new Lane();
+  /** The two lanes: reused slots, so steady fan-out allocates no array per event. */
+  private readonly priority = new Fifo<Item>();
+  private readonly normal = new Fifo<Item>();
   /** Queued state updates by conflation key; created on the first one. */
   private byKey: Map<string, Item> | null = null;
   private queuedBytes = 0;

@@ -27,6 +27,8 @@ class Recorder implements Subscriber {
     return true;
   }
 
+  flushListed = false;
+
   flush(): void {
     this.flushes++;
   }
@@ -82,8 +84,12 @@ describe('Hub', () => {
     const hub = new Hub(backplane, new Set(subscribers), metrics, log);
     await backplane.start(hub);
     await backplane.subscribe('system'); // as the gateway does at start
-    const publish = (name: string, data: unknown, key: string | null = null) =>
-      backplane.publish([{ channel: name, key, data }]);
+    // Publish answers first and fans out in the next turn: wait for that turn.
+    const publish = async (name: string, data: unknown, key: string | null = null) => {
+      const results = await backplane.publish([{ channel: name, key, data }]);
+      await new Promise((resolve) => setImmediate(resolve));
+      return results;
+    };
     return { hub, backplane, publish };
   }
 
@@ -191,7 +197,9 @@ describe('Hub', () => {
     const { hub, publish } = await setup(subscribers);
     for (const r of subscribers)
       await hub.subscribe(new Subscription(r, channel('signals')), undefined, 1);
-    await new Promise((resolve) => setImmediate(resolve)); // the subscribe answers' flush
+    // The subscribe answers are flushed in slices too: let every slice run.
+    for (let turn = 0; turn < Math.ceil(n / FLUSH_SLICE) + 1; turn++)
+      await new Promise((resolve) => setImmediate(resolve));
     for (const r of subscribers) r.flushes = 0;
     await publish('signals', { n: 1 });
     const flushed = () => subscribers.filter((r) => r.flushes > 0).length;

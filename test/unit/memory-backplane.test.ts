@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { historyCovers, type BackplaneEvent } from '../../src/server/backplane/backplane.js';
 import { MemoryBackplane } from '../../src/server/backplane/memory.js';
 
+/** After the turn in which the backplane fans out what was published before. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 const LIMITS = { streamSize: 3, streamTtlMs: 1000, alertSize: 5, alertTtlMs: 10_000 };
 
 function backplane() {
@@ -76,7 +79,26 @@ describe('MemoryBackplane', () => {
     await bp.subscribe('signals');
     await publish('signals', 1);
     await publish('signals:elsewhere', 1);
+    await nextTurn();
     expect(events.map((e) => e.channel)).toEqual(['signals']);
+  });
+
+  it('answers a publish before its fan-out, and fans out in publish order', async () => {
+    const { bp, events, publish } = backplane();
+    await bp.subscribe('signals');
+    await publish('signals', 1);
+    await bp.publish([
+      { channel: 'signals', key: null, data: 2 },
+      { channel: 'signals', key: null, data: 3 },
+    ]);
+    // Stored and answered; not one subscriber has been handed anything yet.
+    expect(events).toEqual([]);
+    await nextTurn();
+    expect(events.map((e) => [e.seq, e.data])).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ]);
   });
 
   it('stays stored when the listener throws: fan-out never fails a publish', async () => {

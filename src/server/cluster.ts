@@ -5,7 +5,8 @@
  * reply in time instead of silently leaving them out.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { ioredis } from './backplane/ioredis.js';
 import type {
   BroadcastAnswer,
   CleanupAnswer,
@@ -80,6 +81,7 @@ export class ClusterAdmin implements AdminApi {
       maxRetriesPerRequest: 1,
       commandTimeout: COMMAND_TIMEOUT_MS,
     };
+    const { Redis } = ioredis();
     this.command = new Redis(options.url, redisOptions);
     this.subscriber = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
     // ioredis reports connection errors here; the backplane logs the outage itself.

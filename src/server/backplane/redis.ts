@@ -26,7 +26,7 @@
  * work on the same tracked-channel state (epoch, last seq, recovery buffers); the Lua scripts
  * live in redis-scripts.ts.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import {
   isReplayable,
   parseChannel,
@@ -44,6 +44,7 @@ import {
   type PublishResult,
   type Snapshot,
 } from './backplane.js';
+import { ioredis } from './ioredis.js';
 import { newEpoch } from './memory.js';
 import {
   PUBLISH_LUA,
@@ -145,6 +146,7 @@ export class RedisBackplane implements Backplane {
       // does not hammer it.
       retryStrategy: (times) => Math.min(100 * times, 1000),
     };
+    const { Redis } = ioredis();
     const cmd = new Redis(this.options.url, {
       ...common,
       connectionName: `${this.prefix}cmd`,

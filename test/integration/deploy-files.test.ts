@@ -195,6 +195,14 @@ describe('deploy/docker/Dockerfile', () => {
     expect(JSON.parse(cmd?.args ?? 'null')).toEqual(['node', 'bin/archon-ws.js', 'serve']);
   });
 
+  it("caps V8's young generation, the memory setting docs/performance.md measured", () => {
+    const env = runtime.filter((i) => i.keyword === 'ENV').map((i) => i.args);
+    expect(env).toContain('NODE_OPTIONS=--max-semi-space-size=16');
+    expect(readFileSync(join(ROOT, 'docs', 'performance.md'), 'utf8')).toContain(
+      '--max-semi-space-size=16',
+    );
+  });
+
   it('keeps dependencies, build output, history and results out of the build context', () => {
     const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
       .split('\n')

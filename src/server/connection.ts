@@ -179,6 +179,14 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     return true;
   }
 
+  /** A live event: written at once when nothing waits before it on this connection (most
+   * deliveries of a steady fan-out), else queued like any frame. True when a flush must follow. */
+  sendLive(frame: Frame, now: number): boolean {
+    if (this.state !== 'open' && this.state !== 'authenticating') return false;
+    if (this.out.tryWrite(frame, now)) return false;
+    return this.send(frame, now);
+  }
+
   /** Queues a reply and schedules the write. */
   reply(message: ServerMessage, lane: Lane = 'normal'): void {
     if (this.send(Frame.of(message, 'control', lane))) this.ctx.hub.scheduleFlush(this);

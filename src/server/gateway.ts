@@ -269,10 +269,12 @@ export class Gateway {
     // A SIGTERM during start: let start finish, so there is one server to close.
     await this.starting?.catch(() => 0);
     this.draining = true;
-    // An accepted publish reaches the hub a turn after its answer (docs/performance.md,
-    // "Publish never waits on fan-out"): let that turn run, so every event a publisher was
-    // told is stored is queued for its subscribers before they are closed.
+    // An accepted publish reaches the hub a turn after its answer and its subscribers over
+    // the next turns (docs/performance.md, "Publish never waits on fan-out"): let that turn
+    // run and finish the fan-out, so every event a publisher was told is stored is written
+    // or queued for its subscribers before they are closed.
     await new Promise((resolve) => setImmediate(resolve));
+    this.hub.finishFanOuts();
     this.log.info({ connections: this.connections.size }, 'Shutting down: draining connections');
     const conns = [...this.connections];
     // About 2 ms per client, at most 5 s: thousands of clients do not all reconnect in the

@@ -30,6 +30,9 @@ export interface Subscriber {
   readonly id: string;
   /** Queues a frame; false when the connection is gone or was closed for being slow. */
   send(frame: Frame, now?: number, replay?: boolean): boolean;
+  /** A live event: written at once when nothing waits before it, else queued; true when a
+   * flush must follow (it was queued). */
+  sendLive(frame: Frame, now: number): boolean;
   /** Writes what is queued; called by the hub's flush turn. */
   flush(now?: number): void;
   /** True while the subscriber waits in the hub's flush list; only the hub writes it. */
@@ -49,6 +52,16 @@ export const FLUSH_SLICE = 1000;
 
 /** Replayed frames kept for sharing between resuming subscribers. */
 const REPLAY_CACHE_BYTES = 32 << 20;
+
+/** An event on its way to a channel's subscribers, FLUSH_SLICE deliveries per turn. */
+interface FanOut {
+  readonly frame: Frame;
+  readonly seq: number;
+  readonly epoch: string;
+  /** The channel's subscriptions still to visit (a live iterator: one that leaves is skipped,
+   * one that joins meanwhile is visited and takes the event only if its replay did not). */
+  readonly subs: Iterator<Subscription>;
+}
 
 interface PendingEvent {
   readonly frame: Frame;
@@ -83,6 +96,9 @@ export class Hub implements BackplaneListener {
   /** Subscribers with something to write, in the order they got it (each listed once). */
   private readonly dirty = new Fifo<Subscriber>();
   private flushScheduled = false;
+  /** Events being handed to their subscribers, in the order they arrived. */
+  private readonly fanOuts = new Fifo<FanOut>();
+  private fanOutScheduled = false;
   private readonly replays = new ReplayFrames(REPLAY_CACHE_BYTES);
 
   constructor(
@@ -251,11 +267,48 @@ export class Hub implements BackplaneListener {
       acceptedAt: event.ts,
       onSettled: this.settled,
     });
-    // Hold a reference while fanning out, so the frame cannot settle halfway through.
+    // Held until every subscriber has it, so the frame cannot settle halfway through a
+    // fan-out that spans several turns.
     frame.retain();
+    this.fanOuts.push({ frame, seq: event.seq, epoch: event.epoch, subs: set.values() });
+    if (this.fanOutScheduled) return;
+    this.fanOutScheduled = true;
+    setImmediate(this.fanOutTurn);
+  }
+
+  /** Shutdown: every event that arrived reaches its subscribers now, unsliced, so closing
+   * the connections writes it before the close. */
+  finishFanOuts(): void {
+    this.fanOut(Infinity);
+  }
+
+  /**
+   * Hands waiting events to their subscribers, at most FLUSH_SLICE deliveries per event-loop
+   * turn: a fan-out to 10,000 subscribers takes ten turns, and publishes, pings and new
+   * connections are served between them (docs/performance.md). Events go out in the order
+   * they arrived, so no subscriber sees a channel's events out of order.
+   */
+  private readonly fanOutTurn = (): void => {
+    this.fanOutScheduled = false;
+    this.fanOut(FLUSH_SLICE);
+    if (this.fanOuts.length > 0 && !this.fanOutScheduled) {
+      this.fanOutScheduled = true;
+      setImmediate(this.fanOutTurn);
+    }
+  };
+
+  private fanOut(budget: number): void {
     const now = Date.now();
-    for (const sub of set) this.deliver(sub, frame, event.seq, event.epoch, now);
-    frame.release();
+    for (let job = this.fanOuts.peek(); job; job = this.fanOuts.peek()) {
+      for (;;) {
+        if (budget-- <= 0) return;
+        const next = job.subs.next();
+        if (next.done) break;
+        this.deliver(next.value, job.frame, job.seq, job.epoch, now);
+      }
+      this.fanOuts.shift();
+      job.frame.release();
+    }
   }
 
   /** Backplane: these channels lost events or changed epoch; subscribers must resubscribe. */
@@ -324,7 +377,7 @@ export class Hub implements BackplaneListener {
     }
     if (seq <= sub.lastSeq) return; // already sent by the replay
     sub.lastSeq = seq;
-    if (sub.subscriber.send(frame, now)) this.scheduleFlush(sub.subscriber);
+    if (sub.subscriber.sendLive(frame, now)) this.scheduleFlush(sub.subscriber);
   }
 
   private broadcastLocal(event: BackplaneEvent): void {

@@ -43,6 +43,21 @@ export class Outbound {
     return this.waitingDrain && this.queue.depth > 0 ? this.lastWriteAt : null;
   }
 
+  /**
+   * Writes a frame at once when nothing waits before it: the queue is empty and the socket is
+   * open and below its high-water mark. False when it must be queued instead. The frame is
+   * not retained: the socket holds its bytes from here.
+   */
+  tryWrite(frame: Frame, now: number): boolean {
+    if (this.waitingDrain || this.queue.depth > 0 || !this.socketOpen) return false;
+    if (this.socket.writableLength >= SOCKET_HIGH_WATER) return false;
+    this.socket.write(frame.wire);
+    this.metrics.delivered(frame.cls);
+    this.messagesSent++;
+    this.lastWriteAt = now;
+    return true;
+  }
+
   enqueue(frame: Frame, now: number, replay: boolean): EnqueueResult {
     return this.queue.enqueue(frame, now, replay);
   }

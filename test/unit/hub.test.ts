@@ -27,6 +27,10 @@ class Recorder implements Subscriber {
     return true;
   }
 
+  sendLive(frame: Frame): boolean {
+    return this.send(frame);
+  }
+
   flushListed = false;
 
   flush(): void {
@@ -84,10 +88,11 @@ describe('Hub', () => {
     const hub = new Hub(backplane, new Set(subscribers), metrics, log);
     await backplane.start(hub);
     await backplane.subscribe('system'); // as the gateway does at start
-    // Publish answers first and fans out in the next turn: wait for that turn.
+    // Publish answers first; the hub gets the event a turn later and hands it to the
+    // subscribers in the turn after: wait for both.
     const publish = async (name: string, data: unknown, key: string | null = null) => {
       const results = await backplane.publish([{ channel: name, key, data }]);
-      await new Promise((resolve) => setImmediate(resolve));
+      for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
       return results;
     };
     return { hub, backplane, publish };
@@ -191,27 +196,49 @@ describe('Hub', () => {
     expect(hub.broadcastAudience()).toBe(2);
   });
 
-  it('writes a large fan-out in slices of FLUSH_SLICE connections, serving other work between them', async () => {
+  it('hands a large fan-out out and writes it in slices of FLUSH_SLICE, serving other work between them', async () => {
     const n = FLUSH_SLICE * 2 + 500;
     const subscribers = Array.from({ length: n }, (_, i) => new Recorder(`r${i}`));
-    const { hub, publish } = await setup(subscribers);
+    const { hub, backplane } = await setup(subscribers);
     for (const r of subscribers)
       await hub.subscribe(new Subscription(r, channel('signals')), undefined, 1);
     // The subscribe answers are flushed in slices too: let every slice run.
     for (let turn = 0; turn < Math.ceil(n / FLUSH_SLICE) + 1; turn++)
       await new Promise((resolve) => setImmediate(resolve));
     for (const r of subscribers) r.flushes = 0;
-    await publish('signals', { n: 1 });
+    const framesBefore = subscribers.map((r) => r.frames.length);
+    await backplane.publish([{ channel: 'signals', key: null, data: { n: 1 } }]);
+    const handed = () => subscribers.filter((r, i) => r.frames.length > framesBefore[i]!).length;
     const flushed = () => subscribers.filter((r) => r.flushes > 0).length;
-    const seen: number[] = [];
-    // Each turn of the event loop flushes one slice; work queued meanwhile runs in between.
-    for (let turn = 0; turn < 4; turn++) {
+    const seen: { handed: number; flushed: number }[] = [];
+    // Turn by turn until everyone was written: work queued meanwhile runs in between.
+    for (let turn = 0; turn < 20 && flushed() < n; turn++) {
       await new Promise((resolve) => setImmediate(resolve));
-      seen.push(flushed());
+      seen.push({ handed: handed(), flushed: flushed() });
     }
-    expect(seen).toEqual([FLUSH_SLICE, FLUSH_SLICE * 2, n, n]);
-    // Every connection was written exactly once, and got the event.
+    // No turn handed out or wrote more than one slice.
+    const steps = (key: 'handed' | 'flushed') =>
+      seen.map((x, i) => x[key] - (i === 0 ? 0 : seen[i - 1]![key]));
+    expect(Math.max(...steps('handed'))).toBe(FLUSH_SLICE);
+    expect(Math.max(...steps('flushed'))).toBe(FLUSH_SLICE);
+    expect(seen.at(-1)).toEqual({ handed: n, flushed: n });
+    // Every connection was written exactly once, and got the event once.
     expect(subscribers.every((r) => r.flushes === 1)).toBe(true);
+    expect(subscribers.every((r, i) => r.frames.length === framesBefore[i]! + 1)).toBe(true);
     expect(subscribers.every((r) => r.messages.at(-1)?.seq === 1)).toBe(true);
+  });
+
+  it('hands events out in the order they arrived, even across slices', async () => {
+    const n = FLUSH_SLICE + 10;
+    const subscribers = Array.from({ length: n }, (_, i) => new Recorder(`r${i}`));
+    const { hub, backplane } = await setup(subscribers);
+    for (const r of subscribers)
+      await hub.subscribe(new Subscription(r, channel('signals')), undefined, 1);
+    await backplane.publish([1, 2, 3].map((k) => ({ channel: 'signals', key: null, data: { k } })));
+    for (let turn = 0; turn < 12; turn++) await new Promise((resolve) => setImmediate(resolve));
+    for (const r of subscribers) {
+      const seqs = r.messages.filter((m) => m.type === 'event').map((m) => m.seq);
+      expect(seqs).toEqual([1, 2, 3]);
+    }
   });
 });

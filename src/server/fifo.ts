@@ -3,13 +3,12 @@
  * fill and drain every event-loop turn (a connection's outbound lanes, the hub's flush list):
  * a drained small queue keeps its array and reuses the slots, so steady traffic allocates
  * nothing per item. An empty queue that never held anything has no array of its own, the
- * array is compacted once the consumed head is large, and a large one is let go once drained.
+ * array is compacted once the consumed head is large, and one larger than `keepSlots` is let
+ * go once drained.
  */
 
 /** What an empty FIFO holds until its first item. Never written. */
 const NONE: never[] = [];
-/** A drained FIFO keeps an array this small for its next items. */
-const KEEP_SLOTS = 16;
 /** Compact once this many consumed slots sit ahead of the queue, if they are most of it. */
 const COMPACT_AFTER = 1024;
 
@@ -17,6 +16,10 @@ export class Fifo<T> {
   private items: (T | undefined)[] = NONE;
   private head = 0;
   private tail = 0;
+
+  /** @param keepSlots a drained FIFO keeps an array this small for its next items (0: it
+   * lets go of its array whenever it drains). */
+  constructor(private readonly keepSlots = 16) {}
 
   get length(): number {
     return this.tail - this.head;
@@ -37,7 +40,7 @@ export class Fifo<T> {
     this.items[this.head++] = undefined;
     if (this.head === this.tail) {
       this.head = this.tail = 0;
-      if (this.items.length > KEEP_SLOTS) this.items = NONE;
+      if (this.items.length > this.keepSlots) this.items = NONE;
     } else if (this.head > COMPACT_AFTER && this.head * 2 > this.tail) {
       this.items = this.items.slice(this.head, this.tail);
       this.tail -= this.head;

@@ -21,9 +21,11 @@ interface Item {
 export type EnqueueResult = 'queued' | 'conflated' | 'overflow';
 
 export class OutboundQueue {
-  /** The two lanes: reused slots, so steady fan-out allocates no array per event. */
-  private readonly priority = new Fifo<Item>();
-  private readonly normal = new Fifo<Item>();
+  /** The two lanes. Live events reach a client that keeps up without queueing (hub.ts), so
+   * frames wait here only behind a backlog: a drained lane lets go of its array, and an idle
+   * connection holds none. */
+  private readonly priority = new Fifo<Item>(0);
+  private readonly normal = new Fifo<Item>(0);
   /** Queued state updates by conflation key; created on the first one. */
   private byKey: Map<string, Item> | null = null;
   private queuedBytes = 0;

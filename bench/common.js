@@ -35,21 +35,28 @@ const logStderr = (s) => process.stderr.write(`${s}\n`);
  * options' values, checked; check(ok, msg) exits with status 2 and `name: msg` unless ok.
  */
 export function parseCli(scriptUrl, name, options, { rate, quietWait, maxSize }) {
-  const { values: argv } = parseArgs({
-    options: {
-      ...options,
-      rate: { type: 'string', default: rate },
-      size: { type: 'string', default: '200' },
-      seconds: { type: 'string', default: '20' },
-      warmup: { type: 'string', default: '3' },
-      rounds: { type: 'string', default: '3' },
-      'quiet-wait': { type: 'string', default: quietWait },
-      'quiet-below': { type: 'string', default: '0.25' },
-      timeout: { type: 'string' },
-      'no-save': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  let argv;
+  try {
+    ({ values: argv } = parseArgs({
+      options: {
+        ...options,
+        rate: { type: 'string', default: rate },
+        size: { type: 'string', default: '200' },
+        seconds: { type: 'string', default: '20' },
+        warmup: { type: 'string', default: '3' },
+        rounds: { type: 'string', default: '3' },
+        'quiet-wait': { type: 'string', default: quietWait },
+        'quiet-below': { type: 'string', default: '0.25' },
+        timeout: { type: 'string' },
+        'no-save': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    // e.g. a value that starts with -- needs the = form: --node-args=--max-semi-space-size=16
+    logStderr(`${name}: ${err.message} (--help lists the options)`);
+    process.exit(2);
+  }
   if (argv.help) {
     process.stdout.write(readFileSync(fileURLToPath(scriptUrl), 'utf8').split('*/')[0]);
     process.exit(0);

@@ -18,9 +18,11 @@
  * The heap columns (from the probe every server carries, bench/probe.js) say where it went.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import {
@@ -39,28 +41,39 @@ import {
 import { dialect } from './dialect.js';
 import { procRssMb, signToken } from './loadgen.js';
 
-const { values: argv } = parseArgs({
-  options: {
-    clients: { type: 'string', default: '10000' },
-    rounds: { type: 'string', default: '3' },
-    only: { type: 'string', default: 'bare,socketio,archon' },
-    settle: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '1000' },
-    'node-args': { type: 'string', default: '' },
-    timeout: { type: 'string' },
-    'no-save': { type: 'boolean', default: false },
-  },
-});
+const fail = (m) => {
+  process.stderr.write(`idle-memory: ${m}\n`);
+  process.exit(2);
+};
+let argv;
+try {
+  ({ values: argv } = parseArgs({
+    options: {
+      clients: { type: 'string', default: '10000' },
+      rounds: { type: 'string', default: '3' },
+      only: { type: 'string', default: 'bare,socketio,archon' },
+      settle: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1000' },
+      'node-args': { type: 'string', default: '' },
+      timeout: { type: 'string' },
+      'no-save': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }));
+} catch (err) {
+  fail(`${err.message} (--help lists the options)`);
+}
+if (argv.help) {
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
+  process.exit(0);
+}
+
 const clients = Number(argv.clients);
 const rounds = Number(argv.rounds);
 const settle = Number(argv.settle);
 const warmup = Number(argv.warmup);
 const nodeArgs = argv['node-args'].split(' ').filter(Boolean);
 const targets = argv.only.split(',');
-const fail = (m) => {
-  process.stderr.write(`idle-memory: ${m}\n`);
-  process.exit(2);
-};
 if (!Number.isInteger(clients) || clients < 1 || clients > 15_000) fail('--clients: 1..15000');
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 9) fail('--rounds: 1..9');
 if (!(settle >= 0 && settle <= 60)) fail('--settle: 0..60 seconds');

@@ -4,6 +4,13 @@ import { CommanderError } from 'commander';
 import { Exit } from './api.js';
 import { buildProgram } from './program.js';
 
+// A reader that stops early (`archon-ws status | head -3`) closes the pipe under us: the
+// output was not wanted any more, which is not a failure of the command.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(process.exitCode ?? Exit.ok);
+});
+
 try {
   await buildProgram().parseAsync(process.argv);
 } catch (err) {

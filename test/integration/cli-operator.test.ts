@@ -3,6 +3,7 @@
  * gateway started in this process: RB-003's status, connections, stats, fixes, verify and
  * test-connect, their --json output, exit codes and one-line errors.
  */
+import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectOneLineError, runCli as cli } from '../support/cli.js';
 import { eventually } from '../support/eventually.js';
@@ -10,7 +11,7 @@ import { useGateway } from '../support/fixture.js';
 import { ADMIN_TOKEN, expectExactly } from '../support/gateway.js';
 import { StatsAnswerSchema, StatusAnswerSchema } from '../../src/protocol/admin.js';
 import type { StatsAnswer, StatusAnswer } from '../../src/protocol/index.js';
-import { ensureBuilt } from '../support/processes.js';
+import { CLI, ensureBuilt, NODE } from '../support/processes.js';
 
 beforeAll(() => ensureBuilt(), 120_000);
 
@@ -18,6 +19,21 @@ describe('archon-ws operator commands', () => {
   const fx = useGateway();
   const env = () => ({ ARCHON_URL: fx.tg.http, ADMIN_TOKEN });
   const run = (args: string[]) => cli(args, env());
+
+  it('exits quietly when the reader of its output stops early (status | head)', async () => {
+    await fx.start();
+    const child = spawn(NODE, [CLI, 'status'], {
+      env: { PATH: process.env.PATH ?? '', ...env() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // Like `head` that has read enough: the pipe is closed before the command writes.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+  });
 
   it('status shows active connections, peak and the instance row', async () => {
     await fx.start();

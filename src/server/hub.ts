@@ -271,6 +271,10 @@ export class Hub implements BackplaneListener {
     // fan-out that spans several turns.
     frame.retain();
     this.fanOuts.push({ frame, seq: event.seq, epoch: event.epoch, subs: set.values() });
+    this.requestFanOutTurn();
+  }
+
+  private requestFanOutTurn(): void {
     if (this.fanOutScheduled) return;
     this.fanOutScheduled = true;
     setImmediate(this.fanOutTurn);
@@ -291,10 +295,7 @@ export class Hub implements BackplaneListener {
   private readonly fanOutTurn = (): void => {
     this.fanOutScheduled = false;
     this.fanOut(FLUSH_SLICE);
-    if (this.fanOuts.length > 0 && !this.fanOutScheduled) {
-      this.fanOutScheduled = true;
-      setImmediate(this.fanOutTurn);
-    }
+    if (this.fanOuts.length > 0) this.requestFanOutTurn();
   };
 
   private fanOut(budget: number): void {
@@ -337,6 +338,10 @@ export class Hub implements BackplaneListener {
     if (subscriber.flushListed) return;
     subscriber.flushListed = true;
     this.dirty.push(subscriber);
+    this.requestFlushTurn();
+  }
+
+  private requestFlushTurn(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(this.flushAll);
@@ -358,10 +363,7 @@ export class Hub implements BackplaneListener {
       subscriber.flushListed = false;
       subscriber.flush(now);
     }
-    if (this.dirty.length > 0 && !this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushAll);
-    }
+    if (this.dirty.length > 0) this.requestFlushTurn();
   };
 
   private deliver(sub: Subscription, frame: Frame, seq: number, epoch: string, now: number): void {

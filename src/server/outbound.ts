@@ -51,11 +51,16 @@ export class Outbound {
   tryWrite(frame: Frame, now: number): boolean {
     if (this.waitingDrain || this.queue.depth > 0 || !this.socketOpen) return false;
     if (this.socket.writableLength >= SOCKET_HIGH_WATER) return false;
+    this.write(frame);
+    this.lastWriteAt = now;
+    return true;
+  }
+
+  /** One frame to the socket, counted. */
+  private write(frame: Frame): void {
     this.socket.write(frame.wire);
     this.metrics.delivered(frame.cls);
     this.messagesSent++;
-    this.lastWriteAt = now;
-    return true;
   }
 
   enqueue(frame: Frame, now: number, replay: boolean): EnqueueResult {
@@ -65,16 +70,13 @@ export class Outbound {
   flush(now = Date.now()): void {
     if (!this.socketOpen || this.waitingDrain) return;
     const socket = this.socket;
-    const metrics = this.metrics;
     let wrote = false;
     // Several frames leave in one write; corking a single frame would only cost.
     const batch = this.queue.depth > 1;
     if (batch) socket.cork();
     let frame: Frame | undefined;
     while (socket.writableLength < SOCKET_HIGH_WATER && (frame = this.queue.shift())) {
-      socket.write(frame.wire);
-      metrics.delivered(frame.cls);
-      this.messagesSent++;
+      this.write(frame);
       frame.release();
       wrote = true;
     }

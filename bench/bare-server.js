@@ -20,7 +20,13 @@
 import { Buffer } from 'node:buffer';
 import process from 'node:process';
 import { WebSocketServer } from 'ws';
-import { referenceHttp, serve, settings } from './reference-http.js';
+import {
+  referenceHttp,
+  serve,
+  settings,
+  subscribed as subscribedAnswer,
+  welcome,
+} from './reference-http.js';
 
 const { port, host } = settings('bare-server');
 const frameOnce = process.env.BENCH_SEND === 'frame-once';
@@ -89,31 +95,12 @@ wss.on('connection', (ws, req) => {
       return;
     }
     if (msg?.op === 'hello') {
-      ws.send(
-        JSON.stringify({
-          type: 'welcome',
-          client_id: `bare-${++nextClient}`,
-          server: 'bare',
-          ping_interval: 30,
-          ping_timeout: 10,
-          protocol: 1,
-        }),
-      );
+      ws.send(JSON.stringify(welcome('bare', ++nextClient, { interval: 30, timeout: 10 })));
     } else if (msg?.op === 'subscribe' && typeof msg.channel === 'string') {
       const ch = channel(msg.channel);
       ch.subscribers.add(subscriber);
       subscribed.add(msg.channel);
-      ws.send(
-        JSON.stringify({
-          type: 'subscribed',
-          id: msg.id,
-          channel: msg.channel,
-          epoch: 'bare',
-          seq: ch.seq,
-          recovered: true,
-          replayed: 0,
-        }),
-      );
+      ws.send(JSON.stringify(subscribedAnswer('bare', msg, ch.seq)));
     }
   });
   ws.on('close', () => {

@@ -1,6 +1,7 @@
 /**
  * What the reference servers (bare-server.js, socketio-server.js) share: their settings from
- * the environment, the two HTTP routes the load generator uses, and a bounded lifetime.
+ * the environment, the two HTTP routes the load generator uses, the two archon.v1 replies
+ * they give (welcome, subscribed), and a bounded lifetime.
  *
  *   - GET /api/health → {"status":"ok"};
  *   - POST /api/v1/publish {"channel","data"} → publish(channel, data) → {results: [result]}.
@@ -21,6 +22,31 @@ export function settings(name) {
     process.exit(2);
   }
   return { port, host: process.env.HOST || '127.0.0.1' };
+}
+
+/** The `welcome` of the n-th client; `ping` in seconds, as the gateway says them. */
+export function welcome(server, n, ping) {
+  return {
+    type: 'welcome',
+    client_id: `${server}-${n}`,
+    server,
+    ping_interval: ping.interval,
+    ping_timeout: ping.timeout,
+    protocol: 1,
+  };
+}
+
+/** The answer to a `subscribe` op: live from `seq`, nothing to replay. */
+export function subscribed(server, op, seq) {
+  return {
+    type: 'subscribed',
+    id: op.id,
+    channel: op.channel,
+    epoch: server,
+    seq,
+    recovered: true,
+    replayed: 0,
+  };
 }
 
 function reply(res, status, body) {

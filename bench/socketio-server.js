@@ -14,7 +14,7 @@
  */
 import process from 'node:process';
 import { Server } from 'socket.io';
-import { referenceHttp, serve, settings } from './reference-http.js';
+import { referenceHttp, serve, settings, subscribed, welcome } from './reference-http.js';
 
 const { port, host } = settings('socketio-server');
 
@@ -39,25 +39,10 @@ let nextClient = 0;
 io.on('connection', (socket) => {
   socket.on('op', (msg) => {
     if (msg?.op === 'hello') {
-      socket.emit('m', {
-        type: 'welcome',
-        client_id: `socketio-${++nextClient}`,
-        server: 'socketio',
-        ping_interval: 25,
-        ping_timeout: 20,
-        protocol: 1,
-      });
+      socket.emit('m', welcome('socketio', ++nextClient, { interval: 25, timeout: 20 }));
     } else if (msg?.op === 'subscribe' && typeof msg.channel === 'string') {
       socket.join(msg.channel);
-      socket.emit('m', {
-        type: 'subscribed',
-        id: msg.id,
-        channel: msg.channel,
-        epoch: 'socketio',
-        seq: seqs.get(msg.channel) ?? 0,
-        recovered: true,
-        replayed: 0,
-      });
+      socket.emit('m', subscribed('socketio', msg, seqs.get(msg.channel) ?? 0));
     }
   });
 });

@@ -72,7 +72,6 @@
  * A default run (3 rounds × 2 phases of ~35 s) takes about 3.5 minutes.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -96,6 +95,7 @@ import {
   startServer,
   stopServer,
   table,
+  tcpExt,
   waitQuiet,
 } from './common.js';
 import {
@@ -317,27 +317,6 @@ async function healthPoller(base, tStart, stopAt, A, B) {
   return out;
 }
 
-/**
- * Machine-wide TCP counters (/proc/net/netstat TcpExt) that explain stalled connects: a full
- * listen queue drops SYNs, and the client retries after 1 s, 3 s, 7 s…
- */
-function tcpExt() {
-  try {
-    const lines = readFileSync('/proc/net/netstat', 'utf8')
-      .split('\n')
-      .filter((l) => l.startsWith('TcpExt:'));
-    const keys = lines[0].split(/\s+/);
-    const values = lines[1].split(/\s+/).map(Number);
-    const get = (k) => values[keys.indexOf(k)] ?? null;
-    return {
-      listenOverflows: get('ListenOverflows'),
-      listenDrops: get('ListenDrops'),
-      synRetrans: get('TCPSynRetrans'),
-    };
-  } catch {
-    return null;
-  }
-}
 const tcpDelta = (a, b) =>
   a && b ? Object.fromEntries(Object.keys(a).map((k) => [k, b[k] - a[k]])) : null;
 

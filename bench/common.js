@@ -259,7 +259,8 @@ export function baseEnv() {
  * Starts a server on `port`: `archon` (one gateway instance), `bare` (a `ws.send` loop),
  * `floor` (the same server writing one frame per event to every socket) or `socketio`
  * (Socket.IO 4, one room per channel). `extraEnv` adds gateway settings (cluster mode:
- * ARCHON_REDIS_URL, ARCHON_SERVER_ID); the server is ready when GET /api/health answers 200,
+ * ARCHON_REDIS_URL, ARCHON_SERVER_ID), `gatewayArgs` flags of `serve` (`--demo`); the
+ * server is ready when GET /api/health answers 200,
  * and in cluster mode also `"status":"ok"` (its Redis backplane is up). Each carries
  * bench/probe.js: `probeStats(s)` reads its event-loop lag and memory.
  */
@@ -267,7 +268,7 @@ export async function startServer(
   target,
   port,
   secrets,
-  { label = target, extraEnv = {}, bound, nodeArgs = [] } = {},
+  { label = target, extraEnv = {}, bound, nodeArgs = [], gatewayArgs = [] } = {},
 ) {
   const env = baseEnv();
   Object.assign(env, {
@@ -288,7 +289,7 @@ export async function startServer(
   } else if (target === 'socketio') {
     args = [...probe, path.join(BENCH, 'socketio-server.js')];
   } else {
-    args = [...probe, GATEWAY, 'serve', '--port', String(port)];
+    args = [...probe, GATEWAY, 'serve', '--port', String(port), ...gatewayArgs];
     Object.assign(env, {
       ARCHON_JWT_SECRET: secrets.jwtSecret,
       ARCHON_PUBLISH_TOKENS: secrets.publishToken,
@@ -346,6 +347,108 @@ export async function stopServer(s) {
   }, 3000);
   await Promise.race([gone, sleep(10_000)]);
   clearTimeout(t);
+}
+
+/**
+ * Machine-wide TCP counters (/proc/net/netstat TcpExt) that explain stalled connects: a full
+ * listen queue drops SYNs, and the client retries after 1 s, 3 s, 7 s…
+ */
+export function tcpExt() {
+  try {
+    const lines = readFileSync('/proc/net/netstat', 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('TcpExt:'));
+    const keys = lines[0].split(/\s+/);
+    const values = lines[1].split(/\s+/).map(Number);
+    const get = (k) => values[keys.indexOf(k)] ?? null;
+    return {
+      listenOverflows: get('ListenOverflows'),
+      listenDrops: get('ListenDrops'),
+      synRetrans: get('TCPSynRetrans'),
+    };
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A private Redis for the cluster runs (run.js's cluster target, storm.js): never the machine's
+// own, which listens on RESERVED_REDIS_PORT and is never started on, connected to or touched.
+export const RESERVED_REDIS_PORT = 6379;
+
+/** The version of the redis-server on the PATH, or null when there is none. */
+export function redisServerVersion() {
+  try {
+    const out = execFileSync('redis-server', ['--version'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5000,
+    });
+    return /v=(\S+)/.exec(out)?.[1] ?? out.trim();
+  } catch {
+    return null;
+  }
+}
+
+/** True when a Redis server answers PING on 127.0.0.1:port. */
+function redisPing(port, timeoutMs = 1000) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let text = '';
+    const done = (ok) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      text += d.toString('latin1');
+      if (text.includes('\r\n')) done(text.startsWith('+PONG'));
+    });
+    sock.on('error', () => done(false));
+  });
+}
+
+/**
+ * Starts a private redis-server on 127.0.0.1:port: no persistence, no files (its working
+ * directory is the system's temporary directory), ready when it answers PING.
+ */
+export async function startRedis(port, bound) {
+  if (port === RESERVED_REDIS_PORT) throw new Error(`refusing to start Redis on port ${port}`);
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--maxmemory-policy',
+    'noeviction',
+    '--loglevel',
+    'warning',
+  ];
+  const s = await startProcess({
+    label: 'redis',
+    cmd: 'redis-server',
+    args,
+    env: baseEnv(),
+    cwd: os.tmpdir(),
+    bound,
+    ready: () => redisPing(port),
+  });
+  s.port = port;
+  return s;
+}
+
+/** A free port that is not the machine's own Redis port. */
+export async function freeRedisPort() {
+  for (;;) {
+    const port = await freePort();
+    if (port !== RESERVED_REDIS_PORT) return port;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

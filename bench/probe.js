@@ -9,7 +9,8 @@
  *
  * It answers on its own loopback port (BENCH_PROBE_PORT; without it the probe does nothing):
  *   GET /stats          → {lag: {samples, p50, p99, max} (ms), rss, heapUsed, heapTotal,
- *                          external, newSpace (bytes)}
+ *                          external, arrayBuffers, newSpace (bytes), spaces: {<V8 heap space>:
+ *                          {size, used} (bytes)}}
  *   GET /stats?reset=1  → the same, then lag samples start again (the start of a window).
  * The timer and the listening socket are unref'd: the server exits as if the probe were absent.
  */
@@ -44,14 +45,21 @@ function lag() {
 
 function stats() {
   const m = process.memoryUsage();
-  const newSpace = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+  const spaces = v8.getHeapSpaceStatistics();
+  const newSpace = spaces.find((s) => s.space_name === 'new_space');
   return {
     lag: lag(),
     rss: m.rss,
     heapUsed: m.heapUsed,
     heapTotal: m.heapTotal,
     external: m.external,
+    arrayBuffers: m.arrayBuffers,
     newSpace: newSpace?.space_size ?? 0,
+    // Per V8 space: what it holds (size) and what is live in it (used); old space holding
+    // far more than it uses is fragmentation.
+    spaces: Object.fromEntries(
+      spaces.map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]),
+    ),
   };
 }
 

@@ -24,30 +24,27 @@
  * (medians over rounds; each ratio is the median of the per-round ratios archon/bare,
  * archon/floor and cluster/archon) and writes bench/results/<timestamp>.json.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
-import { clearTimeout, setTimeout } from 'node:timers';
 import {
-  baseEnv,
   buildsUsed,
   GATEWAY,
   ROOT,
   distBuilt,
   environment,
   freePort,
+  freeRedisPort,
   fx,
   median,
   parseCli,
   probeStats,
+  redisServerVersion,
   runMain,
   saveResults,
   staleDist,
-  startProcess,
+  startRedis,
   startServer,
   stopServer,
   table,
@@ -59,8 +56,6 @@ import { runLoad, signToken, sleep } from './loadgen.js';
 const REQUIRED_RATIO = 1.3;
 const ALL_TARGETS = ['floor', 'bare', 'socketio', 'archon', 'cluster'];
 const DEFAULT_TARGETS = ['floor', 'bare', 'socketio', 'archon'];
-/** The machine's own Redis: never started on, connected to or touched by the benchmark. */
-const RESERVED_REDIS_PORT = 6379;
 
 const log = (s) => process.stderr.write(`${s}\n`);
 
@@ -123,19 +118,6 @@ if (targets.includes('cluster') && !redisServerVersion()) {
 check(targets.length > 0, 'nothing to run');
 const usesGateway = targets.includes('archon') || targets.includes('cluster');
 
-function redisServerVersion() {
-  try {
-    const out = execFileSync('redis-server', ['--version'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      timeout: 5000,
-    });
-    return /v=(\S+)/.exec(out)?.[1] ?? out.trim();
-  } catch {
-    return null;
-  }
-}
-
 // The gateway runs from dist/ (bin/archon-ws.js imports ../dist/cli/main.js): warn if stale.
 const distWarning = usesGateway ? staleDist() : null;
 if (distWarning) log(`run.js: WARNING: ${distWarning}`);
@@ -158,67 +140,6 @@ const serverBound = (target) => Math.ceil(Math.min(hardBound, perRun(target)));
 // Children: the load generator's workers (loadgen.js) and the servers (common.js, started
 // under `timeout` so that they stop by themselves even if this process is killed); runMain
 // (at the end) kills them on exit, error, signals and at the hard bound.
-
-/** True when a Redis server answers PING on 127.0.0.1:port. */
-function redisPing(port, timeoutMs = 1000) {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    let text = '';
-    const done = (ok) => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    sock.on('connect', () => sock.write('PING\r\n'));
-    sock.on('data', (d) => {
-      text += d.toString('latin1');
-      if (text.includes('\r\n')) done(text.startsWith('+PONG'));
-    });
-    sock.on('error', () => done(false));
-  });
-}
-
-/**
- * Starts a private redis-server on 127.0.0.1:port: no persistence, no files (its working
- * directory is the system's temporary directory), ready when it answers PING.
- */
-async function startRedis(port, bound) {
-  if (port === RESERVED_REDIS_PORT) throw new Error(`refusing to start Redis on port ${port}`);
-  const args = [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--maxmemory-policy',
-    'noeviction',
-    '--loglevel',
-    'warning',
-  ];
-  const s = await startProcess({
-    label: 'redis',
-    cmd: 'redis-server',
-    args,
-    env: baseEnv(),
-    cwd: os.tmpdir(),
-    bound,
-    ready: () => redisPing(port),
-  });
-  s.port = port;
-  return s;
-}
-
-/** A free port that is not the machine's own Redis port. */
-async function freeRedisPort() {
-  for (;;) {
-    const port = await freePort();
-    if (port !== RESERVED_REDIS_PORT) return port;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 const loadOptions = () => ({

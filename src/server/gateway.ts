@@ -41,8 +41,13 @@ export interface GatewayOptions {
 /** Users whose replay budget is remembered at once (idle, full budgets are forgotten first). */
 const REPLAY_BUDGET_USERS = 100_000;
 
-/** Spread shutdown closes over this long at most, so clients do not reconnect all at once. */
-const MAX_CLOSE_SPREAD_MS = 5000;
+/**
+ * Spread shutdown closes over this long at most, so clients do not reconnect all at once: the
+ * instances that take them over sign them in and resume them at a pace they can keep, and a
+ * trader's blind time stays short (docs/performance.md, "Reconnect storm": 10,000 clients
+ * spread over 5 s were blind 1.1–1.7 s at p99, over 10 s 0.6 s).
+ */
+const MAX_CLOSE_SPREAD_MS = 10_000;
 
 export class Gateway {
   readonly log: Logger;
@@ -277,8 +282,9 @@ export class Gateway {
     this.hub.finishFanOuts();
     this.log.info({ connections: this.connections.size }, 'Shutting down: draining connections');
     const conns = [...this.connections];
-    // About 2 ms per client, at most 5 s: thousands of clients do not all reconnect in the
-    // same instant, and a handful are not kept waiting.
+    // About 2 ms per client (500 a second), at most 10 s and a third of the shutdown timeout:
+    // thousands of clients do not all reconnect in the same instant, and a handful are not
+    // kept waiting.
     const spread = Math.min(
       MAX_CLOSE_SPREAD_MS,
       this.config.shutdownTimeoutMs / 3,

@@ -3,7 +3,7 @@
  * secret, a PEM public key (RS*, PS*, ES*, EdDSA) or a JWKS URL. The `accounts` claim
  * decides which `positions:` and `risk:` channels a user may join; `"*"` grants all.
  */
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, webcrypto } from 'node:crypto';
 import {
   createRemoteJWKSet,
   errors as joseErrors,
@@ -45,12 +45,24 @@ const ASYMMETRIC = [
 ];
 
 export class Authenticator {
-  private readonly key: Uint8Array | KeyObject | JWTVerifyGetKey | null;
+  /** An HS256 secret is imported once: given raw bytes, jose imports them for every token,
+   * which doubled the cost of a sign-in (docs/performance.md, "Reconnect storm"). */
+  private readonly key: Promise<webcrypto.CryptoKey> | KeyObject | JWTVerifyGetKey | null;
   private readonly algorithms: string[];
 
   constructor(private readonly options: AuthOptions) {
     if (options.jwtSecret !== undefined) {
-      this.key = new TextEncoder().encode(options.jwtSecret);
+      const key = webcrypto.subtle.importKey(
+        'raw',
+        new TextEncoder().encode(options.jwtSecret),
+        { name: 'HMAC', hash: 'SHA-256' },
+        false,
+        ['verify'],
+      );
+      // A failed import (none is expected: the secret is checked) refuses every token in
+      // verify, never an unhandled rejection.
+      key.catch(() => undefined);
+      this.key = key;
       this.algorithms = ['HS256'];
     } else if (options.jwtPublicKey !== undefined) {
       this.key = createPublicKey(options.jwtPublicKey);
@@ -77,10 +89,11 @@ export class Authenticator {
         ...(this.options.jwtIssuer !== undefined && { issuer: this.options.jwtIssuer }),
         ...(this.options.jwtAudience !== undefined && { audience: this.options.jwtAudience }),
       };
+      const key = this.key;
       const { payload } =
-        typeof this.key === 'function'
-          ? await jwtVerify(token, this.key, verifyOptions)
-          : await jwtVerify(token, this.key, verifyOptions);
+        typeof key === 'function'
+          ? await jwtVerify(token, key, verifyOptions)
+          : await jwtVerify(token, key instanceof Promise ? await key : key, verifyOptions);
       if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
         throw new ArchonError('unauthorized', 'token has no sub claim');
       }

@@ -21,6 +21,7 @@ import {
 } from './backplane/backplane.js';
 import { Fifo } from './fifo.js';
 import { Frame } from './frame.js';
+import { HistoryReads } from './history-reads.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 import { ReplayFrames } from './replay-frames.js';
@@ -100,6 +101,8 @@ export class Hub implements BackplaneListener {
   private readonly fanOuts = new Fifo<FanOut>();
   private fanOutScheduled = false;
   private readonly replays = new ReplayFrames(REPLAY_CACHE_BYTES);
+  /** Resuming subscribers of one channel share history reads (a reconnect storm). */
+  private readonly histories: HistoryReads;
 
   constructor(
     private readonly backplane: Backplane,
@@ -107,7 +110,11 @@ export class Hub implements BackplaneListener {
     private readonly subscribers: ReadonlySet<Subscriber>,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.histories = new HistoryReads((channel, sinceSeq) =>
+      this.backplane.history(channel, sinceSeq),
+    );
+  }
 
   /** The parsed channel of a name some subscription here already holds (shared, not
    * parsed again), or null. */
@@ -187,7 +194,7 @@ export class Hub implements BackplaneListener {
         ),
       );
     } else if (isReplayable(cls)) {
-      const history = await this.backplane.history(name, since?.seq ?? Number.MAX_SAFE_INTEGER);
+      const history = await this.histories.history(name, since?.seq ?? Number.MAX_SAFE_INTEGER);
       if (since) {
         recovered = since.epoch === history.epoch && historyCovers(history, since.seq);
         this.metrics.recovery(recovered ? 'recovered' : 'not_recovered');

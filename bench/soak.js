@@ -1,0 +1,408 @@
+/**
+ * Soak: does archon-ws's memory stay flat over an hour of steady traffic and reconnects?
+ *
+ *   node_modules/.bin/node bench/soak.js [--minutes 60] [--clients 1500] [--reconnect 0.1]
+ *        [--every 10] [--sample 10] [--settle 5] [--workers 2] [--timeout SECONDS] [--no-save]
+ *        [--node-args=--max-semi-space-size=16]
+ *
+ * One gateway, `archon-ws serve --demo` (the embedded demo feed: positions of 3 accounts
+ * several times a second, signals, risk alerts), on a free loopback port with bench/probe.js.
+ * `--clients` clients, each its own user allowed on the 3 demo accounts, subscribe as the
+ * dashboard does: `signals`, `positions:<account>` and `risk:<account>` (account i mod 3).
+ * Every `--every` seconds a `--reconnect` share of them, chosen at random, close and
+ * reconnect, resuming `signals` and `risk:` with `since` (the rest of the churn a real floor
+ * has: laptops waking up, tabs reloaded). Every `--sample` seconds the orchestrator reads the
+ * gateway's memory: RSS (/proc), heap used, heap total, external and array buffers, old space
+ * held and used (the probe), and its open file descriptors (/proc/<pid>/fd).
+ *
+ * Verdict: RSS growth from the end of minute `--settle` (5) to the end of the run, as a share
+ * of the RSS at minute `--settle`; the goal is < 5 %. Clients check every stream and alert
+ * event arrives once and in order, across each reconnect too (a resume that answers
+ * `recovered: false` is counted; it should not happen inside the 300 s history). Prints a
+ * row per minute and writes bench/results/soak-<timestamp>.json with every sample.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import process from 'node:process';
+import { clearInterval, setInterval, setTimeout } from 'node:timers';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import {
+  distBuilt,
+  environment,
+  freePort,
+  fx,
+  probeStats,
+  runMain,
+  saveResults,
+  startServer,
+  stopServer,
+  table,
+} from './common.js';
+import {
+  count,
+  endWorkers,
+  forkWorker,
+  mergeCounts,
+  procRssMb,
+  shares,
+  signToken,
+  sleep,
+  workerEntry,
+} from './loadgen.js';
+
+const ACCOUNTS = ['DEMO1', 'DEMO2', 'DEMO3'];
+const log = (s) => process.stderr.write(`${s}\n`);
+
+if (process.argv[2] === '--worker') workerEntry(soakWorker);
+else orchestrate();
+
+// ---------------------------------------------------------------------------------------------
+// The worker: a share of the clients.
+
+/**
+ * cfg: {url, count, idBase, jwtSecret, reconnectShare, everyMs, lifetimeMs}. Reports
+ * `progress` ({events, reconnects}) every second, `result` on `stop`.
+ */
+async function soakWorker(cfg) {
+  const toParent = (m) => process.send?.(m);
+  const clients = [];
+  const errors = {};
+  const closeCodes = {};
+  let events = 0;
+  let reconnects = 0;
+  let stopping = false;
+
+  function attach(c, onReady) {
+    const ws = new WebSocket(cfg.url, ['archon.v1'], {
+      perMessageDeflate: false,
+      skipUTF8Validation: true,
+    });
+    c.ws = ws;
+    let waiting = c.channels.length;
+    ws.on('open', () => ws.send(JSON.stringify({ op: 'hello', token: c.token })));
+    ws.on('message', (raw) => {
+      let m;
+      try {
+        m = JSON.parse(raw.toString('utf8'));
+      } catch {
+        count(errors, 'unparsable frame');
+        return;
+      }
+      if (m.type === 'event') {
+        events++;
+        const ch = c.state[m.channel];
+        if (!ch || ch.kind === 'state') return;
+        if (m.seq === ch.last + 1) ch.last = m.seq;
+        else if (m.seq <= ch.last) c.dup++;
+        else {
+          c.lost += m.seq - ch.last - 1;
+          ch.last = m.seq;
+        }
+      } else if (m.type === 'snapshot') events++;
+      else if (m.type === 'ping') ws.send('{"op":"pong"}');
+      else if (m.type === 'welcome') {
+        c.channels.forEach((channel, id) => {
+          const ch = c.state[channel];
+          const since =
+            ch.kind !== 'state' && ch.epoch !== null
+              ? { epoch: ch.epoch, seq: ch.last }
+              : undefined;
+          ws.send(JSON.stringify({ op: 'subscribe', id, channel, since }));
+        });
+      } else if (m.type === 'subscribed') {
+        const ch = c.state[m.channel];
+        if (ch.epoch !== null && ch.kind !== 'state' && !m.recovered) c.notRecovered++;
+        if (ch.epoch === null || !m.recovered || ch.kind === 'state') ch.last = m.seq;
+        ch.epoch = m.epoch;
+        if (--waiting === 0) onReady();
+      } else if (m.type === 'error') count(errors, `error ${m.code}`);
+    });
+    ws.on('error', (err) => count(errors, err.code || err.message));
+    ws.on('close', (code) => {
+      if (c.ws !== ws) return;
+      c.ws = null;
+      if (stopping) return;
+      // Closed by the server (not by our own reconnect): count it, come back in a second.
+      count(closeCodes, String(code));
+      setTimeout(() => attach(c, () => {}), 1000);
+    });
+  }
+
+  const connectOne = (i) =>
+    new Promise((resolve) => {
+      const account = ACCOUNTS[(cfg.idBase + i) % ACCOUNTS.length];
+      const channels = ['signals', `positions:${account}`, `risk:${account}`];
+      const c = {
+        token: null,
+        ws: null,
+        channels,
+        state: {
+          signals: { kind: 'stream', epoch: null, last: 0 },
+          [`positions:${account}`]: { kind: 'state', epoch: null, last: 0 },
+          [`risk:${account}`]: { kind: 'alert', epoch: null, last: 0 },
+        },
+        lost: 0,
+        dup: 0,
+        notRecovered: 0,
+      };
+      clients.push(c);
+      signToken(cfg.jwtSecret, `soak-${cfg.idBase + i}`, ACCOUNTS).then((token) => {
+        c.token = token;
+        attach(c, resolve);
+      });
+    });
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(100, cfg.count) }, async () => {
+      while (next < cfg.count) await connectOne(next++);
+    }),
+  );
+  toParent({ type: 'ready', connected: clients.length, failed: 0, errors });
+
+  // Churn: every everyMs, a share of the clients reconnect and resume.
+  const churn = setInterval(() => {
+    for (const c of clients) {
+      if (c.ws === null || Math.random() >= cfg.reconnectShare) continue;
+      const old = c.ws;
+      c.ws = null; // our own close: not counted, no retry from its handler
+      old.close(1000, 'soak reconnect');
+      reconnects++;
+      attach(c, () => {});
+    }
+  }, cfg.everyMs);
+  const progress = setInterval(() => toParent({ type: 'progress', events, reconnects }), 1000);
+
+  process.on('message', (m) => {
+    if (m.type !== 'stop') return;
+    stopping = true;
+    clearInterval(churn);
+    clearInterval(progress);
+    toParent({
+      type: 'result',
+      events,
+      reconnects,
+      lost: clients.reduce((n, c) => n + c.lost, 0),
+      dup: clients.reduce((n, c) => n + c.dup, 0),
+      notRecovered: clients.reduce((n, c) => n + c.notRecovered, 0),
+      errors,
+      closeCodes,
+    });
+    for (const c of clients) c.ws?.terminate();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The orchestrator.
+
+function fail(m) {
+  log(`soak: ${m}`);
+  process.exit(2);
+}
+
+function options() {
+  let argv;
+  try {
+    ({ values: argv } = parseArgs({
+      options: {
+        minutes: { type: 'string', default: '60' },
+        clients: { type: 'string', default: '1500' },
+        reconnect: { type: 'string', default: '0.1' },
+        every: { type: 'string', default: '10' },
+        sample: { type: 'string', default: '10' },
+        settle: { type: 'string', default: '5' },
+        workers: { type: 'string', default: '2' },
+        'node-args': { type: 'string', default: '' },
+        timeout: { type: 'string' },
+        'no-save': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    fail(`${err.message} (--help lists the options)`);
+  }
+  if (argv.help) {
+    process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
+    process.exit(0);
+  }
+  const o = {
+    minutes: Number(argv.minutes),
+    clients: Number(argv.clients),
+    reconnect: Number(argv.reconnect),
+    every: Number(argv.every),
+    sample: Number(argv.sample),
+    settle: Number(argv.settle),
+    workers: Number(argv.workers),
+    nodeArgs: argv['node-args'].split(' ').filter(Boolean),
+    save: !argv['no-save'],
+  };
+  if (!(o.minutes >= 1 && o.minutes <= 240)) fail('--minutes: 1..240');
+  if (!(Number.isInteger(o.clients) && o.clients >= 1 && o.clients <= 15_000))
+    fail('--clients: 1..15000');
+  if (!(o.reconnect >= 0 && o.reconnect <= 1)) fail('--reconnect: a share of the clients, 0..1');
+  if (!(o.every >= 1 && o.every <= 600)) fail('--every: 1..600 seconds');
+  if (!(o.sample >= 1 && o.sample <= 600)) fail('--sample: 1..600 seconds');
+  if (!(o.settle >= 0 && o.settle < o.minutes)) fail('--settle: 0..minutes (exclusive)');
+  if (!(Number.isInteger(o.workers) && o.workers >= 1 && o.workers <= 8)) fail('--workers: 1..8');
+  if (!o.nodeArgs.every((a) => a.startsWith('--'))) fail('--node-args: Node/V8 flags');
+  o.hardBound = Number(argv.timeout ?? Math.ceil(o.minutes * 60 + 180));
+  if (!(o.hardBound > 0)) fail('--timeout: seconds > 0');
+  return o;
+}
+
+function openFds(pid) {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return null;
+  }
+}
+
+function orchestrate() {
+  const o = options();
+  runMain('soak', o.hardBound, async () => {
+    distBuilt();
+    const started = new Date();
+    const jwtSecret = randomBytes(32).toString('base64url');
+    const secrets = { jwtSecret, publishToken: randomBytes(24).toString('base64url') };
+    const port = await freePort();
+    const server = await startServer('archon', port, secrets, {
+      bound: o.hardBound,
+      nodeArgs: o.nodeArgs,
+      gatewayArgs: ['--demo'],
+      extraEnv: { WEBSOCKET_MAX_CONNECTIONS_PER_IP: '20000' },
+    });
+    const kids = [];
+    try {
+      log(
+        `soak: ${o.clients} clients on archon-ws --demo (pid ${server.pid}), ${fx(100 * o.reconnect, 0)} % ` +
+          `reconnecting every ${o.every} s, ${o.minutes} min, a sample every ${o.sample} s`,
+      );
+      for (const share of shares(o.clients, o.workers, 100)) {
+        kids.push(
+          forkWorker(
+            fileURLToPath(import.meta.url),
+            'soak',
+            {
+              ...share,
+              url: `ws://127.0.0.1:${port}/api/v1/ws`,
+              jwtSecret,
+              reconnectShare: o.reconnect,
+              everyMs: o.every * 1000,
+              lifetimeMs: o.hardBound * 1000,
+            },
+            log,
+          ),
+        );
+      }
+      await Promise.all(kids.map((w) => w.next('ready', 120_000)));
+      const t0 = Date.now();
+      const samples = [];
+      const end = t0 + o.minutes * 60_000;
+      for (let t = t0; t <= end; t += o.sample * 1000) {
+        await sleep(Math.max(0, t - Date.now()));
+        const m = await probeStats(server);
+        const s = {
+          s: Math.round((Date.now() - t0) / 1000),
+          rssMb: procRssMb(server.pid),
+          heapUsedMb: m.heapUsed / 2 ** 20,
+          heapTotalMb: m.heapTotal / 2 ** 20,
+          externalMb: m.external / 2 ** 20,
+          arrayBuffersMb: m.arrayBuffers / 2 ** 20,
+          oldSizeMb: (m.spaces?.old_space?.size ?? 0) / 2 ** 20,
+          oldUsedMb: (m.spaces?.old_space?.used ?? 0) / 2 ** 20,
+          newSpaceMb: m.newSpace / 2 ** 20,
+          fds: openFds(server.pid),
+          events: kids.reduce((n, w) => n + (w.progress.events ?? 0), 0),
+          reconnects: kids.reduce((n, w) => n + (w.progress.reconnects ?? 0), 0),
+        };
+        samples.push(s);
+        if (s.s % 60 < o.sample) log(minuteLine(s));
+      }
+      const results = await Promise.all(
+        kids.map((w) => {
+          w.post({ type: 'stop' });
+          return w.next('result', 30_000);
+        }),
+      );
+      const sum = (k) => results.reduce((n, r) => n + r[k], 0);
+      const integrity = {
+        events: sum('events'),
+        reconnects: sum('reconnects'),
+        lost: sum('lost'),
+        dup: sum('dup'),
+        notRecovered: sum('notRecovered'),
+        errors: mergeCounts(results.map((r) => r.errors)),
+        closeCodes: mergeCounts(results.map((r) => r.closeCodes)),
+      };
+      const verdict = growth(samples, o.settle);
+      report(samples, integrity, verdict, o);
+      if (o.save)
+        saveResults('soak-', started, {
+          environment: environment(),
+          options: o,
+          samples,
+          integrity,
+          verdict,
+        });
+    } finally {
+      await endWorkers(kids);
+      await stopServer(server);
+    }
+  });
+}
+
+function minuteLine(s) {
+  return (
+    `  ${fx(s.s / 60, 1)} min: RSS ${fx(s.rssMb, 0)} MB, heap used ${fx(s.heapUsedMb, 0)} / ` +
+    `total ${fx(s.heapTotalMb, 0)} MB (old space ${fx(s.oldUsedMb, 0)} / ${fx(s.oldSizeMb, 0)}), ` +
+    `external ${fx(s.externalMb, 1)} MB, fds ${s.fds}, ${s.events} events, ${s.reconnects} reconnects`
+  );
+}
+
+/** RSS (and the heap figures) from the sample at minute `settle` to the last. */
+function growth(samples, settle) {
+  const from = samples.find((s) => s.s >= settle * 60) ?? samples[0];
+  const to = samples.at(-1);
+  const pct = (k) => (100 * (to[k] - from[k])) / from[k];
+  return {
+    fromSecond: from.s,
+    toSecond: to.s,
+    rssPct: pct('rssMb'),
+    heapUsedPct: pct('heapUsedMb'),
+    heapTotalPct: pct('heapTotalMb'),
+    externalPct: pct('externalMb'),
+    fdsFrom: from.fds,
+    fdsTo: to.fds,
+    pass: pct('rssMb') < 5,
+  };
+}
+
+function report(samples, integrity, v, o) {
+  const perMinute = samples.filter((s, i) => s.s % 60 < o.sample || i === samples.length - 1);
+  process.stdout.write(
+    `${table(
+      [
+        ['min', 5, (s) => fx(s.s / 60, 1)],
+        ['RSS MB', 6, (s) => fx(s.rssMb, 0)],
+        ['heap used', 9, (s) => fx(s.heapUsedMb, 1)],
+        ['heap total', 10, (s) => fx(s.heapTotalMb, 1)],
+        ['old used/held', 13, (s) => `${fx(s.oldUsedMb, 0)} / ${fx(s.oldSizeMb, 0)}`],
+        ['new space', 9, (s) => fx(s.newSpaceMb, 0)],
+        ['external', 8, (s) => fx(s.externalMb, 1)],
+        ['fds', 5, (s) => s.fds],
+        ['events', 10, (s) => s.events],
+        ['reconnects', 10, (s) => s.reconnects],
+      ],
+      perMinute,
+    )}\n\n` +
+      `${integrity.events} events delivered, ${integrity.reconnects} reconnects; lost ` +
+      `${integrity.lost}, duplicated ${integrity.dup}, recovered:false ${integrity.notRecovered}` +
+      `${Object.keys(integrity.closeCodes).length ? `, closed by the server ${JSON.stringify(integrity.closeCodes)}` : ''}` +
+      `${Object.keys(integrity.errors).length ? `, errors ${JSON.stringify(integrity.errors)}` : ''}\n` +
+      `from minute ${fx(v.fromSecond / 60, 1)} to ${fx(v.toSecond / 60, 1)}: RSS ${fx(v.rssPct, 1)} %, heap used ` +
+      `${fx(v.heapUsedPct, 1)} %, heap total ${fx(v.heapTotalPct, 1)} %, external ${fx(v.externalPct, 1)} %, ` +
+      `fds ${v.fdsFrom} → ${v.fdsTo}: ${v.pass ? 'PASS' : 'FAIL'} (goal: RSS growth < 5 %)\n`,
+  );
+}

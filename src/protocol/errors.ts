@@ -35,7 +35,8 @@ export const ERRORS = {
     permanent: true,
     close: CloseCode.protocolError,
     message: 'unknown op',
-    clientAction: 'use hello, subscribe, unsubscribe or pong; repeating closes with 4400',
+    clientAction:
+      'use hello, subscribe, unsubscribe, refresh, ping or pong; repeating closes with 4400',
   },
   unknown_channel: {
     permanent: true,
@@ -66,6 +67,11 @@ export const ERRORS = {
     close: CloseCode.unauthorized,
     message: 'token expired',
     clientAction: 'get a fresh token, then reconnect',
+  },
+  refresh_refused: {
+    message: 'token refresh refused',
+    clientAction:
+      'the connection stays open on its current token until that expires: get a valid token for the same user and refresh again, or reconnect with it',
   },
   auth_timeout: {
     close: CloseCode.unauthorized,

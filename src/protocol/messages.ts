@@ -31,7 +31,13 @@ export interface PongOp {
 export interface PingOp {
   op: 'ping';
 }
-export type ClientOp = HelloOp | SubscribeOp | UnsubscribeOp | PongOp | PingOp;
+/** A new token for the open connection (docs/protocol.md#refresh): same user, later expiry. */
+export interface RefreshOp {
+  op: 'refresh';
+  id?: number | string;
+  token: string;
+}
+export type ClientOp = HelloOp | SubscribeOp | UnsubscribeOp | PongOp | PingOp | RefreshOp;
 
 // Server → client
 export interface WelcomeMessage {
@@ -55,6 +61,16 @@ export interface UnsubscribedMessage {
   type: 'unsubscribed';
   id?: number | string;
   channel: string;
+  /** Why the server ended the subscription itself (absent for the answer to `unsubscribe`):
+   * `forbidden` when a refreshed token no longer covers the channel's account. */
+  reason?: 'forbidden';
+}
+/** The answer to `refresh`: the connection now runs on the new token. */
+export interface RefreshedMessage {
+  type: 'refreshed';
+  id?: number | string;
+  /** The new token's expiry (ms since the Unix epoch), or null when it has none. */
+  expires_at: number | null;
 }
 export interface SnapshotEntry {
   key: string;
@@ -100,6 +116,7 @@ export type ServerMessage =
   | WelcomeMessage
   | SubscribedMessage
   | UnsubscribedMessage
+  | RefreshedMessage
   | SnapshotMessage
   | EventMessage
   | SystemMessage

@@ -441,7 +441,51 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
       case 'ping':
         this.reply({ type: 'pong' });
         return;
+      case 'refresh':
+        return this.refresh(op.token, op.id);
     }
+  }
+
+  /**
+   * A new token for this connection (docs/protocol.md#refresh): verified like `hello`'s, for
+   * the same user. It replaces the old one: the expiry moves, and a subscription the new
+   * `accounts` no longer cover ends with `unsubscribed` (reason `forbidden`) before the
+   * answer. A refused token changes nothing: the connection runs on until the old one
+   * expires.
+   */
+  private async refresh(token: string, id: number | string | undefined): Promise<void> {
+    let principal: Principal;
+    try {
+      principal = await this.ctx.auth.verify(token);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : 'invalid token';
+      this.fail('refresh_refused', `token refresh refused: ${why}`, id);
+      return;
+    }
+    if (this.state !== 'open') return;
+    const current = this.principal as Principal;
+    if (principal.userId !== current.userId) {
+      this.fail(
+        'refresh_refused',
+        `token refresh refused: the token is for user ${quote(principal.userId)}, this connection for ${quote(current.userId)}`,
+        id,
+      );
+      return;
+    }
+    this.principal = principal;
+    // All in the priority lane, in this order: the ended channels' queued events are dropped
+    // with them, and answers for alert channels (which travel in that lane) queued behind
+    // this one cannot overtake it.
+    for (const channel of this.subscriptions.dropForbidden(principal))
+      this.reply({ type: 'unsubscribed', channel, reason: 'forbidden' }, 'priority');
+    this.reply(
+      { type: 'refreshed', ...(id !== undefined && { id }), expires_at: principal.expiresAt },
+      'priority',
+    );
+    this.ctx.log.debug(
+      { client_id: this.id, user_id: principal.userId, expires_at: principal.expiresAt },
+      'Token refreshed',
+    );
   }
 
   private async hello(token: string, client: string | undefined): Promise<void> {

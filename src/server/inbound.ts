@@ -21,9 +21,10 @@ const ClientOpSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('unsubscribe'), id, channel }),
   z.object({ op: z.literal('pong') }),
   z.object({ op: z.literal('ping') }),
+  z.object({ op: z.literal('refresh'), id, token: z.string().min(1).max(8192) }),
 ]);
 
-const KNOWN_OPS = new Set(['hello', 'subscribe', 'unsubscribe', 'pong', 'ping']);
+const KNOWN_OPS = new Set(['hello', 'subscribe', 'unsubscribe', 'pong', 'ping', 'refresh']);
 
 export type ParseResult =
   | { ok: true; op: ClientOp }
@@ -64,7 +65,7 @@ export function parseClientMessage(text: string): ParseResult {
     return {
       ok: false,
       code: 'unknown_op',
-      message: `unknown op ${quote(record.op)}: expected hello, subscribe, unsubscribe, pong or ping`,
+      message: `unknown op ${quote(record.op)}: expected hello, subscribe, unsubscribe, refresh, pong or ping`,
       ...withId,
     };
   }

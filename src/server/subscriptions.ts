@@ -81,6 +81,16 @@ export class ConnectionSubscriptions {
     this.queue.dropChannel(channel);
   }
 
+  /** Ends the subscriptions `principal` may no longer join (a refreshed token with fewer
+   * accounts); returns their channels. */
+  dropForbidden(principal: Principal): string[] {
+    const dropped = [...this.byChannel.values()]
+      .filter((sub) => !mayJoin(principal, sub.channel))
+      .map((sub) => sub.channel.name);
+    for (const channel of dropped) this.drop(channel);
+    return dropped;
+  }
+
   /** The hub already dropped these (resync): forget them here too. */
   forget(channels: readonly string[]): void {
     for (const channel of channels) {

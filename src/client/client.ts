@@ -23,6 +23,7 @@ import { StateStore, type KeyedStore, type PositionsStore } from './keyed-store.
 import { Link } from './link.js';
 import { defaultNetwork, watchNetwork, type NetworkEvents } from './network.js';
 import { ChannelSubscription, type Subscription } from './subscription.js';
+import { TokenRenewal } from './renewal.js';
 import { TokenCache, type TokenSource } from './token.js';
 import type { ChannelEvent, ClientError, Position, WelcomeInfo } from './types.js';
 import { clientVersion } from './version.js';
@@ -83,6 +84,10 @@ export class ArchonClient extends Emitter<ClientEvents> {
   private link: Link | null = null;
   private welcomeValue: WelcomeInfo | null = null;
   private readonly token: TokenCache;
+  /** Renews the connection's token before it expires (docs/client.md). */
+  private readonly renewal: TokenRenewal;
+  /** The token the current connection signed in with. */
+  private linkToken: string | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private retryAtValue: number | null = null;
   /** Bumped by every open() and stop, so a stale async open() knows to give up. */
@@ -96,6 +101,13 @@ export class ArchonClient extends Emitter<ClientEvents> {
     super();
     this.url = options.url;
     this.token = new TokenCache(options.token, options.tokenTimeoutMs);
+    this.renewal = new TokenRenewal({
+      fresh: () => this.token.fresh(),
+      send: (token, id) => this.link?.send({ op: 'refresh', id, token }),
+      failed: (code, message) => this.emit('error', { code, message }),
+      random: Math.random,
+      now: Date.now,
+    });
     this.httpBase = options.httpUrl ?? httpBaseFromWs(options.url);
     this.hello = clientVersion(options.clientName);
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
@@ -220,6 +232,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
     const link = this.createLink(token);
     if (!link) return;
     this.link = link;
+    this.linkToken = token;
     this.watchdog.start(this.connectTimeoutMs, this.connectTimeoutMs);
   }
 
@@ -297,6 +310,26 @@ export class ArchonClient extends Emitter<ClientEvents> {
       case 'system':
         this.emit('system', { message: message.message, ts: message.ts });
         return;
+      case 'refreshed':
+        if (this.renewal.awaits(message.id)) {
+          const token = this.renewal.renewed();
+          if (token !== null) {
+            this.token.accept(token);
+            this.linkToken = token;
+          }
+          this.emit('refreshed', { expiresAt: message.expires_at });
+        }
+        return;
+      case 'unsubscribed': {
+        // Ended by the server: the refreshed token no longer covers the channel's account.
+        const sub = this.subs.get(message.channel);
+        if (message.reason === 'forbidden' && sub?.wanted) {
+          const text = `the token no longer covers ${message.channel}`;
+          sub.onRefused('forbidden', text);
+          this.emit('error', { code: 'forbidden', message: text, channel: message.channel });
+        }
+        return;
+      }
       case 'resync':
         for (const channel of message.channels) {
           const sub = this.subs.get(channel);
@@ -308,7 +341,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
         this.onServerError(message);
         return;
       default:
-        return; // unsubscribed, pong: nothing to do
+        return; // pong: nothing to do
     }
   }
 
@@ -328,11 +361,16 @@ export class ArchonClient extends Emitter<ClientEvents> {
       this.watchdog.start(interval + timeout / 2, interval + timeout);
     else this.watchdog.stop();
     this.setState('connected');
+    if (this.linkToken !== null) this.renewal.start(this.linkToken);
     this.emit('welcome', this.welcomeValue);
     for (const sub of this.subs.values()) if (sub.wanted) this.sendSubscribe(sub);
   }
 
   private onServerError(message: ErrorMessage): void {
+    if (this.renewal.awaits(message.id)) {
+      this.renewal.refused(message.message);
+      return;
+    }
     const sub = [...this.subs.values()].find((s) => s.awaits(message.id));
     const error: ClientError = {
       code: message.code,
@@ -385,6 +423,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
     this.link = null;
     link.close(1000, 'client closed');
     this.welcomeValue = null;
+    this.renewal.stop();
     this.watchdog.stop();
     this.backoff.down(Date.now());
     for (const sub of this.subs.values()) sub.onDisconnect();

@@ -54,4 +54,6 @@ export interface ClientEvents {
   resync: [channels: readonly string[]];
   disconnect: [info: DisconnectInfo];
   retry: [info: RetryInfo];
+  /** The connection renewed its token in place (`refresh`); `expiresAt`: ms, or null. */
+  refreshed: [info: { readonly expiresAt: number | null }];
 }

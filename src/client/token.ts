@@ -40,6 +40,24 @@ export class TokenCache {
     return Promise.race([request, timeout]).finally(() => clearTimeout(timer));
   }
 
+  /**
+   * A token fresher than the kept one, for renewal in place: asked of the source (with the
+   * same timeout) but not kept until accept(); null when the source is a fixed string.
+   */
+  async fresh(): Promise<string | null> {
+    if (typeof this.source === 'string') return null;
+    const source = this.source;
+    const token = await this.withTimeout(Promise.resolve().then(() => source()));
+    if (typeof token !== 'string' || token.length === 0)
+      throw new Error('the token provider gave no token');
+    return token;
+  }
+
+  /** The server took this token (a renewal): reconnects use it from now on. */
+  accept(token: string): void {
+    this.token = token;
+  }
+
   /** The server refused the token: the next get() asks the source again. */
   refused(): void {
     this.token = null;

@@ -2,8 +2,9 @@
  * Soak: does archon-ws's memory stay flat over an hour of steady traffic and reconnects?
  *
  *   node_modules/.bin/node bench/soak.js [--minutes 60] [--clients 1500] [--reconnect 0.1]
- *        [--every 10] [--sample 10] [--settle 5] [--workers 2] [--timeout SECONDS] [--no-save]
- *        [--node-args=--max-semi-space-size=16]
+ *        [--every 10] [--sample 10] [--settle 5] [--window 5] [--workers 2] [--timeout SECONDS]
+ *        [--no-save] [--node-args=--max-semi-space-size=16]
+ *   node_modules/.bin/node bench/soak.js --report bench/results/soak-<timestamp>.json
  *
  * One gateway, `archon-ws serve --demo` (the embedded demo feed: positions of 3 accounts
  * several times a second, signals, risk alerts), on a free loopback port with bench/probe.js.
@@ -15,11 +16,15 @@
  * gateway's memory: RSS (/proc), heap used, heap total, external and array buffers, old space
  * held and used (the probe), and its open file descriptors (/proc/<pid>/fd).
  *
- * Verdict: RSS growth from the end of minute `--settle` (5) to the end of the run, as a share
- * of the RSS at minute `--settle`; the goal is < 5 %. Clients check every stream and alert
+ * Verdict: RSS growth from the first `--window` (5) minutes after minute `--settle` (5) to the
+ * last `--window` minutes of the run, each the median of its samples (the heap rises and falls
+ * by tens of MB between collections, so one sample against another says nothing), as a share
+ * of the first; the goal is < 5 %. The trend (least squares over every sample after minute
+ * `--settle`, MB per hour) is reported beside it. Clients check every stream and alert
  * event arrives once and in order, across each reconnect too (a resume that answers
  * `recovered: false` is counted; it should not happen inside the 300 s history). Prints a
- * row per minute and writes bench/results/soak-<timestamp>.json with every sample.
+ * row per minute and writes bench/results/soak-<timestamp>.json with every sample; `--report`
+ * prints the table and verdict of such a file again (with this file's verdict rules).
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -33,6 +38,7 @@ import {
   environment,
   freePort,
   fx,
+  median,
   probeStats,
   runMain,
   saveResults,
@@ -212,6 +218,8 @@ function options() {
         every: { type: 'string', default: '10' },
         sample: { type: 'string', default: '10' },
         settle: { type: 'string', default: '5' },
+        window: { type: 'string', default: '5' },
+        report: { type: 'string' },
         workers: { type: 'string', default: '2' },
         'node-args': { type: 'string', default: '' },
         timeout: { type: 'string' },
@@ -233,6 +241,8 @@ function options() {
     every: Number(argv.every),
     sample: Number(argv.sample),
     settle: Number(argv.settle),
+    window: Number(argv.window),
+    report: argv.report ?? null,
     workers: Number(argv.workers),
     nodeArgs: argv['node-args'].split(' ').filter(Boolean),
     save: !argv['no-save'],
@@ -244,6 +254,7 @@ function options() {
   if (!(o.every >= 1 && o.every <= 600)) fail('--every: 1..600 seconds');
   if (!(o.sample >= 1 && o.sample <= 600)) fail('--sample: 1..600 seconds');
   if (!(o.settle >= 0 && o.settle < o.minutes)) fail('--settle: 0..minutes (exclusive)');
+  if (!(o.window > 0 && o.window <= o.minutes)) fail('--window: minutes > 0, at most --minutes');
   if (!(Number.isInteger(o.workers) && o.workers >= 1 && o.workers <= 8)) fail('--workers: 1..8');
   if (!o.nodeArgs.every((a) => a.startsWith('--'))) fail('--node-args: Node/V8 flags');
   o.hardBound = Number(argv.timeout ?? Math.ceil(o.minutes * 60 + 180));
@@ -261,6 +272,13 @@ function openFds(pid) {
 
 function orchestrate() {
   const o = options();
+  if (o.report) {
+    // A saved run, reported again.
+    const saved = JSON.parse(readFileSync(o.report, 'utf8'));
+    const opts = { ...saved.options, settle: o.settle, window: o.window };
+    report(saved.samples, saved.integrity, growth(saved.samples, opts), opts);
+    return;
+  }
   runMain('soak', o.hardBound, async () => {
     distBuilt();
     const started = new Date();
@@ -336,7 +354,7 @@ function orchestrate() {
         errors: mergeCounts(results.map((r) => r.errors)),
         closeCodes: mergeCounts(results.map((r) => r.closeCodes)),
       };
-      const verdict = growth(samples, o.settle);
+      const verdict = growth(samples, o);
       report(samples, integrity, verdict, o);
       if (o.save)
         saveResults('soak-', started, {
@@ -361,21 +379,38 @@ function minuteLine(s) {
   );
 }
 
-/** RSS (and the heap figures) from the sample at minute `settle` to the last. */
-function growth(samples, settle) {
-  const from = samples.find((s) => s.s >= settle * 60) ?? samples[0];
-  const to = samples.at(-1);
-  const pct = (k) => (100 * (to[k] - from[k])) / from[k];
+/** Growth from the first window after minute `settle` to the last window, medians of each. */
+function growth(samples, { settle, window }) {
+  const after = samples.filter((s) => s.s >= settle * 60);
+  const end = samples.at(-1).s;
+  const first = after.filter((s) => s.s < settle * 60 + window * 60);
+  const last = after.filter((s) => s.s > end - window * 60);
+  const pct = (k) => {
+    const a = median(first.map((s) => s[k]));
+    const b = median(last.map((s) => s[k]));
+    return a ? (100 * (b - a)) / a : null;
+  };
+  // Least-squares slope of RSS over time, in MB per hour.
+  const n = after.length;
+  const mx = after.reduce((a, s) => a + s.s, 0) / n;
+  const my = after.reduce((a, s) => a + s.rssMb, 0) / n;
+  const sxy = after.reduce((a, s) => a + (s.s - mx) * (s.rssMb - my), 0);
+  const sxx = after.reduce((a, s) => a + (s.s - mx) ** 2, 0);
+  const rssPct = pct('rssMb');
   return {
-    fromSecond: from.s,
-    toSecond: to.s,
-    rssPct: pct('rssMb'),
+    fromSecond: first[0]?.s ?? null,
+    toSecond: end,
+    windowMinutes: window,
+    firstRssMb: median(first.map((s) => s.rssMb)),
+    lastRssMb: median(last.map((s) => s.rssMb)),
+    rssPct,
     heapUsedPct: pct('heapUsedMb'),
     heapTotalPct: pct('heapTotalMb'),
     externalPct: pct('externalMb'),
-    fdsFrom: from.fds,
-    fdsTo: to.fds,
-    pass: pct('rssMb') < 5,
+    rssMbPerHour: sxx > 0 ? (sxy / sxx) * 3600 : null,
+    fdsFrom: first[0]?.fds ?? null,
+    fdsTo: samples.at(-1).fds,
+    pass: rssPct !== null && rssPct < 5,
   };
 }
 
@@ -401,8 +436,10 @@ function report(samples, integrity, v, o) {
       `${integrity.lost}, duplicated ${integrity.dup}, recovered:false ${integrity.notRecovered}` +
       `${Object.keys(integrity.closeCodes).length ? `, closed by the server ${JSON.stringify(integrity.closeCodes)}` : ''}` +
       `${Object.keys(integrity.errors).length ? `, errors ${JSON.stringify(integrity.errors)}` : ''}\n` +
-      `from minute ${fx(v.fromSecond / 60, 1)} to ${fx(v.toSecond / 60, 1)}: RSS ${fx(v.rssPct, 1)} %, heap used ` +
-      `${fx(v.heapUsedPct, 1)} %, heap total ${fx(v.heapTotalPct, 1)} %, external ${fx(v.externalPct, 1)} %, ` +
-      `fds ${v.fdsFrom} → ${v.fdsTo}: ${v.pass ? 'PASS' : 'FAIL'} (goal: RSS growth < 5 %)\n`,
+      `medians of the ${v.windowMinutes} minutes from minute ${fx(v.fromSecond / 60, 1)} and of the last ` +
+      `${v.windowMinutes} (to minute ${fx(v.toSecond / 60, 1)}): RSS ${fx(v.firstRssMb, 0)} → ${fx(v.lastRssMb, 0)} MB ` +
+      `(${fx(v.rssPct, 1)} %), heap used ${fx(v.heapUsedPct, 1)} %, heap total ${fx(v.heapTotalPct, 1)} %, ` +
+      `external ${fx(v.externalPct, 1)} %; RSS trend ${fx(v.rssMbPerHour, 1)} MB/h; fds ${v.fdsFrom} → ${v.fdsTo}: ` +
+      `${v.pass ? 'PASS' : 'FAIL'} (goal: RSS growth < 5 %)\n`,
   );
 }

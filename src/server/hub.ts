@@ -19,6 +19,7 @@ import {
   type BackplaneEvent,
   type BackplaneListener,
 } from './backplane/backplane.js';
+import { performance } from 'node:perf_hooks';
 import { Fifo } from './fifo.js';
 import { Frame } from './frame.js';
 import { HistoryReads } from './history-reads.js';
@@ -48,8 +49,16 @@ export interface Subscriber {
   replayLeft(now?: number): number;
 }
 
-/** Connections written per event-loop turn (see flushAll). */
+/** Connections written (or deliveries handed out) per event-loop turn at most (see flushAll). */
 export const FLUSH_SLICE = 1000;
+
+/**
+ * A slice also ends after this long (checked every SLICE_CHECK items), so a publish or a ping
+ * that arrives during a fan-out waits at most about this long, on any machine: 1,000
+ * deliveries took 9 ms on the benchmark machine (docs/performance.md).
+ */
+export const SLICE_MS = 2;
+const SLICE_CHECK = 64;
 
 /** Replayed frames kept for sharing between resuming subscribers. */
 const REPLAY_CACHE_BYTES = 32 << 20;
@@ -294,22 +303,23 @@ export class Hub implements BackplaneListener {
   }
 
   /**
-   * Hands waiting events to their subscribers, at most FLUSH_SLICE deliveries per event-loop
-   * turn: a fan-out to 10,000 subscribers takes ten turns, and publishes, pings and new
+   * Hands waiting events to their subscribers, at most FLUSH_SLICE deliveries or SLICE_MS per
+   * event-loop turn: a fan-out to 10,000 subscribers takes ten turns, and publishes, pings and new
    * connections are served between them (docs/performance.md). Events go out in the order
    * they arrived, so no subscriber sees a channel's events out of order.
    */
   private readonly fanOutTurn = (): void => {
     this.fanOutScheduled = false;
-    this.fanOut(FLUSH_SLICE);
+    this.fanOut(FLUSH_SLICE, performance.now() + SLICE_MS);
     if (this.fanOuts.length > 0) this.requestFanOutTurn();
   };
 
-  private fanOut(budget: number): void {
+  private fanOut(budget: number, until = Infinity): void {
     const now = Date.now();
     for (let job = this.fanOuts.peek(); job; job = this.fanOuts.peek()) {
       for (;;) {
         if (budget-- <= 0) return;
+        if (budget % SLICE_CHECK === 0 && performance.now() > until) return;
         const next = job.subs.next();
         if (next.done) break;
         this.deliver(next.value, job.frame, job.seq, job.epoch, now);
@@ -356,14 +366,16 @@ export class Hub implements BackplaneListener {
 
   /**
    * Writes the queues of the connections that have something to send, at most FLUSH_SLICE
-   * of them per event-loop turn: a fan-out to 10,000 subscribers is written in slices, and
+   * of them or SLICE_MS per event-loop turn: a fan-out to 10,000 subscribers is written in slices, and
    * publishes, pings and new connections are served between them (docs/performance.md).
    * Each connection's own order is its queue's, so slicing never reorders a client's stream.
    */
   private readonly flushAll = (): void => {
     this.flushScheduled = false;
     const now = Date.now();
+    const until = performance.now() + SLICE_MS;
     for (let n = 0; n < FLUSH_SLICE; n++) {
+      if (n % SLICE_CHECK === SLICE_CHECK - 1 && performance.now() > until) break;
       const subscriber = this.dirty.shift();
       if (!subscriber) break;
       // Unlisted before it flushes: a flush that schedules itself again goes to the back.

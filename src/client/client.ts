@@ -485,6 +485,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
   private readonly host = {
     history: (channel: string, since: Position, signal: AbortSignal) =>
       this.history(channel, since, signal),
+    linkStale: () => this.stateValue !== 'connected',
     unsubscribe: (channel: string) => {
       this.subs.delete(channel);
       this.stores.delete(channel);

@@ -46,6 +46,21 @@ export interface Subscription<T = unknown> extends Listenable<SubscriptionEvents
   readonly position: Position | null;
   /** Why the subscription failed, when it did. */
   readonly error: ClientError | null;
+  /**
+   * When the data the application holds was current (ms since the Unix epoch): the `ts` of
+   * the last event handed over (when the gateway accepted it), or the arrival of the last
+   * snapshot. Null before any.
+   */
+  readonly asOf: number | null;
+  /**
+   * True when the data may be out of date: the subscription is not live (subscribing,
+   * recovering, failed) or the connection is not confirmed live (state `stale`,
+   * `reconnecting`…: nothing heard for longer than a ping is due). Changes with the
+   * subscription's `state` event and the client's `state` event.
+   */
+  readonly stale: boolean;
+  /** How old the data is at `now` (ms): now − asOf; null before any data. */
+  ageMs(now?: number): number | null;
   /** Ends the subscription (tells the server when connected). */
   unsubscribe(): void;
 }
@@ -55,6 +70,8 @@ export interface SubscriptionHost {
   /** GET /api/v1/history; null when it cannot be read (the SDK reports why). */
   history(channel: string, since: Position, signal: AbortSignal): Promise<HistoryAnswer | null>;
   unsubscribe(channel: string): void;
+  /** True unless the connection is up and confirmed live (client state `connected`). */
+  linkStale(): boolean;
 }
 
 interface Recovery {
@@ -80,6 +97,7 @@ export class ChannelSubscription<T = unknown>
   /** Events still to come that the server replays for the resume. */
   private replaying = 0;
   private recovery: Recovery | null = null;
+  private asOfValue: number | null = null;
 
   constructor(
     private readonly info: ChannelInfo,
@@ -89,6 +107,18 @@ export class ChannelSubscription<T = unknown>
     super();
     this.channel = info.name;
     this.positionValue = since && this.replayable ? { ...since } : null;
+  }
+
+  get asOf(): number | null {
+    return this.asOfValue;
+  }
+
+  get stale(): boolean {
+    return this.stateValue !== 'live' || this.host.linkStale();
+  }
+
+  ageMs(now = Date.now()): number | null {
+    return this.asOfValue === null ? null : Math.max(0, now - this.asOfValue);
   }
 
   get state(): SubscriptionState {
@@ -156,6 +186,7 @@ export class ChannelSubscription<T = unknown>
   onSnapshot(msg: SnapshotMessage): void {
     if (this.epoch === null) return;
     this.positionValue = { epoch: msg.epoch, seq: msg.seq };
+    this.asOfValue = Date.now();
     this.emit('snapshot', {
       channel: this.channel,
       epoch: msg.epoch,
@@ -237,6 +268,7 @@ export class ChannelSubscription<T = unknown>
         });
     }
     this.positionValue = { epoch, seq: msg.seq };
+    this.asOfValue = msg.ts;
     this.emit('event', {
       channel: this.channel,
       epoch,

@@ -159,3 +159,39 @@ describe('client SDK: connecting and subscribing', () => {
     expect(gone).toEqual([]);
   });
 });
+
+describe('client SDK: data age and staleness', () => {
+  const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
+  const sdk = useSdk();
+
+  it('tells how old a channel’s data is, and that it is stale once the link is lost', async () => {
+    const g = await gw.start();
+    const client = sdk(g);
+    const positions = client.positions('ACC1');
+    const sub = positions.subscription;
+    expect(sub.asOf).toBeNull();
+    expect(sub.ageMs()).toBeNull();
+    expect(sub.stale).toBe(true); // not live yet
+    const beforeSnapshot = Date.now();
+    await eventually(() => positions.ready, 'the snapshot');
+    // A snapshot is current as of its arrival.
+    expect(sub.asOf).toBeGreaterThanOrEqual(beforeSnapshot);
+    expect(sub.stale).toBe(false);
+
+    const res = await publish(g, { channel: 'positions:ACC1', key: 'EURUSD', data: { size: 1 } });
+    expect(res.status).toBe(200);
+    await eventually(() => positions.get('EURUSD') !== undefined, 'the update');
+    // An event is as old as when the gateway accepted it (its ts).
+    const accepted = sub.asOf as number;
+    expect(accepted).toBeGreaterThanOrEqual(beforeSnapshot);
+    expect(accepted).toBeLessThanOrEqual(Date.now());
+    expect(sub.ageMs(accepted + 1500)).toBe(1500);
+
+    // The gateway goes away: the data is kept but no longer confirmed.
+    await g.stop();
+    await eventually(() => sub.stale, 'the subscription to be stale');
+    expect(client.state).not.toBe('connected');
+    expect(sub.asOf).toBe(accepted);
+    expect(sub.ageMs()).toBeGreaterThanOrEqual(0);
+  });
+});

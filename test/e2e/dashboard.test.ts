@@ -199,10 +199,21 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
         .poll(state, { timeout: 10_000, interval: 100 })
         .toMatch(/^(stale|reconnecting)$/);
       await t.page.getByTestId('not-live').waitFor();
+      // Every account's positions are greyed out: their subscriptions still say live, but
+      // the link is not confirmed, so the numbers may be old.
+      for (const account of DEMO)
+        expect(await t.page.getByTestId(`positions-${account}`).getAttribute('data-stale')).toBe(
+          'true',
+        );
     } finally {
       gw.child.kill('SIGCONT');
     }
     await allLive();
+    await expect
+      .poll(() => t.page.getByTestId('positions-DEMO1').getAttribute('data-stale'), {
+        timeout: 10_000,
+      })
+      .toBe('false');
   });
 
   it('works on a phone-width screen, long alert and notice texts included', async () => {

@@ -5,7 +5,10 @@ import { ago, fixed, quantity, signedMoney } from '../shared/format.js';
 export function Positions({ view, now }: { readonly view: AccountView; readonly now: number }) {
   const rows = [...view.rows.values()].sort((a, b) => a.key.localeCompare(b.key));
   const total = rows.reduce((n, r) => n + (r.data.pnl ?? 0), 0);
-  const live = view.positions.state === 'live';
+  // Stale: the subscription is not live, or the connection is not confirmed live (nothing
+  // heard for longer than a ping is due): the numbers may be out of date, so they are greyed.
+  const live = view.source !== null && !view.source.stale;
+  const asOf = view.source?.asOf ?? view.lastUpdate;
   const problems = [
     view.positions.problem && `Positions: ${view.positions.problem}`,
     view.risk.problem && `Risk alerts: ${view.risk.problem}`,
@@ -16,18 +19,19 @@ export function Positions({ view, now }: { readonly view: AccountView; readonly 
       data-testid={`positions-${view.account}`}
       data-positions-state={view.positions.state}
       data-risk-state={view.risk.state}
+      data-stale={String(!live)}
     >
       <header>
         <h2>{view.account}</h2>
         <span class="muted updated">
           {live
-            ? view.lastUpdate === null
+            ? asOf === null
               ? ''
-              : `updated ${ago(view.lastUpdate, now)}`
+              : `updated ${ago(asOf, now)}`
             : view.positions.state === 'failed'
               ? 'not available'
               : view.ready
-                ? `not live: as of ${ago(view.lastUpdate ?? now, now)}`
+                ? `not live: as of ${ago(asOf ?? now, now)}`
                 : ''}
         </span>
         {view.ready && (

@@ -53,6 +53,8 @@ export interface AccountView {
   ready: boolean;
   /** When this account's positions last changed (snapshot or update). */
   lastUpdate: number | null;
+  /** The positions subscription: how old its data is (asOf) and whether it is stale. */
+  source: Subscription<PositionData | null> | null;
   readonly positions: ChannelView;
   readonly risk: ChannelView;
 }
@@ -121,6 +123,7 @@ export class DashboardModel {
       rows: new Map(),
       ready: false,
       lastUpdate: null,
+      source: null,
       positions: { state: 'subscribing', problem: null },
       risk: { state: 'subscribing', problem: null },
     }));
@@ -243,6 +246,7 @@ export class DashboardModel {
   }
 
   private watchPositions(view: AccountView, store: PositionsStore<PositionData>): void {
+    view.source = store.subscription;
     this.watchChannel(store.subscription, view.positions);
     store.on('change', (change: StoreChange<PositionData>) => {
       const now = Date.now();

@@ -368,7 +368,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
 
   private onServerError(message: ErrorMessage): void {
     if (this.renewal.awaits(message.id)) {
-      this.renewal.refused(message.message);
+      this.renewal.refused(message.code, message.message);
       return;
     }
     const sub = [...this.subs.values()].find((s) => s.awaits(message.id));

@@ -3,9 +3,13 @@
  * token expires, ask the application's token provider for a fresh one and send it with
  * `refresh`, so the connection, its subscriptions and their queues stay. When 15–25 % of
  * the token's lifetime is left (a random point, so a floor of dashboards signed in together
- * does not hit the identity provider together), at most a day ahead. A refused renewal is
- * tried again at half the time left; when none succeeds the server closes with 4001 at
- * expiry and the client takes the usual path: a new token, then a reconnect.
+ * does not hit the identity provider together), and never sooner than a tenth of the
+ * lifetime (at most 30 s) after the last try. A refused renewal, or a provider that gives no
+ * token expiring later than the current one (one that caches its token), is tried again at
+ * half the time left; when none succeeds the server closes with 4001 at expiry and the
+ * client takes the usual path: a new token, then a reconnect. A gateway that does not know
+ * `refresh` (an older version during a rolling upgrade) answers `unknown_op`: renewal stops
+ * for that connection, and the reconnect path covers it.
  */
 
 /** Renew when this share of the lifetime is left, plus up to RENEW_JITTER more. */
@@ -15,6 +19,11 @@ const RENEW_JITTER = 0.1;
 const MAX_TIMER_MS = 24 * 3600 * 1000;
 /** With less than this left, a failed renewal is not retried: the reconnect path takes over. */
 const MIN_RETRY_LEFT_MS = 2000;
+/** Tries are at least this share of the lifetime apart (at most MAX_GAP_MS). */
+const MIN_GAP_SHARE = 0.1;
+const MAX_GAP_MS = 30_000;
+/** Answers that mean the gateway does not take `refresh` at all: do not try again. */
+const NOT_SUPPORTED = new Set(['unknown_op', 'bad_request']);
 
 export interface RenewalHost {
   /** A fresh token from the application's provider, or null when it has none fresher
@@ -48,6 +57,10 @@ export class TokenRenewal {
   private pendingToken: string | null = null;
   private count = 0;
   private exp: number | null = null;
+  /** Tries are at least this far apart (ms). */
+  private gap = 0;
+  /** Bumped by stop(): work begun for an earlier connection or token gives up. */
+  private generation = 0;
 
   constructor(private readonly host: RenewalHost) {}
 
@@ -59,8 +72,9 @@ export class TokenRenewal {
     if (exp === null) return;
     const issued = iat !== null && iat <= since ? iat : since;
     const lifetime = Math.max(0, exp - issued);
+    this.gap = Math.min(MAX_GAP_MS, lifetime * MIN_GAP_SHARE);
     const left = lifetime * (RENEW_AT_LEFT + RENEW_JITTER * this.host.random());
-    this.arm(exp - left);
+    this.arm(Math.max(exp - left, this.host.now() + this.gap));
   }
 
   /** True when `id` is the renewal in flight. */
@@ -76,11 +90,13 @@ export class TokenRenewal {
     return token;
   }
 
-  /** The server refused the new token (`refresh_refused`). */
-  refused(message: string): void {
+  /** The server answered the renewal with an error (`refresh_refused`, or `unknown_op` from
+   * a gateway that does not know `refresh`). */
+  refused(code: string, message: string): void {
     this.pendingId = this.pendingToken = null;
-    this.host.failed('refresh_refused', message);
-    this.retry();
+    this.host.failed(code, message);
+    if (NOT_SUPPORTED.has(code)) this.stop();
+    else this.retry();
   }
 
   /** The connection is gone: nothing more to renew on it. */
@@ -89,9 +105,11 @@ export class TokenRenewal {
     this.timer = null;
     this.pendingId = this.pendingToken = null;
     this.exp = null;
+    this.generation++;
   }
 
   private arm(at: number): void {
+    if (this.timer !== null) clearTimeout(this.timer);
     const delay = Math.max(0, at - this.host.now());
     this.timer = setTimeout(
       () => {
@@ -104,12 +122,12 @@ export class TokenRenewal {
   }
 
   private async renew(): Promise<void> {
-    const exp = this.exp;
+    const generation = this.generation;
     let token: string | null;
     try {
       token = await this.host.fresh();
     } catch (err) {
-      if (this.exp !== exp) return; // stopped meanwhile
+      if (this.generation !== generation) return; // stopped meanwhile
       this.host.failed(
         'token_failed',
         `token provider: ${err instanceof Error ? err.message : String(err)}`,
@@ -117,8 +135,14 @@ export class TokenRenewal {
       this.retry();
       return;
     }
-    // Stopped meanwhile, or nothing fresher to send (a fixed token): let it expire.
-    if (this.exp !== exp || token === null) return;
+    // Stopped meanwhile, or no provider (a fixed token): let it expire.
+    if (this.generation !== generation || token === null) return;
+    // A provider that hands back its cached token: nothing gained by sending it; ask later.
+    const exp = tokenTimes(token).exp;
+    if (exp === null || this.exp === null || exp <= this.exp) {
+      this.retry();
+      return;
+    }
     this.pendingId = `refresh-${++this.count}`;
     this.pendingToken = token;
     this.host.send(token, this.pendingId);
@@ -126,7 +150,8 @@ export class TokenRenewal {
 
   private retry(): void {
     if (this.exp === null) return;
-    const left = this.exp - this.host.now();
-    if (left > MIN_RETRY_LEFT_MS) this.arm(this.exp - left / 2);
+    const now = this.host.now();
+    const left = this.exp - now;
+    if (left > MIN_RETRY_LEFT_MS) this.arm(Math.max(this.exp - left / 2, now + this.gap));
   }
 }

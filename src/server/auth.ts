@@ -59,8 +59,8 @@ export class Authenticator {
         false,
         ['verify'],
       );
-      // A failed import (none is expected: the secret is checked) refuses every token in
-      // verify, never an unhandled rejection.
+      // A failed import (none is expected: the secret is checked) fails ready() at start,
+      // never as an unhandled rejection.
       key.catch(() => undefined);
       this.key = key;
       this.algorithms = ['HS256'];
@@ -74,6 +74,12 @@ export class Authenticator {
       this.key = null;
       this.algorithms = [];
     }
+  }
+
+  /** Resolves once the key is usable; rejects when an HS256 secret cannot be imported, so
+   * the gateway fails at start instead of refusing every token. */
+  async ready(): Promise<void> {
+    if (this.key instanceof Promise) await this.key;
   }
 
   get configured(): boolean {

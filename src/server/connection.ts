@@ -473,15 +473,16 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
       return;
     }
     this.principal = principal;
-    // All in the priority lane, in this order: the ended channels' queued events are dropped
-    // with them, and answers for alert channels (which travel in that lane) queued behind
-    // this one cannot overtake it.
+    // Each `unsubscribed` in its channel's lane (so it follows that channel's earlier
+    // answers), then the answer: alert channels' lane is written first, so every
+    // `unsubscribed` arrives before `refreshed`.
     for (const channel of this.subscriptions.dropForbidden(principal))
-      this.reply({ type: 'unsubscribed', channel, reason: 'forbidden' }, 'priority');
-    this.reply(
-      { type: 'refreshed', ...(id !== undefined && { id }), expires_at: principal.expiresAt },
-      'priority',
-    );
+      this.reply({ type: 'unsubscribed', channel, reason: 'forbidden' }, laneFor(channel));
+    this.reply({
+      type: 'refreshed',
+      ...(id !== undefined && { id }),
+      expires_at: principal.expiresAt,
+    });
     this.ctx.log.debug(
       { client_id: this.id, user_id: principal.userId, expires_at: principal.expiresAt },
       'Token refreshed',

@@ -195,6 +195,7 @@ export class Gateway {
   }
 
   private async listen(): Promise<number> {
+    await this.auth.ready();
     await this.backplane.start(this.hub);
     await this.backplane.subscribe(SYSTEM_CHANNEL);
     await this.cluster?.start();

@@ -112,14 +112,20 @@ describe('protocol: refresh', () => {
   it('is answered in order with the ops around it, and needs hello first', async () => {
     await gw.start();
     const c = await gw.authed(await signToken({ accounts: ['ACC1'] }));
-    c.send({ op: 'subscribe', id: 1, channel: 'risk:ACC1' });
+    c.send({ op: 'subscribe', id: 1, channel: 'positions:ACC1' });
     c.send({ op: 'refresh', id: 2, token: await signToken({ accounts: [] }) });
-    c.send({ op: 'subscribe', id: 3, channel: 'risk:ACC1' });
+    c.send({ op: 'subscribe', id: 3, channel: 'positions:ACC1' });
     await c.next((m) => m.type === 'error' && m.id === 3);
     const seen = c.messages
       .filter((m) => m.type !== 'welcome')
       .map((m) => `${String(m.type)}:${JSON.stringify(m.id ?? m.reason)}`);
-    expect(seen).toEqual(['subscribed:1', 'unsubscribed:"forbidden"', 'refreshed:2', 'error:3']);
+    expect(seen).toEqual([
+      'subscribed:1',
+      'snapshot:undefined',
+      'unsubscribed:"forbidden"',
+      'refreshed:2',
+      'error:3',
+    ]);
 
     const fresh = await gw.connect();
     fresh.send({ op: 'refresh', token: await signToken() });

@@ -1077,13 +1077,13 @@ async function cliMain() {
 }
 
 /** HS256 JWT {sub, accounts} valid 1 h, for the gateway's hello. */
-export async function signToken(secret, sub = 'bench-0', accounts = []) {
+export async function signToken(secret, sub = 'bench-0', accounts = [], lifetime = '1h') {
   const { SignJWT } = await import('jose');
   return new SignJWT({ accounts })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(sub)
     .setIssuedAt()
-    .setExpirationTime('1h')
+    .setExpirationTime(lifetime)
     .sign(new TextEncoder().encode(secret));
 }
 

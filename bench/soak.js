@@ -68,7 +68,7 @@ else orchestrate();
 // The worker: a share of the clients.
 
 /**
- * cfg: {url, count, idBase, jwtSecret, reconnectShare, everyMs, lifetimeMs}. Reports
+ * cfg: {url, count, idBase, jwtSecret, tokenLifetime, reconnectShare, everyMs, lifetimeMs}. Reports
  * `progress` ({events, reconnects}) every second, `result` on `stop`.
  */
 async function soakWorker(cfg) {
@@ -154,10 +154,13 @@ async function soakWorker(cfg) {
         notRecovered: 0,
       };
       clients.push(c);
-      signToken(cfg.jwtSecret, `soak-${cfg.idBase + i}`, ACCOUNTS).then((token) => {
-        c.token = token;
-        attach(c, resolve);
-      });
+      // Tokens outlive the run: an expiry would close every client in its last minute.
+      signToken(cfg.jwtSecret, `soak-${cfg.idBase + i}`, ACCOUNTS, cfg.tokenLifetime).then(
+        (token) => {
+          c.token = token;
+          attach(c, resolve);
+        },
+      );
     });
   let next = 0;
   await Promise.all(
@@ -308,6 +311,7 @@ function orchestrate() {
               jwtSecret,
               reconnectShare: o.reconnect,
               everyMs: o.every * 1000,
+              tokenLifetime: `${Math.ceil(o.hardBound / 60) + 10}m`,
               lifetimeMs: o.hardBound * 1000,
             },
             log,

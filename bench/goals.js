@@ -6,10 +6,10 @@
  *   node_modules/.bin/node bench/goals.js [--soak-minutes 0] [--skip run10k,run5k,idle,storm,startup]
  *        [--node-args=--max-semi-space-size=16] [--quick] [--no-save]
  *
- * Steps, about 35 minutes on a 2-core machine (each step's own options are its defaults):
- *   run10k   bench/run.js --clients 10000 --rate 5   floor, bare, Socket.IO, archon-ws (~15 min)
- *   run5k    bench/run.js --only floor,archon        5,000 × 10/s (~5 min)
- *   idle     bench/idle-memory.js                    10,000 idle connections (~5 min)
+ * Steps, about 20 minutes on a 2-core machine (each step's own options are its defaults):
+ *   run10k   bench/run.js --clients 10000 --rate 5   floor, bare, Socket.IO, archon-ws (~6 min)
+ *   run5k    bench/run.js --only floor,archon        5,000 × 10/s (~3 min)
+ *   idle     bench/idle-memory.js                    10,000 idle connections (~3 min)
  *   storm    bench/storm.js                          10,000 clients move on SIGTERM (~5 min)
  *   startup  RSS of `archon-ws serve` and of the bare server 3 s after start, 3 starts each
  *   soak     bench/soak.js --minutes N               only with --soak-minutes N (the goal: 60)

@@ -26,46 +26,56 @@ const logStderr = (s) => process.stderr.write(`${s}\n`);
 
 // ---------------------------------------------------------------------------------------------
 /**
- * The command line of an orchestrator (the script at `scriptUrl`: its import.meta.url): its own
- * `options` plus those run.js and abuse.js both take — the published load (--rate msg/s, --size
- * bytes), the timeline (--warmup, --seconds), --rounds, the wait for a quiet machine
- * (--quiet-wait seconds, --quiet-below a fraction of all cores), --timeout, --no-save — and
- * -h/--help (prints the script's header comment and exits). `defaults`: the script's --rate and
- * --quiet-wait defaults and its largest --size. → {argv, check, opt}: opt has the shared
- * options' values, checked; check(ok, msg) exits with status 2 and `name: msg` unless ok.
+ * The command line of a benchmark script (the one at `scriptUrl`: its import.meta.url):
+ * `options` (node:util parseArgs) plus -h/--help, which prints the script's header comment
+ * and exits. An unknown option or a bad form exits with status 2 and a one-line error.
+ * → {argv, fail}: fail(msg) prints `name: msg` and exits with status 2.
  */
-export function parseCli(scriptUrl, name, options, { rate, quietWait, maxSize }) {
+export function parseOptions(scriptUrl, name, options) {
+  const fail = (msg) => {
+    logStderr(`${name}: ${msg}`);
+    process.exit(2);
+  };
   let argv;
   try {
     ({ values: argv } = parseArgs({
-      options: {
-        ...options,
-        rate: { type: 'string', default: rate },
-        size: { type: 'string', default: '200' },
-        seconds: { type: 'string', default: '20' },
-        warmup: { type: 'string', default: '3' },
-        rounds: { type: 'string', default: '3' },
-        'quiet-wait': { type: 'string', default: quietWait },
-        'quiet-below': { type: 'string', default: '0.25' },
-        timeout: { type: 'string' },
-        'no-save': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
+      options: { ...options, help: { type: 'boolean', short: 'h', default: false } },
     }));
   } catch (err) {
     // e.g. a value that starts with -- needs the = form: --node-args=--max-semi-space-size=16
-    logStderr(`${name}: ${err.message} (--help lists the options)`);
-    process.exit(2);
+    fail(`${err.message} (--help lists the options)`);
   }
   if (argv.help) {
     process.stdout.write(readFileSync(fileURLToPath(scriptUrl), 'utf8').split('*/')[0]);
     process.exit(0);
   }
+  return { argv, fail };
+}
+
+/**
+ * The command line of an orchestrator: its own `options` plus those run.js, abuse.js and
+ * storm.js share — the published load (--rate msg/s, --size bytes), the timeline (--warmup,
+ * --seconds), --rounds, the wait for a quiet machine (--quiet-wait seconds, --quiet-below a
+ * fraction of all cores), --timeout, --no-save — and -h/--help (parseOptions). `defaults`: the
+ * script's --rate and --quiet-wait defaults and its largest --size. → {argv, check, opt}: opt
+ * has the shared options' values, checked; check(ok, msg) exits with status 2 and
+ * `name: msg` unless ok.
+ */
+export function parseCli(scriptUrl, name, options, { rate, quietWait, maxSize }) {
+  const { argv, fail } = parseOptions(scriptUrl, name, {
+    ...options,
+    rate: { type: 'string', default: rate },
+    size: { type: 'string', default: '200' },
+    seconds: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '3' },
+    'quiet-wait': { type: 'string', default: quietWait },
+    'quiet-below': { type: 'string', default: '0.25' },
+    timeout: { type: 'string' },
+    'no-save': { type: 'boolean', default: false },
+  });
   const check = (ok, msg) => {
-    if (!ok) {
-      logStderr(`${name}: ${msg}`);
-      process.exit(2);
-    }
+    if (!ok) fail(msg);
   };
   const opt = {
     rate: Number(argv.rate),

@@ -24,8 +24,6 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   BENCH,
   ROOT,
@@ -34,6 +32,7 @@ import {
   freePort,
   fx,
   median,
+  parseOptions,
   runMain,
   saveResults,
   startServer,
@@ -43,30 +42,13 @@ import { procRssMb, sleep } from './loadgen.js';
 
 const STEPS = ['run10k', 'run5k', 'idle', 'storm', 'startup', 'soak'];
 const log = (s) => process.stderr.write(`${s}\n`);
-const fail = (m) => {
-  log(`goals: ${m}`);
-  process.exit(2);
-};
-
-let argv;
-try {
-  ({ values: argv } = parseArgs({
-    options: {
-      'soak-minutes': { type: 'string', default: '0' },
-      skip: { type: 'string', default: '' },
-      'node-args': { type: 'string', default: '' },
-      quick: { type: 'boolean', default: false },
-      'no-save': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }));
-} catch (err) {
-  fail(`${err.message} (--help lists the options)`);
-}
-if (argv.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
-  process.exit(0);
-}
+const { argv, fail } = parseOptions(import.meta.url, 'goals', {
+  'soak-minutes': { type: 'string', default: '0' },
+  skip: { type: 'string', default: '' },
+  'node-args': { type: 'string', default: '' },
+  quick: { type: 'boolean', default: false },
+  'no-save': { type: 'boolean', default: false },
+});
 const soakMinutes = Number(argv['soak-minutes']);
 if (!(soakMinutes >= 0 && soakMinutes <= 240)) fail('--soak-minutes: 0..240');
 const skip = new Set(argv.skip.split(',').filter(Boolean));

@@ -18,12 +18,9 @@
  * The heap columns (from the probe every server carries, bench/probe.js) say where it went.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import {
   distBuilt,
@@ -31,6 +28,7 @@ import {
   fx,
   freePort,
   median,
+  parseOptions,
   probeStats,
   runMain,
   saveResults,
@@ -41,32 +39,16 @@ import {
 import { dialect } from './dialect.js';
 import { procRssMb, signToken } from './loadgen.js';
 
-const fail = (m) => {
-  process.stderr.write(`idle-memory: ${m}\n`);
-  process.exit(2);
-};
-let argv;
-try {
-  ({ values: argv } = parseArgs({
-    options: {
-      clients: { type: 'string', default: '10000' },
-      rounds: { type: 'string', default: '3' },
-      only: { type: 'string', default: 'bare,socketio,archon' },
-      settle: { type: 'string', default: '5' },
-      warmup: { type: 'string', default: '1000' },
-      'node-args': { type: 'string', default: '' },
-      timeout: { type: 'string' },
-      'no-save': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }));
-} catch (err) {
-  fail(`${err.message} (--help lists the options)`);
-}
-if (argv.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
-  process.exit(0);
-}
+const { argv, fail } = parseOptions(import.meta.url, 'idle-memory', {
+  clients: { type: 'string', default: '10000' },
+  rounds: { type: 'string', default: '3' },
+  only: { type: 'string', default: 'bare,socketio,archon' },
+  settle: { type: 'string', default: '5' },
+  warmup: { type: 'string', default: '1000' },
+  'node-args': { type: 'string', default: '' },
+  timeout: { type: 'string' },
+  'no-save': { type: 'boolean', default: false },
+});
 
 const clients = Number(argv.clients);
 const rounds = Number(argv.rounds);

@@ -31,7 +31,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import process from 'node:process';
 import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import {
   distBuilt,
@@ -39,6 +38,7 @@ import {
   freePort,
   fx,
   median,
+  parseOptions,
   probeStats,
   runMain,
   saveResults,
@@ -205,38 +205,21 @@ async function soakWorker(cfg) {
 // ---------------------------------------------------------------------------------------------
 // The orchestrator.
 
-function fail(m) {
-  log(`soak: ${m}`);
-  process.exit(2);
-}
-
 function options() {
-  let argv;
-  try {
-    ({ values: argv } = parseArgs({
-      options: {
-        minutes: { type: 'string', default: '60' },
-        clients: { type: 'string', default: '1500' },
-        reconnect: { type: 'string', default: '0.1' },
-        every: { type: 'string', default: '10' },
-        sample: { type: 'string', default: '10' },
-        settle: { type: 'string', default: '5' },
-        window: { type: 'string', default: '5' },
-        report: { type: 'string' },
-        workers: { type: 'string', default: '2' },
-        'node-args': { type: 'string', default: '' },
-        timeout: { type: 'string' },
-        'no-save': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (err) {
-    fail(`${err.message} (--help lists the options)`);
-  }
-  if (argv.help) {
-    process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
-    process.exit(0);
-  }
+  const { argv, fail } = parseOptions(import.meta.url, 'soak', {
+    minutes: { type: 'string', default: '60' },
+    clients: { type: 'string', default: '1500' },
+    reconnect: { type: 'string', default: '0.1' },
+    every: { type: 'string', default: '10' },
+    sample: { type: 'string', default: '10' },
+    settle: { type: 'string', default: '5' },
+    window: { type: 'string', default: '5' },
+    report: { type: 'string' },
+    workers: { type: 'string', default: '2' },
+    'node-args': { type: 'string', default: '' },
+    timeout: { type: 'string' },
+    'no-save': { type: 'boolean', default: false },
+  });
   const o = {
     minutes: Number(argv.minutes),
     clients: Number(argv.clients),

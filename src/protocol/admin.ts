@@ -128,6 +128,44 @@ export const BroadcastAnswerSchema = z.object({
 });
 export type BroadcastAnswer = z.infer<typeof BroadcastAnswerSchema>;
 
+/** `state` of GET /api/v1/admin/alerts: which alerts to list. */
+export const ALERT_STATES = ['unacked', 'acked', 'all'] as const;
+export type AlertState = (typeof ALERT_STATES)[number];
+
+/** One risk alert still held (GET /api/v1/admin/alerts). */
+export const AlertEntrySchema = z.object({
+  channel: z.string(),
+  account: z.string(),
+  epoch: z.string(),
+  seq: z.number(),
+  key: z.string().nullable(),
+  /** When it was published (ms since the Unix epoch), and how long ago. */
+  ts: z.number(),
+  age_seconds: z.number(),
+  /** What the publisher sent. */
+  data: z.unknown(),
+  expires_at: z.number().nullable(),
+  state: z.enum(['unacked', 'acked']),
+  acked_by: z.string().nullable(),
+  acked_at: z.number().nullable(),
+  /** Deliveries to each user's connections (live, replayed or listed as unacknowledged). */
+  deliveries: z.record(z.string(), z.number()),
+  delivered: z.number(),
+});
+export type AlertEntry = z.infer<typeof AlertEntrySchema>;
+
+/** GET /api/v1/admin/alerts */
+export const AlertsAnswerSchema = z.object({
+  state: z.enum(ALERT_STATES),
+  /** Every alert held and not acknowledged, whatever `state` lists. */
+  unacked: z.number(),
+  /** Age of the oldest of them; null when none waits. */
+  oldest_unacked_seconds: z.number().nullable(),
+  /** Oldest first. */
+  alerts: z.array(AlertEntrySchema),
+});
+export type AlertsAnswer = z.infer<typeof AlertsAnswerSchema>;
+
 /** Each admin endpoint (path under /api/v1/admin, query aside) and the schema of its answer. */
 export const ADMIN_ANSWERS = {
   '/websocket/status': StatusAnswerSchema,
@@ -136,6 +174,7 @@ export const ADMIN_ANSWERS = {
   '/websocket/cleanup': CleanupAnswerSchema,
   '/websocket/queue/flush': FlushAnswerSchema,
   '/broadcast': BroadcastAnswerSchema,
+  '/alerts': AlertsAnswerSchema,
 } as const;
 export type AdminEndpoint = keyof typeof ADMIN_ANSWERS;
 
@@ -169,4 +208,5 @@ export const ADMIN_READERS = {
   '/websocket/cleanup': CleanupAnswerSchema.extend({ missing: missingRead }),
   '/websocket/queue/flush': FlushAnswerSchema.extend({ missing: missingRead }),
   '/broadcast': BroadcastAnswerSchema.extend({ missing: missingRead }),
+  '/alerts': AlertsAnswerSchema,
 } as const satisfies Record<AdminEndpoint, z.ZodType>;

@@ -37,6 +37,9 @@ export const QUEUE_ALERT = 1000;
 /** Prevention (section 6): a queue building up before it becomes an incident. */
 export const QUEUE_WARN = 500;
 export const LATENCY_ALERT_MS = 1000;
+/** A risk alert unacknowledged this long fires ArchonRiskAlertUnacknowledged (an addition to
+ * RB-003; docs/protocol.md#acknowledged-risk-alerts). */
+export const ALERT_UNACKED_ALERT_SECONDS = 120;
 /** An instance this full needs room (Fix D). */
 export const CAPACITY_SHARE = 0.9;
 /** Event-loop lag p99 of a busy instance, and of one that is stuck. */

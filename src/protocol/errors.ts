@@ -36,7 +36,7 @@ export const ERRORS = {
     close: CloseCode.protocolError,
     message: 'unknown op',
     clientAction:
-      'use hello, subscribe, unsubscribe, refresh, ping or pong; repeating closes with 4400',
+      'use hello, subscribe, unsubscribe, refresh, ack, ping or pong; repeating closes with 4400',
   },
   unknown_channel: {
     permanent: true,
@@ -72,6 +72,12 @@ export const ERRORS = {
     message: 'token refresh refused',
     clientAction:
       'the connection stays open on its current token until that expires: get a valid token for the same user and refresh again, or reconnect with it',
+  },
+  alert_unknown: {
+    permanent: true,
+    message: 'no such alert is held',
+    clientAction:
+      'the alert expired (WEBSOCKET_ALERT_HISTORY_TTL or its ttl), belongs to another epoch, or the channel is not a risk:<account> channel: drop it from the list; the connection stays open',
   },
   auth_timeout: {
     close: CloseCode.unauthorized,

@@ -6,6 +6,9 @@ export * from './messages.js';
 // ./admin.js and ./probes.js themselves, so a dashboard bundle never carries them.
 export type {
   AdminEndpoint,
+  AlertEntry,
+  AlertsAnswer,
+  AlertState,
   BroadcastAnswer,
   CleanupAnswer,
   ConnectionEntry,

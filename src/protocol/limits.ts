@@ -30,3 +30,6 @@ export const HISTORY_REQUESTS_PER_SECOND_PER_ADDRESS = 50;
 
 /** An unknown op or other client value is quoted in an error only up to this many characters. */
 export const MAX_QUOTED_CHARS = 32;
+
+/** Publish: the longest `ttl` of an event, in seconds (7 days, like the history TTLs). */
+export const MAX_EVENT_TTL_S = 7 * 86400;

@@ -37,7 +37,28 @@ export interface RefreshOp {
   id?: number | string;
   token: string;
 }
-export type ClientOp = HelloOp | SubscribeOp | UnsubscribeOp | PongOp | PingOp | RefreshOp;
+/** Acknowledges a risk alert for every user of its account (docs/protocol.md#ack). */
+export interface AckOp {
+  op: 'ack';
+  id?: number | string;
+  /** A `risk:<account>` channel. */
+  channel: string;
+  /** The alert's epoch and seq, as its `event` (or `unacked` entry) gave them. */
+  epoch: string;
+  seq: number;
+}
+export type ClientOp = HelloOp | SubscribeOp | UnsubscribeOp | PongOp | PingOp | RefreshOp | AckOp;
+
+/** The operations a client may send, in the order docs/protocol.md lists them. */
+export const CLIENT_OPS = [
+  'hello',
+  'subscribe',
+  'unsubscribe',
+  'refresh',
+  'ack',
+  'ping',
+  'pong',
+] as const satisfies readonly ClientOp['op'][];
 
 // Server → client
 export interface WelcomeMessage {
@@ -90,6 +111,48 @@ export interface EventMessage {
   key: string | null;
   ts: number;
   data: unknown;
+  /** When the event stops being true (ms since the Unix epoch): present when it was published
+   * with a `ttl` or its class has a default one. */
+  expires_at?: number;
+}
+/** Who acknowledged a risk alert, and when (ms since the Unix epoch). */
+export interface AlertAck {
+  by: string;
+  at: number;
+}
+/** The answer to `ack`, and the notice every subscriber of the channel gets when anyone
+ * acknowledges one of its alerts (idempotent: it may arrive more than once). */
+export interface AckedMessage extends AlertAck {
+  type: 'acked';
+  id?: number | string;
+  channel: string;
+  epoch: string;
+  seq: number;
+}
+/** One alert still waiting for an acknowledgement. */
+export interface UnackedAlert {
+  seq: number;
+  key: string | null;
+  ts: number;
+  data: unknown;
+  expires_at?: number;
+}
+/** Follows `subscribed` (and its replay) on every subscription of a risk channel: every alert
+ * of the channel's epoch still held and not acknowledged, oldest first. Authoritative: an
+ * alert the client holds as unacknowledged but not listed here was acknowledged or expired. */
+export interface UnackedMessage {
+  type: 'unacked';
+  channel: string;
+  epoch: string;
+  alerts: UnackedAlert[];
+}
+/** Stands in for events `from_seq` … `seq` of a channel that expired (their `ttl`) before
+ * they reached this connection: nothing was lost, `seq` moves on. */
+export interface ExpiredMessage {
+  type: 'expired';
+  channel: string;
+  from_seq: number;
+  seq: number;
 }
 export interface SystemMessage {
   type: 'system';
@@ -119,6 +182,9 @@ export type ServerMessage =
   | RefreshedMessage
   | SnapshotMessage
   | EventMessage
+  | AckedMessage
+  | UnackedMessage
+  | ExpiredMessage
   | SystemMessage
   | ResyncMessage
   | PingMessage
@@ -132,6 +198,13 @@ export interface StoredEvent {
   readonly key: string | null;
   readonly ts: number;
   readonly data: unknown;
+  /** Absent when the event never expires (docs/protocol.md#expiring-events). */
+  readonly expires_at?: number;
+}
+
+/** Whether an event has expired at `now`: it is then never delivered, replayed or snapshotted. */
+export function isExpired(event: { readonly expires_at?: number }, now: number): boolean {
+  return event.expires_at !== undefined && event.expires_at <= now;
 }
 
 /** Answer of GET /api/v1/history. */

@@ -17,6 +17,14 @@ const seconds = (max: number) =>
     .max(max)
     .transform((s) => s * 1000)
     .describe(`a number of seconds > 0 and ≤ ${max}`);
+/** Seconds in the environment, milliseconds in the config; 0 means never. */
+const secondsOrNever = (max: number) =>
+  z.coerce
+    .number()
+    .min(0)
+    .max(max)
+    .transform((v) => Math.round(v * 1000))
+    .describe(`a number of seconds from 0 (never) to ${max}`);
 const count = (min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).describe(`an integer from ${min} to ${max}`);
 const list = z
@@ -106,6 +114,9 @@ const FIELDS = {
   WEBSOCKET_HISTORY_TTL: ['historyTtlMs', seconds(7 * 86400), '300'],
   WEBSOCKET_ALERT_HISTORY_SIZE: ['alertHistorySize', count(1, 1_000_000), '10000'],
   WEBSOCKET_ALERT_HISTORY_TTL: ['alertHistoryTtlMs', seconds(7 * 86400), '3600'],
+  WEBSOCKET_STREAM_TTL: ['streamEventTtlMs', secondsOrNever(7 * 86400), '60'],
+  WEBSOCKET_STATE_TTL: ['stateEventTtlMs', secondsOrNever(7 * 86400), '0'],
+  WEBSOCKET_ALERT_TTL: ['alertEventTtlMs', secondsOrNever(7 * 86400), '0'],
   WEBSOCKET_SHUTDOWN_TIMEOUT: ['shutdownTimeoutMs', seconds(3600), '30'],
   LOG_LEVEL: [
     'logLevel',

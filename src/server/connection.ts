@@ -14,14 +14,16 @@ import {
   ArchonError,
   CloseCode,
   ERRORS,
+  parseChannel,
   PROTOCOL_VERSION,
+  type AckOp,
   type ConnectionEntry,
   type ErrorCode,
   type ServerMessage,
   type SubscribeOp,
 } from '../protocol/index.js';
 import type { Admission } from './admission.js';
-import type { Authenticator, Principal } from './auth.js';
+import { mayJoin, type Authenticator, type Principal } from './auth.js';
 import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import { Frame, type Lane } from './frame.js';
@@ -444,7 +446,68 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
         return;
       case 'refresh':
         return this.refresh(op.token, op.id);
+      case 'ack':
+        return this.ack(op);
     }
+  }
+
+  /**
+   * Acknowledges a risk alert for every user of its account (docs/protocol.md#ack): stored in
+   * the backplane with who and when, answered with `acked`, and told to every open subscription
+   * of the channel on every instance. Acknowledging twice is answered with the first
+   * acknowledgement; one that is not held is refused with `alert_unknown`.
+   */
+  private async ack(op: AckOp): Promise<void> {
+    const channel = parseChannel(op.channel);
+    if (!channel) throw new ArchonError('unknown_channel', `unknown channel ${quote(op.channel)}`);
+    if (channel.class !== 'alert')
+      throw new ArchonError(
+        'alert_unknown',
+        `${op.channel} is a ${channel.class} channel: only risk:<account> alerts are acknowledged`,
+      );
+    const principal = this.principal as Principal;
+    if (!mayJoin(principal, channel))
+      throw new ArchonError('forbidden', `account ${channel.account ?? ''} is not yours`);
+    let outcome: Awaited<ReturnType<Hub['ack']>>;
+    try {
+      outcome = await this.ctx.hub.ack(op.channel, op.epoch, op.seq, {
+        by: principal.userId,
+        at: this.ctx.clock.now(),
+      });
+    } catch (err) {
+      this.ctx.metrics.backplaneErrors.inc();
+      this.ctx.log.warn({ err, client_id: this.id, channel: op.channel }, 'Alert ack failed');
+      throw new ArchonError('backplane_unavailable', 'backplane unavailable: retry the ack');
+    }
+    if (!outcome)
+      throw new ArchonError(
+        'alert_unknown',
+        `no alert ${op.channel} seq ${op.seq} of epoch ${quote(op.epoch)} is held: it expired or belongs to another epoch`,
+      );
+    if (outcome.first) {
+      // The audit line: who acknowledged which alert, from where.
+      this.ctx.log.info(
+        {
+          audit: 'alert_ack',
+          channel: op.channel,
+          epoch: op.epoch,
+          seq: op.seq,
+          ...this.logFields,
+        },
+        'Risk alert acknowledged',
+      );
+    }
+    this.reply(
+      {
+        type: 'acked',
+        ...(op.id !== undefined && { id: op.id }),
+        channel: op.channel,
+        epoch: op.epoch,
+        seq: op.seq,
+        ...outcome.ack,
+      },
+      'priority',
+    );
   }
 
   /**

@@ -32,6 +32,9 @@ export interface FrameOptions {
   readonly onSettled?: ((frame: Frame) => void) | null;
   /** When the message was accepted (ms since epoch); for broadcast latency. */
   readonly acceptedAt?: number;
+  /** An event that expires (docs/protocol.md#expiring-events): when, and its seq. */
+  readonly expiresAt?: number;
+  readonly seq?: number;
 }
 
 export class Frame {
@@ -44,6 +47,10 @@ export class Frame {
   readonly lane: Lane;
   readonly conflateKey: string | null;
   readonly acceptedAt: number;
+  /** Infinity unless the event expires. */
+  readonly expiresAt: number;
+  private readonly seq: number;
+  private standIn: Frame | null = null;
   private readonly onSettled: ((frame: Frame) => void) | null;
   private refs = 0;
 
@@ -57,6 +64,8 @@ export class Frame {
     this.conflateKey = options.conflateKey ?? null;
     this.onSettled = options.onSettled ?? null;
     this.acceptedAt = options.acceptedAt ?? 0;
+    this.expiresAt = options.expiresAt ?? Infinity;
+    this.seq = options.seq ?? 0;
     // Server-to-client frames are not masked, so the header is the same for every client.
     const parts = Sender.frame(payload, {
       fin: true,
@@ -73,6 +82,23 @@ export class Frame {
     const channel =
       message.type === 'event' || message.type === 'snapshot' ? message.channel : null;
     return new Frame(Buffer.from(JSON.stringify(message)), { cls, channel, ...(lane && { lane }) });
+  }
+
+  /** What is written instead of this event once it expired: `expired` with its seq, built
+   * once and shared by every queue that held the event. */
+  expiredFrame(): Frame {
+    this.standIn ??= new Frame(
+      Buffer.from(
+        JSON.stringify({
+          type: 'expired',
+          channel: this.channel,
+          from_seq: this.seq,
+          seq: this.seq,
+        }),
+      ),
+      { cls: this.cls, channel: this.channel, lane: this.lane },
+    );
+    return this.standIn;
   }
 
   /** One more queue holds this frame. */

@@ -20,7 +20,8 @@ import { Connection, type ConnectionContext } from './connection.js';
 import { DiagnosticEndpoints } from './diagnostics.js';
 import { TokenSet } from './http/bearer.js';
 import { createHttpApp } from './http/app.js';
-import { validateEvents } from './publish.js';
+import { AlertListing } from './alerts.js';
+import { validateEvents, withTtl } from './publish.js';
 import { Hub } from './hub.js';
 import { createLogger, LogLimiter, type Logger } from './logging.js';
 import { KeyedBuckets } from './token-bucket.js';
@@ -92,11 +93,13 @@ export class Gateway {
       (config.redisUrl === undefined
         ? new MemoryBackplane(limits)
         : new RedisBackplane({ url: config.redisUrl, limits, log: this.log }));
+    const alerts = new AlertListing(this.backplane);
     this.metrics = new Metrics(config.serverId, {
       active: () => this.connections.size,
       unauthenticated: () => this.admission.unauthenticatedCount,
       queueDepth: () => service.queueDepth(),
       backplaneUp: () => this.backplane.healthy(),
+      alerts: () => alerts.summary(),
     });
     this.hub = new Hub(this.backplane, this.connections, this.metrics, this.log);
     const noisyLog = new LogLimiter(this.log);
@@ -184,6 +187,7 @@ export class Gateway {
       backplane: this.backplane,
       metrics: this.metrics,
       admin: this.admin,
+      alerts,
       clientAddress: (req) => remoteAddress(req, this.upgrades.trustedProxies),
     });
   }
@@ -238,7 +242,14 @@ export class Gateway {
    * anything is stored, then stored whole or not at all. Fan-out happens after, never awaited.
    */
   async publish(events: PublishInput[]): Promise<PublishResult[]> {
-    const valid = validateEvents(events);
+    const defaults = {
+      state: this.config.stateEventTtlMs,
+      stream: this.config.streamEventTtlMs,
+      alert: this.config.alertEventTtlMs,
+    };
+    const valid = validateEvents(events).map((e) =>
+      withTtl(e, parseChannel(e.channel)?.class ?? 'stream', defaults),
+    );
     let results: PublishResult[];
     try {
       results = await this.backplane.publish(valid);
@@ -312,6 +323,7 @@ export class Gateway {
       ]);
     await bounded(this.app.close(), 'HTTP server close');
     if (this.cluster) await bounded(this.cluster.stop(), 'Cluster stop');
+    await bounded(this.hub.alertDeliveries.flush(), 'Alert deliveries count');
     await bounded(this.backplane.stop(), 'Backplane stop');
     this.metrics.close();
     this.log.info('Shutdown complete');

@@ -1,5 +1,5 @@
 /**
- * History reads of one channel, coalesced (docs/performance.md, "Reconnect storm"). When an
+ * Reads of one channel, coalesced (docs/performance.md, "Reconnect storm"). When an
  * instance stops, its thousands of clients resume on the others within seconds, most of them
  * on the same few channels from nearly the same `seq`. Each read asks the backplane (a Redis
  * round trip and a script in cluster mode) for the same events. Here the reads of a channel
@@ -13,54 +13,71 @@
  */
 import type { HistoryRead } from './backplane/backplane.js';
 
-interface Batch {
-  sinceSeq: number;
-  readonly result: Promise<HistoryRead>;
+interface Batch<A, R> {
+  arg: A;
+  readonly result: Promise<R>;
   start(): void;
 }
 
-interface ChannelReads {
+interface ChannelReads<A, R> {
   inFlight: boolean;
   /** The next read, gathering callers until the one in flight ends. */
-  next: Batch | null;
+  next: Batch<A, R> | null;
 }
 
+/** History reads: callers share a read from the lowest `sinceSeq` among them. */
 export class HistoryReads {
-  private readonly channels = new Map<string, ChannelReads>();
+  private readonly reads: CoalescedReads<number, HistoryRead>;
 
-  constructor(private readonly read: (channel: string, sinceSeq: number) => Promise<HistoryRead>) {}
+  constructor(read: (channel: string, sinceSeq: number) => Promise<HistoryRead>) {
+    this.reads = new CoalescedReads(read, Math.min);
+  }
 
   /** Events of `channel` after `sinceSeq`, with its epoch, latest and oldest `seq`. */
   async history(channel: string, sinceSeq: number): Promise<HistoryRead> {
+    const read = await this.reads.read(channel, sinceSeq);
+    if (read.events.length === 0 || read.events[0]!.seq > sinceSeq) return read;
+    return { ...read, events: read.events.filter((e) => e.seq > sinceSeq) };
+  }
+}
+
+/** Any read of a channel by the rule above; `merge` makes one argument of two callers'. */
+export class CoalescedReads<A, R> {
+  private readonly channels = new Map<string, ChannelReads<A, R>>();
+
+  constructor(
+    private readonly readOnce: (channel: string, arg: A) => Promise<R>,
+    private readonly merge: (a: A, b: A) => A,
+  ) {}
+
+  read(channel: string, arg: A): Promise<R> {
     let reads = this.channels.get(channel);
     if (!reads) {
       reads = { inFlight: false, next: null };
       this.channels.set(channel, reads);
     }
     let batch = reads.next;
-    if (batch) batch.sinceSeq = Math.min(batch.sinceSeq, sinceSeq);
+    if (batch) batch.arg = this.merge(batch.arg, arg);
     else {
-      batch = this.batch(channel, reads, sinceSeq);
+      batch = this.batch(channel, reads, arg);
       reads.next = batch;
       if (!reads.inFlight) batch.start();
     }
-    const read = await batch.result;
-    if (read.events.length === 0 || read.events[0]!.seq > sinceSeq) return read;
-    return { ...read, events: read.events.filter((e) => e.seq > sinceSeq) };
+    return batch.result;
   }
 
-  private batch(channel: string, reads: ChannelReads, sinceSeq: number): Batch {
-    let settle!: (read: Promise<HistoryRead>) => void;
-    const result = new Promise<HistoryRead>((resolve) => (settle = resolve));
-    const batch: Batch = {
-      sinceSeq,
+  private batch(channel: string, reads: ChannelReads<A, R>, arg: A): Batch<A, R> {
+    let settle!: (read: Promise<R>) => void;
+    const result = new Promise<R>((resolve) => (settle = resolve));
+    const batch: Batch<A, R> = {
+      arg,
       result,
       start: () => {
         reads.next = null;
         reads.inFlight = true;
-        let read: Promise<HistoryRead>;
+        let read: Promise<R>;
         try {
-          read = this.read(channel, batch.sinceSeq);
+          read = this.readOnce(channel, batch.arg);
         } catch (err) {
           read = Promise.reject(err instanceof Error ? err : new Error(String(err)));
         }

@@ -7,10 +7,14 @@
  */
 import {
   ArchonError,
+  isExpired,
   isReplayable,
+  type AlertAck,
   type ChannelInfo,
   type EventMessage,
+  type ExpiredMessage,
   type Since,
+  type StoredEvent,
   type SystemMessage,
 } from '../protocol/index.js';
 import {
@@ -18,11 +22,13 @@ import {
   type Backplane,
   type BackplaneEvent,
   type BackplaneListener,
+  type UnackedRead,
 } from './backplane/backplane.js';
+import { AlertDeliveries } from './alert-deliveries.js';
 import { performance } from 'node:perf_hooks';
 import { Fifo } from './fifo.js';
 import { Frame } from './frame.js';
-import { HistoryReads } from './history-reads.js';
+import { CoalescedReads, HistoryReads } from './history-reads.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 import { ReplayFrames } from './replay-frames.js';
@@ -30,6 +36,8 @@ import { ReplayFrames } from './replay-frames.js';
 /** What the hub needs of a connection. */
 export interface Subscriber {
   readonly id: string;
+  /** The signed-in user (`sub`), whom alert deliveries are counted for; null before hello. */
+  readonly userId: string | null;
   /** Queues a frame; false when the connection is gone or was closed for being slow. */
   send(frame: Frame, now?: number, replay?: boolean): boolean;
   /** A live event: written at once when nothing waits before it, else queued; true when a
@@ -77,6 +85,8 @@ interface PendingEvent {
   readonly frame: Frame;
   readonly seq: number;
   readonly epoch: string;
+  /** An `acked` notice, not an event: no seq of its own to check. */
+  readonly ack?: true;
 }
 
 export class Subscription {
@@ -110,8 +120,11 @@ export class Hub implements BackplaneListener {
   private readonly fanOuts = new Fifo<FanOut>();
   private fanOutScheduled = false;
   private readonly replays = new ReplayFrames(REPLAY_CACHE_BYTES);
-  /** Resuming subscribers of one channel share history reads (a reconnect storm). */
+  /** Resuming subscribers of one channel share history reads (a reconnect storm), and the
+   * subscribers of a risk channel its reads of unacknowledged alerts. */
   private readonly histories: HistoryReads;
+  private readonly unackedReads: CoalescedReads<undefined, UnackedRead>;
+  readonly alertDeliveries: AlertDeliveries;
 
   constructor(
     private readonly backplane: Backplane,
@@ -123,6 +136,14 @@ export class Hub implements BackplaneListener {
     this.histories = new HistoryReads((channel, sinceSeq) =>
       this.backplane.history(channel, sinceSeq),
     );
+    this.unackedReads = new CoalescedReads(
+      (channel) => this.backplane.unacked(channel),
+      () => undefined,
+    );
+    this.alertDeliveries = new AlertDeliveries(backplane, (err) => {
+      this.metrics.backplaneErrors.inc();
+      this.log.warn({ err }, 'Alert deliveries not counted');
+    });
   }
 
   /** The parsed channel of a name some subscription here already holds (shared, not
@@ -150,38 +171,49 @@ export class Hub implements BackplaneListener {
       });
     }
     local.subs.add(sub);
-    let frames: Frame[];
+    let opening: Opening;
     try {
       await local.ready;
-      frames = await this.opening(sub, since, id);
+      opening = await this.opening(sub, since, id);
     } catch (err) {
       this.unsubscribe(sub);
       throw err;
     }
     if (this.channels.get(name)?.subs.has(sub) !== true) return; // dropped while reading
     const now = Date.now();
-    for (const frame of frames) {
+    for (const frame of opening.frames) {
       if (!sub.subscriber.send(frame, now, true)) return;
     }
+    for (const alert of opening.alerts) this.alertDeliveries.count(sub, alert.epoch, alert.seq);
     const pending = sub.pending ?? [];
     sub.pending = null;
     sub.state = 'live';
     for (const p of pending) {
-      this.deliver(sub, p.frame, p.seq, p.epoch, now);
+      if (p.ack) {
+        if (p.epoch === sub.epoch) sub.subscriber.send(p.frame, now);
+      } else {
+        this.deliver(sub, p.frame, p.seq, p.epoch, now);
+      }
       p.frame.release();
     }
     this.scheduleFlush(sub.subscriber);
   }
 
-  /** The frames that open a subscription: `subscribed`, then the snapshot or the replay. */
+  /**
+   * The frames that open a subscription: `subscribed`, then the snapshot or the replay (an
+   * expired event of the replay goes as `expired`), then on a risk channel the `unacked` list;
+   * and the alerts they hand over, whose deliveries are counted once the frames are queued.
+   */
   private async opening(
     sub: Subscription,
     since: Since | undefined,
     id: number | string | undefined,
-  ): Promise<Frame[]> {
+  ): Promise<Opening> {
     const name = sub.channel.name;
     const cls = sub.channel.class;
     const after: Frame[] = [];
+    const alerts: { epoch: string; seq: number }[] = [];
+    let replayed = 0;
     let recovered = true;
     // A budget used up refuses before anything is read: refusals must cost next to nothing.
     if ((cls === 'state' || since !== undefined) && sub.subscriber.replayLeft() < 1)
@@ -210,9 +242,31 @@ export class Hub implements BackplaneListener {
       }
       sub.epoch = history.epoch;
       sub.lastSeq = history.seq;
-      if (recovered)
-        for (const event of history.events)
-          after.push(this.replays.frame(event, history.epoch, cls));
+      if (recovered && since) {
+        replayed = history.events.length;
+        this.replayFrames(after, sub.channel, history, since.seq);
+        if (cls === 'alert')
+          for (const e of history.events) alerts.push({ epoch: history.epoch, seq: e.seq });
+      }
+    }
+    if (cls === 'alert') {
+      const unacked = await this.unackedReads.read(name, undefined);
+      after.push(
+        Frame.of(
+          {
+            type: 'unacked',
+            channel: name,
+            epoch: unacked.epoch,
+            alerts: unacked.alerts.map(({ seq, key, ts, data, expires_at }) =>
+              expires_at === undefined
+                ? { seq, key, ts, data }
+                : { seq, key, ts, data, expires_at },
+            ),
+          },
+          'alert',
+        ),
+      );
+      for (const e of unacked.alerts) alerts.push({ epoch: unacked.epoch, seq: e.seq });
     }
     const bytes = after.reduce((n, f) => n + f.size, 0);
     if (bytes > 0 && !sub.subscriber.mayReplay(bytes)) throw replayLimited(name, bytes);
@@ -224,13 +278,63 @@ export class Hub implements BackplaneListener {
         epoch: sub.epoch,
         seq: sub.lastSeq,
         recovered,
-        replayed: cls === 'state' ? 0 : after.length,
+        replayed,
       },
       'control',
       // Answers for an alert channel travel in the alert lane, ahead of its events.
       cls === 'alert' ? 'priority' : 'normal',
     );
-    return [subscribed, ...after];
+    return { frames: [subscribed, ...after], alerts };
+  }
+
+  /** The replay of seqs after `sinceSeq` up to `lastSeq`: held events as they are, and for
+   * each run of seqs missing between them (expired: history holds every seq it covers) one
+   * `expired` message, so the client's seq moves on without a gap. */
+  private replayFrames(
+    out: Frame[],
+    channel: ChannelInfo,
+    history: { readonly epoch: string; readonly seq: number; readonly events: StoredEvent[] },
+    sinceSeq: number,
+  ): void {
+    let next = sinceSeq + 1;
+    const expired = (to: number): void => {
+      if (to < next) return;
+      out.push(
+        Frame.of(
+          { type: 'expired', channel: channel.name, from_seq: next, seq: to },
+          channel.class,
+        ),
+      );
+    };
+    for (const event of history.events) {
+      expired(event.seq - 1);
+      out.push(this.replays.frame(event, history.epoch, channel.class));
+      next = event.seq + 1;
+    }
+    expired(history.seq);
+  }
+
+  /** Acknowledges a held alert in the backplane (docs/protocol.md#ack). */
+  ack(channel: string, epoch: string, seq: number, ack: AlertAck) {
+    return this.backplane.ack(channel, epoch, seq, ack);
+  }
+
+  /** Backplane: an alert was acknowledged; every subscriber of its channel is told, those
+   * still opening after their `unacked` list. */
+  acked(channel: string, epoch: string, seq: number, ack: AlertAck): void {
+    const set = this.channels.get(channel)?.subs;
+    if (!set || set.size === 0) return;
+    const frame = Frame.of({ type: 'acked', channel, epoch, seq, by: ack.by, at: ack.at }, 'alert');
+    frame.retain();
+    for (const sub of set) {
+      if (sub.state === 'recovering') {
+        frame.retain();
+        (sub.pending ??= []).push({ frame, seq, epoch, ack: true });
+      } else if (sub.epoch === epoch && sub.subscriber.send(frame)) {
+        this.scheduleFlush(sub.subscriber);
+      }
+    }
+    frame.release();
   }
 
   unsubscribe(sub: Subscription): void {
@@ -257,14 +361,17 @@ export class Hub implements BackplaneListener {
     if (!set || set.size === 0) return;
     const sample = set.values().next().value as Subscription;
     const cls = sample.channel.class;
-    const message: EventMessage = {
-      type: 'event',
-      channel: event.channel,
-      seq: event.seq,
-      key: event.key,
-      ts: event.ts,
-      data: event.data,
-    };
+    const message: EventMessage | ExpiredMessage = isExpired(event, Date.now())
+      ? { type: 'expired', channel: event.channel, from_seq: event.seq, seq: event.seq }
+      : {
+          type: 'event',
+          channel: event.channel,
+          seq: event.seq,
+          key: event.key,
+          ts: event.ts,
+          data: event.data,
+          ...(event.expires_at !== undefined && { expires_at: event.expires_at }),
+        };
     let payload: Buffer;
     try {
       payload = Buffer.from(JSON.stringify(message));
@@ -282,6 +389,8 @@ export class Hub implements BackplaneListener {
         cls === 'state' && event.key !== null ? `${event.channel}\u0000${event.key}` : null,
       acceptedAt: event.ts,
       onSettled: this.settled,
+      ...(message.type === 'event' &&
+        event.expires_at !== undefined && { expiresAt: event.expires_at, seq: event.seq }),
     });
     // Held until every subscriber has it, so the frame cannot settle halfway through a
     // fan-out that spans several turns.
@@ -399,6 +508,7 @@ export class Hub implements BackplaneListener {
     if (seq <= sub.lastSeq) return; // already sent by the replay
     sub.lastSeq = seq;
     if (sub.subscriber.sendLive(frame, now)) this.scheduleFlush(sub.subscriber);
+    if (frame.cls === 'alert') this.alertDeliveries.count(sub, epoch, seq);
   }
 
   private broadcastLocal(event: BackplaneEvent): void {
@@ -423,6 +533,12 @@ export class Hub implements BackplaneListener {
   private readonly settled = (frame: Frame): void => {
     this.metrics.broadcastSettled(Math.max(0, Date.now() - frame.acceptedAt) / 1000);
   };
+}
+
+/** What opens a subscription, and the alerts it hands over (their deliveries are counted). */
+interface Opening {
+  readonly frames: Frame[];
+  readonly alerts: { readonly epoch: string; readonly seq: number }[];
 }
 
 function replayLimited(channel: string, bytes?: number): ArchonError {

@@ -1,6 +1,6 @@
 /** Validation of client → server messages (docs/protocol.md, docs/security.md). */
 import { z } from 'zod';
-import { MAX_OP_DEPTH, type ClientOp } from '../protocol/index.js';
+import { CLIENT_OPS, MAX_OP_DEPTH, type ClientOp } from '../protocol/index.js';
 import { quote } from './text.js';
 
 const id = z.union([z.number().int(), z.string().max(64)]).optional();
@@ -22,9 +22,17 @@ const ClientOpSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('pong') }),
   z.object({ op: z.literal('ping') }),
   z.object({ op: z.literal('refresh'), id, token: z.string().min(1).max(8192) }),
+  z.object({
+    op: z.literal('ack'),
+    id,
+    channel,
+    epoch: z.string().min(1).max(64),
+    seq: z.number().int().min(1),
+  }),
 ]);
 
-const KNOWN_OPS = new Set(['hello', 'subscribe', 'unsubscribe', 'pong', 'ping', 'refresh']);
+const KNOWN_OPS: ReadonlySet<string> = new Set(CLIENT_OPS);
+const OPS_LISTED = `${CLIENT_OPS.slice(0, -1).join(', ')} or ${CLIENT_OPS.at(-1)}`;
 
 export type ParseResult =
   | { ok: true; op: ClientOp }
@@ -65,7 +73,7 @@ export function parseClientMessage(text: string): ParseResult {
     return {
       ok: false,
       code: 'unknown_op',
-      message: `unknown op ${quote(record.op)}: expected hello, subscribe, unsubscribe, refresh, pong or ping`,
+      message: `unknown op ${quote(record.op)}: expected ${OPS_LISTED}`,
       ...withId,
     };
   }

@@ -71,6 +71,8 @@ export class Metrics {
       unauthenticated: () => number;
       queueDepth: () => number;
       backplaneUp: () => boolean;
+      /** Risk alerts waiting for an acknowledgement, cluster-wide (cached by the caller). */
+      alerts: () => Promise<{ unacked: number; oldestSeconds: number }>;
     },
     now: () => number = Date.now,
   ) {
@@ -169,6 +171,22 @@ export class Metrics {
       registers,
       collect() {
         this.set(gauges.backplaneUp() ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'archon_websocket_alerts_unacked',
+      help: 'Risk alerts held and not acknowledged, over every account (cluster-wide: the same on every instance)',
+      registers,
+      async collect() {
+        this.set((await gauges.alerts()).unacked);
+      },
+    });
+    new client.Gauge({
+      name: 'archon_websocket_alert_unacked_oldest_seconds',
+      help: 'Age of the oldest risk alert not acknowledged, 0 when none waits (cluster-wide)',
+      registers,
+      async collect() {
+        this.set((await gauges.alerts()).oldestSeconds);
       },
     });
     // Every label value the alerts and dashboards read exists from the start, at 0.

@@ -51,14 +51,15 @@ export class Outbound {
   tryWrite(frame: Frame, now: number): boolean {
     if (this.waitingDrain || this.queue.depth > 0 || !this.socketOpen) return false;
     if (this.socket.writableLength >= SOCKET_HIGH_WATER) return false;
-    this.write(frame);
+    this.write(frame, now);
     this.lastWriteAt = now;
     return true;
   }
 
-  /** One frame to the socket, counted. */
-  private write(frame: Frame): void {
-    this.socket.write(frame.wire);
+  /** One frame to the socket, counted; an event that expired while it waited goes as its
+   * `expired` stand-in (docs/protocol.md#expiring-events). */
+  private write(frame: Frame, now: number): void {
+    this.socket.write(frame.expiresAt <= now ? frame.expiredFrame().wire : frame.wire);
     this.metrics.delivered(frame.cls);
     this.messagesSent++;
   }
@@ -76,7 +77,7 @@ export class Outbound {
     if (batch) socket.cork();
     let frame: Frame | undefined;
     while (socket.writableLength < SOCKET_HIGH_WATER && (frame = this.queue.shift())) {
-      this.write(frame);
+      this.write(frame, now);
       frame.release();
       wrote = true;
     }

@@ -5,7 +5,9 @@ import {
   MAX_DATA_DEPTH,
   MAX_EVENT_DATA_BYTES,
   parseChannel,
+  MAX_EVENT_TTL_S,
   SYSTEM_CHANNEL,
+  type ChannelClass,
 } from '../protocol/index.js';
 import type { PublishInput } from './backplane/backplane.js';
 import { nestingExceeds } from './inbound.js';
@@ -18,6 +20,7 @@ const EventSchema = z.object({
   // Optional here so a missing data gets its own clear error below.
   data: z.unknown().optional(),
   id: z.string().min(1).max(200).optional(),
+  ttl: z.number().min(0).max(MAX_EVENT_TTL_S).optional(),
 });
 const BodySchema = z.union([
   z.object({ events: z.array(EventSchema).min(1).max(MAX_BATCH) }),
@@ -32,7 +35,7 @@ export function parsePublishBody(body: unknown): PublishInput[] {
     const where = issue?.path.join('.') ?? '';
     throw new ArchonError(
       'invalid_event',
-      `invalid event${where ? ` at ${where}` : ''}: ${issue?.message ?? 'invalid'} (expected {"channel","key"?,"data","id"?} or {"events":[…]} with at most ${MAX_BATCH} events)`,
+      `invalid event${where ? ` at ${where}` : ''}: ${issue?.message ?? 'invalid'} (expected {"channel","key"?,"data","id"?,"ttl"?} or {"events":[…]} with at most ${MAX_BATCH} events)`,
     );
   }
   const events = 'events' in parsed.data ? parsed.data.events : [parsed.data];
@@ -68,7 +71,9 @@ export function parsePublishBody(body: unknown): PublishInput[] {
         );
       }
     }
-    return { channel: e.channel, key, data: e.data, id: e.id };
+    if (e.channel === SYSTEM_CHANNEL && e.ttl !== undefined)
+      throw new ArchonError('invalid_event', `system notices are not stored: no ttl${at}`);
+    return { channel: e.channel, key, data: e.data, id: e.id, ttl: e.ttl };
   });
 }
 
@@ -105,11 +110,33 @@ export function validateEvents(events: readonly PublishInput[]): PublishInput[] 
     }
     if (json === undefined)
       throw new ArchonError('invalid_event', `data cannot be written as JSON${at}`);
+    if (e.ttl !== undefined && !(e.ttl >= 0 && e.ttl <= MAX_EVENT_TTL_S))
+      throw new ArchonError(
+        'invalid_event',
+        `ttl must be a number of seconds from 0 (never expires) to ${MAX_EVENT_TTL_S}${at}`,
+      );
     const bytes = Buffer.byteLength(json);
     if (bytes > MAX_EVENT_DATA_BYTES) throw tooLarge(`${bytes} bytes as JSON`);
     if (nestingExceeds(json, MAX_DATA_DEPTH)) throw tooDeep();
     return { ...e, json };
   });
+}
+
+/** Per-class default TTLs in ms (0: never expires): WEBSOCKET_STREAM_TTL and its siblings. */
+export type DefaultTtls = Readonly<Record<'state' | 'stream' | 'alert', number>>;
+
+/**
+ * The TTL an event is stored with (docs/protocol.md#expiring-events): its own `ttl` when it
+ * has one, else its class's default; 0 means never. Returns the event with `ttl` in seconds
+ * (undefined when it never expires).
+ */
+export function withTtl(
+  event: PublishInput,
+  cls: ChannelClass,
+  defaults: DefaultTtls,
+): PublishInput {
+  const ttlS = event.ttl ?? (cls === 'broadcast' ? 0 : defaults[cls] / 1000);
+  return { ...event, ttl: ttlS > 0 ? ttlS : undefined };
 }
 
 /** Whether a value nests objects/arrays deeper than `max` (a cycle always does). */

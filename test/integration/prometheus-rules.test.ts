@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import {
+  ALERT_UNACKED_ALERT_SECONDS,
   BASELINE_SHARE,
   ERRORS_ALERT_PER_MINUTE,
   LATENCY_ALERT_MS,
@@ -242,9 +243,10 @@ describe('deploy/prometheus/alerts.yml', () => {
     }
     expect(byCategory('addition').map((a) => a.alert)).toEqual([
       'ArchonWebSocketBackplaneDown',
+      'ArchonRiskAlertUnacknowledged',
       'ArchonWebSocketInstanceDown',
     ]);
-    expect(alerts).toHaveLength(9);
+    expect(alerts).toHaveLength(10);
     expect(new Set(alerts.map((a) => a.alert)).size).toBe(alerts.length);
     expect(new Set(alerts.map((a) => a.expr.replace(/\s+/g, ' ').trim())).size).toBe(alerts.length);
   });
@@ -252,6 +254,9 @@ describe('deploy/prometheus/alerts.yml', () => {
   it('fires at the thresholds doctor and the console read from src/protocol', () => {
     const expr = (name: string) =>
       (alerts.find((a) => a.alert === name)?.expr ?? '').replace(/\s+/g, ' ').trim();
+    expect(expr('ArchonRiskAlertUnacknowledged')).toBe(
+      `max(archon_websocket_alert_unacked_oldest_seconds) > ${ALERT_UNACKED_ALERT_SECONDS}`,
+    );
     expect(expr('ArchonWebSocketErrorRateHigh')).toMatch(
       new RegExp(`\\* 60 > ${ERRORS_ALERT_PER_MINUTE}$`),
     );

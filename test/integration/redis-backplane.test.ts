@@ -3,6 +3,7 @@
  * two RedisBackplane instances on the same Redis, as two instances of a cluster, under a
  * key prefix of its own so tests do not see each other's channels.
  */
+import type { AlertAck } from '../../src/protocol/index.js';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type {
@@ -25,8 +26,12 @@ const WAIT = { timeout: 10_000, interval: 20 };
 class Recorder implements BackplaneListener {
   readonly events: BackplaneEvent[] = [];
   readonly resyncs: string[][] = [];
+  readonly acks: { channel: string; epoch: string; seq: number; ack: AlertAck }[] = [];
   event(event: BackplaneEvent): void {
     this.events.push(event);
+  }
+  acked(channel: string, epoch: string, seq: number, ack: AlertAck): void {
+    this.acks.push({ channel, epoch, seq, ack });
   }
   resync(channels: string[]): void {
     this.resyncs.push(channels);

@@ -16,6 +16,7 @@ class Recorder implements Subscriber {
   flushes = 0;
   resynced: string[] = [];
   readonly receivesBroadcasts = true;
+  readonly userId = 'trader-1';
 
   constructor(
     readonly id: string,
@@ -79,6 +80,7 @@ describe('Hub', () => {
       unauthenticated: () => 0,
       queueDepth: () => 0,
       backplaneUp: () => true,
+      alerts: () => Promise.resolve({ unacked: 0, oldestSeconds: 0 }),
     });
     metricsToClose.push(metrics);
     const log = createLogger(

@@ -12,7 +12,7 @@ function backplane() {
   let now = 1_000_000;
   const events: BackplaneEvent[] = [];
   const bp = new MemoryBackplane(LIMITS, () => now);
-  void bp.start({ event: (e) => events.push(e), resync: () => {} });
+  void bp.start({ event: (e) => events.push(e), resync: () => {}, acked: () => {} });
   return {
     bp,
     events,
@@ -108,6 +108,7 @@ describe('MemoryBackplane', () => {
         throw new Error('listener broke');
       },
       resync: () => {},
+      acked: () => {},
     });
     await bp.subscribe('signals');
     const [result] = await bp.publish([{ channel: 'signals', key: null, data: 1 }]);

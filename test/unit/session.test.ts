@@ -66,6 +66,7 @@ async function harness(env: Record<string, string> = {}): Promise<Harness> {
     unauthenticated: () => admission.unauthenticatedCount,
     queueDepth: () => 0,
     backplaneUp: () => true,
+    alerts: () => Promise.resolve({ unacked: 0, oldestSeconds: 0 }),
   });
   const backplane = new MemoryBackplane({
     streamSize: config.historySize,

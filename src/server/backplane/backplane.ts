@@ -5,7 +5,7 @@
  * per-channel seq without gaps within an epoch, bounded history, state snapshots, and
  * idempotent publish by id.
  */
-import type { ChannelClass, SnapshotEntry, StoredEvent } from '../../protocol/index.js';
+import type { AlertAck, ChannelClass, SnapshotEntry, StoredEvent } from '../../protocol/index.js';
 
 export interface PublishInput {
   readonly channel: string;
@@ -15,6 +15,8 @@ export interface PublishInput {
   readonly id?: string | undefined;
   /** `data` as JSON, when the caller serialized it already (validation does). */
   readonly json?: string | undefined;
+  /** Seconds the event stays true (docs/protocol.md#expiring-events); absent: never expires. */
+  readonly ttl?: number | undefined;
 }
 
 export interface PublishResult {
@@ -54,9 +56,35 @@ export interface HistoryLimits {
   readonly alertTtlMs: number;
 }
 
+/** A risk alert still held, as operators see it (GET /api/v1/admin/alerts). */
+export interface HeldAlert extends StoredEvent {
+  readonly epoch: string;
+  /** Null while unacknowledged. */
+  readonly ack: AlertAck | null;
+  /** How many times it was handed to each user's connections (live, replayed or listed). */
+  readonly deliveries: Readonly<Record<string, number>>;
+}
+
+/** Deliveries of one alert to one user, counted by an instance and added up in the backplane. */
+export interface DeliveryCount {
+  readonly channel: string;
+  readonly epoch: string;
+  readonly seq: number;
+  readonly user: string;
+  readonly count: number;
+}
+
+/** The alerts of a risk channel still waiting for an acknowledgement, oldest first. */
+export interface UnackedRead {
+  readonly epoch: string;
+  readonly alerts: StoredEvent[];
+}
+
 export interface BackplaneListener {
   /** A published event reached this instance (only for channels it subscribed to). */
   event(event: BackplaneEvent): void;
+  /** An alert of a channel this instance subscribed to was acknowledged (on any instance). */
+  acked(channel: string, epoch: string, seq: number, ack: AlertAck): void;
   /** These channels changed epoch or lost events: live subscribers must resync. */
   resync(channels: string[]): void;
 }
@@ -75,6 +103,25 @@ export interface Backplane {
   snapshot(channel: string): Promise<Snapshot>;
   /** False while the backplane cannot store (publish would fail). */
   healthy(): boolean;
+  /**
+   * Acknowledges a held alert (docs/protocol.md#ack), stored with who and when, and tells every
+   * instance subscribed to the channel. Returns the acknowledgement that stands (the first one:
+   * `first` is false when someone acknowledged it before), or null when no such alert is held
+   * (another epoch, expired, trimmed, never published).
+   */
+  ack(
+    channel: string,
+    epoch: string,
+    seq: number,
+    ack: AlertAck,
+  ): Promise<{ ack: AlertAck; first: boolean } | null>;
+  /** The held, unexpired, unacknowledged alerts of a risk channel. */
+  unacked(channel: string): Promise<UnackedRead>;
+  /** Every held, unexpired alert of every risk channel, acknowledged or not, with its
+   * deliveries: what operators see. */
+  alerts(): Promise<HeldAlert[]>;
+  /** Adds deliveries of alerts to users (counted by the hub, sent in batches). */
+  countDeliveries(counts: readonly DeliveryCount[]): Promise<void>;
 }
 
 /** How much history a channel of this class keeps: alerts more, for longer. */

@@ -1,16 +1,25 @@
 /** The in-process backplane of embedded mode: one instance, everything in memory. */
 import { randomBytes } from 'node:crypto';
-import { isReplayable, parseChannel, type StoredEvent } from '../../protocol/index.js';
+import {
+  isExpired,
+  isReplayable,
+  parseChannel,
+  type AlertAck,
+  type StoredEvent,
+} from '../../protocol/index.js';
 import {
   historyBounds,
   type Backplane,
   type BackplaneEvent,
   type BackplaneListener,
+  type DeliveryCount,
+  type HeldAlert,
   type HistoryLimits,
   type HistoryRead,
   type PublishInput,
   type PublishResult,
   type Snapshot,
+  type UnackedRead,
 } from './backplane.js';
 import { History } from '../history.js';
 
@@ -22,9 +31,27 @@ interface ChannelData {
   seq: number;
   readonly history: History | null;
   readonly state: Map<string, unknown> | null;
+  /** Alert channels: acknowledgements and deliveries by seq, forgotten with their alert. */
+  readonly alerts: AlertBook | null;
+  /** State channels: when each key published with a ttl expires (ms). */
+  readonly expiries: Map<string, number> | null;
 }
 
-const EMPTY_CHANNEL: ChannelData = { seq: 0, history: null, state: null };
+interface AlertBook {
+  readonly acks: Map<number, AlertAck>;
+  readonly deliveries: Map<number, Map<string, number>>;
+}
+
+const EMPTY_CHANNEL: ChannelData = {
+  seq: 0,
+  history: null,
+  state: null,
+  alerts: null,
+  expiries: null,
+};
+
+/** How often expired state keys are looked for and deleted. */
+const EXPIRY_SWEEP_MS = 1000;
 
 export function newEpoch(): string {
   return randomBytes(6).toString('base64url');
@@ -39,6 +66,9 @@ export class MemoryBackplane implements Backplane {
   private readonly subscribed = new Set<string>();
   private readonly seenIds = new Map<string, { at: number; result: PublishResult }>();
   private listener: BackplaneListener | null = null;
+  /** State channels holding keys with an expiry: the sweep visits only these. */
+  private readonly expiring = new Set<string>();
+  private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly limits: HistoryLimits,
@@ -48,11 +78,15 @@ export class MemoryBackplane implements Backplane {
 
   start(listener: BackplaneListener): Promise<void> {
     this.listener = listener;
+    this.sweepTimer = setInterval(() => this.sweepExpired(), EXPIRY_SWEEP_MS);
+    this.sweepTimer.unref();
     return Promise.resolve();
   }
 
   stop(): Promise<void> {
     this.listener = null;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     return Promise.resolve();
   }
 
@@ -76,12 +110,10 @@ export class MemoryBackplane implements Backplane {
         key: input.key,
         ts: now,
         data: input.data,
+        ...(input.ttl !== undefined && { expires_at: now + Math.round(input.ttl * 1000) }),
       };
       data.history?.append(event, now);
-      if (data.state && input.key !== null) {
-        if (input.data === null) data.state.delete(input.key);
-        else data.state.set(input.key, input.data);
-      }
+      if (data.state && input.key !== null) this.setState(data, event);
       if (this.subscribed.has(input.channel)) fanOut.push({ ...event, epoch: this.epoch });
       const result: PublishResult = { channel: input.channel, seq: event.seq, epoch: this.epoch };
       if (idKey !== undefined) this.seenIds.set(idKey, { at: now, result });
@@ -106,6 +138,109 @@ export class MemoryBackplane implements Backplane {
     }
   };
 
+  ack(
+    channel: string,
+    epoch: string,
+    seq: number,
+    ack: AlertAck,
+  ): Promise<{ ack: AlertAck; first: boolean } | null> {
+    const data = this.channel(channel, false);
+    const book = data.alerts;
+    if (!book || epoch !== this.epoch || !this.held(data).some((e) => e.seq === seq))
+      return Promise.resolve(null);
+    const standing = book.acks.get(seq);
+    if (standing) return Promise.resolve({ ack: standing, first: false });
+    book.acks.set(seq, ack);
+    if (this.subscribed.has(channel)) setImmediate(this.tellAcked, channel, seq, ack);
+    return Promise.resolve({ ack, first: true });
+  }
+
+  private readonly tellAcked = (channel: string, seq: number, ack: AlertAck): void => {
+    try {
+      this.listener?.acked(channel, this.epoch, seq, ack);
+    } catch (err) {
+      this.onListenerError(err, channel);
+    }
+  };
+
+  unacked(channel: string): Promise<UnackedRead> {
+    const data = this.channel(channel, false);
+    const acks = data.alerts?.acks;
+    const alerts = this.held(data).filter((e) => !acks?.has(e.seq));
+    return Promise.resolve({ epoch: this.epoch, alerts });
+  }
+
+  alerts(): Promise<HeldAlert[]> {
+    const out: HeldAlert[] = [];
+    for (const data of this.channels.values()) {
+      const book = data.alerts;
+      if (!book) continue;
+      for (const event of this.held(data)) {
+        out.push({
+          ...event,
+          epoch: this.epoch,
+          ack: book.acks.get(event.seq) ?? null,
+          deliveries: Object.fromEntries(book.deliveries.get(event.seq) ?? []),
+        });
+      }
+    }
+    return Promise.resolve(out);
+  }
+
+  countDeliveries(counts: readonly DeliveryCount[]): Promise<void> {
+    for (const c of counts) {
+      const book = this.channels.get(c.channel)?.alerts;
+      if (!book || c.epoch !== this.epoch) continue;
+      let byUser = book.deliveries.get(c.seq);
+      if (!byUser) book.deliveries.set(c.seq, (byUser = new Map<string, number>()));
+      byUser.set(c.user, (byUser.get(c.user) ?? 0) + c.count);
+    }
+    return Promise.resolve();
+  }
+
+  /** The unexpired alerts a channel holds; forgets the acknowledgements and deliveries of
+   * those it no longer holds, so an alert channel's book stays as small as its history. */
+  private held(data: ChannelData): StoredEvent[] {
+    const now = this.now();
+    const events = data.history?.since(0, now) ?? [];
+    const book = data.alerts;
+    if (book) {
+      const first = events[0]?.seq ?? data.seq + 1;
+      for (const seq of book.acks.keys()) if (seq < first) book.acks.delete(seq);
+      for (const seq of book.deliveries.keys()) if (seq < first) book.deliveries.delete(seq);
+    }
+    return events.filter((e) => !isExpired(e, now));
+  }
+
+  private setState(data: ChannelData, event: StoredEvent): void {
+    const key = event.key as string;
+    if (event.data === null) data.state?.delete(key);
+    else data.state?.set(key, event.data);
+    if (event.expires_at !== undefined && event.data !== null) {
+      data.expiries?.set(key, event.expires_at);
+      this.expiring.add(event.channel);
+    } else {
+      data.expiries?.delete(key);
+    }
+  }
+
+  /** Deletes expired state keys, each with a numbered delete event as if it was published
+   * (docs/protocol.md#expiring-events). */
+  sweepExpired(): void {
+    const now = this.now();
+    const deletes: PublishInput[] = [];
+    for (const name of this.expiring) {
+      const expiries = this.channels.get(name)?.expiries;
+      if (!expiries || expiries.size === 0) {
+        this.expiring.delete(name);
+        continue;
+      }
+      for (const [key, at] of expiries)
+        if (at <= now) deletes.push({ channel: name, key, data: null });
+    }
+    if (deletes.length > 0) void this.publish(deletes);
+  }
+
   subscribe(channel: string): Promise<void> {
     this.subscribed.add(channel);
     return Promise.resolve();
@@ -123,13 +258,16 @@ export class MemoryBackplane implements Backplane {
       epoch: this.epoch,
       seq: data.seq,
       firstSeq: data.history?.firstSeq(now) ?? data.seq + 1,
-      events: data.history?.since(sinceSeq, now) ?? [],
+      events: data.history?.since(sinceSeq, now).filter((e) => !isExpired(e, now)) ?? [],
     });
   }
 
   snapshot(channel: string): Promise<Snapshot> {
     const data = this.channel(channel, false);
-    const entries = [...(data.state ?? [])].map(([key, value]) => ({ key, data: value }));
+    const now = this.now();
+    const entries = [...(data.state ?? [])]
+      .filter(([key]) => (data.expiries?.get(key) ?? Infinity) > now)
+      .map(([key, value]) => ({ key, data: value }));
     return Promise.resolve({ epoch: this.epoch, seq: data.seq, entries });
   }
 
@@ -145,6 +283,8 @@ export class MemoryBackplane implements Backplane {
       seq: 0,
       history: isReplayable(cls) ? new History(bounds.size, bounds.ttlMs) : null,
       state: cls === 'state' ? new Map() : null,
+      alerts: cls === 'alert' ? { acks: new Map(), deliveries: new Map() } : null,
+      expiries: cls === 'state' ? new Map() : null,
     };
     this.channels.set(name, data);
     return data;

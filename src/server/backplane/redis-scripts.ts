@@ -18,30 +18,32 @@ local function ensure_epoch(meta, stream, state, new_epoch)
 end
 `;
 
-/** Keys each event of a publish passes, in this order: meta, stream, state, idem. */
-export const PUBLISH_KEYS_PER_EVENT = 4;
+/** Keys each event of a publish passes, in this order: meta, stream, state, idem, exp. */
+export const PUBLISH_KEYS_PER_EVENT = 5;
 /** Values each event adds to ARGV after the batch's two shared ones (see PUBLISH_LUA). */
-export const PUBLISH_ARGS_PER_EVENT = 10;
+export const PUBLISH_ARGS_PER_EVENT = 11;
 
 /**
  * A whole batch in one script, so it is stored whole or not at all: Redis runs a script
  * without interleaving, and refuses one that may write before it runs when out of memory.
- * KEYS, per event: meta, stream, state, idem. ARGV: ts, idempotency TTL s, then per event:
- * new epoch, mode (stream|state|none), maxlen, channel, has key (1|0), key, data JSON,
- * has id (1|0), stream idle expiry ms, pub/sub channel.
+ * KEYS: the expiring-channels index, then per event: meta, stream, state, idem, exp.
+ * ARGV: ts, idempotency TTL s, then per event: new epoch, mode (stream|state|none), maxlen,
+ * channel, has key (1|0), key, data JSON, has id (1|0), stream idle expiry ms, pub/sub channel,
+ * expires_at ms ('' when the event never expires).
  * Returns, flattened, per event: duplicate (1|0), result JSON.
  */
 export const PUBLISH_LUA = `${ENSURE_EPOCH}
 local ts = ARGV[1]
 local idem_ttl = ARGV[2]
+local expiring = KEYS[1]
 local out = {}
-for i = 0, #KEYS / ${PUBLISH_KEYS_PER_EVENT} - 1 do
-  local k = i * ${PUBLISH_KEYS_PER_EVENT}
-  local meta, stream, state, idem = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+for i = 0, (#KEYS - 1) / ${PUBLISH_KEYS_PER_EVENT} - 1 do
+  local k = 1 + i * ${PUBLISH_KEYS_PER_EVENT}
+  local meta, stream, state, idem, exp = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
   local a = 2 + i * ${PUBLISH_ARGS_PER_EVENT}
   local new_epoch, mode, maxlen, channel = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local has_key, key, data = ARGV[a + 5] == '1', ARGV[a + 6], ARGV[a + 7]
-  local has_id, idle_ms, pubsub = ARGV[a + 8] == '1', ARGV[a + 9], ARGV[a + 10]
+  local has_id, idle_ms, pubsub, expires_at = ARGV[a + 8] == '1', ARGV[a + 9], ARGV[a + 10], ARGV[a + 11]
   local stored = false
   if has_id then stored = redis.call('GET', idem) end
   if stored then
@@ -51,25 +53,34 @@ for i = 0, #KEYS / ${PUBLISH_KEYS_PER_EVENT} - 1 do
     local epoch = ensure_epoch(meta, stream, state, new_epoch)
     local seq = string.format('%d', redis.call('HINCRBY', meta, 'seq', 1))
     if mode == 'stream' then
-      if has_key then
-        redis.call('XADD', stream, 'MAXLEN', maxlen, seq .. '-1', 'key', key, 'ts', ts, 'data', data)
-      else
-        redis.call('XADD', stream, 'MAXLEN', maxlen, seq .. '-1', 'ts', ts, 'data', data)
-      end
+      local fields = {'ts', ts, 'data', data}
+      if has_key then table.insert(fields, 1, key); table.insert(fields, 1, 'key') end
+      if expires_at ~= '' then fields[#fields + 1] = 'exp'; fields[#fields + 1] = expires_at end
+      redis.call('XADD', stream, 'MAXLEN', maxlen, seq .. '-1', unpack(fields))
       redis.call('PEXPIRE', stream, idle_ms)
     elseif mode == 'state' and has_key then
       if data == 'null' then
         redis.call('HDEL', state, key)
+        redis.call('ZREM', exp, key)
       else
         redis.call('HSET', state, key, data)
+        if expires_at ~= '' then
+          redis.call('ZADD', exp, expires_at, key)
+          local first = redis.call('ZRANGE', exp, 0, 0, 'WITHSCORES')
+          redis.call('ZADD', expiring, first[2], channel)
+        else
+          redis.call('ZREM', exp, key)
+        end
       end
     end
     local channel_json = cjson.encode(channel)
     local epoch_json = cjson.encode(epoch)
     local key_json = 'null'
     if has_key then key_json = cjson.encode(key) end
+    local expires_json = ''
+    if expires_at ~= '' then expires_json = ',"expires_at":' .. expires_at end
     redis.call('PUBLISH', pubsub, '{"channel":' .. channel_json .. ',"seq":' .. seq ..
-      ',"key":' .. key_json .. ',"ts":' .. ts .. ',"data":' .. data ..
+      ',"key":' .. key_json .. ',"ts":' .. ts .. ',"data":' .. data .. expires_json ..
       ',"epoch":' .. epoch_json .. '}')
     local result = '{"channel":' .. channel_json .. ',"seq":' .. seq .. ',"epoch":' .. epoch_json .. '}'
     if has_id then redis.call('SET', idem, result, 'EX', idem_ttl) end
@@ -81,32 +92,71 @@ return out
 `;
 
 /**
- * KEYS: meta, stream, state. ARGV: new epoch, sinceSeq, now, ttl ms.
- * Returns {epoch, seq, firstSeq, XRANGE entries with seq > sinceSeq}.
- * Entries older than the TTL are deleted from the head first (the memory History trims the
- * same way: the expired prefix goes, everything after the first live entry stays).
+ * Deletes a state channel's expired keys, each with a numbered delete event (data null) like a
+ * publish of one, and moves the channel in the expiring index to its next expiry. Idempotent:
+ * instances that sweep the same channel at once delete each key once.
+ * KEYS: expiring index, meta, stream, state, exp. ARGV: new epoch, now, channel, pub/sub channel.
+ * Returns the number of keys deleted.
  */
-export const HISTORY_LUA = `${ENSURE_EPOCH}
-local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
-local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
-local cutoff = tonumber(ARGV[3]) - tonumber(ARGV[4])
-local first = nil
-while first == nil do
-  local batch = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 100)
-  if #batch == 0 then break end
-  for _, entry in ipairs(batch) do
-    local fields = entry[2]
-    local ts = nil
-    for i = 1, #fields, 2 do
-      if fields[i] == 'ts' then ts = tonumber(fields[i + 1]) end
+export const EXPIRE_STATE_LUA = `${ENSURE_EPOCH}
+local expiring, meta, stream, state, exp = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now, channel, pubsub = ARGV[2], ARGV[3], ARGV[4]
+local due = redis.call('ZRANGEBYSCORE', exp, '-inf', now, 'LIMIT', 0, 1000)
+local deleted = 0
+if #due > 0 then
+  local epoch = ensure_epoch(meta, stream, state, ARGV[1])
+  for _, key in ipairs(due) do
+    redis.call('ZREM', exp, key)
+    if redis.call('HDEL', state, key) == 1 then
+      local seq = string.format('%d', redis.call('HINCRBY', meta, 'seq', 1))
+      redis.call('PUBLISH', pubsub, '{"channel":' .. cjson.encode(channel) .. ',"seq":' .. seq ..
+        ',"key":' .. cjson.encode(key) .. ',"ts":' .. now .. ',"data":null,"epoch":' ..
+        cjson.encode(epoch) .. '}')
+      deleted = deleted + 1
     end
-    if ts ~= nil and ts >= cutoff then
-      first = tonumber(string.match(entry[1], '^(%d+)-'))
-      break
-    end
-    redis.call('XDEL', KEYS[2], entry[1])
   end
 end
+local first = redis.call('ZRANGE', exp, 0, 0, 'WITHSCORES')
+if #first == 0 then
+  redis.call('ZREM', expiring, channel)
+else
+  redis.call('ZADD', expiring, first[2], channel)
+end
+return deleted
+`;
+
+// Drops a stream's head entries older than the channel's history TTL (the memory History
+// trims the same way: the expired prefix goes, everything after the first live entry stays);
+// returns the seq of the first entry kept, or nil when none is.
+const TRIM_HEAD = `
+local function trim_head(stream, cutoff)
+  while true do
+    local batch = redis.call('XRANGE', stream, '-', '+', 'COUNT', 100)
+    if #batch == 0 then return nil end
+    for _, entry in ipairs(batch) do
+      local fields = entry[2]
+      local ts = nil
+      for i = 1, #fields, 2 do
+        if fields[i] == 'ts' then ts = tonumber(fields[i + 1]) end
+      end
+      if ts ~= nil and ts >= cutoff then
+        return tonumber(string.match(entry[1], '^(%d+)-'))
+      end
+      redis.call('XDEL', stream, entry[1])
+    end
+  end
+end
+`;
+
+/**
+ * KEYS: meta, stream, state. ARGV: new epoch, sinceSeq, now, ttl ms.
+ * Returns {epoch, seq, firstSeq, XRANGE entries with seq > sinceSeq}.
+ * Entries older than the TTL are deleted from the head first.
+ */
+export const HISTORY_LUA = `${ENSURE_EPOCH}${TRIM_HEAD}
+local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
+local first = trim_head(KEYS[2], tonumber(ARGV[3]) - tonumber(ARGV[4]))
 local since = tonumber(ARGV[2])
 local events = {}
 if first ~= nil and since < seq then
@@ -117,11 +167,71 @@ end
 return {epoch, seq, first or (seq + 1), events}
 `;
 
-/** KEYS: meta, stream, state. ARGV: new epoch. Returns {epoch, seq, flat HGETALL of state}. */
+/**
+ * Every alert a risk channel holds, with its acknowledgements (and deliveries when asked);
+ * forgets the acknowledgements and deliveries of alerts no longer held or of another epoch.
+ * KEYS: meta, stream, state, acks, deliveries. ARGV: new epoch, now, ttl ms, with deliveries (1|0).
+ * Returns {epoch, XRANGE entries, flat HGETALL of acks, flat HGETALL of deliveries or {}}.
+ * acks: seq → {"epoch","by","at"}; deliveries: "<epoch>:<seq>:<user>" → count.
+ */
+export const ALERTS_LUA = `${ENSURE_EPOCH}${TRIM_HEAD}
+local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+local first = trim_head(KEYS[2], tonumber(ARGV[2]) - tonumber(ARGV[3]))
+local entries = {}
+if first ~= nil then entries = redis.call('XRANGE', KEYS[2], '-', '+') end
+local floor = first or math.huge
+local acks = redis.call('HGETALL', KEYS[4])
+for i = 1, #acks, 2 do
+  local ack = cjson.decode(acks[i + 1])
+  if tonumber(acks[i]) < floor or ack.epoch ~= epoch then redis.call('HDEL', KEYS[4], acks[i]) end
+end
+local deliveries = {}
+if ARGV[4] == '1' then
+  deliveries = redis.call('HGETALL', KEYS[5])
+  for i = 1, #deliveries, 2 do
+    local e, s = string.match(deliveries[i], '^([^:]*):(%d+):')
+    if e ~= epoch or tonumber(s) < floor then redis.call('HDEL', KEYS[5], deliveries[i]) end
+  end
+end
+return {epoch, entries, acks, deliveries}
+`;
+
+/**
+ * Acknowledges a held alert once. KEYS: meta, stream, acks. ARGV: epoch, seq, by, at, now,
+ * history ttl ms, acks idle expiry ms, pub/sub channel, channel.
+ * Returns {0} when no such alert is held (other epoch, trimmed, expired), {1, ack JSON} when
+ * this call acknowledged it (and told every instance), {2, ack JSON} when it already was.
+ */
+export const ACK_LUA = `
+local epoch, seq, now = ARGV[1], ARGV[2], tonumber(ARGV[5])
+if redis.call('HGET', KEYS[1], 'epoch') ~= epoch then return {0} end
+local entry = redis.call('XRANGE', KEYS[2], seq .. '-1', seq .. '-1')
+if #entry == 0 then return {0} end
+local fields = entry[1][2]
+for i = 1, #fields, 2 do
+  if fields[i] == 'ts' and tonumber(fields[i + 1]) < now - tonumber(ARGV[6]) then return {0} end
+  if fields[i] == 'exp' and tonumber(fields[i + 1]) <= now then return {0} end
+end
+local standing = redis.call('HGET', KEYS[3], seq)
+if standing and cjson.decode(standing).epoch == epoch then return {2, standing} end
+local ack = '{"epoch":' .. cjson.encode(epoch) .. ',"by":' .. cjson.encode(ARGV[3]) ..
+  ',"at":' .. ARGV[4] .. '}'
+redis.call('HSET', KEYS[3], seq, ack)
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
+redis.call('PUBLISH', ARGV[8], '{"acked":' .. ack .. ',"channel":' .. cjson.encode(ARGV[9]) ..
+  ',"seq":' .. seq .. '}')
+return {1, ack}
+`;
+
+/**
+ * KEYS: meta, stream, state, exp. ARGV: new epoch, now.
+ * Returns {epoch, seq, flat HGETALL of state, keys expired by now}: those are left out of the
+ * snapshot (the expiry sweep deletes them with a delete event).
+ */
 export const SNAPSHOT_LUA = `${ENSURE_EPOCH}
 local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
-return {epoch, seq, redis.call('HGETALL', KEYS[3])}
+return {epoch, seq, redis.call('HGETALL', KEYS[3]), redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])}
 `;
 
 /** KEYS: meta, stream, state. ARGV: new epoch. Returns {epoch, seq}. */
@@ -138,4 +248,7 @@ export interface ArchonScripts {
   archonHistory(...args: ScriptArg[]): Promise<unknown>;
   archonSnapshot(...args: ScriptArg[]): Promise<unknown>;
   archonMeta(...args: ScriptArg[]): Promise<unknown>;
+  archonAlerts(...args: ScriptArg[]): Promise<unknown>;
+  archonAck(...args: ScriptArg[]): Promise<unknown>;
+  archonExpireState(...args: ScriptArg[]): Promise<unknown>;
 }

@@ -10,7 +10,13 @@
  *   the explicit ID `<seq>-1`, so a seq range is an XRANGE; fields key (absent = null), ts,
  *   data (JSON text); trimmed to the history size, expired by ts on read.
  * - `<prefix>ch:<channel>:state`  hash key → data JSON (state channels).
- * - `<prefix>ev:<channel>`        pub/sub channel: JSON {channel, seq, key, ts, data, epoch}.
+ * - `<prefix>ch:<channel>:exp`    sorted set key → expires_at ms (state keys published with a
+ *   ttl); `<prefix>expiring` sorted set channel → its next expiry, which the sweep reads.
+ * - `<prefix>ch:<channel>:acks`   hash seq → {epoch, by, at} (risk channels: acknowledgements).
+ * - `<prefix>ch:<channel>:deliv`  hash `<epoch>:<seq>:<user>` → deliveries of that alert.
+ *   Both are forgotten with the alerts they describe (ALERTS_LUA) and expire with the stream.
+ * - `<prefix>ev:<channel>`        pub/sub channel: JSON {channel, seq, key, ts, data, epoch,
+ *   expires_at?}, or {acked: {epoch, by, at}, channel, seq} when an alert was acknowledged.
  * - `<prefix>idem:<length of channel>:<channel>:<id>` the first result of a publish with that
  *   id (EX 600); the length makes the key unambiguous.
  *
@@ -28,8 +34,10 @@
  */
 import type { Redis, RedisOptions } from 'ioredis';
 import {
+  isExpired,
   isReplayable,
   parseChannel,
+  type AlertAck,
   type ChannelClass,
   type StoredEvent,
 } from '../../protocol/index.js';
@@ -38,15 +46,21 @@ import {
   type Backplane,
   type BackplaneEvent,
   type BackplaneListener,
+  type DeliveryCount,
+  type HeldAlert,
   type HistoryLimits,
   type HistoryRead,
   type PublishInput,
   type PublishResult,
   type Snapshot,
+  type UnackedRead,
 } from './backplane.js';
 import { ioredis } from './ioredis.js';
 import { newEpoch } from './memory.js';
 import {
+  ACK_LUA,
+  ALERTS_LUA,
+  EXPIRE_STATE_LUA,
   PUBLISH_LUA,
   HISTORY_LUA,
   SNAPSHOT_LUA,
@@ -68,6 +82,11 @@ const STREAM_IDLE_MARGIN_MS = 60_000;
  * channel is resynced instead (memory stays bounded if the replay cannot be read for long). */
 const RECOVERY_BUFFER_MAX = 10_000;
 const RECOVERY_RETRY_MS = 500;
+/** How often expired state keys are looked for, and how many channels one sweep visits. */
+const EXPIRY_SWEEP_MS = 1000;
+const EXPIRY_SWEEP_CHANNELS = 100;
+/** SCAN batch of the alert listing. */
+const SCAN_COUNT = 1000;
 
 export interface RedisBackplaneLog {
   warn(obj: object, msg: string): void;
@@ -116,6 +135,7 @@ export class RedisBackplane implements Backplane {
   private recovery: Promise<void> | null = null;
   private recoverAgain = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: RedisBackplaneOptions) {
     this.prefix = options.prefix ?? 'archon:';
@@ -154,8 +174,11 @@ export class RedisBackplane implements Backplane {
     // The number of keys varies with the batch: it is the call's first argument.
     cmd.defineCommand('archonPublish', { lua: PUBLISH_LUA });
     cmd.defineCommand('archonHistory', { numberOfKeys: 3, lua: HISTORY_LUA });
-    cmd.defineCommand('archonSnapshot', { numberOfKeys: 3, lua: SNAPSHOT_LUA });
+    cmd.defineCommand('archonSnapshot', { numberOfKeys: 4, lua: SNAPSHOT_LUA });
     cmd.defineCommand('archonMeta', { numberOfKeys: 3, lua: META_LUA });
+    cmd.defineCommand('archonAlerts', { numberOfKeys: 5, lua: ALERTS_LUA });
+    cmd.defineCommand('archonAck', { numberOfKeys: 3, lua: ACK_LUA });
+    cmd.defineCommand('archonExpireState', { numberOfKeys: 5, lua: EXPIRE_STATE_LUA });
     const sub = new Redis(this.options.url, {
       ...common,
       // Resubscribing is done here, not by ioredis: the set of channels is ours (one
@@ -196,6 +219,8 @@ export class RedisBackplane implements Backplane {
         cause: err,
       });
     }
+    this.sweepTimer = setInterval(this.sweepExpired, EXPIRY_SWEEP_MS);
+    this.sweepTimer.unref();
   }
 
   async stop(): Promise<void> {
@@ -203,6 +228,8 @@ export class RedisBackplane implements Backplane {
     this.listener = null;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     const conns = [this.cmd, this.sub];
     this.cmd = null;
     this.sub = null;
@@ -230,13 +257,17 @@ export class RedisBackplane implements Backplane {
   async publish(events: readonly PublishInput[]): Promise<PublishResult[]> {
     const cmd = this.connection();
     const ts = this.now();
-    const keys: string[] = [];
+    const keys: string[] = [this.expiringKey()];
     const args: ScriptArg[] = [String(ts), IDEMPOTENCY_TTL_S];
     for (const input of events) {
       const cls = classOf(input.channel);
       const mode = isReplayable(cls) ? 'stream' : cls === 'state' ? 'state' : 'none';
       const { size: maxlen, ttlMs: ttl } = historyBounds(this.options.limits, cls);
-      keys.push(...this.channelKeys(input.channel), this.idempotencyKey(input));
+      keys.push(
+        ...this.channelKeys(input.channel),
+        this.idempotencyKey(input),
+        this.expiryKey(input.channel),
+      );
       args.push(
         newEpoch(),
         mode,
@@ -248,6 +279,7 @@ export class RedisBackplane implements Backplane {
         input.id === undefined ? '0' : '1',
         ttl + STREAM_IDLE_MARGIN_MS,
         this.eventChannel(input.channel),
+        input.ttl === undefined ? '' : String(ts + Math.round(input.ttl * 1000)),
       );
     }
     // The whole batch is one script call, so Redis stores all of it or none of it.
@@ -320,12 +352,19 @@ export class RedisBackplane implements Backplane {
 
   async snapshot(channel: string): Promise<Snapshot> {
     const cmd = this.connection();
-    const [epoch, seq, flat] = asArray(
-      await cmd.archonSnapshot(...this.channelKeys(channel), newEpoch()),
+    const [epoch, seq, flat, expiredKeys] = asArray(
+      await cmd.archonSnapshot(
+        ...this.channelKeys(channel),
+        this.expiryKey(channel),
+        newEpoch(),
+        String(this.now()),
+      ),
     );
     const fields = asArray(flat);
+    const expired = new Set(asArray(expiredKeys).map(asString));
     const entries = [];
     for (let i = 0; i + 1 < fields.length; i += 2) {
+      if (expired.has(asString(fields[i]))) continue;
       entries.push({
         key: asString(fields[i]),
         data: JSON.parse(asString(fields[i + 1])) as unknown,
@@ -352,9 +391,163 @@ export class RedisBackplane implements Backplane {
       epoch: asString(epoch),
       seq: asNumber(seq),
       firstSeq: asNumber(firstSeq),
-      events: asArray(entries).map((entry) => toStoredEvent(channel, entry)),
+      events: unexpired(
+        asArray(entries).map((entry) => toStoredEvent(channel, entry)),
+        this.now(),
+      ),
     };
   }
+
+  async ack(
+    channel: string,
+    epoch: string,
+    seq: number,
+    ack: AlertAck,
+  ): Promise<{ ack: AlertAck; first: boolean } | null> {
+    const cmd = this.connection();
+    const [meta, stream] = this.channelKeys(channel);
+    const ttl = historyBounds(this.options.limits, 'alert').ttlMs;
+    const [outcome, json] = asArray(
+      await cmd.archonAck(
+        meta,
+        stream,
+        this.alertKeys(channel)[0],
+        epoch,
+        seq,
+        ack.by,
+        ack.at,
+        this.now(),
+        ttl,
+        ttl + STREAM_IDLE_MARGIN_MS,
+        this.eventChannel(channel),
+        channel,
+      ),
+    );
+    if (asNumber(outcome) === 0) return null;
+    const standing = JSON.parse(asString(json)) as AlertAck;
+    return { ack: { by: standing.by, at: standing.at }, first: asNumber(outcome) === 1 };
+  }
+
+  async unacked(channel: string): Promise<UnackedRead> {
+    const { epoch, events, acks } = await this.readAlerts(channel, false);
+    return { epoch, alerts: events.filter((e) => !acks.has(e.seq)) };
+  }
+
+  /** Every risk channel's alerts: the channels are found by SCAN (their streams), so no index
+   * has to be kept in step with publishes. Bounded by the alerts held, for operators only. */
+  async alerts(): Promise<HeldAlert[]> {
+    const cmd = this.connection();
+    const match = `${this.prefix}ch:risk:*:stream`;
+    const channels = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await cmd.scan(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT);
+      cursor = next;
+      for (const key of keys)
+        channels.add(key.slice(`${this.prefix}ch:`.length, -':stream'.length));
+    } while (cursor !== '0');
+    const out: HeldAlert[] = [];
+    for (const channel of channels) {
+      if (parseChannel(channel)?.class !== 'alert') continue;
+      const { epoch, events, acks, deliveries } = await this.readAlerts(channel, true);
+      for (const event of events)
+        out.push({
+          ...event,
+          epoch,
+          ack: acks.get(event.seq) ?? null,
+          deliveries: deliveries.get(event.seq) ?? {},
+        });
+    }
+    return out;
+  }
+
+  async countDeliveries(counts: readonly DeliveryCount[]): Promise<void> {
+    if (counts.length === 0) return;
+    const pipeline = this.connection().pipeline();
+    const idle = historyBounds(this.options.limits, 'alert').ttlMs + STREAM_IDLE_MARGIN_MS;
+    for (const c of counts) {
+      const key = this.alertKeys(c.channel)[1];
+      pipeline.hincrby(key, `${c.epoch}:${c.seq}:${c.user}`, c.count).pexpire(key, idle);
+    }
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([err]) => err !== null);
+    if (failed) throw failed[0] as Error;
+  }
+
+  private async readAlerts(
+    channel: string,
+    withDeliveries: boolean,
+  ): Promise<{
+    epoch: string;
+    events: StoredEvent[];
+    acks: Map<number, AlertAck>;
+    deliveries: Map<number, Record<string, number>>;
+  }> {
+    const cmd = this.connection();
+    const [epochReply, entries, ackFlat, delivFlat] = asArray(
+      await cmd.archonAlerts(
+        ...this.channelKeys(channel),
+        ...this.alertKeys(channel),
+        newEpoch(),
+        String(this.now()),
+        String(historyBounds(this.options.limits, 'alert').ttlMs),
+        withDeliveries ? '1' : '0',
+      ),
+    );
+    const epoch = asString(epochReply);
+    const acks = new Map<number, AlertAck>();
+    const ackFields = asArray(ackFlat);
+    for (let i = 0; i + 1 < ackFields.length; i += 2) {
+      const ack = JSON.parse(asString(ackFields[i + 1])) as AlertAck & { epoch: string };
+      if (ack.epoch === epoch) acks.set(Number(asString(ackFields[i])), { by: ack.by, at: ack.at });
+    }
+    const deliveries = new Map<number, Record<string, number>>();
+    const delivFields = asArray(delivFlat);
+    for (let i = 0; i + 1 < delivFields.length; i += 2) {
+      const match = /^([^:]*):(\d+):(.*)$/s.exec(asString(delivFields[i]));
+      if (!match || match[1] !== epoch) continue;
+      const seq = Number(match[2]);
+      const byUser = deliveries.get(seq) ?? {};
+      byUser[match[3] as string] = asNumber(delivFields[i + 1]);
+      deliveries.set(seq, byUser);
+    }
+    const events = unexpired(
+      asArray(entries).map((entry) => toStoredEvent(channel, entry)),
+      this.now(),
+    );
+    return { epoch, events, acks, deliveries };
+  }
+
+  /**
+   * Deletes expired state keys with a delete event each (docs/protocol.md#expiring-events).
+   * Every instance sweeps; the script makes each delete happen once. A sweep that fails (Redis
+   * away) is retried by the next tick: snapshots leave expired keys out meanwhile.
+   */
+  private readonly sweepExpired = (): void => {
+    const cmd = this.cmd;
+    if (!cmd || cmd.status !== 'ready') return;
+    const now = this.now();
+    cmd
+      .zrangebyscore(this.expiringKey(), '-inf', now, 'LIMIT', 0, EXPIRY_SWEEP_CHANNELS)
+      .then((channels) =>
+        Promise.all(
+          channels.map((channel) =>
+            cmd.archonExpireState(
+              this.expiringKey(),
+              ...this.channelKeys(channel),
+              this.expiryKey(channel),
+              newEpoch(),
+              String(now),
+              channel,
+              this.eventChannel(channel),
+            ),
+          ),
+        ),
+      )
+      .catch((err: unknown) => {
+        if (!this.stopped) this.log?.warn({ err }, 'Redis backplane: expiry sweep failed');
+      });
+  };
 
   private connection(): Redis & ArchonScripts {
     if (!this.cmd) throw new Error('Redis backplane is not started');
@@ -364,6 +557,20 @@ export class RedisBackplane implements Backplane {
   private channelKeys(channel: string): [string, string, string] {
     const base = `${this.prefix}ch:${channel}`;
     return [`${base}:meta`, `${base}:stream`, `${base}:state`];
+  }
+
+  /** Acknowledgements and deliveries of a risk channel's alerts. */
+  private alertKeys(channel: string): [string, string] {
+    const base = `${this.prefix}ch:${channel}`;
+    return [`${base}:acks`, `${base}:deliv`];
+  }
+
+  private expiryKey(channel: string): string {
+    return `${this.prefix}ch:${channel}:exp`;
+  }
+
+  private expiringKey(): string {
+    return `${this.prefix}expiring`;
   }
 
   private eventChannel(channel: string): string {
@@ -410,13 +617,18 @@ export class RedisBackplane implements Backplane {
   };
 
   private readonly onMessage = (_redisChannel: string, text: string): void => {
-    let event: BackplaneEvent;
+    let message: BackplaneEvent | AckNotice;
     try {
-      event = parseEvent(text);
+      message = parseMessage(text);
     } catch (err) {
       this.log?.error({ err }, 'Redis backplane: malformed event message');
       return;
     }
+    if ('acked' in message) {
+      this.onAcked(message);
+      return;
+    }
+    const event = message;
     const entry = this.tracked.get(event.channel);
     if (!entry) return; // unsubscribed; the UNSUBSCRIBE is on its way
     // Already delivered by a replay: the two connections are not ordered with each other,
@@ -434,6 +646,20 @@ export class RedisBackplane implements Backplane {
     }
     this.deliver(entry, event);
   };
+
+  /** An acknowledgement reaches the hub in any state of the channel: it names its epoch, and
+   * a subscription that opens meanwhile reads the acknowledgements itself. */
+  private onAcked(notice: AckNotice): void {
+    if (!this.tracked.has(notice.channel)) return;
+    try {
+      this.listener?.acked(notice.channel, notice.acked.epoch, notice.seq, {
+        by: notice.acked.by,
+        at: notice.acked.at,
+      });
+    } catch (err) {
+      this.log?.error({ err, channel: notice.channel }, 'Backplane listener failed');
+    }
+  }
 
   private deliver(entry: Tracked, event: BackplaneEvent): void {
     if (event.epoch !== entry.epoch) {
@@ -619,18 +845,50 @@ function toStoredEvent(channel: string, entry: unknown): StoredEvent {
   let key: string | null = null;
   let ts = 0;
   let data: unknown = null;
+  let expiresAt: number | null = null;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = asString(fields[i]);
     const value = asString(fields[i + 1]);
     if (name === 'key') key = value;
     else if (name === 'ts') ts = Number(value);
     else if (name === 'data') data = JSON.parse(value) as unknown;
+    else if (name === 'exp') expiresAt = Number(value);
   }
-  return { channel, seq: Number.parseInt(asString(id), 10), key, ts, data };
+  const seq = Number.parseInt(asString(id), 10);
+  return expiresAt === null
+    ? { channel, seq, key, ts, data }
+    : { channel, seq, key, ts, data, expires_at: expiresAt };
 }
 
-function parseEvent(text: string): BackplaneEvent {
-  const msg = JSON.parse(text) as Partial<Record<keyof BackplaneEvent, unknown>>;
+function unexpired(events: StoredEvent[], now: number): StoredEvent[] {
+  return events.some((e) => isExpired(e, now)) ? events.filter((e) => !isExpired(e, now)) : events;
+}
+
+/** An acknowledgement as ACK_LUA publishes it. */
+interface AckNotice {
+  readonly acked: AlertAck & { readonly epoch: string };
+  readonly channel: string;
+  readonly seq: number;
+}
+
+function parseMessage(text: string): BackplaneEvent | AckNotice {
+  const msg = JSON.parse(text) as Partial<Record<keyof BackplaneEvent | keyof AckNotice, unknown>>;
+  if (typeof msg.acked === 'object' && msg.acked !== null) {
+    const ack = msg.acked as Partial<Record<'epoch' | 'by' | 'at', unknown>>;
+    if (
+      typeof msg.channel !== 'string' ||
+      typeof msg.seq !== 'number' ||
+      typeof ack.epoch !== 'string' ||
+      typeof ack.by !== 'string' ||
+      typeof ack.at !== 'number'
+    )
+      throw new Error('not an acknowledgement');
+    return {
+      channel: msg.channel,
+      seq: msg.seq,
+      acked: { epoch: ack.epoch, by: ack.by, at: ack.at },
+    };
+  }
   if (
     typeof msg.channel !== 'string' ||
     typeof msg.seq !== 'number' ||
@@ -640,7 +898,7 @@ function parseEvent(text: string): BackplaneEvent {
   ) {
     throw new Error('not a backplane event');
   }
-  return {
+  const event = {
     channel: msg.channel,
     seq: msg.seq,
     key: msg.key,
@@ -648,4 +906,5 @@ function parseEvent(text: string): BackplaneEvent {
     data: msg.data,
     epoch: msg.epoch,
   };
+  return typeof msg.expires_at === 'number' ? { ...event, expires_at: msg.expires_at } : event;
 }

@@ -13,7 +13,9 @@ import {
   parseChannel,
   type HistoryAnswer,
 } from '../../protocol/index.js';
+import { ALERT_STATES } from '../../protocol/admin.js';
 import type { AdminApi } from '../admin.js';
+import type { AlertListing } from '../alerts.js';
 import { mayJoin, type Authenticator } from '../auth.js';
 import {
   historyCovers,
@@ -36,6 +38,7 @@ export interface RouteDeps {
   readonly backplane: Backplane;
   readonly metrics: Metrics;
   readonly admin: AdminApi;
+  readonly alerts: AlertListing;
   /** The client's address (ARCHON_TRUSTED_PROXIES applied). */
   readonly clientAddress: (req: IncomingMessage) => string;
 }
@@ -147,6 +150,7 @@ const HistoryQuery = z.object({
   epoch: z.string().min(1).optional(),
 });
 
+const AlertsQuery = z.object({ state: z.enum(ALERT_STATES).default('unacked') });
 const StatsQuery = z.object({ minutes: z.coerce.number().int().min(1).max(60).default(5) });
 const BroadcastBody = z.object({
   type: z.literal('system').default('system'),
@@ -183,5 +187,18 @@ function registerAdminRoutes(app: FastifyInstance, deps: RouteDeps): void {
     }
     if (!deps.backplane.healthy()) throw new ArchonError('backplane_unavailable');
     return admin.broadcast(body.data.message);
+  });
+  app.get(`${base}/alerts`, { preHandler: guard }, async (req) => {
+    const query = AlertsQuery.safeParse(req.query);
+    if (!query.success)
+      throw new ArchonError('bad_request', `state must be one of ${ALERT_STATES.join(', ')}`);
+    if (!deps.backplane.healthy()) throw new ArchonError('backplane_unavailable');
+    try {
+      return await deps.alerts.list(query.data.state);
+    } catch (err) {
+      deps.metrics.backplaneErrors.inc();
+      req.log.warn({ err }, 'Alert listing failed');
+      throw new ArchonError('backplane_unavailable', 'backplane unavailable: retry');
+    }
   });
 }

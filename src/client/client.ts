@@ -15,6 +15,7 @@ import {
   type ServerMessage,
   type WelcomeMessage,
 } from '../protocol/index.js';
+import { PendingAcks } from './acks.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { closePolicy } from './close-policy.js';
 import type { ClientEvents, ConnectionState } from './connection-state.js';
@@ -26,7 +27,7 @@ import { defaultNetwork, watchNetwork, type NetworkEvents } from './network.js';
 import { ChannelSubscription, type Subscription } from './subscription.js';
 import { TokenRenewal } from './renewal.js';
 import { TokenCache, type TokenSource } from './token.js';
-import type { ChannelEvent, ClientError, Position, WelcomeInfo } from './types.js';
+import type { AlertAckInfo, ChannelEvent, ClientError, Position, WelcomeInfo } from './types.js';
 import { clientVersion } from './version.js';
 import { Watchdog } from './watchdog.js';
 
@@ -87,6 +88,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
   private readonly token: TokenCache;
   /** Renews the connection's token before it expires (docs/client.md). */
   private readonly renewal: TokenRenewal;
+  private readonly acks = new PendingAcks();
   /** The token the current connection signed in with. */
   private linkToken: string | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
@@ -172,6 +174,20 @@ export class ArchonClient extends Emitter<ClientEvents> {
     }
     if (handler) sub.on('event', handler);
     return sub;
+  }
+
+  /**
+   * Acknowledges a risk alert for every user of its account (docs/client.md): resolves with
+   * the acknowledgement that stands (someone else's, when they were first), rejects with the
+   * gateway's error (`alert_unknown`: it no longer waits) or `not_connected`. Every dashboard
+   * subscribed to the channel hears of it through its subscription's `acked` event.
+   */
+  ack(channel: string, epoch: string, seq: number): Promise<AlertAckInfo> {
+    return this.acks.ack(channel, epoch, seq, (op) => {
+      if (!this.link || !this.welcomeValue) return false;
+      this.link.send(op);
+      return true;
+    });
   }
 
   /** The current entries of a state channel, kept up to date (snapshot + keyed events). */
@@ -308,6 +324,16 @@ export class ArchonClient extends Emitter<ClientEvents> {
       case 'event':
         this.subs.get(message.channel)?.onEvent(message);
         return;
+      case 'expired':
+        this.subs.get(message.channel)?.onExpired(message);
+        return;
+      case 'unacked':
+        this.subs.get(message.channel)?.onUnacked(message);
+        return;
+      case 'acked':
+        this.acks.answered(message);
+        this.subs.get(message.channel)?.onAcked(message);
+        return;
       case 'system':
         this.emit('system', { message: message.message, ts: message.ts });
         return;
@@ -372,6 +398,10 @@ export class ArchonClient extends Emitter<ClientEvents> {
       this.renewal.refused(message.code, message.message);
       return;
     }
+    if (this.acks.awaits(message.id)) {
+      this.acks.refused(message.id as string, message.code, message.message);
+      return;
+    }
     const sub = [...this.subs.values()].find((s) => s.awaits(message.id));
     const error: ClientError = {
       code: message.code,
@@ -425,6 +455,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
     link.close(1000, 'client closed');
     this.welcomeValue = null;
     this.renewal.stop();
+    this.acks.dropAll();
     this.watchdog.stop();
     this.backoff.down(Date.now());
     for (const sub of this.subs.values()) sub.onDisconnect();

@@ -1,4 +1,5 @@
 /** archon-ws/client: the browser and Node SDK of archon-ws. */
+export { AckError } from './acks.js';
 export { ArchonClient } from './client.js';
 export type { ArchonClientOptions, SubscribeOptions } from './client.js';
 export type { TokenSource } from './token.js';
@@ -12,6 +13,7 @@ export type {
 export type { Subscription, SubscriptionEvents, SubscriptionState } from './subscription.js';
 export type { KeyedStore, KeyedStoreEvents, PositionsStore, StoreChange } from './keyed-store.js';
 export type {
+  AlertAckInfo,
   ChannelEvent,
   ChannelSnapshot,
   ClientError,
@@ -20,6 +22,7 @@ export type {
   Position,
   SdkErrorCode,
   SystemNotice,
+  UnackedAlerts,
   WelcomeInfo,
 } from './types.js';
 export { Backoff } from './backoff.js';

@@ -39,6 +39,9 @@ export function planRecovery(
   const sameEpoch = since.epoch === epoch;
   if (sameEpoch && since.seq >= subscribed.seq) return steps; // nothing was missed
   const reason: GapReason = sameEpoch ? 'trimmed' : 'epoch-changed';
+  // A complete answer lacks only events that expired (docs/protocol.md#expiring-events): its
+  // holes are not losses.
+  const holesExpired = sameEpoch && answer.complete;
   // Across an epoch change the rest of the old epoch is gone even when the new one is whole.
   let holeOpen = !sameEpoch;
   let after = since;
@@ -48,12 +51,13 @@ export function planRecovery(
     .sort((a, b) => a.seq - b.seq);
   for (const event of events) {
     if (event.seq < expected) continue; // a duplicate seq
-    if (holeOpen || event.seq > expected) gap(reason, after, { epoch, seq: event.seq });
+    if (holeOpen || (event.seq > expected && !holesExpired))
+      gap(reason, after, { epoch, seq: event.seq });
     holeOpen = false;
     steps.push({ kind: 'event', event });
     after = { epoch, seq: event.seq };
     expected = event.seq + 1;
   }
-  if (holeOpen || expected <= subscribed.seq) gap(reason, after, end);
+  if (holeOpen || (expected <= subscribed.seq && !holesExpired)) gap(reason, after, end);
   return steps;
 }

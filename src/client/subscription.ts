@@ -6,16 +6,27 @@
 import {
   isPermanentError,
   isReplayable,
+  type AckedMessage,
   type ChannelInfo,
   type EventMessage,
+  type ExpiredMessage,
   type HistoryAnswer,
+  type UnackedMessage,
   type SnapshotMessage,
   type SubscribeOp,
   type SubscribedMessage,
 } from '../protocol/index.js';
 import { Emitter, type Listenable } from './events.js';
 import { planRecovery } from './recovery.js';
-import type { ChannelEvent, ChannelSnapshot, ClientError, Gap, Position } from './types.js';
+import type {
+  AlertAckInfo,
+  ChannelEvent,
+  ChannelSnapshot,
+  ClientError,
+  Gap,
+  Position,
+  UnackedAlerts,
+} from './types.js';
 
 /**
  * - `subscribing`: waiting for a connection or for the server's `subscribed`;
@@ -34,6 +45,10 @@ export interface SubscriptionEvents<T> {
   snapshot: [snapshot: ChannelSnapshot<T>];
   gap: [gap: Gap];
   error: [error: ClientError];
+  /** Risk channels: the alerts still waiting, after every (re)subscribe. */
+  unacked: [list: UnackedAlerts<T>];
+  /** Risk channels: an alert was acknowledged, here or by anyone on any device. */
+  acked: [ack: AlertAckInfo];
 }
 
 export interface Subscription<T = unknown> extends Listenable<SubscriptionEvents<T>> {
@@ -76,8 +91,9 @@ export interface SubscriptionHost {
 
 interface Recovery {
   readonly abort: AbortController;
-  /** Live events that arrived during the history read, released after it. */
-  readonly held: EventMessage[];
+  /** Live events (and `expired` stand-ins) that arrived during the history read, released
+   * after it. */
+  readonly held: (EventMessage | ExpiredMessage)[];
 }
 
 export class ChannelSubscription<T = unknown>
@@ -212,6 +228,54 @@ export class ChannelSubscription<T = unknown>
     this.deliver(msg, this.epoch, source);
   }
 
+  /** Events that expired before they reached this connection: the position moves on, nothing
+   * is handed over (docs/protocol.md#expired). */
+  onExpired(msg: ExpiredMessage): void {
+    if (this.epoch === null) return;
+    if (this.recovery) {
+      this.recovery.held.push(msg);
+      return;
+    }
+    const last = this.positionValue;
+    if (last && last.epoch === this.epoch) {
+      if (msg.seq <= last.seq) return;
+      if (this.replayable && msg.from_seq > last.seq + 1)
+        this.gap({
+          channel: this.channel,
+          reason: 'skipped',
+          after: last,
+          before: { epoch: this.epoch, seq: msg.from_seq },
+        });
+    }
+    this.positionValue = { epoch: this.epoch, seq: msg.seq };
+  }
+
+  onUnacked(msg: UnackedMessage): void {
+    if (this.epoch === null || msg.epoch !== this.epoch) return;
+    this.emit('unacked', {
+      channel: this.channel,
+      epoch: msg.epoch,
+      alerts: msg.alerts.map((a) => ({
+        channel: this.channel,
+        epoch: msg.epoch,
+        seq: a.seq,
+        key: a.key,
+        ts: a.ts,
+        data: a.data as T,
+      })),
+    });
+  }
+
+  onAcked(msg: AckedMessage): void {
+    this.emit('acked', {
+      channel: msg.channel,
+      epoch: msg.epoch,
+      seq: msg.seq,
+      by: msg.by,
+      at: msg.at,
+    });
+  }
+
   /** An `error` answering this subscription's `subscribe`. */
   onRefused(code: string, message: string): 'failed' | 'retry' {
     this.pendingId = null;
@@ -304,7 +368,9 @@ export class ChannelSubscription<T = unknown>
         // Live events continue from the subscription's seq + 1, whatever history held.
         this.positionValue = { ...subscribed };
         this.setState('live');
-        for (const msg of recovery.held) this.onEvent(msg);
+        for (const msg of recovery.held)
+          if (msg.type === 'expired') this.onExpired(msg);
+          else this.onEvent(msg);
       })
       .catch((err: unknown) => {
         // A throwing listener above: report it like the emitter does, outside this chain.

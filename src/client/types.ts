@@ -51,6 +51,25 @@ export interface Gap {
   readonly before: Position;
 }
 
+/** A risk alert acknowledged by a user of its account (docs/protocol.md#acked). */
+export interface AlertAckInfo {
+  readonly channel: string;
+  readonly epoch: string;
+  readonly seq: number;
+  /** The `sub` of the user who acknowledged it. */
+  readonly by: string;
+  /** When (ms since the Unix epoch). */
+  readonly at: number;
+}
+
+/** The alerts of a risk channel still waiting for an acknowledgement when it was subscribed
+ * (docs/protocol.md#unacked): the authority, an alert not listed no longer waits. */
+export interface UnackedAlerts<T = unknown> {
+  readonly channel: string;
+  readonly epoch: string;
+  readonly alerts: readonly Omit<ChannelEvent<T>, 'source'>[];
+}
+
 /** An operator notice (`system`), shown to the user. */
 export interface SystemNotice {
   readonly message: string;
@@ -77,7 +96,9 @@ export type SdkErrorCode =
   /** GET /api/v1/history failed; a `gap` follows. */
   | 'history_failed'
   /** No WebSocket can be created: a malformed URL, or no global WebSocket (Node < 22). */
-  | 'cannot_connect';
+  | 'cannot_connect'
+  /** `ack()` without a connection, or the connection ended before its answer: ack again. */
+  | 'not_connected';
 
 export interface ClientError {
   /** An SdkErrorCode, or a server code from the error catalogue (docs/errors.md). */

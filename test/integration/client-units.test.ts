@@ -137,6 +137,16 @@ describe('planRecovery', () => {
     expect(show(steps)).toEqual([4, 5, 6]); // 7 arrives live
   });
 
+  it('takes the holes of a complete answer for expired events, not for a gap', () => {
+    const steps = planRecovery(
+      'signals',
+      { epoch: 'A', seq: 3 },
+      { epoch: 'A', seq: 9 },
+      answer('A', [5, 7], { seq: 9, complete: true }),
+    );
+    expect(show(steps)).toEqual([5, 7]);
+  });
+
   it('reports what history no longer holds as a gap before the rest', () => {
     const steps = planRecovery(
       'signals',

@@ -82,7 +82,18 @@ function longUnits(minLength: number, maxLength: number): fc.Arbitrary<string> {
 }
 
 const opValue = fc.oneof(
-  fc.constantFrom('hello', 'subscribe', 'unsubscribe', 'pong', 'ping', 'HELLO', 'ping ', ''),
+  fc.constantFrom(
+    'hello',
+    'subscribe',
+    'unsubscribe',
+    'refresh',
+    'ack',
+    'pong',
+    'ping',
+    'HELLO',
+    'ping ',
+    '',
+  ),
   prototypeKey,
   hostileString(20),
   longUnits(30, 5000),
@@ -285,6 +296,20 @@ describe('parseClientMessage', () => {
         fc.record(
           { op: fc.constant('unsubscribe'), id, channel },
           { requiredKeys: ['op', 'channel'] },
+        ),
+        fc.record(
+          { op: fc.constant('refresh'), id, token: fc.oneof(units(1, 100), longUnits(1, 8192)) },
+          { requiredKeys: ['op', 'token'] },
+        ),
+        fc.record(
+          {
+            op: fc.constant('ack'),
+            id,
+            channel,
+            epoch: units(1, 64),
+            seq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+          },
+          { requiredKeys: ['op', 'channel', 'epoch', 'seq'] },
         ),
         fc.record({ op: fc.constant('pong') }),
         fc.record({ op: fc.constant('ping') }),

@@ -2,10 +2,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ArchonError, type ErrorCode } from '../../src/protocol/errors.js';
-import { MAX_DATA_DEPTH, MAX_EVENT_DATA_BYTES } from '../../src/protocol/limits.js';
+import {
+  MAX_DATA_DEPTH,
+  MAX_EVENT_DATA_BYTES,
+  MAX_EVENT_TTL_S,
+} from '../../src/protocol/limits.js';
 import { parseChannel } from '../../src/protocol/channels.js';
 import type { PublishInput } from '../../src/server/backplane/backplane.js';
-import { exceedsDepth, parsePublishBody, validateEvents } from '../../src/server/publish.js';
+import {
+  exceedsDepth,
+  parsePublishBody,
+  validateEvents,
+  withTtl,
+} from '../../src/server/publish.js';
 import {
   anyJsValue,
   anyString,
@@ -463,6 +472,44 @@ describe('parsePublishBody', () => {
           },
         ),
         params(0.3),
+      );
+    },
+    TIMEOUT,
+  );
+});
+
+describe('ttl', () => {
+  const ttlValue = fc.oneof(
+    fc.double(),
+    fc.integer(),
+    fc.constantFrom(0, MAX_EVENT_TTL_S, MAX_EVENT_TTL_S + 1e-9, -0, NaN, Infinity, -Infinity),
+    anyJsValue(),
+  );
+  const defaults = fc.record({
+    state: fc.nat(MAX_EVENT_TTL_S * 1000),
+    stream: fc.nat(MAX_EVENT_TTL_S * 1000),
+    alert: fc.nat(MAX_EVENT_TTL_S * 1000),
+  });
+
+  it(
+    'accepts exactly the ttls from 0 to MAX_EVENT_TTL_S, and stores the event own ttl or its class default, never 0',
+    () => {
+      fc.assert(
+        fc.property(validChannel, ttlValue, defaults, (channel, ttl, dflt) => {
+          const body = { channel, key: 'k', data: { n: 1 }, ttl };
+          const parsed = archonOnly(() => validateEvents(parsePublishBody(body)));
+          const inRange = typeof ttl === 'number' && ttl >= 0 && ttl <= MAX_EVENT_TTL_S;
+          const cls = parseChannel(channel)?.class ?? 'stream';
+          if (cls === 'broadcast') return; // system: its own rules (no ttl, data.message)
+          expect(parsed !== undefined, JSON.stringify({ channel, ttl })).toBe(inRange);
+          if (!parsed) return;
+          const stored = withTtl(parsed[0]!, cls, dflt);
+          const expected = (ttl as number) > 0 ? ttl : undefined;
+          expect(stored.ttl).toBe(expected);
+          const noTtl = withTtl({ ...parsed[0]!, ttl: undefined }, cls, dflt);
+          expect(noTtl.ttl).toBe(dflt[cls] > 0 ? dflt[cls] / 1000 : undefined);
+        }),
+        params(),
       );
     },
     TIMEOUT,

@@ -6,6 +6,7 @@
 import {
   isPermanentError,
   isReplayable,
+  rangeSeqs,
   type AckedMessage,
   type ChannelInfo,
   type EventMessage,
@@ -255,6 +256,7 @@ export class ChannelSubscription<T = unknown>
     this.emit('unacked', {
       channel: this.channel,
       epoch: msg.epoch,
+      seqs: rangeSeqs(msg.seqs),
       alerts: msg.alerts.map((a) => ({
         channel: this.channel,
         epoch: msg.epoch,

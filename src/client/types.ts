@@ -63,10 +63,15 @@ export interface AlertAckInfo {
 }
 
 /** The alerts of a risk channel still waiting for an acknowledgement when it was subscribed
- * (docs/protocol.md#unacked): the authority, an alert not listed no longer waits. */
+ * (docs/protocol.md#unacked). */
 export interface UnackedAlerts<T = unknown> {
   readonly channel: string;
   readonly epoch: string;
+  /** The seq of every alert of the epoch still waiting, ascending: the authority, an alert
+   * not in it no longer waits. */
+  readonly seqs: readonly number[];
+  /** In full, those of them this subscription did not hand over otherwise (as events, before
+   * its resume point, in its replay, or live after it). */
   readonly alerts: readonly Omit<ChannelEvent<T>, 'source'>[];
 }
 

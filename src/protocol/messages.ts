@@ -137,14 +137,40 @@ export interface UnackedAlert {
   data: unknown;
   expires_at?: number;
 }
-/** Follows `subscribed` (and its replay) on every subscription of a risk channel: every alert
- * of the channel's epoch still held and not acknowledged, oldest first. Authoritative: an
- * alert the client holds as unacknowledged but not listed here was acknowledged or expired. */
+/** Follows `subscribed` (and its replay) on every subscription of a risk channel
+ * (docs/protocol.md#unacked). `seqs`: every alert of the epoch still held and not
+ * acknowledged, as ranges [from, to], oldest first; authoritative: an alert the client holds as
+ * waiting but not in them was acknowledged or expired. `alerts`: in full, those of them the
+ * client does not hold otherwise (before its resume point, replayed, or arriving live). */
 export interface UnackedMessage {
   type: 'unacked';
   channel: string;
   epoch: string;
+  seqs: [from: number, to: number][];
   alerts: UnackedAlert[];
+}
+
+/** Ascending seqs as ranges [from, to] of consecutive seqs. */
+export function seqRanges(seqs: readonly number[]): [number, number][] {
+  const ranges: [number, number][] = [];
+  for (const seq of seqs) {
+    const last = ranges.at(-1);
+    if (last && seq === last[1] + 1) last[1] = seq;
+    else ranges.push([seq, seq]);
+  }
+  return ranges;
+}
+
+/** The seqs of ranges [from, to], ascending; at most `max` of them (a channel holds at most
+ * WEBSOCKET_ALERT_HISTORY_SIZE alerts, so a longer list is not one a gateway sent). */
+export function rangeSeqs(
+  ranges: readonly (readonly [number, number])[],
+  max = 1_000_000,
+): number[] {
+  const seqs: number[] = [];
+  for (const [from, to] of ranges)
+    for (let seq = from; seq <= to && seqs.length < max; seq++) seqs.push(seq);
+  return seqs;
 }
 /** Stands in for events `from_seq` … `seq` of a channel that expired (their `ttl`) before
  * they reached this connection: nothing was lost, `seq` moves on. */

@@ -24,6 +24,7 @@ import {
   type BackplaneListener,
   type UnackedRead,
 } from './backplane/backplane.js';
+import { seqRanges } from '../protocol/index.js';
 import { AlertDeliveries } from './alert-deliveries.js';
 import { performance } from 'node:perf_hooks';
 import { Fifo } from './fifo.js';
@@ -251,22 +252,13 @@ export class Hub implements BackplaneListener {
     }
     if (cls === 'alert') {
       const unacked = await this.unackedReads.read(name, undefined);
-      after.push(
-        Frame.of(
-          {
-            type: 'unacked',
-            channel: name,
-            epoch: unacked.epoch,
-            alerts: unacked.alerts.map(({ seq, key, ts, data, expires_at }) =>
-              expires_at === undefined
-                ? { seq, key, ts, data }
-                : { seq, key, ts, data, expires_at },
-            ),
-          },
-          'alert',
-        ),
-      );
-      for (const e of unacked.alerts) alerts.push({ epoch: unacked.epoch, seq: e.seq });
+      // What the client holds already is named by seq only: alerts up to its resume point,
+      // those replayed now, and those after the subscription's seq (they arrive live).
+      const sameEpoch = since !== undefined && since.epoch === unacked.epoch;
+      const known = !sameEpoch ? 0 : recovered ? sub.lastSeq : since.seq;
+      const sent = unacked.alerts.filter((e) => e.seq > known && e.seq <= sub.lastSeq);
+      after.push(unackedFrame(name, unacked, sent));
+      for (const e of sent) alerts.push({ epoch: unacked.epoch, seq: e.seq });
     }
     const bytes = after.reduce((n, f) => n + f.size, 0);
     if (bytes > 0 && !sub.subscriber.mayReplay(bytes)) throw replayLimited(name, bytes);
@@ -317,6 +309,28 @@ export class Hub implements BackplaneListener {
   /** Acknowledges a held alert in the backplane (docs/protocol.md#ack). */
   ack(channel: string, epoch: string, seq: number, ack: AlertAck) {
     return this.backplane.ack(channel, epoch, seq, ack);
+  }
+
+  /** Backplane: acknowledgements of these channels may have been missed; each live
+   * subscription gets the channel's `unacked` list again (docs/protocol.md#unacked). */
+  acksMissed(channels: string[]): void {
+    for (const name of channels) {
+      if (!this.channels.has(name)) continue;
+      this.unackedReads
+        .read(name, undefined)
+        .then((unacked) => {
+          // A live subscription holds every alert of its epoch already: seqs only.
+          const frame = unackedFrame(name, unacked, []);
+          for (const sub of this.channels.get(name)?.subs ?? []) {
+            if (sub.state !== 'live' || sub.epoch !== unacked.epoch) continue;
+            if (sub.subscriber.send(frame)) this.scheduleFlush(sub.subscriber);
+          }
+        })
+        .catch((err: unknown) => {
+          this.metrics.backplaneErrors.inc();
+          this.log.warn({ err, channel: name }, 'Unacknowledged alerts not read again');
+        });
+    }
   }
 
   /** Backplane: an alert was acknowledged; every subscriber of its channel is told, those
@@ -533,6 +547,23 @@ export class Hub implements BackplaneListener {
   private readonly settled = (frame: Frame): void => {
     this.metrics.broadcastSettled(Math.max(0, Date.now() - frame.acceptedAt) / 1000);
   };
+}
+
+/** `unacked`: every waiting seq, as ranges, and in full the alerts in `sent` (those the
+ * client does not hold otherwise). */
+function unackedFrame(channel: string, unacked: UnackedRead, sent: readonly StoredEvent[]): Frame {
+  return Frame.of(
+    {
+      type: 'unacked',
+      channel,
+      epoch: unacked.epoch,
+      seqs: seqRanges(unacked.alerts.map((e) => e.seq)),
+      alerts: sent.map(({ seq, key, ts, data, expires_at }) =>
+        expires_at === undefined ? { seq, key, ts, data } : { seq, key, ts, data, expires_at },
+      ),
+    },
+    'alert',
+  );
 }
 
 /** What opens a subscription, and the alerts it hands over (their deliveries are counted). */

@@ -498,16 +498,18 @@ describe('ttl', () => {
         fc.property(validChannel, ttlValue, defaults, (channel, ttl, dflt) => {
           const body = { channel, key: 'k', data: { n: 1 }, ttl };
           const parsed = archonOnly(() => validateEvents(parsePublishBody(body)));
-          const inRange = typeof ttl === 'number' && ttl >= 0 && ttl <= MAX_EVENT_TTL_S;
+          // Absent (undefined) means the class default.
+          const inRange =
+            ttl === undefined || (typeof ttl === 'number' && ttl >= 0 && ttl <= MAX_EVENT_TTL_S);
           const cls = parseChannel(channel)?.class ?? 'stream';
           if (cls === 'broadcast') return; // system: its own rules (no ttl, data.message)
           expect(parsed !== undefined, JSON.stringify({ channel, ttl })).toBe(inRange);
           if (!parsed) return;
+          const byDefault = dflt[cls] > 0 ? dflt[cls] / 1000 : undefined;
           const stored = withTtl(parsed[0]!, cls, dflt);
-          const expected = (ttl as number) > 0 ? ttl : undefined;
-          expect(stored.ttl).toBe(expected);
-          const noTtl = withTtl({ ...parsed[0]!, ttl: undefined }, cls, dflt);
-          expect(noTtl.ttl).toBe(dflt[cls] > 0 ? dflt[cls] / 1000 : undefined);
+          if (ttl === undefined) expect(stored.ttl).toBe(byDefault);
+          else expect(stored.ttl).toBe((ttl as number) > 0 ? ttl : undefined);
+          expect(withTtl({ ...parsed[0]!, ttl: undefined }, cls, dflt).ttl).toBe(byDefault);
         }),
         params(),
       );

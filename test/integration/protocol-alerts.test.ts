@@ -72,6 +72,7 @@ describe.each([
       type: 'unacked',
       channel: 'risk:ACC1',
       epoch,
+      seqs: [[seq, seq]],
       alerts: [
         {
           seq,

@@ -33,6 +33,10 @@ class Recorder implements BackplaneListener {
   acked(channel: string, epoch: string, seq: number, ack: AlertAck): void {
     this.acks.push({ channel, epoch, seq, ack });
   }
+  readonly missed: string[][] = [];
+  acksMissed(channels: string[]): void {
+    this.missed.push(channels);
+  }
   resync(channels: string[]): void {
     this.resyncs.push(channels);
   }
@@ -425,6 +429,8 @@ describe('RedisBackplane (two instances, one Redis)', () => {
     await vi.waitFor(() => expect(b.listener.seqs('system')).toHaveLength(1), WAIT);
     expect(b.listener.seqs(channel)).toEqual(range(1, published));
     expect(b.listener.resyncs).toEqual([]);
+    // Acknowledgements are not replayed: the hub is asked to send the unacked list again.
+    expect(b.listener.missed).toEqual([[channel]]);
     expect(published).toBeGreaterThan(40);
   });
 

@@ -1,6 +1,6 @@
 /** The hub in-process, on the memory backplane, with recording subscribers (no sockets). */
 import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ArchonError, parseChannel, type ChannelInfo } from '../../src/protocol/index.js';
 import { MemoryBackplane } from '../../src/server/backplane/memory.js';
 import type { Frame } from '../../src/server/frame.js';
@@ -99,6 +99,49 @@ describe('Hub', () => {
     };
     return { hub, backplane, publish };
   }
+
+  it('names the alerts a resume already holds by seq only, and sends the list again when acknowledgements may have been missed', async () => {
+    const { hub, publish, backplane } = await setup();
+    for (let n = 1; n <= 4; n++) await publish('risk:ACC1', { n });
+    const epoch = (await backplane.history('risk:ACC1', 0)).epoch;
+    await backplane.ack('risk:ACC1', epoch, 2, { by: 'u', at: 1 });
+    const fresh = new Recorder('fresh');
+    const resumed = new Recorder('resumed');
+    await hub.subscribe(new Subscription(fresh, channel('risk:ACC1')), undefined, 1);
+    await hub.subscribe(new Subscription(resumed, channel('risk:ACC1')), { epoch, seq: 3 }, 2);
+    const list = (r: Recorder) => r.messages.find((m) => m.type === 'unacked');
+    expect(list(fresh)).toMatchObject({
+      seqs: [
+        [1, 1],
+        [3, 4],
+      ],
+    });
+    expect((list(fresh)?.alerts as { seq: number }[]).map((a) => a.seq)).toEqual([1, 3, 4]);
+    // Seq 4 is in the replay, 1 and 3 are before the resume point: nothing in full.
+    expect(list(resumed)).toMatchObject({
+      seqs: [
+        [1, 1],
+        [3, 4],
+      ],
+      alerts: [],
+    });
+
+    await backplane.ack('risk:ACC1', epoch, 4, { by: 'u', at: 2 });
+    const before = fresh.messages.length;
+    hub.acksMissed(['risk:ACC1']);
+    await vi.waitFor(() => expect(fresh.messages.length).toBeGreaterThan(before));
+    const again = fresh.messages.filter((m) => m.type === 'unacked').at(-1);
+    expect(again).toEqual({
+      type: 'unacked',
+      channel: 'risk:ACC1',
+      epoch,
+      seqs: [
+        [1, 1],
+        [3, 3],
+      ],
+      alerts: [],
+    });
+  });
 
   it('fans one event out as one frame shared by every subscriber', async () => {
     const a = new Recorder('a');

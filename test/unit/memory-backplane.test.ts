@@ -12,7 +12,12 @@ function backplane() {
   let now = 1_000_000;
   const events: BackplaneEvent[] = [];
   const bp = new MemoryBackplane(LIMITS, () => now);
-  void bp.start({ event: (e) => events.push(e), resync: () => {}, acked: () => {} });
+  void bp.start({
+    event: (e) => events.push(e),
+    resync: () => {},
+    acked: () => {},
+    acksMissed: () => {},
+  });
   return {
     bp,
     events,
@@ -109,6 +114,7 @@ describe('MemoryBackplane', () => {
       },
       resync: () => {},
       acked: () => {},
+      acksMissed: () => {},
     });
     await bp.subscribe('signals');
     const [result] = await bp.publish([{ channel: 'signals', key: null, data: 1 }]);

@@ -85,6 +85,9 @@ export interface BackplaneListener {
   event(event: BackplaneEvent): void;
   /** An alert of a channel this instance subscribed to was acknowledged (on any instance). */
   acked(channel: string, epoch: string, seq: number, ack: AlertAck): void;
+  /** Acknowledgements of these risk channels may have been missed (cluster mode: the Redis
+   * subscriber connection was away): their subscribers need the list of what still waits. */
+  acksMissed(channels: string[]): void;
   /** These channels changed epoch or lost events: live subscribers must resync. */
   resync(channels: string[]): void;
 }

@@ -746,6 +746,18 @@ export class RedisBackplane implements Backplane {
       if (outcome === 'resync') resync.push(channel);
       else replayed += outcome;
     });
+    // Acknowledgements are not replayed: the risk channels' subscribers are sent what still
+    // waits instead.
+    const alerts = pending
+      .filter(([channel, entry]) => entry.cls === 'alert' && !resync.includes(channel))
+      .map(([channel]) => channel);
+    if (alerts.length > 0 && this.listener) {
+      try {
+        this.listener.acksMissed(alerts);
+      } catch (err) {
+        this.log?.error({ err }, 'Backplane listener failed');
+      }
+    }
     if (resync.length > 0 && this.listener) {
       try {
         this.listener.resync(resync);

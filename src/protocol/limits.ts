@@ -33,3 +33,8 @@ export const MAX_QUOTED_CHARS = 32;
 
 /** Publish: the longest `ttl` of an event, in seconds (7 days, like the history TTLs). */
 export const MAX_EVENT_TTL_S = 7 * 86400;
+
+/** `unacked`: at most this many waiting alerts go in full (the newest); `seqs` names them all
+ * (docs/protocol.md#unacked). Bounds what each fresh subscription of a risk channel costs when
+ * alerts pile up unacknowledged. */
+export const MAX_UNACKED_SENT = 50;

@@ -24,7 +24,7 @@ import {
   type BackplaneListener,
   type UnackedRead,
 } from './backplane/backplane.js';
-import { seqRanges } from '../protocol/index.js';
+import { MAX_UNACKED_SENT, seqRanges } from '../protocol/index.js';
 import { AlertDeliveries } from './alert-deliveries.js';
 import { performance } from 'node:perf_hooks';
 import { Fifo } from './fifo.js';
@@ -126,6 +126,11 @@ export class Hub implements BackplaneListener {
   private readonly histories: HistoryReads;
   private readonly unackedReads: CoalescedReads<undefined, UnackedRead>;
   readonly alertDeliveries: AlertDeliveries;
+  /** `unacked` frames by the read they were built from (see unackedFrame). */
+  private readonly unackedFrames = new WeakMap<
+    UnackedRead,
+    Map<string, { frame: Frame; sent: number[] }>
+  >();
 
   constructor(
     private readonly backplane: Backplane,
@@ -256,9 +261,9 @@ export class Hub implements BackplaneListener {
       // those replayed now, and those after the subscription's seq (they arrive live).
       const sameEpoch = since !== undefined && since.epoch === unacked.epoch;
       const known = !sameEpoch ? 0 : recovered ? sub.lastSeq : since.seq;
-      const sent = unacked.alerts.filter((e) => e.seq > known && e.seq <= sub.lastSeq);
-      after.push(unackedFrame(name, unacked, sent));
-      for (const e of sent) alerts.push({ epoch: unacked.epoch, seq: e.seq });
+      const frame = this.unackedFrame(name, unacked, known, sub.lastSeq);
+      after.push(frame.frame);
+      for (const seq of frame.sent) alerts.push({ epoch: unacked.epoch, seq });
     }
     const bytes = after.reduce((n, f) => n + f.size, 0);
     if (bytes > 0 && !sub.subscriber.mayReplay(bytes)) throw replayLimited(name, bytes);
@@ -306,6 +311,49 @@ export class Hub implements BackplaneListener {
     expired(history.seq);
   }
 
+  /**
+   * The `unacked` frame of a read for a client that holds the alerts up to `known` and gets
+   * those after `lastSeq` live: the rest of the waiting ones in full, MAX_UNACKED_SENT newest
+   * at most. Built once per read and bounds, so a storm of subscribers sharing one read shares
+   * its frames too.
+   */
+  private unackedFrame(
+    channel: string,
+    unacked: UnackedRead,
+    known: number,
+    lastSeq: number,
+  ): { frame: Frame; sent: number[] } {
+    let frames = this.unackedFrames.get(unacked);
+    if (!frames)
+      this.unackedFrames.set(
+        unacked,
+        (frames = new Map<string, { frame: Frame; sent: number[] }>()),
+      );
+    const id = `${known}:${lastSeq}`;
+    const cached = frames.get(id);
+    if (cached) return cached;
+    const sent = unacked.alerts
+      .filter((e) => e.seq > known && e.seq <= lastSeq)
+      .slice(-MAX_UNACKED_SENT);
+    const built = {
+      frame: Frame.of(
+        {
+          type: 'unacked',
+          channel,
+          epoch: unacked.epoch,
+          seqs: seqRanges(unacked.alerts.map((e) => e.seq)),
+          alerts: sent.map(({ seq, key, ts, data, expires_at }) =>
+            expires_at === undefined ? { seq, key, ts, data } : { seq, key, ts, data, expires_at },
+          ),
+        },
+        'alert',
+      ),
+      sent: sent.map((e) => e.seq),
+    };
+    frames.set(id, built);
+    return built;
+  }
+
   /** Acknowledges a held alert in the backplane (docs/protocol.md#ack). */
   ack(channel: string, epoch: string, seq: number, ack: AlertAck) {
     return this.backplane.ack(channel, epoch, seq, ack);
@@ -320,7 +368,7 @@ export class Hub implements BackplaneListener {
         .read(name, undefined)
         .then((unacked) => {
           // A live subscription holds every alert of its epoch already: seqs only.
-          const frame = unackedFrame(name, unacked, []);
+          const { frame } = this.unackedFrame(name, unacked, Infinity, 0);
           for (const sub of this.channels.get(name)?.subs ?? []) {
             if (sub.state !== 'live' || sub.epoch !== unacked.epoch) continue;
             if (sub.subscriber.send(frame)) this.scheduleFlush(sub.subscriber);
@@ -547,23 +595,6 @@ export class Hub implements BackplaneListener {
   private readonly settled = (frame: Frame): void => {
     this.metrics.broadcastSettled(Math.max(0, Date.now() - frame.acceptedAt) / 1000);
   };
-}
-
-/** `unacked`: every waiting seq, as ranges, and in full the alerts in `sent` (those the
- * client does not hold otherwise). */
-function unackedFrame(channel: string, unacked: UnackedRead, sent: readonly StoredEvent[]): Frame {
-  return Frame.of(
-    {
-      type: 'unacked',
-      channel,
-      epoch: unacked.epoch,
-      seqs: seqRanges(unacked.alerts.map((e) => e.seq)),
-      alerts: sent.map(({ seq, key, ts, data, expires_at }) =>
-        expires_at === undefined ? { seq, key, ts, data } : { seq, key, ts, data, expires_at },
-      ),
-    },
-    'alert',
-  );
 }
 
 /** What opens a subscription, and the alerts it hands over (their deliveries are counted). */

@@ -57,7 +57,12 @@ afterAll(async () => {
   await redis?.stop();
 }, 30_000);
 
-afterEach(cleanup, 30_000);
+// Each scenario starts from an empty Redis: no stream, and no risk alert left waiting for an
+// acknowledgement by the scenarios before it (fresh subscriptions receive those in full).
+afterEach(async () => {
+  await cleanup();
+  await redis?.restart();
+}, 30_000);
 
 async function cleanup(): Promise<void> {
   for (const c of clients.splice(0)) c.stop();
@@ -79,7 +84,7 @@ function redisUrl(): string {
  * Environment of every instance: cluster mode on the test's Redis, a ping every 2 s (the
  * clients answer them throughout), and a stream history long enough that every resume in
  * these scenarios lies within it, so each must answer recovered:true (the Redis restart
- * aside). The Redis is shared by the whole file: streams keep growing across tests.
+ * aside).
  */
 function instanceEnv(extra: Record<string, string> = {}): Record<string, string> {
   return {

@@ -6,7 +6,7 @@
  * mode and in cluster mode on a Redis of the test's own.
  */
 import { describe, expect, it } from 'vitest';
-import type { AlertsAnswer } from '../../src/protocol/index.js';
+import { MAX_UNACKED_SENT, type AlertsAnswer } from '../../src/protocol/index.js';
 import { errorsOf, TestClient, type Message } from '../support/client.js';
 import { useCluster } from '../support/cluster.js';
 import { eventually } from '../support/eventually.js';
@@ -355,5 +355,24 @@ describe.each([
     await late.subscribe('positions:ACC1');
     const snapshot = await late.type('snapshot');
     expect(snapshot.entries).toEqual([{ key: 'GBPUSD', data: { qty: 2 } }]);
+  });
+});
+
+describe('protocol: a backlog of waiting alerts', () => {
+  const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
+
+  it('names every waiting alert but sends only the newest MAX_UNACKED_SENT in full', async () => {
+    const g = await gw.start();
+    const events = Array.from({ length: MAX_UNACKED_SENT + 30 }, (_, i) => ({
+      channel: 'risk:ACC1',
+      data: { n: i + 1 },
+    }));
+    expect((await publish(g, { events })).status).toBe(200);
+    const c = await gw.authed({});
+    const list = await unackedOn(c);
+    expect(list.seqs).toEqual([[1, events.length]]);
+    expect(list.alerts.map((a) => a.seq)).toEqual(
+      Array.from({ length: MAX_UNACKED_SENT }, (_, i) => events.length - MAX_UNACKED_SENT + i + 1),
+    );
   });
 });

@@ -1,24 +1,24 @@
 /**
- * Client processes of the abuse benchmark (bench/abuse.js forks them; not run by hand):
+ * Client processes of the abuse benchmark (bench/abuse.ts forks them; not run by hand):
  *
- *   abuse-workers.js --worker legit    legitimate subscribers of `signals` (a share of them)
- *   abuse-workers.js --worker attack   every attacker connection of the attack phase
+ *   abuse-workers.ts --worker legit    legitimate subscribers of `signals` (a share of them)
+ *   abuse-workers.ts --worker attack   every attacker connection of the attack phase
  *
- * Both talk to the parent over IPC (loadgen.js's forkWorker / workerEntry): `config` (the first
+ * Both talk to the parent over IPC (workers.ts's forkWorker / workerEntry): `config` (the first
  * message) → `ready`, `start` (the window; legit), `mark-start` / `mark-end` (CPU and event-loop
  * utilization over the window), then `drain` → `result` (legit) or `stop` → `result` (attack),
  * and `exit`. Each exits by itself after `lifetimeMs`, when the parent goes away, and on `exit`.
  * Every connection goes to 127.0.0.1 only, from the loopback source address it is given
  * (`localAddress`), so per-IP limits see distinct clients.
  *
- * Legit client: the main benchmark's subscriber (loadgen.js's subscriberWorker): WebSocket
+ * Legit client: the main benchmark's subscriber (subscribers.ts's subscriberWorker): WebSocket
  * `archon.v1` → hello (JWT, sub `legit-N`) → welcome → subscribe signals → subscribed; answers
  * every server ping; per-client seq bookkeeping (lost, duplicate, out of order). This worker
  * records latency = receive time − event `ts` for events received in the window. The probe
  * client (first client of the first worker) also sends `{"op":"ping"}` every 500 ms and records
  * the `pong` round trip.
  *
- * Attackers (one loopback address per kind; see abuse.js for what each kind does): each slot
+ * Attackers (one loopback address per kind; see abuse.ts for what each kind does): each slot
  * loops connect → misbehave → closed by the server → reconnect, the reconnects of all kinds
  * sharing one token bucket (`reconnectRate` per second). Sockets that never read (replay,
  * nonreader, health) cannot see the server close them, so their TCP state is read from
@@ -33,26 +33,51 @@ import net from 'node:net';
 import process from 'node:process';
 import { clearInterval, clearTimeout, setImmediate, setInterval, setTimeout } from 'node:timers';
 import WebSocket from 'ws';
+import type { SubscribeOp } from '../src/protocol/index.js';
+import { SUBPROTOCOL } from '../src/protocol/messages.ts';
+import { BenchClient, channel, describeError, signToken, type Channel } from './client.ts';
 import {
   HIST_SIZE,
   count,
   histIndex,
   now,
   quantile,
-  signToken,
   sleep,
-  subscriberWorker,
   windowMarks,
+  type Counts,
+} from './measure.ts';
+import { subscriberWorker, type SubscriberConfig } from './subscribers.ts';
+import {
+  describe,
+  fromParent,
+  toParent,
   workerEntry,
-} from './loadgen.js';
+  type Message,
+  type WorkerConfig,
+} from './workers.ts';
 
-const SUBPROTOCOL = 'archon.v1';
 const CHANNEL = 'signals';
-const send = (m) => process.send?.(m);
 
 // ---------------------------------------------------------------------------------------------
-// Legit worker: loadgen.js's subscribers, recording latency against the event's `ts`.
-async function legitMain(cfg) {
+// Legit worker: subscribers.ts's subscribers, recording latency against the event's `ts`.
+
+export interface LegitConfig extends Omit<SubscriberConfig, 'channel' | 'client'> {
+  /** The JWT secret: each client signs its own token (sub legit-N). */
+  readonly secret: string;
+  readonly pingEveryMs: number;
+  /** This worker's first client pings (`probe`). */
+  readonly probe: boolean;
+}
+
+/** The probe client's pings. */
+export interface PingProbe {
+  sent: number;
+  answered: number;
+  late: number;
+  rtts: number[];
+}
+
+async function legitMain(cfg: LegitConfig): Promise<void> {
   const hist = new Uint32Array(HIST_SIZE);
   // End to end: receive time − the publisher's send time (data.t0): includes the publish
   // request, so it also shows the time a stalled gateway sat on a publish before stamping `ts`.
@@ -66,7 +91,10 @@ async function legitMain(cfg) {
   let latencySum = 0;
   let latencyMax = 0;
   // The probe client (the first client of the probe worker) pings every cfg.pingEveryMs.
-  const probe = { sent: 0, answered: 0, late: 0, rtts: [], outstanding: null, timer: null };
+  const probe: PingProbe & {
+    outstanding: number | null;
+    timer: NodeJS.Timeout | undefined;
+  } = { sent: 0, answered: 0, late: 0, rtts: [], outstanding: null, timer: undefined };
 
   const pool = subscriberWorker(
     { ...cfg, channel: CHANNEL, client: 'bench-abuse/1' },
@@ -77,25 +105,29 @@ async function legitMain(cfg) {
         winB = m.winB;
         if (cfg.probe) startProbe();
       },
-      event(c, msg, t) {
+      event(_c, msg, t) {
         const lat = typeof msg.ts === 'number' ? t - msg.ts : null;
-        const t0 = msg.data?.t0;
+        const t0 = (msg.data as { t0?: unknown } | null)?.t0;
         const e2e = typeof t0 === 'number' ? t - t0 : null;
         const sec = Math.floor((t - base) / 1000);
         if (sec >= 0 && sec < worstTs.length) {
-          if (lat !== null && lat > worstTs[sec]) worstTs[sec] = lat;
-          if (e2e !== null && e2e > worstE2e[sec]) worstE2e[sec] = e2e;
+          if (lat !== null && lat > (worstTs[sec] ?? 0)) worstTs[sec] = lat;
+          if (e2e !== null && e2e > (worstE2e[sec] ?? 0)) worstE2e[sec] = e2e;
         }
         if (t >= winA && t < winB) {
           if (lat !== null) {
-            hist[histIndex(lat)]++;
+            const i = histIndex(lat);
+            hist[i] = (hist[i] ?? 0) + 1;
             latencySum += lat;
             if (lat > latencyMax) latencyMax = lat;
           }
-          if (e2e !== null) e2eHist[histIndex(e2e)]++;
+          if (e2e !== null) {
+            const i = histIndex(e2e);
+            e2eHist[i] = (e2eHist[i] ?? 0) + 1;
+          }
         }
       },
-      pong(c, t) {
+      pong(_c, t) {
         // Only the probe client pings.
         if (probe.outstanding === null) return;
         const sentAt = probe.outstanding;
@@ -118,18 +150,18 @@ async function legitMain(cfg) {
     },
   );
 
-  function startProbe() {
-    const c = pool.clients.find((x) => x.id === cfg.idBase);
+  function startProbe(): void {
+    const c = pool.clients.find((x) => x.data.id === cfg.idBase);
     if (!c) return;
     probe.timer = setInterval(() => {
-      if (c.state !== 2 || c.ws.readyState !== WebSocket.OPEN) return;
+      if (c.state !== 'ready' || c.ws?.readyState !== WebSocket.OPEN) return;
       if (probe.outstanding !== null) {
         probe.late++; // the previous ping is still unanswered after pingEveryMs
         return;
       }
       probe.outstanding = now();
       probe.sent++;
-      c.ws.send('{"op":"ping"}');
+      c.send({ op: 'ping' });
     }, cfg.pingEveryMs);
   }
 
@@ -137,14 +169,14 @@ async function legitMain(cfg) {
   const tokens = await Promise.all(
     Array.from({ length: cfg.count }, (_, i) => signToken(cfg.secret, `legit-${cfg.idBase + i}`)),
   );
-  await pool.connectAll((i) => tokens[i]);
+  await pool.connectAll((i) => tokens[i] ?? '');
 }
 
 // ---------------------------------------------------------------------------------------------
 // Attack worker
 
 /** /proc/net/tcp form of a local IPv4 address and port ("0102007F:C350" for 127.0.2.1:50000). */
-function procKey(ip, port) {
+function procKey(ip: string, port: number): string {
   const hex = ip
     .split('.')
     .reverse()
@@ -154,9 +186,9 @@ function procKey(ip, port) {
 }
 
 /** TCP states (/proc/net/tcp `st`) of this machine's sockets whose remote port is `port`. */
-function tcpStates(port) {
-  const states = new Map();
-  let text;
+function tcpStates(port: number): Map<string, string> | null {
+  const states = new Map<string, string>();
+  let text: string;
   try {
     text = readFileSync('/proc/net/tcp', 'latin1');
   } catch {
@@ -170,20 +202,21 @@ function tcpStates(port) {
     at = end < 0 ? -1 : end + 1;
     // "  12: 0100007F:C350 0100007F:1F40 01 …"
     const f = line.trim().split(/\s+/, 4);
-    if (f.length < 4 || !f[2].endsWith(want)) continue;
-    states.set(f[1], f[3]);
+    const [, local, remote, state] = f;
+    if (f.length < 4 || !remote?.endsWith(want) || !local || !state) continue;
+    states.set(local, state);
   }
   return states;
 }
 const TCP_ESTABLISHED = '01';
 
 /** The close code of the last close frame in server → client bytes, or a description. */
-function closeCodeIn(buf) {
+function closeCodeIn(buf: Buffer): string {
   let at = 0;
   let code = 'no close frame';
   while (at + 2 <= buf.length) {
-    const opcode = buf[at] & 0x0f;
-    let len = buf[at + 1] & 0x7f;
+    const opcode = (buf[at] ?? 0) & 0x0f;
+    let len = (buf[at + 1] ?? 0) & 0x7f;
     let hdr = 2;
     if (len === 126) {
       if (at + 4 > buf.length) break;
@@ -203,7 +236,7 @@ function closeCodeIn(buf) {
 }
 
 // Garbage frames (kind `garbage`), sent in turn, one every 25 ms.
-const GARBAGE = [
+const GARBAGE: { name: string; data: string | Buffer; binary?: boolean }[] = [
   { name: 'invalid JSON', data: '{"op":"subscribe","channel":' },
   { name: 'deep nesting', data: `{"op":${'['.repeat(6000)}${']'.repeat(6000)}}` },
   { name: '60 KB op', data: `{"op":"${'A'.repeat(60_000)}"}` },
@@ -213,30 +246,90 @@ const GARBAGE = [
 const OVERSIZE = `{"op":"${'B'.repeat(65_536)}"}`;
 const PING = '{"op":"ping"}';
 
-async function attackMain(cfg) {
+/** An attacker kind's figures. */
+interface KindStats {
+  slots: number;
+  attempts: number;
+  opened: number;
+  /** HTTP status of a refused upgrade (or request). */
+  refused: Counts;
+  /** Connection errors before open. */
+  errors: Counts;
+  closedByServer: number;
+  closeCodes: Counts;
+  sent: number;
+  received: number;
+  bytesIn: number;
+  /** Handshakes still under way when the attack stopped. */
+  connectingAtStop: number;
+  /** ms from connect to open (WebSocket kinds), first 100,000. */
+  handshakes: number[];
+  notes: Counts;
+  reconnects?: number;
+  latencies?: number[];
+  answered200?: number;
+}
+
+export type Kind =
+  'preauth' | 'garbage' | 'oversize' | 'replay' | 'nonreader' | 'health' | 'flood' | 'history';
+
+export interface AttackConfig extends WorkerConfig {
+  readonly port: number;
+  readonly secret: string;
+  readonly counts: Partial<Record<Kind, number>>;
+  readonly ips: Record<Kind, string>;
+  readonly reconnectRate: number;
+  readonly rampRate: number;
+  readonly replaySince: number;
+  readonly maxHistoryRequests: number;
+}
+
+/** What the authenticated kinds do once welcomed (and subscribed, if they subscribe). */
+interface Spread {
+  p50: number | null;
+  p99: number | null;
+  max: number | undefined;
+}
+/** A kind's figures in the attack worker's `result`. */
+export type KindFigures = Omit<KindStats, 'latencies' | 'handshakes'> & {
+  handshakeMs?: Spread;
+  latencyMs?: Spread;
+};
+
+type Behave = (ws: WebSocket, st: KindStats, ctx: Context, subscription?: Channel) => void;
+interface Context {
+  /** Stops reading (see stopReading). */
+  pause(): void;
+  /** Runs fn when the connection ends. */
+  cleanup(fn: () => void): void;
+}
+
+async function attackMain(cfg: AttackConfig): Promise<void> {
   // One user per attacker that authenticates: sub attacker-N (distinct), every account.
-  const tokens = {};
+  const tokens: Partial<Record<Kind, string[]>> = {};
   let sub = 0;
-  for (const kind of ['replay', 'nonreader', 'flood', 'history']) {
+  for (const kind of ['replay', 'nonreader', 'flood', 'history'] as const) {
     const subs = Array.from({ length: cfg.counts[kind] ?? 0 }, () => `attacker-${sub++}`);
     tokens[kind] = await Promise.all(subs.map((s) => signToken(cfg.secret, s, ['*'])));
   }
+  const tokenOf = (kind: Kind, slot: number): string => tokens[kind]?.[slot] ?? '';
   const port = cfg.port;
   const hardEnd = Date.now() + cfg.lifetimeMs - 5000;
   let stopped = false;
   let replaySince = cfg.replaySince; // updated by the parent while the run goes on
-  const stats = {};
-  const live = new Set(); // functions that end one live connection (called on stop)
-  const paused = new Map(); // procKey → {since, onPeerClosed}
-  const timers = new Set();
-  const every = (ms, fn) => {
+  const stats: Partial<Record<Kind, KindStats>> = {};
+  const live = new Set<() => void>(); // functions that end one live connection (called on stop)
+  // procKey → the watch of a socket that does not read
+  const paused = new Map<string, { since: number; onPeerClosed: (state: string) => void }>();
+  const timers = new Set<NodeJS.Timeout>();
+  const every = (ms: number, fn: () => void): NodeJS.Timeout => {
     const t = setInterval(fn, ms);
     timers.add(t);
     return t;
   };
 
   // -- reconnect token bucket shared by every kind (FIFO)
-  const waiting = [];
+  const waiting: ((granted: boolean) => void)[] = [];
   let bucket = 0;
   let lastRefill = now();
   every(10, () => {
@@ -245,10 +338,10 @@ async function attackMain(cfg) {
     lastRefill = t;
     while (waiting.length && bucket >= 1) {
       bucket -= 1;
-      waiting.shift()(true);
+      waiting.shift()?.(true);
     }
   });
-  const reconnectToken = () =>
+  const reconnectToken = (): Promise<boolean> =>
     stopped ? Promise.resolve(false) : new Promise((resolve) => waiting.push(resolve));
 
   // -- sockets that never read: learn from the kernel when the server closed them
@@ -272,9 +365,13 @@ async function attackMain(cfg) {
    * socket is still open 2 s later; `onPeerClosed(state)` is told first. Returns the function
    * that ends the watch.
    */
-  function stopReading(sock, end, onPeerClosed = () => {}) {
+  function stopReading(
+    sock: net.Socket,
+    end: () => void,
+    onPeerClosed: (state: string) => void = () => {},
+  ): () => void {
     sock.pause();
-    const key = procKey(sock.localAddress, sock.localPort);
+    const key = procKey(sock.localAddress ?? '', sock.localPort ?? 0);
     paused.set(key, {
       since: Date.now(),
       onPeerClosed: (state) => {
@@ -287,54 +384,83 @@ async function attackMain(cfg) {
     return () => paused.delete(key);
   }
 
-  function kindStats(kind) {
+  function kindStats(kind: Kind): KindStats {
     return (stats[kind] ??= {
       slots: 0,
       attempts: 0,
       opened: 0,
-      refused: {}, // HTTP status of a refused upgrade (or request)
-      errors: {}, // connection errors before open
+      refused: {},
+      errors: {},
       closedByServer: 0,
       closeCodes: {},
       sent: 0,
       received: 0,
       bytesIn: 0,
-      connectingAtStop: 0, // handshakes still under way when the attack stopped
-      handshakes: [], // ms from connect to open (WebSocket kinds), first 100,000
+      connectingAtStop: 0,
+      handshakes: [],
       notes: {},
     });
   }
 
   /**
-   * One WebSocket connection of an attacker; resolves {opened} when it is over. `behave(ws,
-   * st, ctx)` runs on open; ctx.pause() stops reading (see stopReading); ctx.cleanup(fn) runs
-   * fn when the connection ends.
+   * The socket of an attacker that signs in: a bench/client.ts client with its slot's JWT,
+   * subscribed to signals when `subscribes`; once welcomed (and subscribed) the client hands
+   * the socket over and `behave` runs.
    */
-  function wsConnection(kind, settle, behave = () => {}) {
+  function signedIn(
+    kind: Kind,
+    slot: number,
+    subscribes: boolean,
+    behave: (ws: WebSocket, subscription?: Channel) => void,
+  ): WebSocket {
+    const st = kindStats(kind);
+    const client = new BenchClient(
+      {
+        token: tokenOf(kind, slot),
+        channels: subscribes ? [channel(CHANNEL)] : [],
+        client: 'bench-abuse-attacker/1',
+        localAddress: cfg.ips[kind],
+        handshakeTimeoutMs: 10_000,
+        data: undefined,
+      },
+      {
+        open: () => st.sent++, // its hello
+        welcome: (c) => (st.sent += c.channels.length), // its subscribe
+        ready(c) {
+          const ws = c.release();
+          if (ws) behave(ws, c.channels[0]);
+        },
+      },
+    );
+    client.connect(`ws://127.0.0.1:${port}/api/v1/ws`);
+    return client.ws as WebSocket;
+  }
+
+  /**
+   * One WebSocket connection of an attacker; resolves {opened} when it is over. `behave(ws,
+   * st, ctx)` runs on open, or once signed in for the kinds that do (`auth`); ctx.pause()
+   * stops reading (see stopReading); ctx.cleanup(fn) runs fn when the connection ends.
+   */
+  function wsConnection(
+    kind: Kind,
+    settle: () => void,
+    behave: Behave = () => {},
+    auth?: { slot: number; subscribes: boolean },
+  ): Promise<{ opened: boolean }> {
     const st = kindStats(kind);
     st.attempts++;
     return new Promise((resolve) => {
       let opened = false;
       let byUs = false;
-      let unwatch = null;
-      const cleanups = [];
+      let unwatch: (() => void) | null = null;
+      const cleanups: (() => void)[] = [];
       const t0 = now();
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/api/v1/ws`, SUBPROTOCOL, {
-        perMessageDeflate: false,
-        skipUTF8Validation: true,
-        handshakeTimeout: 10_000,
-        localAddress: cfg.ips[kind],
-      });
-      const end = () => {
-        if (!opened && !byUs) st.connectingAtStop++;
-        byUs = true;
-        ws.terminate();
-      };
-      live.add(end);
-      const ctx = {
+      const ctx: Context = {
         pause() {
-          if (!ws._socket) return;
-          unwatch = stopReading(ws._socket, end, (state) =>
+          // ws keeps its net.Socket private; a socket that stops reading is paused there.
+          const sock = (ws as unknown as { _socket?: net.Socket })._socket;
+          if (!sock) return;
+          unwatch = stopReading(sock, end, (state) =>
             count(st.notes, `server closed a non-reading socket (tcp ${state})`),
           );
         },
@@ -342,22 +468,38 @@ async function attackMain(cfg) {
           cleanups.push(fn);
         },
       };
+      const ws = auth
+        ? signedIn(kind, auth.slot, auth.subscribes, (socket, subscription) =>
+            behave(socket, st, ctx, subscription),
+          )
+        : new WebSocket(`ws://127.0.0.1:${port}/api/v1/ws`, SUBPROTOCOL, {
+            perMessageDeflate: false,
+            skipUTF8Validation: true,
+            handshakeTimeout: 10_000,
+            localAddress: cfg.ips[kind],
+          });
+      const end = (): void => {
+        if (!opened && !byUs) st.connectingAtStop++;
+        byUs = true;
+        ws.terminate();
+      };
+      live.add(end);
       ws.on('open', () => {
         opened = true;
         st.opened++;
         if (st.handshakes.length < 100_000) st.handshakes.push(now() - t0);
         settle();
-        behave(ws, st, ctx);
+        if (!auth) behave(ws, st, ctx);
       });
       ws.on('message', (data) => {
         st.received++;
-        st.bytesIn += data.length ?? 0;
+        st.bytesIn += (data as Buffer).length;
       });
       ws.on('error', (err) => {
         if (opened || byUs) return;
-        const m = /Unexpected server response: (\d+)/.exec(err.message);
-        if (m) count(st.refused, m[1]);
-        else count(st.errors, err.code || err.message.slice(0, 60));
+        const why = describeError(err);
+        if (why.startsWith('HTTP ')) count(st.refused, why.slice(5));
+        else count(st.errors, why.slice(0, 60));
       });
       ws.on('close', (code) => {
         settle();
@@ -373,50 +515,20 @@ async function attackMain(cfg) {
     });
   }
 
-  const sendCounted = (ws, st, data, options) => {
+  const sendCounted = (
+    ws: WebSocket,
+    st: KindStats,
+    data: string | Buffer,
+    options: { binary?: boolean } = {},
+  ): boolean => {
     if (ws.readyState !== WebSocket.OPEN) return false;
     ws.send(data, options);
     st.sent++;
     return true;
   };
 
-  /** Calls then(msg) for the first message of ws (JSON) that `match(msg)` accepts. */
-  const onFirst = (ws, match, then) => {
-    const handler = (raw) => {
-      let msg;
-      try {
-        msg = JSON.parse(raw.toString('utf8'));
-      } catch {
-        return;
-      }
-      if (match(msg)) {
-        ws.off('message', handler);
-        then(msg);
-      }
-    };
-    ws.on('message', handler);
-  };
-
-  /** A kind that authenticates: hello (its slot's JWT) → welcome → behave(ws, st, ctx). */
-  const authenticated = (kind, behave) => (slot, settle) =>
-    wsConnection(kind, settle, (ws, st, ctx) => {
-      onFirst(
-        ws,
-        (msg) => msg.type === 'welcome',
-        () => behave(ws, st, ctx),
-      );
-      const hello = { op: 'hello', token: tokens[kind][slot], client: 'bench-abuse-attacker/1' };
-      sendCounted(ws, st, JSON.stringify(hello));
-    });
-
-  /** Subscribes to signals; then(msg) on the `subscribed` answer. */
-  const subscribe = (ws, st, then) => {
-    onFirst(ws, (msg) => msg.type === 'subscribed' && msg.channel === CHANNEL, then);
-    sendCounted(ws, st, JSON.stringify({ op: 'subscribe', id: 1, channel: CHANNEL }));
-  };
-
   // -- the kinds: each returns one connection's promise
-  const KINDS = {
+  const KINDS: Record<Kind, (slot: number, settle: () => void) => Promise<unknown>> = {
     // Upgrade, never send hello; the server closes at its auth timeout.
     preauth: (_slot, settle) => wsConnection('preauth', settle),
 
@@ -424,9 +536,10 @@ async function attackMain(cfg) {
     garbage: (slot, settle) =>
       wsConnection('garbage', settle, (ws, st, ctx) => {
         let k = slot + st.attempts;
-        const sendNext = () => {
+        const sendNext = (): void => {
           const g = GARBAGE[k++ % GARBAGE.length];
-          if (sendCounted(ws, st, g.data, { binary: g.binary === true })) count(st.notes, g.name);
+          if (g && sendCounted(ws, st, g.data, { binary: g.binary === true }))
+            count(st.notes, g.name);
         };
         sendNext();
         const t = setInterval(sendNext, 25);
@@ -443,38 +556,53 @@ async function attackMain(cfg) {
 
     // After the first `subscribed` stops reading and re-subscribes with `since` (the epoch of
     // that answer) 5 times a second.
-    replay: authenticated('replay', (ws, st, ctx) =>
-      subscribe(ws, st, (msg) => {
-        ctx.pause();
-        let id = 2;
-        const t = setInterval(() => {
-          const since = { epoch: msg.epoch, seq: replaySince };
-          sendCounted(
-            ws,
-            st,
-            JSON.stringify({ op: 'subscribe', id: id++, channel: CHANNEL, since }),
-          );
-        }, 200);
-        ctx.cleanup(() => clearInterval(t));
-      }),
-    ),
+    replay: (slot, settle) =>
+      wsConnection(
+        'replay',
+        settle,
+        (ws, st, ctx, subscription) => {
+          ctx.pause();
+          let id = 2;
+          const t = setInterval(() => {
+            const op: SubscribeOp = {
+              op: 'subscribe',
+              id: id++,
+              channel: CHANNEL,
+              since: { epoch: subscription?.epoch ?? '', seq: replaySince },
+            };
+            sendCounted(ws, st, JSON.stringify(op));
+          }, 200);
+          ctx.cleanup(() => clearInterval(t));
+        },
+        { slot, subscribes: true },
+      ),
 
     // Subscriber that stops reading right after `subscribed`.
-    nonreader: authenticated('nonreader', (ws, st, ctx) => subscribe(ws, st, () => ctx.pause())),
+    nonreader: (slot, settle) =>
+      wsConnection('nonreader', settle, (_ws, _st, ctx) => ctx.pause(), {
+        slot,
+        subscribes: true,
+      }),
 
     // Pings as fast as the socket takes them.
-    flood: authenticated('flood', (ws, st, ctx) => {
-      const sock = ws._socket;
-      let over = false;
-      ctx.cleanup(() => (over = true));
-      const pump = () => {
-        if (over || stopped || ws.readyState !== WebSocket.OPEN) return;
-        for (let n = 0; n < 1000 && !sock.writableNeedDrain; n++) sendCounted(ws, st, PING);
-        if (sock.writableNeedDrain) sock.once('drain', pump);
-        else setImmediate(pump);
-      };
-      pump();
-    }),
+    flood: (slot, settle) =>
+      wsConnection(
+        'flood',
+        settle,
+        (ws, st, ctx) => {
+          const sock = (ws as unknown as { _socket: net.Socket })._socket;
+          let over = false;
+          ctx.cleanup(() => (over = true));
+          const pump = (): void => {
+            if (over || stopped || ws.readyState !== WebSocket.OPEN) return;
+            for (let n = 0; n < 1000 && !sock.writableNeedDrain; n++) sendCounted(ws, st, PING);
+            if (sock.writableNeedDrain) sock.once('drain', pump);
+            else setImmediate(pump);
+          };
+          pump();
+        },
+        { slot, subscribes: false },
+      ),
 
     // Raw upgrade to /api/v1/ws/health; never reads after the 101 and never answers the close.
     health: (_slot, settle) => healthConnection(settle),
@@ -483,18 +611,18 @@ async function attackMain(cfg) {
     history: (slot) => historyLoop(slot),
   };
 
-  function healthConnection(settle) {
+  function healthConnection(settle: () => void): Promise<{ opened: boolean }> {
     const st = kindStats('health');
     st.attempts++;
     return new Promise((resolve) => {
       let opened = false;
       let byUs = false;
-      let head = null; // HTTP status line and headers, once read
+      let head: string | null = null; // HTTP status line and headers, once read
       let rest = Buffer.alloc(0); // bytes after the headers (health message, close frame)
-      let unwatch = null;
+      let unwatch: (() => void) | null = null;
       let raw = Buffer.alloc(0);
       const sock = net.connect({ host: '127.0.0.1', port, localAddress: cfg.ips.health });
-      const end = () => {
+      const end = (): void => {
         byUs = true;
         sock.destroy();
       };
@@ -512,7 +640,7 @@ async function attackMain(cfg) {
             'Sec-WebSocket-Version: 13\r\n\r\n',
         );
       });
-      sock.on('data', (d) => {
+      sock.on('data', (d: Buffer) => {
         st.bytesIn += d.length;
         if (head !== null) {
           rest = Buffer.concat([rest, d]);
@@ -535,8 +663,8 @@ async function attackMain(cfg) {
         sock.setTimeout(0);
         unwatch = stopReading(sock, end);
       });
-      sock.on('error', (err) => {
-        if (!opened) count(st.errors, err.code || err.message.slice(0, 60));
+      sock.on('error', (err: NodeJS.ErrnoException) => {
+        if (!opened) count(st.errors, err.code ?? err.message.slice(0, 60));
       });
       sock.on('close', () => {
         settle();
@@ -551,17 +679,17 @@ async function attackMain(cfg) {
     });
   }
 
-  async function historyLoop(slot) {
+  async function historyLoop(slot: number): Promise<void> {
     const st = kindStats('history');
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const headers = { authorization: `Bearer ${tokens.history[slot]}` };
+    const headers = { authorization: `Bearer ${tokenOf('history', slot)}` };
     const url = `http://127.0.0.1:${port}/api/v1/history?channel=${CHANNEL}&since_seq=0`;
     st.latencies ??= [];
     st.answered200 ??= 0;
     // `opened` / `closedByServer` count TCP connections (keep-alive: one unless the server
     // closes it); `sent` counts requests, `refused` their non-200 answers.
-    const seen = new WeakSet();
-    const track = (sock) => {
+    const seen = new WeakSet<net.Socket>();
+    const track = (sock: net.Socket): void => {
       if (seen.has(sock)) return;
       seen.add(sock);
       st.opened++;
@@ -572,20 +700,26 @@ async function attackMain(cfg) {
     for (let n = 0; !stopped && Date.now() < hardEnd && n < cfg.maxHistoryRequests; n++) {
       st.attempts++;
       const t0 = now();
-      const r = await new Promise((resolve) => {
-        const req = http.get(url, { agent, headers, localAddress: cfg.ips.history }, (res) => {
-          let bytes = 0;
-          res.on('data', (c) => (bytes += c.length));
-          res.on('end', () => resolve({ status: res.statusCode, bytes }));
-          res.on('error', () => resolve({ status: null, error: 'response error' }));
-        });
-        req.on('socket', track);
-        const end = () => req.destroy(new Error('stopped'));
-        live.add(end);
-        req.once('close', () => live.delete(end));
-        req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
-        req.on('error', (e) => resolve({ status: null, error: e.code || e.message }));
-      });
+      const r = await new Promise<{ status: number | null; bytes: number; error: string }>(
+        (resolve) => {
+          const req = http.get(url, { agent, headers, localAddress: cfg.ips.history }, (res) => {
+            let bytes = 0;
+            res.on('data', (c: Buffer) => (bytes += c.length));
+            res.on('end', () => resolve({ status: res.statusCode ?? null, bytes, error: '' }));
+            res.on('error', () => resolve({ status: null, bytes: 0, error: 'response error' }));
+          });
+          req.on('socket', track);
+          const end = (): void => {
+            req.destroy(new Error('stopped'));
+          };
+          live.add(end);
+          req.once('close', () => live.delete(end));
+          req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+          req.on('error', (e: NodeJS.ErrnoException) =>
+            resolve({ status: null, bytes: 0, error: e.code ?? e.message }),
+          );
+        },
+      );
       if (r.status === null) {
         if (stopped) break; // our own abort at the end
         count(st.errors, r.error);
@@ -595,7 +729,7 @@ async function attackMain(cfg) {
       st.sent++;
       st.received++;
       st.bytesIn += r.bytes;
-      if (r.status === 200) st.answered200++;
+      if (r.status === 200) st.answered200 = (st.answered200 ?? 0) + 1;
       else count(st.refused, String(r.status));
       if (st.latencies.length < 200_000) st.latencies.push(now() - t0);
     }
@@ -604,39 +738,41 @@ async function attackMain(cfg) {
 
   /** One attacker slot: connection after connection until stopped (reconnects rate-bounded). */
   let firstSettled = 0; // slots whose first connection opened or failed
-  async function slot(kind, i) {
+  async function slot(kind: Kind, i: number): Promise<void> {
     const st = kindStats(kind);
     st.slots++;
     if (kind === 'history') {
       firstSettled++;
-      return KINDS.history(i);
+      await historyLoop(i);
+      return;
     }
     for (let attempt = 0; !stopped && Date.now() < hardEnd; attempt++) {
       if (attempt > 0) {
         if (!(await reconnectToken()) || stopped) break;
-        count(st, 'reconnects');
+        st.reconnects = (st.reconnects ?? 0) + 1;
       }
       let settled = attempt > 0;
-      const settle = () => {
+      const settle = (): void => {
         if (!settled) firstSettled++;
         settled = true;
       };
-      const { opened } = await KINDS[kind](i, settle);
+      const { opened } = (await KINDS[kind](i, settle)) as { opened: boolean };
       if (!opened && !stopped) await sleep(200); // refused: do not hammer
     }
   }
 
   // -- ramp up: first connections at up to `rampRate` per second, kinds interleaved
-  const order = [];
-  for (const [kind, n] of Object.entries(cfg.counts)) {
+  const order: [Kind, number][] = [];
+  for (const [kind, n] of Object.entries(cfg.counts) as [Kind, number][]) {
     for (let i = 0; i < n; i++) order.push([kind, i]);
   }
-  order.sort((a, b) => a[1] / cfg.counts[a[0]] - b[1] / cfg.counts[b[0]]);
-  const loops = [];
+  const share = ([kind, i]: [Kind, number]): number => i / (cfg.counts[kind] ?? 1);
+  order.sort((a, b) => share(a) - share(b));
+  const loops: Promise<void>[] = [];
   const t0 = now();
   const ramp = (async () => {
     for (let j = 0; j < order.length && !stopped; j++) {
-      const [kind, i] = order[j];
+      const [kind, i] = order[j] as [Kind, number];
       loops.push(slot(kind, i));
       const due = t0 + ((j + 1) * 1000) / cfg.rampRate;
       if (due > now()) await sleep(due - now());
@@ -648,36 +784,46 @@ async function attackMain(cfg) {
       const deadline = now() + 10_000;
       while (firstSettled < order.length && now() < deadline) await sleep(50);
       const opened = Object.values(stats).reduce((a, s) => a + s.opened, 0);
-      send({ type: 'ready', seconds: (now() - t0) / 1000, opened, slots: order.length });
+      toParent({
+        type: 'ready',
+        seconds: (now() - t0) / 1000,
+        opened,
+        slots: order.length,
+      } as Message);
     })
-    .catch((err) => send({ type: 'fatal', error: String(err?.stack ?? err) }));
+    .catch((err: unknown) => toParent({ type: 'fatal', error: describe(err) } as Message));
 
-  async function stop() {
+  async function stop(): Promise<Partial<Record<Kind, KindFigures>>> {
     stopped = true;
     for (const w of waiting.splice(0)) w(false);
     for (const end of [...live]) end();
     await Promise.race([Promise.allSettled(loops), sleep(3000)]);
     for (const t of timers) clearInterval(t);
-    const out = {};
-    for (const [kind, s] of Object.entries(stats)) {
+    const out: Partial<Record<Kind, KindFigures>> = {};
+    for (const [kind, s] of Object.entries(stats) as [Kind, KindStats][]) {
       const { latencies, handshakes, ...rest } = s;
-      const spread = (xs) => ({ p50: quantile(xs, 0.5), p99: quantile(xs, 0.99), max: xs.at(-1) });
-      if (handshakes.length) rest.handshakeMs = spread(handshakes.sort((a, b) => a - b));
-      if (latencies?.length) rest.latencyMs = spread(latencies.sort((a, b) => a - b));
-      out[kind] = rest;
+      const spread = (xs: number[]): Spread => ({
+        p50: quantile(xs, 0.5),
+        p99: quantile(xs, 0.99),
+        max: xs.at(-1),
+      });
+      const figures: KindFigures = rest;
+      if (handshakes.length) figures.handshakeMs = spread(handshakes.sort((a, b) => a - b));
+      if (latencies?.length) figures.latencyMs = spread(latencies.sort((a, b) => a - b));
+      out[kind] = figures;
     }
     return out;
   }
 
   const marks = windowMarks();
-  process.on('message', (m) => {
-    if (m.type === 'since') replaySince = m.since;
+  fromParent<Message & { since?: number }>((m) => {
+    if (m.type === 'since') replaySince = m.since ?? replaySince;
     else if (m.type === 'mark-start') marks.start();
     else if (m.type === 'mark-end') marks.end();
     else if (m.type === 'stop') {
       stop()
-        .then((kinds) => send({ type: 'result', kinds, window: marks.stats }))
-        .catch((err) => send({ type: 'fatal', error: String(err?.stack ?? err) }));
+        .then((kinds) => toParent({ type: 'result', kinds, window: marks.stats } as Message))
+        .catch((err: unknown) => toParent({ type: 'fatal', error: describe(err) } as Message));
     } else if (m.type === 'exit') {
       stopped = true;
       for (const end of [...live]) end();
@@ -689,5 +835,6 @@ async function attackMain(cfg) {
 // ---------------------------------------------------------------------------------------------
 if (process.argv.includes('--worker')) {
   const role = process.argv[process.argv.indexOf('--worker') + 1];
-  workerEntry(role === 'legit' ? legitMain : attackMain);
+  if (role === 'legit') workerEntry(legitMain);
+  else workerEntry(attackMain);
 }

@@ -1,7 +1,8 @@
 /**
- * Measurement probe preloaded into every measured server (`node --import bench/probe.js …`):
- * the gateway, the bare and frame-once servers and Socket.IO are measured the same way, from
- * inside their own process, without code of theirs.
+ * Measurement probe preloaded into every measured server (`node --import bench/probe.ts …`;
+ * Node strips its types, so nothing else is loaded into the measured process): the gateway,
+ * the bare and frame-once servers and Socket.IO are measured the same way, from inside their
+ * own process, without code of theirs.
  *
  * - Event-loop lag: a 10 ms timer, re-armed after each run; its lateness (actual − expected)
  *   is one sample. A fan-out turn that holds the loop for 40 ms shows as a 40 ms sample.
@@ -26,24 +27,38 @@ const INTERVAL_MS = 10;
 const samples = new Float64Array(60_000);
 let count = 0;
 
-function tick(expected) {
+/** What GET /stats answers. */
+export interface ProbeStats {
+  /** Event-loop lag over the window, ms. */
+  lag: { samples: number; p50: number | null; p99: number | null; max: number | null };
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  newSpace: number;
+  spaces: Record<string, { size: number; used: number }>;
+}
+
+function tick(expected: number): void {
   const late = performance.now() - expected;
   samples[count++ % samples.length] = Math.max(0, late);
   arm();
 }
-function arm() {
+function arm(): void {
   const expected = performance.now() + INTERVAL_MS;
   setTimeout(tick, INTERVAL_MS, expected).unref();
 }
 
-function lag() {
+function lag(): ProbeStats['lag'] {
   const n = Math.min(count, samples.length);
   const sorted = samples.slice(0, n).sort();
-  const at = (q) => (n ? sorted[Math.min(n - 1, Math.floor(n * q))] : null);
-  return { samples: n, p50: at(0.5), p99: at(0.99), max: n ? sorted[n - 1] : null };
+  const at = (q: number): number | null =>
+    n ? (sorted[Math.min(n - 1, Math.floor(n * q))] ?? null) : null;
+  return { samples: n, p50: at(0.5), p99: at(0.99), max: n ? (sorted[n - 1] ?? null) : null };
 }
 
-function stats() {
+function stats(): ProbeStats {
   const m = process.memoryUsage();
   const spaces = v8.getHeapSpaceStatistics();
   const newSpace = spaces.find((s) => s.space_name === 'new_space');

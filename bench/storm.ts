@@ -2,7 +2,7 @@
  * Reconnect storm: N clients of one instance all move to another when it stops, and how long
  * each of them is blind. Cluster mode, measured on this machine end to end.
  *
- *   node_modules/.bin/node bench/storm.js [--clients 10000] [--rounds 3] [--signal term|kill]
+ *   node_modules/.bin/node bench/storm.ts [--clients 10000] [--rounds 3] [--signal term|kill]
  *        [--rate 5] [--shutdown-timeout 30] [--workers 2] [--batch 200] [--timeout SECONDS] [--no-save]
  *        [--node-args=--max-semi-space-size=16]
  *
@@ -34,7 +34,7 @@
  *   stops and the clients drain): per client, every event from the one before its close to the
  *   last one acknowledged must arrive once and in order; lost, duplicated, out of order,
  *   `recovered: false` answers;
- * - B's CPU over the storm (cores), B's RSS and event-loop lag p99 (bench/probe.js) after it,
+ * - B's CPU over the storm (cores), B's RSS and event-loop lag p99 (bench/probe.ts) after it,
  *   and how long A took to exit.
  *
  * The goal (docs/performance.md, "Reconnect storm"): every client back with nothing lost, and
@@ -44,52 +44,62 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import process from 'node:process';
-import { clearInterval, clearTimeout, setInterval, setTimeout } from 'node:timers';
+import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
-import {
-  distBuilt,
-  environment,
-  freePort,
-  freeRedisPort,
-  fx,
-  median,
-  parseCli,
-  probeStats,
-  redisServerVersion,
-  runMain,
-  saveResults,
-  startRedis,
-  startServer,
-  stopServer,
-  table,
-  tcpExt,
-} from './common.js';
+import { Backoff } from '../src/client/backoff.ts';
+import { closeAction } from '../src/protocol/close-codes.ts';
+import type { TestRedis } from '../test/support/redis.ts';
+import { nodeArgsOf, parseCli, runMain, type SharedOptions } from './cli.ts';
+import { BenchClient, channel, signToken, type Channel, type Handlers } from './client.ts';
 import {
   count,
-  endWorkers,
-  forkWorker,
   machineCpu,
   mergeCounts,
   now,
   procCpuSeconds,
   procRssMb,
-  publisher,
   quantile,
-  shares,
-  signToken,
   sleep,
+  tcpDelta,
+  tcpExt,
   windowMarks,
+  type Counts,
+  type TcpCounters,
+  type WindowStats,
+} from './measure.ts';
+import { publisher, type Published } from './publisher.ts';
+import { environment, fx, median, saveResults, table } from './report.ts';
+import {
+  distBuilt,
+  freePort,
+  probeStats,
+  redisServerVersion,
+  startBenchRedis,
+  startServer,
+  stopServer,
+  type Server,
+} from './servers.ts';
+import {
+  endWorkers,
+  forkWorker,
+  fromParent,
+  shares,
+  toParent,
   workerEntry,
-} from './loadgen.js';
+  type Message,
+  type Ready,
+  type Share,
+  type Worker,
+  type WorkerConfig,
+} from './workers.ts';
 
 const CHANNEL = 'signals';
-const EVENT_PREFIX = '{"type":"event",';
-const SEQ_FIELD = '"seq":';
-const log = (s) => process.stderr.write(`${s}\n`);
+const log = (s: string): void => {
+  process.stderr.write(`${s}\n`);
+};
 
 /** Commands Redis has processed so far (INFO stats), or null. */
-function redisCommands(port) {
+function redisCommands(port: number): number | null {
   try {
     const info = execFileSync('redis-cli', ['-p', String(port), 'info', 'stats'], {
       encoding: 'utf8',
@@ -107,187 +117,193 @@ function redisCommands(port) {
 if (process.argv[2] === '--worker') workerEntry(stormWorker);
 else orchestrate();
 
+interface StormConfig extends WorkerConfig, Share {
+  readonly urlA: string;
+  readonly urlB: string;
+  readonly jwtSecret: string;
+}
+
+/** One client's move, from its close on A to its `subscribed` on B. */
+interface Move {
+  readonly id: number;
+  closeAt: number | null;
+  backAt: number | null;
+  /** Time spent in its own backoff delays. */
+  ownWaitMs: number;
+  attempts: number;
+  failed: string | null;
+  readonly backoff: Backoff;
+  /** When its current attempt started. */
+  startedAt: number;
+  /** Of its last attempt, from its start: upgrade answered, welcome, subscribed. */
+  phases: { open: number; welcome: number; subscribed: number };
+}
+type StormClient = BenchClient<Move>;
+
+/** A client's figures in the `result`. */
+interface ClientFigures {
+  closeAt: number | null;
+  backAt: number | null;
+  ownWaitMs: number;
+  attempts: number;
+  phases: Move['phases'];
+  short: number | null;
+  lost: number;
+  dup: number;
+  ooo: number;
+  notRecovered: number;
+  failed: string | null;
+}
+interface StormResult extends Message {
+  readonly type: 'result';
+  readonly clients: ClientFigures[];
+  readonly refusals: Counts;
+  readonly closeCodes: Counts;
+  readonly load: WindowStats | null;
+}
+
 /**
- * cfg: {urlA, urlB, count, idBase, batch, jwtSecret, lifetimeMs}. Messages from the parent:
- * `storm` (A is being stopped at m.at: from now on a close sends the client to B), `drain`
- * ({lastSeq}: wait until every client has it), `exit`.
+ * Messages from the parent: `storm` (A is being stopped: from now on a close sends the client
+ * to B), `drain` ({lastSeq}: wait until every client has it) → `result`, `exit`.
  */
-async function stormWorker(cfg) {
-  // The SDK's own reconnect policy: what a close code means and how long to wait.
-  const { Backoff } = await import('../dist/client/backoff.js');
-  const { closeAction } = await import('../dist/protocol/close-codes.js');
-  const toParent = (m) => process.send?.(m);
-  const clients = [];
-  const refusals = {};
-  const closeCodes = {};
+async function stormWorker(cfg: StormConfig): Promise<void> {
+  const clients: StormClient[] = [];
+  const refusals: Counts = {};
+  const closeCodes: Counts = {};
   let storming = false;
   let back = 0;
   // This worker's CPU and event-loop utilization from the signal until its last client is back:
   // a saturated worker (ELU near 1) makes the clients, not the gateway, the bottleneck.
   const marks = windowMarks();
 
-  function attach(c, url, onReady) {
-    const ws = new WebSocket(url, ['archon.v1'], {
-      perMessageDeflate: false,
-      skipUTF8Validation: true,
-      handshakeTimeout: 10_000,
-    });
-    c.ws = ws;
-    let subscribed = false;
-    const startedAt = now();
-    ws.on('open', () => {
-      c.phases.open = now() - startedAt;
-      ws.send(JSON.stringify({ op: 'hello', token: c.token }));
-    });
-    ws.on('message', (raw) => {
-      // Events are most of the traffic: their seq is read without parsing the whole frame
-      // (the gateway writes `type` first and `seq` third), so the clients' own work delays
-      // them less. Everything else is parsed.
-      const text = raw.toString('latin1');
-      if (text.startsWith(EVENT_PREFIX)) {
-        const at = text.indexOf(SEQ_FIELD) + SEQ_FIELD.length;
-        onEvent(c, Number.parseInt(text.slice(at, at + 20), 10));
-        return;
-      }
-      let m;
-      try {
-        m = JSON.parse(text);
-      } catch {
-        count(refusals, 'unparsable frame');
-        return;
-      }
-      if (m.type === 'ping') ws.send('{"op":"pong"}');
-      else if (m.type === 'welcome') {
-        c.phases.welcome = now() - startedAt;
-        const since = c.epoch === null ? undefined : { epoch: c.epoch, seq: c.last };
-        ws.send(JSON.stringify({ op: 'subscribe', id: 1, channel: CHANNEL, since }));
-      } else if (m.type === 'subscribed') {
-        subscribed = true;
-        c.phases.subscribed = now() - startedAt;
-        if (c.epoch !== null && !m.recovered) c.notRecovered++;
-        if (c.epoch === null) c.last = m.seq;
-        c.epoch = m.epoch;
-        onReady(m);
-      } else if (m.type === 'error') count(refusals, `error ${m.code}`);
-    });
-    ws.on('error', (err) => {
-      const status = /Unexpected server response: (\d+)/.exec(err.message);
-      count(refusals, status ? `HTTP ${status[1]}` : err.code || err.message);
-    });
-    ws.on('close', (code) => {
-      if (c.ws !== ws) return;
-      c.ws = null;
-      if (subscribed) onClosed(c, code);
+  const attach = (c: StormClient, url: string): void => {
+    c.data.startedAt = now();
+    c.connect(url);
+  };
+  const since = (c: StormClient, at: number): number => at - c.data.startedAt;
+
+  // Events are counted by seq without parsing them (bench/client.ts, `seqOnly`), so the
+  // clients' own work delays them less.
+  const handlers: Handlers<Move> = {
+    open: (c, at) => (c.data.phases.open = since(c, at)),
+    welcome: (c, at) => (c.data.phases.welcome = since(c, at)),
+    ready(c, at) {
+      c.data.phases.subscribed = since(c, at);
+      if (c.data.closeAt === null || c.data.backAt !== null) return;
+      c.data.backAt = at;
+      if (++back === clients.length) marks.end();
+    },
+    serverError: (_c, m) => count(refusals, `error ${m.code}`),
+    error: (_c, why) => count(refusals, why),
+    close(c, code, was) {
+      if (was === 'ready') closed(c, code);
       else if (storming) retry(c, code, 'closed before subscribed');
-      else c.failed = `closed ${code} before subscribed`;
-    });
-  }
+      else c.data.failed = `closed ${code} before subscribed`;
+    },
+  };
 
-  function onEvent(c, seq) {
-    if (seq === c.last + 1) c.last = seq;
-    else if (seq <= c.last) c.dup++;
-    else {
-      c.lost += seq - c.last - 1;
-      c.ooo += seq < c.last ? 1 : 0;
-      c.last = seq;
-    }
-  }
-
-  function onClosed(c, code) {
+  function closed(c: StormClient, code: number): void {
     count(closeCodes, String(code));
-    if (!storming || c.closeAt !== null) {
-      c.failed = `closed ${code} outside the storm`;
+    if (!storming || c.data.closeAt !== null) {
+      c.data.failed = `closed ${code} outside the storm`;
       return;
     }
-    c.closeAt = now();
+    c.data.closeAt = now();
     retry(c, code, null);
   }
 
-  /** Waits as the SDK would after `code`, then connects to B. */
-  function retry(c, code, why) {
+  /** Waits as the SDK would after `code`, then connects to B (resuming with `since`). */
+  function retry(c: StormClient, code: number, why: string | null): void {
     if (why) count(refusals, why);
-    const delay = c.backoff.next(closeAction(code) === 'backoff');
-    c.ownWaitMs += delay;
-    c.attempts++;
-    setTimeout(() => {
-      attach(c, cfg.urlB, () => {
-        c.backAt = now();
-        if (++back === clients.length) marks.end();
-      });
-    }, delay);
+    const delay = c.data.backoff.next(closeAction(code) === 'backoff');
+    c.data.ownWaitMs += delay;
+    c.data.attempts++;
+    setTimeout(() => attach(c, cfg.urlB), delay);
   }
 
   // Connect every client to A, `batch` handshakes in flight.
   let next = 0;
-  const connectOne = (i) =>
-    new Promise((resolve) => {
-      const c = {
-        id: cfg.idBase + i,
-        token: null,
-        ws: null,
-        epoch: null,
-        last: 0,
-        lost: 0,
-        dup: 0,
-        ooo: 0,
-        notRecovered: 0,
-        closeAt: null,
-        backAt: null,
-        ownWaitMs: 0,
-        attempts: 0,
-        failed: null,
-        backoff: new Backoff(),
-        phases: { open: 0, welcome: 0, subscribed: 0 },
-      };
-      clients.push(c);
-      signToken(cfg.jwtSecret, `storm-${c.id}`).then((token) => {
-        c.token = token;
-        const timer = setTimeout(() => resolve(), 30_000);
-        attach(c, cfg.urlA, () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+  const connectOne = async (i: number): Promise<void> => {
+    const id = cfg.idBase + i;
+    const c: StormClient = new BenchClient(
+      {
+        token: await signToken(cfg.jwtSecret, `storm-${id}`),
+        channels: [channel(CHANNEL)],
+        seqOnly: true,
+        handshakeTimeoutMs: 10_000,
+        data: {
+          id,
+          closeAt: null,
+          backAt: null,
+          ownWaitMs: 0,
+          attempts: 0,
+          failed: null,
+          backoff: new Backoff(),
+          startedAt: now(),
+          phases: { open: 0, welcome: 0, subscribed: 0 },
+        },
+      },
+      handlers,
+    );
+    clients.push(c);
+    await c.open(cfg.urlA, 30_000).catch((err: Error) => {
+      count(refusals, err.message);
+      c.data.failed = err.message;
     });
+  };
   await Promise.all(
     Array.from({ length: Math.min(cfg.batch, cfg.count) }, async () => {
       while (next < cfg.count) await connectOne(next++);
     }),
   );
-  const ready = clients.filter((c) => c.epoch !== null).length;
-  toParent({ type: 'ready', connected: ready, failed: cfg.count - ready, errors: refusals });
+  const ready = clients.filter((c) => c.channels[0]?.epoch !== null).length;
+  toParent({
+    type: 'ready',
+    connected: ready,
+    failed: cfg.count - ready,
+    errors: refusals,
+  } as Ready);
 
-  const progress = setInterval(() => toParent({ type: 'progress', back, connected: back }), 100);
-  process.on('message', async (m) => {
+  const progress = setInterval(
+    () => toParent({ type: 'progress', back, connected: back } as Message),
+    100,
+  );
+  const last = (c: StormClient): Channel => c.channels[0] as Channel;
+  fromParent<Message & { lastSeq?: number; timeoutMs?: number }>((m) => {
     if (m.type === 'storm') {
       storming = true;
       marks.start();
     } else if (m.type === 'drain') {
-      const deadline = now() + m.timeoutMs;
-      while (now() < deadline && clients.some((c) => c.ws && c.last < m.lastSeq)) await sleep(50);
-      clearInterval(progress);
-      toParent({
-        type: 'result',
-        clients: clients.map((c) => ({
-          closeAt: c.closeAt,
-          backAt: c.backAt,
-          ownWaitMs: c.ownWaitMs,
-          attempts: c.attempts,
-          phases: c.phases,
-          short: c.ws ? Math.max(0, m.lastSeq - c.last) : null,
-          lost: c.lost,
-          dup: c.dup,
-          ooo: c.ooo,
-          notRecovered: c.notRecovered,
-          failed: c.failed,
-        })),
-        refusals,
-        closeCodes,
-        load: marks.stats,
-      });
-      for (const c of clients) c.ws?.terminate();
+      void drain(m.lastSeq ?? 0, m.timeoutMs ?? 0);
     } else if (m.type === 'exit') process.exit(0);
   });
+
+  async function drain(lastSeq: number, timeoutMs: number): Promise<void> {
+    const deadline = now() + timeoutMs;
+    while (now() < deadline && clients.some((c) => c.ws && last(c).seq < lastSeq)) await sleep(50);
+    clearInterval(progress);
+    toParent({
+      type: 'result',
+      clients: clients.map((c) => ({
+        closeAt: c.data.closeAt,
+        backAt: c.data.backAt,
+        ownWaitMs: c.data.ownWaitMs,
+        attempts: c.data.attempts,
+        phases: c.data.phases,
+        short: c.ws ? Math.max(0, lastSeq - last(c).seq) : null,
+        lost: last(c).lost,
+        dup: last(c).dup,
+        // A client that keeps the last seq sees a late event as a repeat (counted in dup).
+        ooo: 0,
+        notRecovered: last(c).notRecovered,
+        failed: c.data.failed,
+      })),
+      refusals,
+      closeCodes,
+      load: marks.stats,
+    } as StormResult);
+    for (const c of clients) c.terminate();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,7 +312,7 @@ async function stormWorker(cfg) {
 function orchestrate() {
   const { argv, check, opt } = parseCli(
     import.meta.url,
-    'storm.js',
+    'storm.ts',
     {
       clients: { type: 'string', default: '10000' },
       signal: { type: 'string', default: 'term' },
@@ -310,7 +326,7 @@ function orchestrate() {
   const clients = Number(argv.clients);
   const workers = Number(argv.workers);
   const batch = Number(argv.batch);
-  const nodeArgs = argv['node-args'].split(' ').filter(Boolean);
+  const nodeArgs = nodeArgsOf(argv['node-args']);
   const shutdownTimeouts = argv['shutdown-timeout'].split(',').map(Number);
   check(
     shutdownTimeouts.every((t) => t >= 1 && t <= 300),
@@ -340,7 +356,7 @@ function orchestrate() {
       `reconnect storm: ${clients} clients move from A to B on SIG${argv.signal.toUpperCase()}, ` +
         `${opt.rate} events/s published, ${opt.rounds} round(s), hard bound ${hardBound} s`,
     );
-    const rounds = [];
+    const rounds: Figures[] = [];
     for (let r = 1; r <= opt.rounds; r++) {
       const order = r % 2 === 1 ? shutdownTimeouts : [...shutdownTimeouts].reverse();
       for (const shutdownTimeout of order) {
@@ -377,17 +393,30 @@ function orchestrate() {
   });
 }
 
-async function round(r, { clients, workers, batch, nodeArgs, opt, signal, shutdownTimeout }) {
+interface RoundOptions {
+  clients: number;
+  workers: number;
+  batch: number;
+  nodeArgs: string[];
+  opt: SharedOptions;
+  signal: string;
+  shutdownTimeout: number;
+}
+
+async function round(
+  r: number,
+  { clients, workers, batch, nodeArgs, opt, signal, shutdownTimeout }: RoundOptions,
+): Promise<Figures> {
   const bound = 300;
   const jwtSecret = randomBytes(32).toString('base64url');
   const secrets = { jwtSecret, publishToken: randomBytes(24).toString('base64url') };
-  const procs = [];
-  const kids = [];
+  const procs: Server[] = [];
+  const kids: Worker[] = [];
+  let redis: TestRedis | null = null;
   try {
-    const redisPort = await freeRedisPort();
-    const redis = await startRedis(redisPort, bound);
-    procs.push(redis);
-    const env = (id) => ({
+    redis = await startBenchRedis(bound);
+    const redisPort = redis.port;
+    const env = (id: string): Record<string, string> => ({
       ARCHON_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
       ARCHON_SERVER_ID: id,
       // Every client comes from 127.0.0.1: one office behind one NAT.
@@ -427,11 +456,11 @@ async function round(r, { clients, workers, batch, nodeArgs, opt, signal, shutdo
         ),
       );
     }
-    const ready = await Promise.all(kids.map((w) => w.next('ready', 120_000)));
+    const ready = await Promise.all(kids.map((w) => w.next<Ready>('ready', 120_000)));
     const connected = ready.reduce((n, x) => n + x.connected, 0);
     log(`round ${r}: ${connected}/${clients} clients on A in ${fx((now() - t0) / 1000, 1)} s`);
     if (connected < clients)
-      throw new Error(`only ${connected} clients connected: ${JSON.stringify(ready[0].errors)}`);
+      throw new Error(`only ${connected} clients connected: ${JSON.stringify(ready[0]?.errors)}`);
 
     // Publish to B for the whole round; 2 s of traffic before the storm.
     const stop = { stopped: false };
@@ -456,31 +485,34 @@ async function round(r, { clients, workers, batch, nodeArgs, opt, signal, shutdo
     const tcpBefore = tcpExt();
     const redisBefore = redisCommands(redisPort);
     const signalAt = now();
-    const aGone = new Promise((resolve) => a.wrapper.once('exit', () => resolve(now())));
+    const aGone = new Promise<number>((resolve) => a.wrapper.once('exit', () => resolve(now())));
     process.kill(a.pid, signal === 'term' ? 'SIGTERM' : 'SIGKILL');
     const deadline = signalAt + 60_000;
     let cpuA = cpuABefore;
     while (now() < deadline) {
       cpuA = procCpuSeconds(a.pid) ?? cpuA; // until A is gone: its CPU over its drain
-      const back = kids.reduce((n, w) => n + (w.progress.back ?? 0), 0);
+      const back = kids.reduce((n, w) => n + Number(w.progress.back ?? 0), 0);
       if (back >= clients) break;
       await sleep(50);
     }
     const stormSeconds = (now() - signalAt) / 1000;
-    const cpuB = (procCpuSeconds(b.pid) - cpuBefore) / stormSeconds;
+    const cpuAfter = procCpuSeconds(b.pid);
+    const cpuB =
+      cpuAfter === null || cpuBefore === null ? null : (cpuAfter - cpuBefore) / stormSeconds;
     const machineAfter = machineCpu();
     const tcpAfter = tcpExt();
     const redisAfter = redisCommands(redisPort);
     const probeB = await probeStats(b);
-    const aExitMs = (await Promise.race([aGone, sleep(30_000).then(() => null)])) - signalAt;
+    const aExitAt = await Promise.race([aGone, sleep(30_000).then(() => null)]);
+    const aExitMs = aExitAt === null ? null : aExitAt - signalAt;
     await sleep(2000); // traffic after the storm
     stop.stopped = true;
     const pub = await publishing;
     const lastSeq = pub.ackedSeqs.at(-1) ?? 0;
     const results = await Promise.all(
       kids.map((w) => {
-        w.post({ type: 'drain', lastSeq, timeoutMs: 15_000 });
-        return w.next('result', 40_000);
+        w.post({ type: 'drain', lastSeq, timeoutMs: 15_000 } as Message);
+        return w.next<StormResult>('result', 40_000);
       }),
     );
     const all = results.flatMap((x) => x.clients);
@@ -493,10 +525,7 @@ async function round(r, { clients, workers, batch, nodeArgs, opt, signal, shutdo
         machineBefore && machineAfter
           ? (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total)
           : null,
-      tcp:
-        tcpBefore && tcpAfter
-          ? Object.fromEntries(Object.keys(tcpAfter).map((k) => [k, tcpAfter[k] - tcpBefore[k]]))
-          : null,
+      tcp: tcpDelta(tcpBefore, tcpAfter),
       rssB: procRssMb(b.pid),
       redisCommands: redisBefore === null || redisAfter === null ? null : redisAfter - redisBefore,
       lagP99B: probeB.lag?.p99 ?? null,
@@ -509,20 +538,47 @@ async function round(r, { clients, workers, batch, nodeArgs, opt, signal, shutdo
   } finally {
     await endWorkers(kids);
     for (const s of procs.reverse()) await stopServer(s);
+    await redis?.stop();
   }
 }
 
 /** One round's figures from every client's record. */
-function figures(r, shutdownTimeout, all, x) {
-  const backs = all.filter((c) => c.backAt !== null);
-  const sorted = (xs) => xs.sort((p, q) => p - q);
+/** What a round measured besides the clients' own figures. */
+interface RoundMeasures {
+  signalAt: number;
+  aExitMs: number | null;
+  cpuB: number | null;
+  cpuA: number | null;
+  machineBusy: number | null;
+  tcp: TcpCounters | null;
+  rssB: number | null;
+  redisCommands: number | null;
+  lagP99B: number | null;
+  pub: Published;
+  lastSeq: number;
+  refusals: Counts;
+  closeCodes: Counts;
+  load: (WindowStats | null)[];
+}
+
+type Figures = ReturnType<typeof figures>;
+
+/** One round's figures from every client's record. */
+function figures(r: number, shutdownTimeout: number, all: ClientFigures[], x: RoundMeasures) {
+  // A client is back once it has both its close and its `subscribed` on B.
+  const backs = all.filter(
+    (c): c is ClientFigures & { backAt: number; closeAt: number } =>
+      c.backAt !== null && c.closeAt !== null,
+  );
+  const sorted = (xs: number[]): number[] => xs.sort((p, q) => p - q);
   const backMs = sorted(backs.map((c) => c.backAt - x.signalAt));
   const blind = sorted(backs.map((c) => c.backAt - c.closeAt));
   const gateway = sorted(backs.map((c) => c.backAt - c.closeAt - c.ownWaitMs));
   const ownWait = sorted(backs.map((c) => c.ownWaitMs));
-  const attempts = {};
+  const attempts: Counts = {};
   for (const c of all) count(attempts, String(c.attempts));
-  const sum = (k) => all.reduce((n, c) => n + (c[k] ?? 0), 0);
+  const sum = (k: 'short' | 'lost' | 'dup' | 'ooo' | 'notRecovered'): number =>
+    all.reduce((n, c) => n + (c[k] ?? 0), 0);
   return {
     round: r,
     shutdownTimeout,
@@ -543,7 +599,7 @@ function figures(r, shutdownTimeout, all, x) {
     // The last attempt of each client, from its start: the upgrade answered (open), the
     // welcome (sign-in done) and the subscribed answer (resume done).
     phasesMs: Object.fromEntries(
-      ['open', 'welcome', 'subscribed'].map((k) => {
+      (['open', 'welcome', 'subscribed'] as const).map((k) => {
         const xs = sorted(backs.map((c) => c.phases[k]));
         return [k, { p50: quantile(xs, 0.5), p99: quantile(xs, 0.99) }];
       }),
@@ -579,12 +635,12 @@ function figures(r, shutdownTimeout, all, x) {
   };
 }
 
-const lossless = (f) =>
+const lossless = (f: Figures): boolean =>
   f.back === f.clients &&
   Object.values(f.integrity).every((n) => n === 0) &&
   Object.keys(f.published.errors).length === 0;
 
-function roundLine(f) {
+function roundLine(f: Figures): string {
   const i = f.integrity;
   return (
     `round ${f.round} (A's shutdown timeout ${f.shutdownTimeout} s): ${f.back}/${f.clients} back; blind p50 ${fx(f.blindMs.p50, 0)} ms, ` +
@@ -598,8 +654,8 @@ function roundLine(f) {
   );
 }
 
-function summarize(rounds) {
-  const m = (pick) => median(rounds.map(pick));
+function summarize(rounds: Figures[]) {
+  const m = (pick: (f: Figures) => number | null): number | null => median(rounds.map(pick));
   return {
     back50Ms: m((f) => f.backMs.p50),
     back99Ms: m((f) => f.backMs.p99),
@@ -611,18 +667,20 @@ function summarize(rounds) {
   };
 }
 
-function report(rounds, titled) {
+const secs = (ms: number | null): number | null => (ms === null ? null : ms / 1000);
+
+function report(rounds: Figures[], titled: boolean): void {
   const s = summarize(rounds);
-  const ms = (v) => fx(v, 0);
+  const ms = (v: number | null): string => fx(v, 0);
   process.stdout.write(
-    (titled ? `\nA's WEBSOCKET_SHUTDOWN_TIMEOUT ${rounds[0].shutdownTimeout} s:\n` : '') +
+    (titled ? `\nA's WEBSOCKET_SHUTDOWN_TIMEOUT ${rounds[0]?.shutdownTimeout} s:\n` : '') +
       `${table(
         [
           ['round', 5, (f) => f.round],
           ['back', 6, (f) => `${f.back}`],
-          ['50 % s', 7, (f) => fx(f.backMs.p50 / 1000, 2)],
-          ['99 % s', 7, (f) => fx(f.backMs.p99 / 1000, 2)],
-          ['100 % s', 8, (f) => fx(f.backMs.p100 / 1000, 2)],
+          ['50 % s', 7, (f) => fx(secs(f.backMs.p50), 2)],
+          ['99 % s', 7, (f) => fx(secs(f.backMs.p99), 2)],
+          ['100 % s', 8, (f) => fx(secs(f.backMs.p100), 2)],
           ['blind p50', 9, (f) => ms(f.blindMs.p50)],
           ['p90', 5, (f) => ms(f.blindMs.p90)],
           ['p99', 5, (f) => ms(f.blindMs.p99)],
@@ -635,8 +693,8 @@ function report(rounds, titled) {
           ['B cores', 7, (f) => fx(f.b.cores, 2)],
           ['B RSS MB', 8, (f) => fx(f.b.rssMb, 0)],
           ['B lag p99', 9, (f) => ms(f.b.lagP99Ms)],
-          ['A exit s', 8, (f) => fx(f.aExitMs / 1000, 1)],
-          ['machine', 7, (f) => `${fx(100 * f.machineBusy, 0)} %`],
+          ['A exit s', 8, (f) => fx(secs(f.aExitMs), 1)],
+          ['machine', 7, (f) => `${fx(f.machineBusy === null ? null : 100 * f.machineBusy, 0)} %`],
           ['A cores', 7, (f) => fx(f.a.cores, 2)],
           ['Redis cmds', 10, (f) => f.redisCommands ?? '—'],
           ['lsn ovf', 7, (f) => f.tcp?.listenOverflows ?? '—'],
@@ -644,8 +702,8 @@ function report(rounds, titled) {
         ],
         rounds,
       )}\n\n` +
-      `median: back 50 % ${fx(s.back50Ms / 1000, 2)} s, 99 % ${fx(s.back99Ms / 1000, 2)} s, ` +
-      `100 % ${fx(s.back100Ms / 1000, 2)} s; blind p50 ${ms(s.blindP50Ms)} ms, p99 ` +
+      `median: back 50 % ${fx(secs(s.back50Ms), 2)} s, 99 % ${fx(secs(s.back99Ms), 2)} s, ` +
+      `100 % ${fx(secs(s.back100Ms), 2)} s; blind p50 ${ms(s.blindP50Ms)} ms, p99 ` +
       `${ms(s.blindP99Ms)} ms (goal ≤ 1500), of which gateway p99 ${ms(s.gatewayP99Ms)} ms; ` +
       `${s.lossless ? 'every client back, nothing lost' : 'NOT LOSSLESS: see the rounds'}\n`,
   );

@@ -4,7 +4,7 @@
  * the `floor` target): the least a Node server can do per event, serialize and frame it once
  * and `socket.write` the same buffer to every subscriber.
  *
- * It speaks just enough of the archon.v1 protocol for bench/loadgen.js to work unchanged:
+ * It speaks just enough of the archon.v1 protocol for the benchmarks' client (bench/client.ts) to work unchanged:
  *   - any WebSocket path; the first offered subprotocol is accepted;
  *   - {"op":"hello"} → {"type":"welcome",…}; {"op":"subscribe"} → {"type":"subscribed",…};
  *     everything else from clients is ignored (no auth, no ping timer, no queues, no history);
@@ -13,31 +13,38 @@
  *     socket, then answered like the gateway;
  *   - GET /api/health → {"status":"ok"}.
  *
- * Env: BENCH_SEND (ws-send | frame-once; default ws-send), and those of reference-http.js.
+ * Env: BENCH_SEND (ws-send | frame-once; default ws-send), and those of reference-http.ts.
  *
- *   node_modules/.bin/node bench/bare-server.js        # with PORT=… in the environment
+ *   node_modules/.bin/node bench/bare-server.ts        # with PORT=… in the environment
  */
 import { Buffer } from 'node:buffer';
+import type { Socket } from 'node:net';
 import process from 'node:process';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { ClientOp, EventMessage } from '../src/protocol/index.js';
 import {
   referenceHttp,
   serve,
   settings,
   subscribed as subscribedAnswer,
   welcome,
-} from './reference-http.js';
+  type PublishResult,
+} from './reference-http.ts';
 
 const { port, host } = settings('bare-server');
 const frameOnce = process.env.BENCH_SEND === 'frame-once';
-if (!['ws-send', 'frame-once', undefined].includes(process.env.BENCH_SEND)) {
+if (![undefined, 'ws-send', 'frame-once'].includes(process.env.BENCH_SEND)) {
   process.stderr.write('bare-server: BENCH_SEND is ws-send or frame-once\n');
   process.exit(2);
 }
 
 /** channel → { seq, subscribers: Set<WebSocket> (ws-send) or Set<net.Socket> (frame-once) } */
-const channels = new Map();
-function channel(name) {
+interface Channel {
+  seq: number;
+  subscribers: Set<WebSocket | Socket>;
+}
+const channels = new Map<string, Channel>();
+function channel(name: string): Channel {
   let ch = channels.get(name);
   if (!ch) {
     ch = { seq: 0, subscribers: new Set() };
@@ -49,25 +56,31 @@ function channel(name) {
 // Events are text frames in the gateway protocol; a Buffer is sent as text with binary:false.
 const TEXT = { binary: false };
 
-function publish(name, data) {
+function publish(name: string, data: unknown): PublishResult {
   const ch = channel(name);
   const seq = ++ch.seq;
-  const buf = Buffer.from(
-    JSON.stringify({ type: 'event', channel: name, seq, key: null, ts: Date.now(), data }),
-  );
+  const event: EventMessage = {
+    type: 'event',
+    channel: name,
+    seq,
+    key: null,
+    ts: Date.now(),
+    data,
+  };
+  const buf = Buffer.from(JSON.stringify(event));
   if (frameOnce) {
     const frame = textFrame(buf);
-    for (const socket of ch.subscribers) if (socket.writable) socket.write(frame);
+    for (const socket of ch.subscribers as Set<Socket>) if (socket.writable) socket.write(frame);
   } else {
-    for (const ws of ch.subscribers) ws.send(buf, TEXT);
+    for (const ws of ch.subscribers as Set<WebSocket>) ws.send(buf, TEXT);
   }
   return { channel: name, seq, epoch: 'bare' };
 }
 
 /** An unmasked, final text frame (RFC 6455 §5.2): server frames are the same for every client. */
-function textFrame(payload) {
+function textFrame(payload: Buffer): Buffer {
   const n = payload.length;
-  let head;
+  let head: Buffer;
   if (n < 126) head = Buffer.from([0x81, n]);
   else if (n < 65_536) head = Buffer.from([0x81, 126, n >> 8, n & 0xff]);
   else {
@@ -85,12 +98,12 @@ let nextClient = 0;
 wss.on('connection', (ws, req) => {
   // frame-once writes to the socket itself (req.socket is the one ws reads and writes).
   const subscriber = frameOnce ? req.socket : ws;
-  const subscribed = new Set();
+  const subscribed = new Set<string>();
   ws.on('message', (raw, isBinary) => {
     if (isBinary) return;
-    let msg;
+    let msg: ClientOp | null;
     try {
-      msg = JSON.parse(raw.toString('utf8'));
+      msg = JSON.parse((raw as Buffer).toString('utf8')) as ClientOp | null;
     } catch {
       return;
     }

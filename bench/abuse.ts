@@ -3,23 +3,23 @@
  * several kinds. How much do the attackers hurt the legitimate users?
  *
  *   npm run build
- *   node_modules/.bin/node bench/abuse.js [--legit 1000] [--rate 20] [--size 200] [--seconds 20]
+ *   node_modules/.bin/node bench/abuse.ts [--legit 1000] [--rate 20] [--size 200] [--seconds 20]
  *        [--warmup 3] [--rounds 3] [--kinds preauth,garbage,oversize,replay,nonreader,health,flood,history]
  *        [--preauth 500] [--garbage 20] [--oversize 10] [--replay 20] [--nonreader 20]
  *        [--health 200] [--flood 10] [--history 5] [--legit-ips 20] [--workers 1] [--batch 100]
  *        [--reconnect-rate 200] [--replay-since oldest|zero] [--quiet-wait 5] [--quiet-below 0.25]
  *        [--timeout SECONDS] [--no-save]
- *   node_modules/.bin/node bench/abuse.js --seconds 8 --rounds 1      # quick check (~1 min)
- *   node_modules/.bin/node bench/abuse.js --kinds replay,history      # some kinds only
+ *   node_modules/.bin/node bench/abuse.ts --seconds 8 --rounds 1      # quick check (~1 min)
+ *   node_modules/.bin/node bench/abuse.ts --kinds replay,history      # some kinds only
  *
  * Each round runs two phases, each on a fresh gateway (`bin/archon-ws.js serve --port P`, env
  * HOST=127.0.0.1, a random ARCHON_JWT_SECRET, ARCHON_PUBLISH_TOKENS, ARCHON_ADMIN_TOKENS,
- * LOG_LEVEL=warn, started like bench/run.js's `archon` target) under the same legitimate load:
+ * LOG_LEVEL=warn, started like bench/run.ts's `archon` target) under the same legitimate load:
  * `quiet` (legitimate clients only) and `attack` (the same plus the attackers); the order
  * alternates per round. Per phase:
  *
  *   1. Publish 1,000 events to `signals` in one batch, so the channel's history is full.
- *   2. Connect the legitimate clients (forked worker process(es), bench/abuse-workers.js), spread
+ *   2. Connect the legitimate clients (forked worker process(es), bench/abuse-workers.ts), spread
  *      over the source addresses 127.0.1.1 … 127.0.1.<legit-ips>: WebSocket `archon.v1` → hello
  *      (JWT, sub legit-N) → welcome → subscribe signals → subscribed.
  *   3. attack: start the attackers (another worker process), each kind from its own address
@@ -78,56 +78,73 @@ import path from 'node:path';
 import process from 'node:process';
 import { clearInterval, setInterval } from 'node:timers';
 import { URL } from 'node:url';
+import type { AttackConfig, Kind, KindFigures, LegitConfig, PingProbe } from './abuse-workers.ts';
+import { parseCli, runMain } from './cli.ts';
+import { mergeIntegrity } from './loadgen.ts';
 import {
-  BENCH,
-  buildsUsed,
-  distBuilt,
-  environment,
-  freePort,
-  fx,
-  httpGet,
-  httpPost,
-  median,
-  parseCli,
-  runMain,
-  saveResults,
-  staleDist,
-  startServer,
-  stopServer,
-  table,
-  tcpExt,
-  waitQuiet,
-} from './common.js';
-import {
-  awaitSubscribed,
-  drainWorkers,
-  endWorkers,
-  forkWorker,
   latencyFigures,
   machineCpu,
   machineWindow,
   mergeCounts,
   mergeHist,
-  mergeIntegrity,
   now,
   percentiles,
   procCpuSeconds,
   procCpuTimes,
   procRssMb,
-  publisher,
   quantile,
-  shares,
   sleep,
   sleepUntil,
+  tcpDelta,
+  tcpExt,
+  type Counts,
+  type CpuTimes,
+  type MachineSample,
+  type TcpCounters,
+  type WindowStats,
+} from './measure.ts';
+import { publisher, type Published } from './publisher.ts';
+import {
+  buildsUsed,
+  environment,
+  fx,
+  median,
+  saveResults,
+  table,
+  waitQuiet,
+  type Column,
+} from './report.ts';
+import {
+  BENCH,
+  distBuilt,
+  freePort,
+  httpGet,
+  httpPost,
+  staleDist,
+  startServer,
+  stopServer,
+  type Server,
+} from './servers.ts';
+import type { SubscriberResult } from './subscribers.ts';
+import {
+  awaitSubscribed,
+  drainWorkers,
+  endWorkers,
+  forkWorker,
+  shares,
   startTimeline,
-} from './loadgen.js';
+  type ConnectFigures,
+  type Message,
+  type Worker,
+  type WorkerConfig,
+} from './workers.ts';
 
-const WORKER = path.join(BENCH, 'abuse-workers.js');
+const WORKER = path.join(BENCH, 'abuse-workers.ts');
 const GOAL_RATIO = 1.5;
 const CHANNEL = 'signals';
 /** The gateway's default WEBSOCKET_HISTORY_SIZE: what the pre-publish fills. */
 const HISTORY_SIZE = 1000;
-const KINDS = {
+const KINDS: Record<Kind, [count: number, address: string]> = {
   // kind: [default count, source address]
   preauth: [500, '127.0.2.1'],
   garbage: [20, '127.0.2.2'],
@@ -138,13 +155,19 @@ const KINDS = {
   flood: [10, '127.0.2.7'],
   history: [5, '127.0.2.8'],
 };
-const log = (s) => process.stderr.write(`${s}\n`);
+const log = (s: string): void => {
+  process.stderr.write(`${s}\n`);
+};
 
 // ---------------------------------------------------------------------------------------------
 // Options
-const { argv, check, opt } = parseCli(
+const {
+  argv,
+  check,
+  opt: shared,
+} = parseCli(
   import.meta.url,
-  'abuse.js',
+  'abuse.ts',
   {
     legit: { type: 'string', default: '1000' },
     kinds: { type: 'string', default: Object.keys(KINDS).join(',') },
@@ -162,12 +185,13 @@ const { argv, check, opt } = parseCli(
 const kinds = argv.kinds
   .split(',')
   .map((k) => k.trim())
-  .filter(Boolean);
+  .filter(Boolean) as Kind[];
 check(
   kinds.every((k) => k in KINDS),
   `--kinds: a comma-separated list of ${Object.keys(KINDS).join(', ')}`,
 );
-Object.assign(opt, {
+const opt = {
+  ...shared,
   legit: Number(argv.legit),
   legitIps: Number(argv['legit-ips']),
   workers: Number(argv.workers),
@@ -176,8 +200,10 @@ Object.assign(opt, {
   replaySince: argv['replay-since'],
   cooldown: 1,
   drain: 10,
-  counts: Object.fromEntries(kinds.map((k) => [k, Number(argv[k])])),
-});
+  counts: Object.fromEntries(
+    kinds.map((k) => [k, Number((argv as Record<string, unknown>)[k])]),
+  ) as Partial<Record<Kind, number>>,
+};
 check(Number.isInteger(opt.legit) && opt.legit >= 1 && opt.legit <= 10_000, '--legit: 1..10000');
 check(Number.isInteger(opt.legitIps) && opt.legitIps >= 1 && opt.legitIps <= 250, '--legit-ips');
 check(Number.isInteger(opt.workers) && opt.workers >= 1 && opt.workers <= 4, '--workers: 1..4');
@@ -188,7 +214,9 @@ for (const [k, n] of Object.entries(opt.counts)) {
   check(Number.isInteger(n) && n >= 0 && n <= 5000, `--${k}: 0..5000`);
 }
 const LEGIT_IPS = Array.from({ length: opt.legitIps }, (_, i) => `127.0.1.${i + 1}`);
-const attackCounts = Object.fromEntries(Object.entries(opt.counts).filter(([, n]) => n > 0));
+const attackCounts = Object.fromEntries(
+  Object.entries(opt.counts).filter(([, n]) => n > 0),
+) as Partial<Record<Kind, number>>;
 
 // Hard bounds: one phase ≈ quiet wait + start + pre-publish + connect + attackers' ramp +
 // warm-up + window + cool-down + drain + stop, with slack. Overridable with --timeout.
@@ -208,14 +236,21 @@ const hardBound = argv.timeout ? Number(argv.timeout) : phaseBound * 2 * opt.rou
 check(hardBound > 0, '--timeout: seconds > 0');
 
 // ---------------------------------------------------------------------------------------------
-// Children: the gateway (common.js, under `timeout`) and the forked workers (loadgen.js's
+// Children: the gateway (servers.ts, under `timeout`) and the forked workers (workers.ts's
 // forkWorker); runMain (at the end) kills them on exit, error, signals and at the hard bound.
-const forkAbuseWorker = (role, cfg) => forkWorker(WORKER, role, cfg, (s) => log(`  ${s}`));
+const forkAbuseWorker = <C extends WorkerConfig>(role: string, cfg: C): Worker =>
+  forkWorker(WORKER, role, cfg, (s) => log(`  ${s}`));
+
+interface Secrets {
+  jwtSecret: string;
+  publishToken: string;
+  adminToken: string;
+}
 
 // ---------------------------------------------------------------------------------------------
 // HTTP helpers
 /** Fills the channel's history: HISTORY_SIZE events in one batch; resolves the last seq. */
-async function prepublish(base, secrets) {
+async function prepublish(base: string, secrets: Secrets): Promise<number> {
   const pad = 'p'.repeat(Math.max(0, opt.size - 30));
   const events = Array.from({ length: HISTORY_SIZE }, (_, n) => ({
     channel: CHANNEL,
@@ -227,25 +262,31 @@ async function prepublish(base, secrets) {
     { authorization: `Bearer ${secrets.publishToken}` },
   );
   if (r.status !== 200) throw new Error(`pre-publish failed: HTTP ${r.status} ${r.body}`);
-  const results = JSON.parse(r.body).results;
-  return results[results.length - 1].seq;
+  const { results } = JSON.parse(r.body) as { results: { seq: number }[] };
+  return results.at(-1)?.seq ?? 0;
 }
 
 /** GET /metrics → {lagP99Ms, counters: {name{labels}: value}} (null when it failed). */
-async function scrapeMetrics(base) {
+interface Scrape {
+  lagP99Ms: number | null;
+  lagMaxMs: number | null;
+  counters: Record<string, number>;
+  ms: number;
+}
+async function scrapeMetrics(base: string): Promise<Scrape | null> {
   const t0 = now();
   const r = await httpGet(`${base}/metrics`, 10_000);
   if (r.status !== 200) return null;
-  const counters = {};
-  let lagP99Ms = null;
-  let lagMaxMs = null;
+  const counters: Record<string, number> = {};
+  let lagP99Ms: number | null = null;
+  let lagMaxMs: number | null = null;
   for (const line of r.body.split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const sp = line.lastIndexOf(' ');
     const value = Number(line.slice(sp + 1));
     // name{a="x",server="…"} → name{a="x"}: the server label is the same on every line.
     const m = /^([^{]+)(?:\{(.*)\})?$/.exec(line.slice(0, sp));
-    if (!m) continue;
+    if (!m?.[1]) continue;
     const labels = (m[2] ?? '')
       .split(/,(?=[A-Za-z_]+=")/)
       .filter((l) => l && !l.startsWith('server='))
@@ -258,13 +299,20 @@ async function scrapeMetrics(base) {
   return { lagP99Ms, lagMaxMs, counters, ms: now() - t0 };
 }
 
-async function adminStatus(base, secrets) {
+/** What this script reads of GET /api/v1/admin/websocket/status. */
+interface AdminStatus {
+  event_loop_lag_p99_ms?: number;
+  memory?: { rss_bytes: number };
+  active_connections?: number;
+  queue_depth?: number;
+}
+async function adminStatus(base: string, secrets: Secrets): Promise<AdminStatus | null> {
   const r = await httpGet(`${base}/api/v1/admin/websocket/status`, 10_000, {
     authorization: `Bearer ${secrets.adminToken}`,
   });
   if (r.status !== 200) return null;
   try {
-    return JSON.parse(r.body);
+    return JSON.parse(r.body) as AdminStatus;
   } catch {
     return null;
   }
@@ -274,15 +322,28 @@ async function adminStatus(base, secrets) {
  * GET /api/health every 200 ms from tStart to stopAt (one at a time: a tick while one is still
  * out counts as `late`); latencies of the requests sent in [A, B).
  */
-async function healthPoller(base, tStart, stopAt, A, B) {
+interface HealthPolls {
+  sent: number;
+  ok: number;
+  late: number;
+  errors: Counts;
+  latencies: number[];
+}
+async function healthPoller(
+  base: string,
+  tStart: number,
+  stopAt: number,
+  A: number,
+  B: number,
+): Promise<HealthPolls> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const out = { sent: 0, ok: 0, late: 0, errors: {}, latencies: [] };
-  let inFlight = null;
-  const one = () =>
+  const out: HealthPolls = { sent: 0, ok: 0, late: 0, errors: {}, latencies: [] };
+  let inFlight: Promise<unknown> | null = null;
+  const one = (): Promise<void> =>
     new Promise((resolve) => {
       const t0 = now();
       out.sent++;
-      const done = (why) => {
+      const done = (why: string | null): void => {
         if (why) out.errors[why] = (out.errors[why] ?? 0) + 1;
         else {
           out.ok++;
@@ -300,7 +361,9 @@ async function healthPoller(base, tStart, stopAt, A, B) {
         },
       );
       req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', (e) => done(e.message === 'timeout' ? 'timeout' : e.code || e.message));
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        done(e.message === 'timeout' ? 'timeout' : (e.code ?? e.message)),
+      );
     });
   for (let n = 0; ; n++) {
     const due = tStart + n * 200;
@@ -317,29 +380,28 @@ async function healthPoller(base, tStart, stopAt, A, B) {
   return out;
 }
 
-const tcpDelta = (a, b) =>
-  a && b ? Object.fromEntries(Object.keys(a).map((k) => [k, b[k] - a[k]])) : null;
-
 /** Checks that this kernel lets us bind the loopback source addresses we use. */
-async function checkSourceAddresses() {
-  for (const ip of [LEGIT_IPS[0], LEGIT_IPS[LEGIT_IPS.length - 1], '127.0.2.1']) {
-    await new Promise((resolve) => {
+async function checkSourceAddresses(): Promise<void> {
+  for (const ip of [LEGIT_IPS[0] ?? '', LEGIT_IPS.at(-1) ?? '', '127.0.2.1']) {
+    await new Promise<void>((resolve) => {
       const srv = net.createServer();
-      srv.on('error', (err) => {
+      srv.on('error', (err: NodeJS.ErrnoException) => {
         log(
-          `abuse.js: cannot bind source address ${ip} (${err.code}): this kernel does not route ` +
+          `abuse.ts: cannot bind source address ${ip} (${err.code}): this kernel does not route ` +
             '127.0.0.0/8 to loopback; per-IP limits cannot be exercised',
         );
         process.exit(2);
       });
-      srv.listen(0, ip, () => srv.close(resolve));
+      srv.listen(0, ip, () => srv.close(() => resolve()));
     });
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // One phase on a fresh gateway.
-async function runPhase(phase, secrets) {
+type Phase = 'quiet' | 'attack';
+
+async function runPhase(phase: Phase, secrets: Secrets): Promise<PhaseFigures> {
   const quiet = await waitQuiet(opt, log);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -351,10 +413,10 @@ async function runPhase(phase, secrets) {
     bound: phaseBound,
     extraEnv: { ARCHON_ADMIN_TOKENS: secrets.adminToken },
   });
-  let legit = [];
-  let attacker = null;
-  const workers = () => (attacker ? [...legit, attacker] : legit);
-  let sinceTimer = null;
+  let legit: Worker[] = [];
+  let attacker: Worker | null = null;
+  const workers = (): Worker[] => (attacker ? [...legit, attacker] : legit);
+  let sinceTimer: NodeJS.Timeout | undefined;
   const stop = { stopped: false }; // ends the publisher early when the phase fails
   try {
     const preSeq = await prepublish(base, secrets);
@@ -374,7 +436,7 @@ async function runPhase(phase, secrets) {
         pingEveryMs: 500,
         probe: i === 0,
         lifetimeMs,
-      }),
+      } satisfies LegitConfig),
     );
     const connect = await awaitSubscribed(legit, {
       requested: opt.legit,
@@ -385,20 +447,23 @@ async function runPhase(phase, secrets) {
     });
 
     // -- attackers
-    let attackReady = null;
+    let attackReady: AttackReady | null = null;
     if (phase === 'attack' && Object.keys(attackCounts).length) {
       attacker = forkAbuseWorker('attack', {
         port,
         secret: secrets.jwtSecret,
         counts: attackCounts,
-        ips: Object.fromEntries(Object.entries(KINDS).map(([k, [, ip]]) => [k, ip])),
+        ips: Object.fromEntries(Object.entries(KINDS).map(([k, [, ip]]) => [k, ip])) as Record<
+          Kind,
+          string
+        >,
         reconnectRate: opt.reconnectRate,
         rampRate: 500,
         replaySince: replaySeq(preSeq),
         maxHistoryRequests: 1_000_000,
         lifetimeMs,
-      });
-      attackReady = await attacker.next('ready', 30_000);
+      } satisfies AttackConfig);
+      attackReady = await attacker.next<AttackReady>('ready', 30_000);
       log(
         `  attackers: ${attackReady.slots} started, ${attackReady.opened} connections opened ` +
           `after ${attackReady.seconds.toFixed(1)} s`,
@@ -419,15 +484,16 @@ async function runPhase(phase, secrets) {
     // Replay attackers resume from the oldest seq still held (see the header): publishing runs
     // on an absolute schedule, so the newest seq is known from the time.
     if (attacker) {
+      const worker = attacker;
       sinceTimer = setInterval(() => {
         const published = Math.max(0, Math.floor(((now() - tStart) * opt.rate) / 1000));
-        attacker.post({ type: 'since', since: replaySeq(preSeq + published) });
+        worker.post({ type: 'since', since: replaySeq(preSeq + published) } as Message);
       }, 250);
     }
     const health = healthPoller(base, tStart, stopAt, A, B);
     const died = Promise.race(workers().map((w) => w.died));
     died.catch(() => {});
-    const sample = () => ({
+    const sample = (): Sample => ({
       t: now(),
       server: procCpuTimes(s.pid),
       machine: machineCpu(),
@@ -448,18 +514,21 @@ async function runPhase(phase, secrets) {
     const [mB, status] = await Promise.all([scrapeMetrics(base), adminStatus(base, secrets)]);
 
     await Promise.race([sleepUntil(stopAt), died]);
-    let attack = null;
+    let attack: AttackResult | null = null;
     if (attacker) {
       clearInterval(sinceTimer);
       attacker.post({ type: 'stop' });
       // A stuck attack worker must not cost the legit figures: report it and go on.
-      attack = await attacker
-        .next('result', 15_000)
-        .catch((err) => ({ kinds: {}, window: null, error: String(err?.message ?? err) }));
+      attack = await attacker.next<AttackResult>('result', 15_000).catch((err: unknown) => ({
+        type: 'result' as const,
+        kinds: {},
+        window: null,
+        error: err instanceof Error ? err.message : String(err),
+      }));
     }
     const published = await Promise.race([pub, died]);
     const healthOut = await health;
-    const results = await drainWorkers(legit, published.ackedSeqs, opt.drain);
+    const results = await drainWorkers<LegitResult>(legit, published.ackedSeqs, opt.drain);
     await endWorkers(workers());
     const tcp = { window: tcpDelta(sA.tcp, sB.tcp), phase: tcpDelta(tcp0, tcpExt()) };
     // A gateway that died under attack is a result, not a benchmark failure: the legit figures
@@ -495,31 +564,84 @@ async function runPhase(phase, secrets) {
 }
 
 /** The `since.seq` of the replay attackers when the newest seq of the channel is `latest`. */
-function replaySeq(latest) {
+function replaySeq(latest: number): number {
   if (opt.replaySince === 'zero') return 0;
   // The oldest seq held is latest − HISTORY_SIZE + 1; a second of margin keeps the resume
   // inside the history when an event lands between two resubscribes.
   return Math.max(0, latest - HISTORY_SIZE + Math.ceil(opt.rate) + 1);
 }
 
-function summarize(x) {
+interface AttackReady extends Message {
+  readonly seconds: number;
+  readonly opened: number;
+  readonly slots: number;
+}
+interface AttackResult extends Message {
+  readonly type: 'result';
+  readonly kinds: Partial<Record<Kind, KindFigures>>;
+  readonly window: WindowStats | null;
+  readonly error?: string;
+}
+interface LegitResult extends SubscriberResult {
+  readonly hist: Uint32Array;
+  readonly e2eHist: Uint32Array;
+  readonly worstTs: number[];
+  readonly worstE2e: number[];
+  readonly latencySum: number;
+  readonly latencyMax: number;
+  readonly probe: PingProbe | null;
+}
+interface Sample extends MachineSample {
+  t: number;
+  server: CpuTimes | null;
+  workers: (number | null)[];
+  tcp: TcpCounters | null;
+}
+
+type PhaseFigures = ReturnType<typeof summarize>;
+
+function summarize(x: {
+  phase: Phase;
+  port: number;
+  built: string | null;
+  quiet: Awaited<ReturnType<typeof waitQuiet>>;
+  connect: ConnectFigures;
+  attackReady: AttackReady | null;
+  attack: AttackResult | null;
+  published: Published;
+  health: HealthPolls;
+  results: LegitResult[];
+  sA: Sample;
+  sB: Sample;
+  mA: Scrape | null;
+  mB: Scrape | null;
+  status: AdminStatus | null;
+  rssMb: number | null;
+  s: Server;
+  tcp: { window: TcpCounters | null; phase: TcpCounters | null };
+}) {
   const { results, sA, sB, mA, mB, status } = x;
   const windowSeconds = (sB.t - sA.t) / 1000;
   const latencyMs = latencyFigures(mergeHist(results, 'hist'), results);
   const pe = percentiles(mergeHist(results, 'e2eHist'), [0.5, 0.99, 0.999]);
   // Worst latency per second since publishing started, over all legit workers (JSON only).
-  const worst = (key) => {
-    const out = results[0][key].map((_, i) => Math.max(...results.map((r) => r[key][i])));
+  const worst = (key: 'worstTs' | 'worstE2e'): number[] => {
+    const out = (results[0]?.[key] ?? []).map((_, i) =>
+      Math.max(...results.map((r) => r[key][i] ?? 0)),
+    );
     while (out.length && out[out.length - 1] === 0) out.pop();
     return out.map((v) => Math.round(v * 10) / 10);
   };
-  const integrity = mergeIntegrity(results);
-  integrity.closeCodes = mergeCounts(results.map((r) => r.closeCodes));
-  integrity.publishFailed = x.published.sent - x.published.acked;
+  const integrity = {
+    ...mergeIntegrity(results),
+    closeCodes: mergeCounts(results.map((r) => r.closeCodes)),
+    publishFailed: x.published.sent - x.published.acked,
+  };
   const probe = results.find((r) => r.probe)?.probe ?? { sent: 0, answered: 0, late: 0, rtts: [] };
   const rtts = probe.rtts.sort((a, b) => a - b);
   const hl = x.health.latencies.sort((a, b) => a - b);
-  const cpu = (a, b) => (a !== null && b !== null ? (b - a) / windowSeconds : null);
+  const cpu = (a: number | null | undefined, b: number | null | undefined): number | null =>
+    a !== null && a !== undefined && b !== null && b !== undefined ? (b - a) / windowSeconds : null;
   const gwCpu =
     sA.server && sB.server
       ? (sB.server.user + sB.server.sys - sA.server.user - sA.server.sys) / windowSeconds
@@ -528,25 +650,26 @@ function summarize(x) {
   const legitCores = results.map((_, i) => cpu(sA.workers[i], sB.workers[i]));
   const attackCores = x.attack ? cpu(sA.workers.at(-1), sB.workers.at(-1)) : null;
   // `other`: CPU used by anything but the gateway and this benchmark's processes (other
-  // tenants, kernel threads); approximate, like bench/run.js's.
+  // tenants, kernel threads); approximate, like bench/run.ts's.
   const machine = machineWindow(
     sA,
     sB,
     windowSeconds,
-    [gwCpu, ...legitCores, attackCores].reduce((a, c) => a + (c ?? 0), 0),
+    [gwCpu, ...legitCores, attackCores].reduce<number>((a, c) => a + (c ?? 0), 0),
   );
   const legitElu = results.map((r) => r.window?.elu ?? null);
   const offeredPerSecond = x.connect.connected * opt.rate;
   const deliveredPerSecond = latencyMs.count / windowSeconds;
   // archon_* counters over the window.
-  const counters = {};
+  const counters: Record<string, number> = {};
   if (mA && mB) {
     for (const [k, v] of Object.entries(mB.counters)) {
       const d = v - (mA.counters[k] ?? 0);
       if (d) counters[k] = d;
     }
   }
-  const round3 = (v) => (v === null || v === undefined ? null : Math.round(v * 1000) / 1000);
+  const round3 = (v: number | null | undefined): number | null =>
+    v === null || v === undefined ? null : Math.round(v * 1000) / 1000;
   return {
     phase: x.phase,
     port: x.port,
@@ -634,7 +757,7 @@ function summarize(x) {
 
 // ---------------------------------------------------------------------------------------------
 // Reporting
-const COLUMNS = [
+const COLUMNS: Column<PhaseFigures>[] = [
   ['phase', 7, (r) => r.phase],
   ['legit', 10, (r) => `${r.connect.connected}/${r.connect.requested}`],
   ['deliv/s', 8, (r) => fx(r.legit.deliveredPerSecond, 0)],
@@ -667,13 +790,14 @@ const COLUMNS = [
 /** C: contended (other processes used > 0.25 core or machine > 95 % busy); S: the legit
  * clients' worker was saturated (ELU > 0.9); B: behind (legit deliveries in the window < 95 %
  * of the offered load). */
-function flags(r) {
+function flags(r: PhaseFigures): string {
   const l = r.loadgen;
   return (l.contended ? 'C' : '') + (l.saturated ? 'S' : '') + (l.behind ? 'B' : '') || '-';
 }
-const clean = (r) => r && !r.loadgen.contended && !r.loadgen.saturated;
+const clean = (r: PhaseFigures | undefined): boolean =>
+  r !== undefined && !r.loadgen.contended && !r.loadgen.saturated;
 /** The summary table: one row per phase ([name, medians and sums]). */
-const SUMMARY_COLUMNS = [
+const SUMMARY_COLUMNS: Column<[string, PhaseSummary]>[] = [
   ['phase', 7, ([ph]) => ph],
   ['runs', 5, ([, s]) => s.runs],
   ['p50 ms', 7, ([, s]) => fx(s.p50Ms)],
@@ -690,19 +814,21 @@ const SUMMARY_COLUMNS = [
   ['gw cores', 9, ([, s]) => fx(s.gatewayCores)],
   ['RSS MB', 7, ([, s]) => fx(s.rssMb, 0)],
 ];
-const topCounts = (obj, n = 4) =>
+const topCounts = (obj: Counts | undefined, n = 4): string =>
   Object.entries(obj ?? {})
     .sort((a, b) => b[1] - a[1])
     .slice(0, n)
     .map(([k, v]) => `${k}×${v}`)
     .join(' ') || '-';
 /** The attackers' figures per kind (one attack phase, or summed over several). */
-function attackTable(kindsOut) {
+function attackTable(kindsOut: Partial<Record<Kind, AttackerSummary>>): string {
   const heads = ['kind', 'n', 'opened', 'refused', 'closed', 'close codes', 'errors', 'sent'];
   const widths = [9, 5, 7, 17, 7, 28, 34, 9];
-  const fmt = (cells) =>
-    cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i])));
-  const rows = Object.entries(kindsOut).map(([k, s]) => [
+  const fmt = (cells: (string | number)[]): string[] =>
+    cells.map((c, i) =>
+      i === 0 ? String(c).padEnd(widths[i] ?? 0) : String(c).padStart(widths[i] ?? 0),
+    );
+  const rows = (Object.entries(kindsOut) as [Kind, AttackerSummary][]).map(([k, s]) => [
     k,
     s.slots,
     s.opened,
@@ -715,27 +841,69 @@ function attackTable(kindsOut) {
   return [fmt(heads).join(' '), ...rows.map((c) => fmt(c).join(' '))].join('\n');
 }
 /** A few server-side counters worth a line: disconnects, refusals, errors, recoveries. */
-function counterLine(r) {
+function counterLine(r: PhaseFigures): string {
   const c = r.gateway.counters;
-  const pick = (name) =>
+  const pick = (name: string): string =>
     Object.entries(c)
       .filter(([k]) => k.startsWith(name))
       .map(([k, v]) => `${/\{(.*)\}/.exec(k)?.[1] ?? ''}=${v}`)
       .join(' ');
-  const parts = [
-    ['disconnects', pick('archon_websocket_disconnects_total')],
-    ['rejected', pick('archon_websocket_connections_rejected_total')],
-    ['errors', pick('archon_websocket_errors_total')],
-    ['recoveries', pick('archon_websocket_recoveries_total')],
-  ].filter(([, v]) => v);
+  const parts = (
+    [
+      ['disconnects', pick('archon_websocket_disconnects_total')],
+      ['rejected', pick('archon_websocket_connections_rejected_total')],
+      ['errors', pick('archon_websocket_errors_total')],
+      ['recoveries', pick('archon_websocket_recoveries_total')],
+    ] as const
+  ).filter(([, v]) => v);
   return parts.map(([k, v]) => `${k}: ${v.replaceAll('"', '')}`).join('; ');
 }
 
-async function main() {
+/** A phase's medians over the rounds (sums for the counts). */
+interface PhaseSummary {
+  runs: number;
+  failedRuns: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  e2eP99Ms: number | null;
+  publishHttpP99Ms: number | null;
+  pingP99Ms: number | null;
+  healthP99Ms: number | null;
+  lagP99Ms: number | null;
+  lagMaxMs: number | null;
+  adminLagP99Ms: number | null;
+  deliveredPerSecond: number | null;
+  gatewayCores: number | null;
+  rssMb: number | null;
+  lost: number;
+  dup: number;
+  ooo: number;
+  legitClosed: number;
+  connectFailed: number;
+  publishFailed: number;
+  healthErrors: number;
+  gatewayExits: number;
+}
+/** An attacker kind's figures summed over the attack phases. */
+type AttackerSummary = Pick<
+  KindFigures,
+  'slots' | 'opened' | 'refused' | 'closedByServer' | 'closeCodes' | 'errors' | 'sent'
+>;
+interface Round {
+  round: number;
+  order: Phase[];
+  runs: Partial<Record<Phase, PhaseFigures>>;
+  errors: Partial<Record<Phase, string>>;
+  /** attack/quiet: legit delivery p99 and event-loop lag p99. */
+  p99Ratio: number | null;
+  lagRatio: number | null;
+}
+
+async function main(): Promise<void> {
   const started = new Date();
   await checkSourceAddresses();
   const distWarning = staleDist();
-  if (distWarning) log(`abuse.js: WARNING: ${distWarning}`);
+  if (distWarning) log(`abuse.ts: WARNING: ${distWarning}`);
   const secrets = {
     jwtSecret: randomBytes(32).toString('base64url'),
     publishToken: randomBytes(24).toString('base64url'),
@@ -749,22 +917,30 @@ async function main() {
       `attackers: ${attackers || 'none'}; warm-up ${opt.warmup} s + window ${opt.seconds} s, ` +
       `${opt.rounds} round(s); hard bound ${hardBound} s`,
   );
-  const rounds = [];
+  const rounds: Round[] = [];
   for (let i = 0; i < opt.rounds; i++) {
-    const order = i % 2 === 0 ? ['quiet', 'attack'] : ['attack', 'quiet'];
-    const round = { round: i + 1, order, runs: {}, errors: {} };
+    const order: Phase[] = i % 2 === 0 ? ['quiet', 'attack'] : ['attack', 'quiet'];
+    const round: Round = {
+      round: i + 1,
+      order,
+      runs: {},
+      errors: {},
+      p99Ratio: null,
+      lagRatio: null,
+    };
     for (const phase of order) {
       try {
         round.runs[phase] = await runPhase(phase, secrets);
       } catch (err) {
-        round.errors[phase] = String(err?.message ?? err);
-        log(`  ✗ ${phase} failed: ${round.errors[phase]}`);
+        const e = err instanceof Error ? err.message : String(err);
+        round.errors[phase] = e;
+        log(`  ✗ ${phase} failed: ${e}`);
       }
       await sleep(1000); // let sockets and the machine settle between gateways
     }
     const q = round.runs.quiet;
     const a = round.runs.attack;
-    const ratio = (f) => {
+    const ratio = (f: (r: PhaseFigures) => number | null): number | null => {
       const num = a ? f(a) : null;
       const den = q ? f(q) : null;
       return typeof num === 'number' && typeof den === 'number' && den > 0 ? num / den : null;
@@ -772,7 +948,7 @@ async function main() {
     round.p99Ratio = ratio((r) => r.legit.latencyMs.p99);
     round.lagRatio = ratio((r) => r.eventLoopLag.p99Ms);
     rounds.push(round);
-    const rows = order.map((ph) => round.runs[ph]).filter(Boolean);
+    const rows = order.map((ph) => round.runs[ph]).filter((r) => r !== undefined);
     let text = `\nround ${i + 1} (order: ${order.join(' → ')})\n${table(COLUMNS, rows)}\n`;
     for (const r of rows) {
       if (r.gateway.exited) {
@@ -789,18 +965,18 @@ async function main() {
         `event-loop lag p99 attack/quiet: ${fx(round.lagRatio, 2)}\n`;
     }
     for (const [ph, e] of Object.entries(round.errors)) {
-      text += `${ph}: FAILED — ${e.split('\n')[0]}\n`;
+      text += `${ph}: FAILED — ${e.split('\n')[0] ?? ''}\n`;
     }
     process.stdout.write(text);
   }
 
   // Summary: medians over rounds.
-  const summary = { phases: {} };
-  for (const ph of ['quiet', 'attack']) {
-    const rs = rounds.map((r) => r.runs[ph]).filter(Boolean);
+  const phases: Partial<Record<Phase, PhaseSummary>> = {};
+  for (const ph of ['quiet', 'attack'] as const) {
+    const rs = rounds.map((r) => r.runs[ph]).filter((r) => r !== undefined);
     if (!rs.length) continue;
-    const sum = (f) => rs.reduce((acc, r) => acc + f(r), 0);
-    summary.phases[ph] = {
+    const sum = (f: (r: PhaseFigures) => number): number => rs.reduce((acc, r) => acc + f(r), 0);
+    phases[ph] = {
       runs: rs.length,
       failedRuns: rounds.length - rs.length,
       p50Ms: median(rs.map((r) => r.legit.latencyMs.p50)),
@@ -826,14 +1002,17 @@ async function main() {
     };
   }
   // Attackers summed over the attack phases.
-  const attackRuns = rounds.map((r) => r.runs.attack?.attackers?.kinds).filter(Boolean);
-  summary.attackers = {};
-  for (const kind of Object.keys(attackCounts)) {
-    const ks = attackRuns.map((k) => k[kind]).filter(Boolean);
-    if (!ks.length) continue;
-    const total = (f) => ks.reduce((acc, k) => acc + (f(k) ?? 0), 0);
-    summary.attackers[kind] = {
-      slots: ks[0].slots,
+  const attackRuns = rounds
+    .map((r) => r.runs.attack?.attackers?.kinds)
+    .filter((k) => k !== undefined);
+  const attackerSums: Partial<Record<Kind, AttackerSummary>> = {};
+  for (const kind of Object.keys(attackCounts) as Kind[]) {
+    const ks = attackRuns.map((k) => k[kind]).filter((k) => k !== undefined);
+    const first = ks[0];
+    if (!first) continue;
+    const total = (f: (k: KindFigures) => number): number => ks.reduce((acc, k) => acc + f(k), 0);
+    attackerSums[kind] = {
+      slots: first.slots,
       opened: total((k) => k.opened),
       refused: mergeCounts(ks.map((k) => k.refused)),
       closedByServer: total((k) => k.closedByServer),
@@ -844,19 +1023,23 @@ async function main() {
   }
   const ratios = rounds.map((r) => r.p99Ratio).filter((x) => x !== null);
   const lagRatios = rounds.map((r) => r.lagRatio).filter((x) => x !== null);
-  summary.p99Ratios = ratios;
-  summary.p99Ratio = median(ratios);
   // Rounds where neither phase was contended nor had a saturated load generator.
   const cleanRatios = rounds
-    .filter((r) => r.p99Ratio !== null && clean(r.runs.quiet) && clean(r.runs.attack))
-    .map((r) => r.p99Ratio);
-  summary.cleanP99Ratios = cleanRatios;
-  summary.cleanP99Ratio = median(cleanRatios);
-  summary.disturbedRuns = rounds
-    .flatMap((r) => Object.values(r.runs))
-    .filter((r) => !clean(r)).length;
-  summary.lagRatios = lagRatios;
-  summary.lagRatio = median(lagRatios);
+    .filter((r) => clean(r.runs.quiet) && clean(r.runs.attack))
+    .map((r) => r.p99Ratio)
+    .filter((x) => x !== null);
+  const summary = {
+    phases,
+    attackers: attackerSums,
+    p99Ratios: ratios,
+    p99Ratio: median(ratios),
+    cleanP99Ratios: cleanRatios,
+    cleanP99Ratio: median(cleanRatios),
+    disturbedRuns: rounds.flatMap((r) => Object.values(r.runs)).filter((r) => !clean(r)).length,
+    lagRatios,
+    lagRatio: median(lagRatios),
+    verdict: '',
+  };
   const att = summary.phases.attack;
   const legitWhole =
     att &&
@@ -916,4 +1099,4 @@ async function main() {
   if (!argv['no-save']) saveResults('abuse-', started, result);
 }
 
-runMain('abuse.js', hardBound, main);
+runMain('abuse.ts', hardBound, main);

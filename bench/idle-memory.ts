@@ -4,40 +4,36 @@
  * connection costs. Each target is a fresh server process on a free loopback port, measured
  * one after the other in alternating order per round.
  *
- *   node_modules/.bin/node bench/idle-memory.js [--clients 10000] [--rounds 3]
+ *   node_modules/.bin/node bench/idle-memory.ts [--clients 10000] [--rounds 3]
  *        [--only bare,socketio,archon] [--settle 5] [--warmup 1000] [--timeout SECONDS]
  *        [--node-args=--max-semi-space-size=16]
  *
- * bare is bench/bare-server.js (a `ws` server that keeps a Set of subscribers per channel;
+ * bare is bench/bare-server.ts (a `ws` server that keeps a Set of subscribers per channel;
  * `floor` is the same server idle); socketio is Socket.IO 4 with 3 rooms joined; archon is
  * `archon-ws serve` with every feature on (JWT auth, queues, history, metrics, liveness).
  * RSS is read from /proc/<pid>/status after `--settle` seconds of quiet, before the clients
  * connect and after they all hold their 3 subscriptions. Before that, `--warmup` clients
  * connect and leave (0: a cold server), so the figure is what connections hold, not the
  * one-off growth of V8's young generation and compiled code that the first burst causes.
- * The heap columns (from the probe every server carries, bench/probe.js) say where it went.
+ * The heap columns (from the probe every server carries, bench/probe.ts) say where it went.
  */
 import { randomBytes } from 'node:crypto';
 import process from 'node:process';
-import { clearTimeout, setTimeout } from 'node:timers';
-import { setTimeout as sleep } from 'node:timers/promises';
-import WebSocket from 'ws';
+import { nodeArgsOf, parseOptions, runMain } from './cli.ts';
+import { BenchClient, channel, signToken, type Handlers } from './client.ts';
+import { dialect } from './dialect.ts';
+import { procRssMb, sleep } from './measure.ts';
+import { environment, fx, median, saveResults, table } from './report.ts';
 import {
   distBuilt,
-  environment,
-  fx,
   freePort,
-  median,
-  parseOptions,
   probeStats,
-  runMain,
-  saveResults,
   startServer,
   stopServer,
-  table,
-} from './common.js';
-import { dialect } from './dialect.js';
-import { procRssMb, signToken } from './loadgen.js';
+  type Secrets,
+  type Server,
+  type Target,
+} from './servers.ts';
 
 const { argv, fail } = parseOptions(import.meta.url, 'idle-memory', {
   clients: { type: 'string', default: '10000' },
@@ -54,25 +50,25 @@ const clients = Number(argv.clients);
 const rounds = Number(argv.rounds);
 const settle = Number(argv.settle);
 const warmup = Number(argv.warmup);
-const nodeArgs = argv['node-args'].split(' ').filter(Boolean);
-const targets = argv.only.split(',');
+const nodeArgs = nodeArgsOf(argv['node-args']);
+const targets = argv.only.split(',') as Target[];
 if (!Number.isInteger(clients) || clients < 1 || clients > 15_000) fail('--clients: 1..15000');
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 9) fail('--rounds: 1..9');
 if (!(settle >= 0 && settle <= 60)) fail('--settle: 0..60 seconds');
 if (!Number.isInteger(warmup) || warmup < 0 || warmup > 15_000) fail('--warmup: 0..15000');
 if (!nodeArgs.every((a) => a.startsWith('--'))) fail('--node-args: Node/V8 flags for every server');
-const TARGETS = ['floor', 'bare', 'socketio', 'archon'];
+const TARGETS: readonly string[] = ['floor', 'bare', 'socketio', 'archon'];
 if (!targets.every((t) => TARGETS.includes(t))) fail(`--only: ${TARGETS.join(', ')}`);
 const CHANNELS = ['signals', 'positions:ACC1', 'risk:ACC1'];
 const perTarget = 60 + (clients + warmup) / 200 + 2 * settle;
 const hardBound = Number(argv.timeout ?? Math.ceil(rounds * targets.length * perTarget + 30));
 
-/** Heap figures of a server in MB, from its probe (bench/probe.js). They say where the RSS
+/** Heap figures of a server in MB, from its probe (bench/probe.ts). They say where the RSS
  * goes: live objects (heap used), heap V8 keeps (heap total, of which the young generation is
  * new space) and buffers (external). */
-async function memoryOf(server) {
+async function memoryOf(server: Server): Promise<Heap> {
   const m = await probeStats(server);
-  const mb = (bytes) => bytes / 1024 / 1024;
+  const mb = (bytes: number): number => bytes / 1024 / 1024;
   return {
     heapUsed: mb(m.heapUsed),
     heapTotal: mb(m.heapTotal),
@@ -81,47 +77,43 @@ async function memoryOf(server) {
   };
 }
 
-/** Connects one client: hello, then the 3 subscriptions; resolves with its socket. */
-function connect(speak, url, token) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, speak.protocols, { perMessageDeflate: false });
-    const hello = () => speak.send(ws, { op: 'hello', token, client: 'idle-bench' });
-    let waiting = CHANNELS.length;
-    const timer = setTimeout(() => reject(new Error('client not subscribed within 30 s')), 30_000);
-    ws.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    ws.on('open', () => speak.opened(ws, hello));
-    ws.on('message', (data) => {
-      const m = speak.read(ws, data.toString(), hello);
-      if (m === null) return;
-      if (m.type === 'welcome')
-        CHANNELS.forEach((channel, id) => speak.send(ws, { op: 'subscribe', id, channel }));
-      else if (m.type === 'subscribed' && --waiting === 0) {
-        clearTimeout(timer);
-        resolve(ws);
-      } else if (m.type === 'error') reject(new Error(`${m.code}: ${m.message}`));
-      else if (m.type === 'ping') speak.send(ws, { op: 'pong' });
-    });
-  });
-}
+/** Idle clients: they answer pings (bench/client.ts) and nothing else. */
+const IDLE: Handlers<undefined> = {};
 
-/** Connects `n` clients to a target's server, 200 at a time. */
-async function connectAll(target, port, token, n) {
-  const speak = dialect(target);
-  const url = speak.url(`ws://127.0.0.1:${port}`);
-  const sockets = [];
+/** Connects `n` clients to a target's server, 200 at a time: hello, then the 3 subscriptions. */
+async function connectAll(target: Target, port: number, token: string, n: number) {
+  const url = dialect(target).url(`ws://127.0.0.1:${port}`);
+  const clients: BenchClient[] = [];
   for (let i = 0; i < n; i += 200) {
-    const batch = Math.min(200, n - i);
-    sockets.push(
-      ...(await Promise.all(Array.from({ length: batch }, () => connect(speak, url, token)))),
+    const batch = Array.from(
+      { length: Math.min(200, n - i) },
+      () =>
+        new BenchClient(
+          {
+            token,
+            target,
+            client: 'idle-bench',
+            channels: CHANNELS.map((name) => channel(name)),
+            data: undefined,
+          },
+          IDLE,
+        ),
     );
+    // A client not subscribed within 30 s fails the measurement.
+    await Promise.all(batch.map((c) => c.open(url, 30_000)));
+    clients.push(...batch);
   }
-  return sockets;
+  return clients;
 }
 
-async function measure(target, secrets) {
+interface Heap {
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  newSpace: number;
+}
+
+async function measure(target: Target, secrets: Secrets & { jwt: string }) {
   const port = await freePort();
   const server = await startServer(target, port, secrets, {
     bound: Math.ceil(perTarget + 30),
@@ -134,16 +126,17 @@ async function measure(target, secrets) {
   try {
     // Warm-up: the server's code paths compiled and its young generation grown to the size
     // a burst of connections needs, so "before" is a server that has already served clients.
-    for (const ws of await connectAll(target, port, secrets.jwt, warmup)) ws.terminate();
+    for (const c of await connectAll(target, port, secrets.jwt, warmup)) c.terminate();
     await sleep(settle * 1000);
     const before = procRssMb(server.pid);
     const heapBefore = await memoryOf(server);
-    const sockets = await connectAll(target, port, secrets.jwt, clients);
+    const connected = await connectAll(target, port, secrets.jwt, clients);
     await sleep(settle * 1000);
     const after = procRssMb(server.pid);
     const heapAfter = await memoryOf(server);
-    for (const ws of sockets) ws.terminate();
-    const perConnection = (a, b) => (a === null || b === null ? null : ((b - a) * 1024) / clients);
+    for (const c of connected) c.terminate();
+    const perConnection = (a: number | null, b: number | null): number | null =>
+      a === null || b === null ? null : ((b - a) * 1024) / clients;
     return {
       target,
       clients,
@@ -163,6 +156,8 @@ async function measure(target, secrets) {
   }
 }
 
+type Measured = { round: number } & Awaited<ReturnType<typeof measure>>;
+
 runMain('idle-memory', hardBound, async () => {
   distBuilt();
   const started = new Date();
@@ -175,7 +170,7 @@ runMain('idle-memory', hardBound, async () => {
   process.stderr.write(
     `idle memory: ${clients} clients × ${CHANNELS.length} subscriptions (after a warm-up of ${warmup}), ${rounds} round(s), targets ${targets.join(', ')}\n`,
   );
-  const results = [];
+  const results: Measured[] = [];
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? targets : [...targets].reverse();
     for (const target of order) {

@@ -1,13 +1,13 @@
 /**
  * Soak: does archon-ws's memory stay flat over an hour of steady traffic and reconnects?
  *
- *   node_modules/.bin/node bench/soak.js [--minutes 60] [--clients 1500] [--reconnect 0.1]
+ *   node_modules/.bin/node bench/soak.ts [--minutes 60] [--clients 1500] [--reconnect 0.1]
  *        [--every 10] [--sample 10] [--settle 5] [--window 5] [--workers 2] [--timeout SECONDS]
  *        [--no-save] [--node-args=--max-semi-space-size=16]
- *   node_modules/.bin/node bench/soak.js --report bench/results/soak-<timestamp>.json
+ *   node_modules/.bin/node bench/soak.ts --report bench/results/soak-<timestamp>.json
  *
  * One gateway, `archon-ws serve --demo` (the embedded demo feed: positions of 3 accounts
- * several times a second, signals, risk alerts), on a free loopback port with bench/probe.js.
+ * several times a second, signals, risk alerts), on a free loopback port with bench/probe.ts.
  * `--clients` clients, each its own user allowed on the 3 demo accounts, subscribe as the
  * dashboard does: `signals`, `positions:<account>` and `risk:<account>` (account i mod 3).
  * Every `--every` seconds a `--reconnect` share of them, chosen at random, close and
@@ -31,35 +31,28 @@ import { readdirSync, readFileSync } from 'node:fs';
 import process from 'node:process';
 import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
+import { nodeArgsOf, parseOptions, runMain } from './cli.ts';
+import { BenchClient, channel, signToken, type Handlers } from './client.ts';
+import { count, mergeCounts, procRssMb, sleep, type Counts } from './measure.ts';
+import { environment, fx, median, saveResults, table } from './report.ts';
+import { distBuilt, freePort, probeStats, startServer, stopServer } from './servers.ts';
 import {
-  distBuilt,
-  environment,
-  freePort,
-  fx,
-  median,
-  parseOptions,
-  probeStats,
-  runMain,
-  saveResults,
-  startServer,
-  stopServer,
-  table,
-} from './common.js';
-import {
-  count,
   endWorkers,
   forkWorker,
-  mergeCounts,
-  procRssMb,
+  fromParent,
   shares,
-  signToken,
-  sleep,
+  toParent,
   workerEntry,
-} from './loadgen.js';
+  type Message,
+  type Share,
+  type Worker,
+  type WorkerConfig,
+} from './workers.ts';
 
 const ACCOUNTS = ['DEMO1', 'DEMO2', 'DEMO3'];
-const log = (s) => process.stderr.write(`${s}\n`);
+const log = (s: string): void => {
+  process.stderr.write(`${s}\n`);
+};
 
 if (process.argv[2] === '--worker') workerEntry(soakWorker);
 else orchestrate();
@@ -67,145 +60,144 @@ else orchestrate();
 // ---------------------------------------------------------------------------------------------
 // The worker: a share of the clients.
 
-/**
- * cfg: {url, count, idBase, jwtSecret, tokenLifetime, reconnectShare, everyMs, lifetimeMs}. Reports
- * `progress` ({events, reconnects}) every second, `result` on `stop`.
- */
-async function soakWorker(cfg) {
-  const toParent = (m) => process.send?.(m);
-  const clients = [];
-  const errors = {};
-  const closeCodes = {};
+interface SoakConfig extends WorkerConfig, Share {
+  readonly url: string;
+  readonly jwtSecret: string;
+  readonly tokenLifetime: string;
+  readonly reconnectShare: number;
+  readonly everyMs: number;
+}
+
+interface SoakResult extends Message {
+  readonly type: 'result';
+  readonly events: number;
+  readonly reconnects: number;
+  readonly lost: number;
+  readonly dup: number;
+  readonly notRecovered: number;
+  readonly errors: Counts;
+  readonly closeCodes: Counts;
+}
+
+/** Reports `progress` ({events, reconnects}) every second, `result` on `stop`. */
+async function soakWorker(cfg: SoakConfig): Promise<void> {
+  const clients: BenchClient[] = [];
+  const errors: Counts = {};
+  const closeCodes: Counts = {};
   let events = 0;
   let reconnects = 0;
   let stopping = false;
 
-  function attach(c, onReady) {
-    const ws = new WebSocket(cfg.url, ['archon.v1'], {
-      perMessageDeflate: false,
-      skipUTF8Validation: true,
-    });
-    c.ws = ws;
-    let waiting = c.channels.length;
-    ws.on('open', () => ws.send(JSON.stringify({ op: 'hello', token: c.token })));
-    ws.on('message', (raw) => {
-      let m;
-      try {
-        m = JSON.parse(raw.toString('utf8'));
-      } catch {
-        count(errors, 'unparsable frame');
-        return;
-      }
-      if (m.type === 'event') {
-        events++;
-        const ch = c.state[m.channel];
-        if (!ch || ch.kind === 'state') return;
-        if (m.seq === ch.last + 1) ch.last = m.seq;
-        else if (m.seq <= ch.last) c.dup++;
-        else {
-          c.lost += m.seq - ch.last - 1;
-          ch.last = m.seq;
-        }
-      } else if (m.type === 'snapshot') events++;
-      else if (m.type === 'ping') ws.send('{"op":"pong"}');
-      else if (m.type === 'welcome') {
-        c.channels.forEach((channel, id) => {
-          const ch = c.state[channel];
-          const since =
-            ch.kind !== 'state' && ch.epoch !== null
-              ? { epoch: ch.epoch, seq: ch.last }
-              : undefined;
-          ws.send(JSON.stringify({ op: 'subscribe', id, channel, since }));
-        });
-      } else if (m.type === 'subscribed') {
-        const ch = c.state[m.channel];
-        if (ch.epoch !== null && ch.kind !== 'state' && !m.recovered) c.notRecovered++;
-        if (ch.epoch === null || !m.recovered || ch.kind === 'state') ch.last = m.seq;
-        ch.epoch = m.epoch;
-        if (--waiting === 0) onReady();
-      } else if (m.type === 'error') count(errors, `error ${m.code}`);
-    });
-    ws.on('error', (err) => count(errors, err.code || err.message));
-    ws.on('close', (code) => {
-      if (c.ws !== ws) return;
-      c.ws = null;
+  // Closed by the server (not by our own reconnect): count it, come back in a second.
+  const comeBack = (c: BenchClient): void => {
+    setTimeout(() => {
+      if (!stopping) c.connect(cfg.url);
+    }, 1000);
+  };
+  const handlers: Handlers<undefined> = {
+    event: () => events++,
+    snapshot: () => events++,
+    parseError: () => count(errors, 'unparsable frame'),
+    serverError: (_c, m) => count(errors, `error ${m.code}`),
+    error: (_c, why) => count(errors, why),
+    close(c, code) {
       if (stopping) return;
-      // Closed by the server (not by our own reconnect): count it, come back in a second.
       count(closeCodes, String(code));
-      setTimeout(() => attach(c, () => {}), 1000);
-    });
-  }
+      comeBack(c);
+    },
+  };
 
-  const connectOne = (i) =>
-    new Promise((resolve) => {
-      const account = ACCOUNTS[(cfg.idBase + i) % ACCOUNTS.length];
-      const channels = ['signals', `positions:${account}`, `risk:${account}`];
-      const c = {
-        token: null,
-        ws: null,
-        channels,
-        state: {
-          signals: { kind: 'stream', epoch: null, last: 0 },
-          [`positions:${account}`]: { kind: 'state', epoch: null, last: 0 },
-          [`risk:${account}`]: { kind: 'alert', epoch: null, last: 0 },
-        },
-        lost: 0,
-        dup: 0,
-        notRecovered: 0,
-      };
-      clients.push(c);
-      // Tokens outlive the run: an expiry would close every client in its last minute.
-      signToken(cfg.jwtSecret, `soak-${cfg.idBase + i}`, ACCOUNTS, cfg.tokenLifetime).then(
-        (token) => {
-          c.token = token;
-          attach(c, resolve);
-        },
-      );
+  const connectOne = async (i: number): Promise<void> => {
+    const account = ACCOUNTS[(cfg.idBase + i) % ACCOUNTS.length] as string;
+    const c = new BenchClient(
+      {
+        // Tokens outlive the run: an expiry would close every client in its last minute.
+        token: await signToken(
+          cfg.jwtSecret,
+          `soak-${cfg.idBase + i}`,
+          ACCOUNTS,
+          cfg.tokenLifetime,
+        ),
+        // As the dashboard: signals and the account's risk alerts resume with `since`; its
+        // positions are state, recovered by their snapshot.
+        channels: [
+          channel('signals'),
+          channel(`positions:${account}`, false),
+          channel(`risk:${account}`),
+        ],
+        data: undefined,
+      },
+      handlers,
+    );
+    clients.push(c);
+    await c.open(cfg.url, 30_000).catch((err: Error) => {
+      count(errors, err.message);
+      comeBack(c);
     });
+  };
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(100, cfg.count) }, async () => {
       while (next < cfg.count) await connectOne(next++);
     }),
   );
-  toParent({ type: 'ready', connected: clients.length, failed: 0, errors });
+  toParent({ type: 'ready', connected: clients.length, failed: 0, errors } as Message);
 
   // Churn: every everyMs, a share of the clients reconnect and resume.
   const churn = setInterval(() => {
     for (const c of clients) {
       if (c.ws === null || Math.random() >= cfg.reconnectShare) continue;
-      const old = c.ws;
-      c.ws = null; // our own close: not counted, no retry from its handler
-      old.close(1000, 'soak reconnect');
+      c.close(1000, 'soak reconnect'); // our own close: not counted, no retry from its handler
       reconnects++;
-      attach(c, () => {});
+      c.connect(cfg.url);
     }
   }, cfg.everyMs);
-  const progress = setInterval(() => toParent({ type: 'progress', events, reconnects }), 1000);
+  const progress = setInterval(
+    () => toParent({ type: 'progress', events, reconnects } as Message),
+    1000,
+  );
 
-  process.on('message', (m) => {
+  fromParent<Message>((m) => {
     if (m.type !== 'stop') return;
     stopping = true;
     clearInterval(churn);
     clearInterval(progress);
+    const channels = clients.flatMap((c) => c.channels);
+    const sum = (k: 'lost' | 'dup' | 'notRecovered'): number =>
+      channels.reduce((n, ch) => n + ch[k], 0);
     toParent({
       type: 'result',
       events,
       reconnects,
-      lost: clients.reduce((n, c) => n + c.lost, 0),
-      dup: clients.reduce((n, c) => n + c.dup, 0),
-      notRecovered: clients.reduce((n, c) => n + c.notRecovered, 0),
+      lost: sum('lost'),
+      dup: sum('dup'),
+      notRecovered: sum('notRecovered'),
       errors,
       closeCodes,
-    });
-    for (const c of clients) c.ws?.terminate();
+    } as SoakResult);
+    for (const c of clients) c.terminate();
   });
 }
 
 // ---------------------------------------------------------------------------------------------
 // The orchestrator.
 
-function options() {
+interface SoakOptions {
+  minutes: number;
+  clients: number;
+  reconnect: number;
+  every: number;
+  sample: number;
+  settle: number;
+  window: number;
+  report: string | null;
+  workers: number;
+  nodeArgs: string[];
+  save: boolean;
+  hardBound: number;
+}
+
+function options(): SoakOptions {
   const { argv, fail } = parseOptions(import.meta.url, 'soak', {
     minutes: { type: 'string', default: '60' },
     clients: { type: 'string', default: '1500' },
@@ -220,7 +212,7 @@ function options() {
     timeout: { type: 'string' },
     'no-save': { type: 'boolean', default: false },
   });
-  const o = {
+  const o: SoakOptions = {
     minutes: Number(argv.minutes),
     clients: Number(argv.clients),
     reconnect: Number(argv.reconnect),
@@ -230,8 +222,9 @@ function options() {
     window: Number(argv.window),
     report: argv.report ?? null,
     workers: Number(argv.workers),
-    nodeArgs: argv['node-args'].split(' ').filter(Boolean),
+    nodeArgs: nodeArgsOf(argv['node-args']),
     save: !argv['no-save'],
+    hardBound: 0,
   };
   if (!(o.minutes >= 1 && o.minutes <= 240)) fail('--minutes: 1..240');
   if (!(Number.isInteger(o.clients) && o.clients >= 1 && o.clients <= 15_000))
@@ -248,7 +241,7 @@ function options() {
   return o;
 }
 
-function openFds(pid) {
+function openFds(pid: number): number | null {
   try {
     return readdirSync(`/proc/${pid}/fd`).length;
   } catch {
@@ -260,7 +253,11 @@ function orchestrate() {
   const o = options();
   if (o.report) {
     // A saved run, reported again.
-    const saved = JSON.parse(readFileSync(o.report, 'utf8'));
+    const saved = JSON.parse(readFileSync(o.report, 'utf8')) as {
+      options: SoakOptions;
+      samples: Sample[];
+      integrity: Integrity;
+    };
     const opts = { ...saved.options, settle: o.settle, window: o.window };
     report(saved.samples, saved.integrity, growth(saved.samples, opts), opts);
     return;
@@ -277,7 +274,7 @@ function orchestrate() {
       gatewayArgs: ['--demo'],
       extraEnv: { WEBSOCKET_MAX_CONNECTIONS_PER_IP: '20000' },
     });
-    const kids = [];
+    const kids: Worker[] = [];
     try {
       log(
         `soak: ${o.clients} clients on archon-ws --demo (pid ${server.pid}), ${fx(100 * o.reconnect, 0)} % ` +
@@ -302,25 +299,27 @@ function orchestrate() {
         );
       }
       await Promise.all(kids.map((w) => w.next('ready', 120_000)));
+      const progressOf = (k: 'events' | 'reconnects'): number =>
+        kids.reduce((n, w) => n + Number(w.progress[k] ?? 0), 0);
       const t0 = Date.now();
-      const samples = [];
+      const samples: Sample[] = [];
       const end = t0 + o.minutes * 60_000;
       for (let t = t0; t <= end; t += o.sample * 1000) {
         await sleep(Math.max(0, t - Date.now()));
         const m = await probeStats(server);
-        const s = {
+        const s: Sample = {
           s: Math.round((Date.now() - t0) / 1000),
           rssMb: procRssMb(server.pid),
           heapUsedMb: m.heapUsed / 2 ** 20,
           heapTotalMb: m.heapTotal / 2 ** 20,
           externalMb: m.external / 2 ** 20,
           arrayBuffersMb: m.arrayBuffers / 2 ** 20,
-          oldSizeMb: (m.spaces?.old_space?.size ?? 0) / 2 ** 20,
-          oldUsedMb: (m.spaces?.old_space?.used ?? 0) / 2 ** 20,
+          oldSizeMb: (m.spaces.old_space?.size ?? 0) / 2 ** 20,
+          oldUsedMb: (m.spaces.old_space?.used ?? 0) / 2 ** 20,
           newSpaceMb: m.newSpace / 2 ** 20,
           fds: openFds(server.pid),
-          events: kids.reduce((n, w) => n + (w.progress.events ?? 0), 0),
-          reconnects: kids.reduce((n, w) => n + (w.progress.reconnects ?? 0), 0),
+          events: progressOf('events'),
+          reconnects: progressOf('reconnects'),
         };
         samples.push(s);
         if (s.s % 60 < o.sample) log(minuteLine(s));
@@ -328,11 +327,12 @@ function orchestrate() {
       const results = await Promise.all(
         kids.map((w) => {
           w.post({ type: 'stop' });
-          return w.next('result', 30_000);
+          return w.next<SoakResult>('result', 30_000);
         }),
       );
-      const sum = (k) => results.reduce((n, r) => n + r[k], 0);
-      const integrity = {
+      const sum = (k: 'events' | 'reconnects' | 'lost' | 'dup' | 'notRecovered'): number =>
+        results.reduce((n, r) => n + r[k], 0);
+      const integrity: Integrity = {
         events: sum('events'),
         reconnects: sum('reconnects'),
         lost: sum('lost'),
@@ -358,7 +358,33 @@ function orchestrate() {
   });
 }
 
-function minuteLine(s) {
+/** A sample of the gateway's memory (MB) and of the clients' progress. */
+interface Sample {
+  s: number;
+  rssMb: number | null;
+  heapUsedMb: number;
+  heapTotalMb: number;
+  externalMb: number;
+  arrayBuffersMb: number;
+  oldSizeMb: number;
+  oldUsedMb: number;
+  newSpaceMb: number;
+  fds: number | null;
+  events: number;
+  reconnects: number;
+}
+
+interface Integrity {
+  events: number;
+  reconnects: number;
+  lost: number;
+  dup: number;
+  notRecovered: number;
+  errors: Counts;
+  closeCodes: Counts;
+}
+
+function minuteLine(s: Sample): string {
   return (
     `  ${fx(s.s / 60, 1)} min: RSS ${fx(s.rssMb, 0)} MB, heap used ${fx(s.heapUsedMb, 0)} / ` +
     `total ${fx(s.heapTotalMb, 0)} MB (old space ${fx(s.oldUsedMb, 0)} / ${fx(s.oldSizeMb, 0)}), ` +
@@ -367,21 +393,21 @@ function minuteLine(s) {
 }
 
 /** Growth from the first window after minute `settle` to the last window, medians of each. */
-function growth(samples, { settle, window }) {
+function growth(samples: Sample[], { settle, window }: { settle: number; window: number }) {
   const after = samples.filter((s) => s.s >= settle * 60);
-  const end = samples.at(-1).s;
+  const end = samples.at(-1)?.s ?? 0;
   const first = after.filter((s) => s.s < settle * 60 + window * 60);
   const last = after.filter((s) => s.s > end - window * 60);
-  const pct = (k) => {
+  const pct = (k: 'rssMb' | 'heapUsedMb' | 'heapTotalMb' | 'externalMb'): number | null => {
     const a = median(first.map((s) => s[k]));
     const b = median(last.map((s) => s[k]));
-    return a ? (100 * (b - a)) / a : null;
+    return a && b !== null ? (100 * (b - a)) / a : null;
   };
   // Least-squares slope of RSS over time, in MB per hour.
   const n = after.length;
   const mx = after.reduce((a, s) => a + s.s, 0) / n;
-  const my = after.reduce((a, s) => a + s.rssMb, 0) / n;
-  const sxy = after.reduce((a, s) => a + (s.s - mx) * (s.rssMb - my), 0);
+  const my = after.reduce((a, s) => a + (s.rssMb ?? 0), 0) / n;
+  const sxy = after.reduce((a, s) => a + (s.s - mx) * ((s.rssMb ?? 0) - my), 0);
   const sxx = after.reduce((a, s) => a + (s.s - mx) ** 2, 0);
   const rssPct = pct('rssMb');
   return {
@@ -396,12 +422,17 @@ function growth(samples, { settle, window }) {
     externalPct: pct('externalMb'),
     rssMbPerHour: sxx > 0 ? (sxy / sxx) * 3600 : null,
     fdsFrom: first[0]?.fds ?? null,
-    fdsTo: samples.at(-1).fds,
+    fdsTo: samples.at(-1)?.fds ?? null,
     pass: rssPct !== null && rssPct < 5,
   };
 }
 
-function report(samples, integrity, v, o) {
+function report(
+  samples: Sample[],
+  integrity: Integrity,
+  v: ReturnType<typeof growth>,
+  o: { sample: number },
+): void {
   const perMinute = samples.filter((s, i) => s.s % 60 < o.sample || i === samples.length - 1);
   process.stdout.write(
     `${table(
@@ -413,7 +444,7 @@ function report(samples, integrity, v, o) {
         ['old used/held', 13, (s) => `${fx(s.oldUsedMb, 0)} / ${fx(s.oldSizeMb, 0)}`],
         ['new space', 9, (s) => fx(s.newSpaceMb, 0)],
         ['external', 8, (s) => fx(s.externalMb, 1)],
-        ['fds', 5, (s) => s.fds],
+        ['fds', 5, (s) => String(s.fds)],
         ['events', 10, (s) => s.events],
         ['reconnects', 10, (s) => s.reconnects],
       ],
@@ -423,7 +454,7 @@ function report(samples, integrity, v, o) {
       `${integrity.lost}, duplicated ${integrity.dup}, recovered:false ${integrity.notRecovered}` +
       `${Object.keys(integrity.closeCodes).length ? `, closed by the server ${JSON.stringify(integrity.closeCodes)}` : ''}` +
       `${Object.keys(integrity.errors).length ? `, errors ${JSON.stringify(integrity.errors)}` : ''}\n` +
-      `medians of the ${v.windowMinutes} minutes from minute ${fx(v.fromSecond / 60, 1)} and of the last ` +
+      `medians of the ${v.windowMinutes} minutes from minute ${fx(v.fromSecond === null ? null : v.fromSecond / 60, 1)} and of the last ` +
       `${v.windowMinutes} (to minute ${fx(v.toSecond / 60, 1)}): RSS ${fx(v.firstRssMb, 0)} → ${fx(v.lastRssMb, 0)} MB ` +
       `(${fx(v.rssPct, 1)} %), heap used ${fx(v.heapUsedPct, 1)} %, heap total ${fx(v.heapTotalPct, 1)} %, ` +
       `external ${fx(v.externalPct, 1)} %; RSS trend ${fx(v.rssMbPerHour, 1)} MB/h; fds ${v.fdsFrom} → ${v.fdsTo}: ` +

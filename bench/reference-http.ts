@@ -1,5 +1,5 @@
 /**
- * What the reference servers (bare-server.js, socketio-server.js) share: their settings from
+ * What the reference servers (bare-server.ts, socketio-server.ts) share: their settings from
  * the environment, the two HTTP routes the load generator uses, the two archon.v1 replies
  * they give (welcome, subscribed), and a bounded lifetime.
  *
@@ -13,9 +13,17 @@ import { Buffer } from 'node:buffer';
 import http from 'node:http';
 import process from 'node:process';
 import { setInterval, setTimeout } from 'node:timers';
+import type { SubscribeOp, SubscribedMessage, WelcomeMessage } from '../src/protocol/index.js';
+
+/** What a publish answers, per event (as the gateway's results). */
+export interface PublishResult {
+  channel: string;
+  seq: number;
+  epoch: string;
+}
 
 /** PORT and HOST from the environment; exits with a message when PORT is not a port. */
-export function settings(name) {
+export function settings(name: string): { port: number; host: string } {
   const port = Number(process.env.PORT);
   if (!Number.isInteger(port) || port <= 0 || port > 65535) {
     process.stderr.write(`${name}: set PORT to a port number\n`);
@@ -25,7 +33,11 @@ export function settings(name) {
 }
 
 /** The `welcome` of the n-th client; `ping` in seconds, as the gateway says them. */
-export function welcome(server, n, ping) {
+export function welcome(
+  server: string,
+  n: number,
+  ping: { interval: number; timeout: number },
+): WelcomeMessage {
   return {
     type: 'welcome',
     client_id: `${server}-${n}`,
@@ -37,7 +49,7 @@ export function welcome(server, n, ping) {
 }
 
 /** The answer to a `subscribe` op: live from `seq`, nothing to replay. */
-export function subscribed(server, op, seq) {
+export function subscribed(server: string, op: SubscribeOp, seq: number): SubscribedMessage {
   return {
     type: 'subscribed',
     id: op.id,
@@ -49,7 +61,7 @@ export function subscribed(server, op, seq) {
   };
 }
 
-function reply(res, status, body) {
+function reply(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json',
@@ -60,7 +72,10 @@ function reply(res, status, body) {
 
 /** An HTTP server with the health and publish routes; other paths are 404 unless `skip` says
  * another handler (Socket.IO) answers them. */
-export function referenceHttp(publish, skip = () => false) {
+export function referenceHttp(
+  publish: (channel: string, data: unknown) => PublishResult,
+  skip: (req: http.IncomingMessage) => boolean = () => false,
+): http.Server {
   const server = http.createServer((req, res) => {
     if (skip(req)) return;
     if (req.method === 'GET' && req.url === '/api/health') {
@@ -68,12 +83,12 @@ export function referenceHttp(publish, skip = () => false) {
       return;
     }
     if (req.method === 'POST' && req.url === '/api/v1/publish') {
-      const chunks = [];
-      req.on('data', (c) => chunks.push(c));
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        let body;
+        let body: { channel?: unknown; data?: unknown } | null;
         try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
         } catch {
           reply(res, 400, { error: 'bad_json' });
           return;
@@ -94,7 +109,12 @@ export function referenceHttp(publish, skip = () => false) {
 
 /** Listens, and bounds the server's life: `stop` on SIGTERM/SIGINT and when the benchmark
  * that started it is gone; exit after BENCH_MAX_SECONDS whatever happens. */
-export function serve(name, server, { port, host }, stop) {
+export function serve(
+  name: string,
+  server: http.Server,
+  { port, host }: { port: number; host: string },
+  stop: () => void,
+): void {
   server.listen({ port, host, backlog: 4096 }, () => {
     process.stderr.write(`${name}: listening on http://${host}:${port}\n`);
   });

@@ -3,7 +3,7 @@
  * servers users compare it with, under the same load; and archon-ws in cluster mode
  * (publisher and subscribers on different instances).
  *
- *   node_modules/.bin/node bench/run.js [--clients 5000] [--rate 10] [--size 200] [--seconds 20]
+ *   node_modules/.bin/node bench/run.ts [--clients 5000] [--rate 10] [--size 200] [--seconds 20]
  *        [--warmup 3] [--rounds 3] [--only floor,bare,socketio,archon,cluster] [--workers 2]
  *        [--batch 200] [--quiet-wait 20] [--quiet-below 0.25] [--timeout SECONDS] [--no-save]
  *        [--node-args=--max-semi-space-size=16]
@@ -14,11 +14,11 @@
  * redis-server + two gateway instances on it: publishes go to instance A, every client is on
  * instance B). The default is every target but cluster; `--only` takes a comma-separated
  * list. Each round runs the targets one after the other (order alternates per round), each
- * with fresh child processes on free 127.0.0.1 ports, under the same load (bench/loadgen.js).
+ * with fresh child processes on free 127.0.0.1 ports, under the same load (bench/loadgen.ts).
  * The server child's CPU (utime+stime from /proc/<pid>/stat; for cluster: instance B, and also
  * A and Redis) is read at the start and the end of the measured window; CPU µs per delivery =
  * that CPU time / events received by all clients in the same window. Every server carries
- * bench/probe.js, which gives its event-loop lag over the window and its RSS at the end;
+ * bench/probe.ts, which gives its event-loop lag over the window and its RSS at the end;
  * `pub p99` is the publisher's HTTP round trip. `--node-args` gives every server (the cluster's
  * instances too) the same Node/V8 flags. Prints a table per round and a summary
  * (medians over rounds; each ratio is the median of the per-round ratios archon/bare,
@@ -28,42 +28,57 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
+import type { TestRedis } from '../test/support/redis.ts';
+import { nodeArgsOf, parseCli, runMain } from './cli.ts';
+import { signToken } from './client.ts';
+import { dialect } from './dialect.ts';
+import { runLoad, type LoadFigures, type LoadOptions } from './loadgen.ts';
+import { sleep } from './measure.ts';
+import type { ProbeStats } from './probe.ts';
 import {
   buildsUsed,
+  environment,
+  fx,
+  median,
+  saveResults,
+  table,
+  waitQuiet,
+  type Column,
+} from './report.ts';
+import {
   GATEWAY,
   ROOT,
   distBuilt,
-  environment,
   freePort,
-  freeRedisPort,
-  fx,
-  median,
-  parseCli,
   probeStats,
   redisServerVersion,
-  runMain,
-  saveResults,
   staleDist,
-  startRedis,
+  startBenchRedis,
   startServer,
   stopServer,
-  table,
-  waitQuiet,
-} from './common.js';
-import { dialect } from './dialect.js';
-import { runLoad, signToken, sleep } from './loadgen.js';
+  type Child,
+  type Server,
+  type Target,
+} from './servers.ts';
 
 const REQUIRED_RATIO = 1.3;
-const ALL_TARGETS = ['floor', 'bare', 'socketio', 'archon', 'cluster'];
-const DEFAULT_TARGETS = ['floor', 'bare', 'socketio', 'archon'];
+type RunTarget = Target | 'cluster';
+const ALL_TARGETS: readonly RunTarget[] = ['floor', 'bare', 'socketio', 'archon', 'cluster'];
+const DEFAULT_TARGETS: readonly RunTarget[] = ['floor', 'bare', 'socketio', 'archon'];
 
-const log = (s) => process.stderr.write(`${s}\n`);
+const log = (s: string): void => {
+  process.stderr.write(`${s}\n`);
+};
 
 // ---------------------------------------------------------------------------------------------
 // Options
-const { argv, check, opt } = parseCli(
+const {
+  argv,
+  check,
+  opt: shared,
+} = parseCli(
   import.meta.url,
-  'run.js',
+  'run.ts',
   {
     clients: { type: 'string', default: '5000' },
     only: { type: 'string' },
@@ -73,12 +88,13 @@ const { argv, check, opt } = parseCli(
   },
   { rate: '10', quietWait: '20', maxSize: 65_000 },
 );
-Object.assign(opt, {
+const opt = {
+  ...shared,
   clients: Number(argv.clients),
   workers: Number(argv.workers),
   batch: Number(argv.batch),
-  nodeArgs: argv['node-args'].split(' ').filter(Boolean),
-});
+  nodeArgs: nodeArgsOf(argv['node-args']),
+};
 check(
   Number.isInteger(opt.clients) && opt.clients >= 1 && opt.clients <= 15_000,
   '--clients: 1..15000',
@@ -96,16 +112,16 @@ const only = argv.only
       .filter(Boolean)
   : null;
 check(
-  !only || (only.length > 0 && only.every((t) => ALL_TARGETS.includes(t))),
+  !only || (only.length > 0 && only.every((t) => (ALL_TARGETS as readonly string[]).includes(t))),
   `--only: a comma-separated list of ${ALL_TARGETS.join(', ')}`,
 );
 
 let targets = only ? ALL_TARGETS.filter((t) => only.includes(t)) : [...DEFAULT_TARGETS];
-const skipped = {};
-const skip = (target, why) => {
+const skipped: Record<string, string> = {};
+const skip = (target: RunTarget, why: string): void => {
   if (!targets.includes(target)) return;
   skipped[target] = why;
-  log(`run.js: ${target} skipped: ${why}`);
+  log(`run.ts: ${target} skipped: ${why}`);
   targets = targets.filter((t) => t !== target);
 };
 if (!existsSync(GATEWAY)) {
@@ -120,29 +136,105 @@ const usesGateway = targets.includes('archon') || targets.includes('cluster');
 
 // The gateway runs from dist/ (bin/archon-ws.js imports ../dist/cli/main.js): warn if stale.
 const distWarning = usesGateway ? staleDist() : null;
-if (distWarning) log(`run.js: WARNING: ${distWarning}`);
+if (distWarning) log(`run.ts: WARNING: ${distWarning}`);
 
 // Hard bound on the whole run: per server run ≈ start 30 s + connect + warm-up + window +
 // cool-down + drain 10 s + stop 10 s, with slack; a cluster run starts and stops three
 // processes (Redis, A, B) one after the other: 30 s more. Overridable with --timeout.
 const perRunBase =
   opt.quietWait + 30 + Math.max(60, opt.clients / 20) + opt.warmup + opt.seconds + 1 + 10 + 10 + 15;
-const perRun = (target) => perRunBase + (target === 'cluster' ? 30 : 0);
+const perRun = (target: RunTarget): number => perRunBase + (target === 'cluster' ? 30 : 0);
 const hardBound = argv.timeout
   ? Number(argv.timeout)
   : Math.ceil(targets.reduce((a, t) => a + perRun(t), 0) * opt.rounds + 30);
 check(hardBound > 0, '--timeout: seconds > 0');
 // One server run never needs more than perRun: its `timeout` wrappers stop its processes after
 // that even if this process was killed (the bare server also exits when this process is gone).
-const serverBound = (target) => Math.ceil(Math.min(hardBound, perRun(target)));
+const serverBound = (target: RunTarget): number => Math.ceil(Math.min(hardBound, perRun(target)));
 
 // ---------------------------------------------------------------------------------------------
-// Children: the load generator's workers (loadgen.js) and the servers (common.js, started
+// Children: the load generator's workers (workers.ts) and the servers (servers.ts, started
 // under `timeout` so that they stop by themselves even if this process is killed); runMain
 // (at the end) kills them on exit, error, signals and at the hard bound.
 
+interface Secrets {
+  jwtSecret: string;
+  jwt: string;
+  publishToken: string;
+}
+
+/** One server run: the load's figures and what this script adds to them. */
+type Run = LoadFigures & {
+  target: RunTarget;
+  quiet: Awaited<ReturnType<typeof waitQuiet>>;
+  distBuilt: string | null;
+  cluster?: Record<string, unknown> & {
+    totalCpuUsPerDelivery: number | null;
+    totalCpuCores: number;
+  };
+};
+
+interface Round {
+  round: number;
+  order: RunTarget[];
+  runs: Partial<Record<RunTarget, Run>>;
+  errors: Partial<Record<RunTarget, string>>;
+  /** archon/bare, archon/floor and cluster (B)/archon CPU per delivery. */
+  ratio: number | null;
+  floorRatio: number | null;
+  clusterRatio: number | null;
+}
+
+/** A target's medians over the rounds (sums for the integrity counts). */
+interface TargetSummary {
+  runs: number;
+  failedRuns: number;
+  deliveredPerSecond: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  cpuUsPerDelivery: number | null;
+  cpuCores: number | null;
+  rssMb: number | null;
+  publishP50Ms: number | null;
+  publishP99Ms: number | null;
+  lagP99Ms: number | null;
+  lost: number;
+  dup: number;
+  ooo: number;
+  closedDuringRun: number;
+  connectFailed: number;
+  publishFailed: number;
+  allComplete: boolean;
+  loadgenSaturatedRuns: number;
+  disturbedRuns: number;
+  // cluster only
+  publisherCpuCores?: number | null;
+  publisherCpuUsPerDelivery?: number | null;
+  redisCpuCores?: number | null;
+  redisCpuUsPerDelivery?: number | null;
+  totalCpuCores?: number | null;
+  totalCpuUsPerDelivery?: number | null;
+}
+
+interface RatioSummary {
+  ratios: number[];
+  ratio: number | null;
+  cleanRatios: number[];
+  cleanRatio: number | null;
+  bestRatio: number | null;
+}
+
+interface Summary extends RatioSummary {
+  targets: Partial<Record<RunTarget, TargetSummary>>;
+  skipped: Record<string, string>;
+  cluster: RatioSummary & { complete?: boolean; line?: string };
+  floor: RatioSummary;
+  disturbedRuns: number;
+  verdict: string;
+}
+
 // ---------------------------------------------------------------------------------------------
-const loadOptions = () => ({
+const loadOptions = (): Partial<LoadOptions> => ({
   clients: opt.clients,
   rate: opt.rate,
   size: opt.size,
@@ -150,11 +242,11 @@ const loadOptions = () => ({
   seconds: opt.seconds,
   workers: opt.workers,
   batch: opt.batch,
-  log: (line) => log(line),
+  log: (line: string) => log(line),
 });
 
 /** Server output for an error message: the tail of each process's log. */
-function tails(procs) {
+function tails(procs: readonly { target: string; logTail: string }[]): string {
   return procs
     .filter((s) => s.logTail.trim())
     .map((s) => `\n  ${s.target} output (tail):\n${indent(s.logTail.slice(-1500))}`)
@@ -163,13 +255,13 @@ function tails(procs) {
 
 /** Every load-generator client is the same user from the same address (127.0.0.1): the
  * per-user and per-address limits are raised for them, as for a trading floor behind one NAT
- * with one service account. bench/abuse.js measures the limits themselves. */
+ * with one service account. bench/abuse.ts measures the limits themselves. */
 const ONE_USER_ONE_ADDRESS = {
   WEBSOCKET_MAX_CONNECTIONS_PER_USER: '20000',
   WEBSOCKET_MAX_CONNECTIONS_PER_IP: '20000',
 };
 
-async function runTarget(target, secrets) {
+async function runTarget(target: RunTarget, secrets: Secrets): Promise<Run> {
   if (target === 'cluster') return runCluster(secrets);
   const quiet = await waitQuiet(opt, log);
   const port = await freePort();
@@ -181,7 +273,7 @@ async function runTarget(target, secrets) {
     nodeArgs: opt.nodeArgs,
   });
   try {
-    const r = await runLoad({
+    const load = await runLoad({
       ...loadOptions(),
       target,
       url: dialect(target).url(`ws://127.0.0.1:${port}`),
@@ -191,15 +283,15 @@ async function runTarget(target, secrets) {
       probe: windowProbe(s),
     });
     if (s.exited) throw new Error(`${target} exited during the run:\n${s.logTail}`);
-    if (!r.server) throw new Error(`could not read /proc/${s.pid}/stat`);
-    r.target = target;
-    r.quiet = quiet;
-    r.distBuilt = built;
-    r.server.logLines = s.logLines;
-    r.server.logTail = s.logLines ? s.logTail.slice(-2000) : '';
+    if (!load.server) throw new Error(`could not read /proc/${s.pid}/stat`);
+    const r: Run = Object.assign(load, { target, quiet, distBuilt: built });
+    Object.assign(load.server, {
+      logLines: s.logLines,
+      logTail: s.logLines ? s.logTail.slice(-2000) : '',
+    });
     return r;
   } catch (err) {
-    throw new Error(`${err?.message ?? err}${tails([s])}`, { cause: err });
+    throw new Error(`${message(err)}${tails([s])}`, { cause: err });
   } finally {
     await stopServer(s);
   }
@@ -212,16 +304,16 @@ async function runTarget(target, secrets) {
  * figure comparable to the single instance); A's and Redis's CPU over the same window are
  * reported next to it (`r.extra.publisher`, `r.extra.redis`).
  */
-async function runCluster(secrets) {
+async function runCluster(secrets: Secrets): Promise<Run> {
   const quiet = await waitQuiet(opt, log);
   const bound = serverBound('cluster');
-  const redisPort = await freeRedisPort();
   const built = distBuilt();
-  const procs = [];
+  const procs: Child[] = [];
+  let redis: TestRedis | null = null;
   try {
-    const redis = await startRedis(redisPort, bound);
-    procs.push(redis);
-    const redisUrl = `redis://127.0.0.1:${redisPort}`;
+    redis = await startBenchRedis(bound);
+    const redisPort = redis.port;
+    const redisUrl = redis.url;
     const aPort = await freePort();
     const a = await startServer('archon', aPort, secrets, {
       label: 'cluster A',
@@ -250,29 +342,30 @@ async function runCluster(secrets) {
       `\n▶ cluster: Redis on 127.0.0.1:${redisPort}, publish → A on 127.0.0.1:${aPort}, ` +
         `clients → B on 127.0.0.1:${bPort}`,
     );
-    const r = await runLoad({
+    const load = await runLoad({
       ...loadOptions(),
       url: `ws://127.0.0.1:${bPort}/api/v1/ws`,
       publishUrl: `http://127.0.0.1:${aPort}/api/v1/publish`,
       token: secrets.jwt,
       publishToken: secrets.publishToken,
       serverPid: b.pid,
-      extraPids: { publisher: a.pid, redis: redis.pid },
+      extraPids: { publisher: a.pid, redis: redis.pid() },
       probe: windowProbe(b),
     });
     for (const s of procs) {
       if (s.exited) throw new Error(`${s.target} exited during the run:\n${s.logTail}`);
     }
-    if (!r.server) throw new Error(`could not read /proc/${b.pid}/stat`);
-    r.target = 'cluster';
-    r.quiet = quiet;
-    r.distBuilt = built;
-    r.server.logLines = b.logLines;
-    r.server.logTail = b.logLines ? b.logTail.slice(-2000) : '';
-    const parts = [r.server, r.extra.publisher, r.extra.redis];
+    if (!load.server) throw new Error(`could not read /proc/${b.pid}/stat`);
+    Object.assign(load.server, {
+      logLines: b.logLines,
+      logTail: b.logLines ? b.logTail.slice(-2000) : '',
+    });
+    const parts = [load.server, load.extra.publisher, load.extra.redis];
     const total = parts.every((x) => typeof x?.cpuUsPerDelivery === 'number')
-      ? parts.reduce((acc, x) => acc + x.cpuUsPerDelivery, 0)
+      ? parts.reduce((acc, x) => acc + (x?.cpuUsPerDelivery ?? 0), 0)
       : null;
+    const redisLog = redis.log();
+    const r: Run = Object.assign(load, { target: 'cluster' as const, quiet, distBuilt: built });
     r.cluster = {
       redisPort,
       redisVersion: redisServerVersion(),
@@ -280,28 +373,31 @@ async function runCluster(secrets) {
       subscriberPort: bPort,
       publisherLogLines: a.logLines,
       publisherLogTail: a.logLines ? a.logTail.slice(-2000) : '',
-      redisLogTail: redis.logLines ? redis.logTail.slice(-2000) : '',
+      redisLogTail: redisLog.slice(-2000),
       // B + A + Redis CPU per delivery: what the whole cluster spends (interrupts excluded).
       totalCpuUsPerDelivery: total,
       totalCpuCores: parts.reduce((acc, x) => acc + (x?.cpuCores ?? 0), 0),
     };
     return r;
   } catch (err) {
-    throw new Error(`${err?.message ?? err}${tails(procs)}`, { cause: err });
+    const redisTail = redis ? [{ target: 'redis', logTail: redis.log() }] : [];
+    throw new Error(`${message(err)}${tails([...redisTail, ...procs])}`, { cause: err });
   } finally {
     // The instances first (their shutdown still talks to Redis), then Redis.
-    await Promise.all(procs.filter((s) => s.target !== 'redis').map(stopServer));
-    await Promise.all(procs.filter((s) => s.target === 'redis').map(stopServer));
+    await Promise.all(procs.map(stopServer));
+    await redis?.stop();
   }
 }
 
-/** Event-loop lag and memory of the measured server over the window (bench/probe.js). */
-const windowProbe = (s) => ({
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** Event-loop lag and memory of the measured server over the window (bench/probe.ts). */
+const windowProbe = (s: Server): NonNullable<LoadOptions['probe']> => ({
   start: () => probeStats(s, { reset: true }),
   end: () => probeStats(s),
 });
 
-const indent = (text) =>
+const indent = (text: string): string =>
   text
     .trimEnd()
     .split('\n')
@@ -310,7 +406,7 @@ const indent = (text) =>
 
 // ---------------------------------------------------------------------------------------------
 // Reporting
-const COLUMNS = [
+const COLUMNS: Column<Run>[] = [
   ['server', 8, (r) => r.target],
   ['clients', 11, (r) => `${r.connect.connected}/${r.connect.requested}`],
   ['deliv/s', 9, (r) => fx(r.delivered.perSecond, 0)],
@@ -320,7 +416,7 @@ const COLUMNS = [
   ['cores', 6, (r) => fx(r.server?.cpuCores)],
   ['RSS MB', 7, (r) => fx(rssMb(r), 0)],
   ['pub p99', 8, (r) => fx(r.publish.httpP99)],
-  ['lag p99', 8, (r) => fx(r.probe?.lag?.p99)],
+  ['lag p99', 8, (r) => fx(probeOf(r)?.lag.p99)],
   ['lost', 6, (r) => String(r.integrity.lost)],
   ['dup', 5, (r) => String(r.integrity.dup)],
   ['ooo', 5, (r) => String(r.integrity.ooo)],
@@ -333,21 +429,29 @@ const COLUMNS = [
   ['flags', 6, flags],
 ];
 /** The server's RSS at the end of the window (the probe's), else after the run (/proc). */
-function rssMb(r) {
-  return typeof r.probe?.rss === 'number' ? r.probe.rss / 1024 / 1024 : r.server?.rssMb;
+function rssMb(r: Run): number | null {
+  const probe = probeOf(r);
+  return probe ? probe.rss / 1024 / 1024 : (r.server?.rssMb ?? null);
+}
+/** The probe's figures at the window's end, unless it could not be read. */
+function probeOf(r: Run): ProbeStats | null {
+  // The probe's end() answer (windowProbe), or {error} when it could not be read.
+  const probe = r.probe as ProbeStats | { error: string } | null | undefined;
+  return probe && 'rss' in probe ? probe : null;
 }
 /** C: contended (other processes used > 0.25 core or machine > 95 % busy); B: behind (delivered
  * < 95 % of the offered load in the window); S: load generator saturated. */
-function flags(r) {
+function flags(r: Run): string {
   return (
     (r.loadgen.contended ? 'C' : '') +
       (r.loadgen.keptUp ? '' : 'B') +
       (r.loadgen.saturated ? 'S' : '') || '-'
   );
 }
-const clean = (r) => r && !r.loadgen.contended && r.loadgen.keptUp && !r.loadgen.saturated;
+const clean = (r: Run | undefined): boolean =>
+  r !== undefined && !r.loadgen.contended && r.loadgen.keptUp && !r.loadgen.saturated;
 /** The summary table: one row per target ([name, medians]). */
-const SUMMARY_COLUMNS = [
+const SUMMARY_COLUMNS: Column<[string, TargetSummary]>[] = [
   ['server', 8, ([t]) => t],
   ['runs', 5, ([, s]) => s.runs],
   ['deliv/s', 9, ([, s]) => fx(s.deliveredPerSecond, 0)],
@@ -366,14 +470,14 @@ const SUMMARY_COLUMNS = [
 
 // ---------------------------------------------------------------------------------------------
 /** Per-round ratio of two targets' CPU per delivery (null unless both ran). */
-function roundRatio(round, num, den) {
+function roundRatio(round: Round, num: RunTarget, den: RunTarget): number | null {
   const a = round.runs[num]?.server?.cpuUsPerDelivery;
   const b = round.runs[den]?.server?.cpuUsPerDelivery;
   return a && b ? a / b : null;
 }
 
 /** The cluster figures that do not fit the common table: A, Redis and the whole cluster. */
-function clusterLine(r) {
+function clusterLine(r: Run): string {
   const e = r.extra ?? {};
   return (
     `cluster: B (subscriber instance, row above) ${fx(r.server?.cpuUsPerDelivery, 3)} µs/deliv; ` +
@@ -385,7 +489,7 @@ function clusterLine(r) {
   );
 }
 
-async function main() {
+async function main(): Promise<void> {
   const started = new Date();
   const jwtSecret = randomBytes(32).toString('base64url');
   const secrets = {
@@ -398,17 +502,27 @@ async function main() {
       `warm-up ${opt.warmup} s + window ${opt.seconds} s, ${opt.rounds} round(s), ` +
       `targets ${targets.join(', ')}; hard bound ${hardBound} s`,
   );
-  const rounds = [];
+  const rounds: Round[] = [];
   for (let i = 0; i < opt.rounds; i++) {
     const order = i % 2 === 0 ? [...targets] : [...targets].reverse();
-    const round = { round: i + 1, order, runs: {}, errors: {} };
+    const round: Round = {
+      round: i + 1,
+      order,
+      runs: {},
+      errors: {},
+      ratio: null,
+      floorRatio: null,
+      clusterRatio: null,
+    };
     for (const t of order) {
       try {
-        round.runs[t] = await runTarget(t, secrets);
-        for (const n of round.runs[t].loadgen.notes) log(`  NOTE: ${n}`);
+        const run = await runTarget(t, secrets);
+        round.runs[t] = run;
+        for (const n of run.loadgen.notes) log(`  NOTE: ${n}`);
       } catch (err) {
-        round.errors[t] = String(err?.message ?? err);
-        log(`  ✗ ${t} failed: ${round.errors[t]}`);
+        const e = message(err);
+        round.errors[t] = e;
+        log(`  ✗ ${t} failed: ${e}`);
       }
       await sleep(2000); // let sockets and the machine settle between servers
     }
@@ -417,7 +531,7 @@ async function main() {
     // Cluster (instance B) against the single instance of the same round.
     round.clusterRatio = roundRatio(round, 'cluster', 'archon');
     rounds.push(round);
-    const rows = order.map((t) => round.runs[t]).filter(Boolean);
+    const rows = order.map((t) => round.runs[t]).filter((r) => r !== undefined);
     process.stdout.write(
       `\nround ${i + 1} (order: ${order.join(' → ')})\n${table(COLUMNS, rows)}\n`,
     );
@@ -450,11 +564,11 @@ async function main() {
   }
 
   // Summary: medians over rounds.
-  const summary = { targets: {}, skipped };
+  const summaries: Partial<Record<RunTarget, TargetSummary>> = {};
   for (const t of targets) {
-    const rs = rounds.map((r) => r.runs[t]).filter(Boolean);
+    const rs = rounds.map((r) => r.runs[t]).filter((r) => r !== undefined);
     if (!rs.length) continue;
-    summary.targets[t] = {
+    summaries[t] = {
       runs: rs.length,
       failedRuns: rounds.length - rs.length,
       deliveredPerSecond: median(rs.map((r) => r.delivered.perSecond)),
@@ -465,7 +579,7 @@ async function main() {
       rssMb: median(rs.map(rssMb)),
       publishP50Ms: median(rs.map((r) => r.publish.httpP50)),
       publishP99Ms: median(rs.map((r) => r.publish.httpP99)),
-      lagP99Ms: median(rs.map((r) => r.probe?.lag?.p99)),
+      lagP99Ms: median(rs.map((r) => probeOf(r)?.lag.p99)),
       lost: rs.reduce((a, r) => a + r.integrity.lost, 0),
       dup: rs.reduce((a, r) => a + r.integrity.dup, 0),
       ooo: rs.reduce((a, r) => a + r.integrity.ooo, 0),
@@ -477,11 +591,11 @@ async function main() {
       disturbedRuns: rs.filter((r) => !clean(r)).length,
     };
     if (t === 'cluster') {
-      Object.assign(summary.targets[t], {
-        publisherCpuCores: median(rs.map((r) => r.extra?.publisher?.cpuCores)),
-        publisherCpuUsPerDelivery: median(rs.map((r) => r.extra?.publisher?.cpuUsPerDelivery)),
-        redisCpuCores: median(rs.map((r) => r.extra?.redis?.cpuCores)),
-        redisCpuUsPerDelivery: median(rs.map((r) => r.extra?.redis?.cpuUsPerDelivery)),
+      Object.assign(summaries[t], {
+        publisherCpuCores: median(rs.map((r) => r.extra.publisher?.cpuCores)),
+        publisherCpuUsPerDelivery: median(rs.map((r) => r.extra.publisher?.cpuUsPerDelivery)),
+        redisCpuCores: median(rs.map((r) => r.extra.redis?.cpuCores)),
+        redisCpuUsPerDelivery: median(rs.map((r) => r.extra.redis?.cpuUsPerDelivery)),
         totalCpuCores: median(rs.map((r) => r.cluster?.totalCpuCores)),
         totalCpuUsPerDelivery: median(rs.map((r) => r.cluster?.totalCpuUsPerDelivery)),
       });
@@ -489,14 +603,19 @@ async function main() {
   }
   // Noise only ever adds CPU, so the least-disturbed estimate of each server's cost is its
   // lowest CPU per delivery over the rounds; their ratio is a cross-check of the median ratio.
-  const best = (t) =>
+  const best = (t: RunTarget): number =>
     Math.min(...rounds.map((r) => r.runs[t]?.server?.cpuUsPerDelivery ?? Infinity));
-  const ratioSummary = (key, num, den) => {
+  const ratioSummary = (
+    key: 'ratio' | 'floorRatio' | 'clusterRatio',
+    num: RunTarget,
+    den: RunTarget,
+  ): RatioSummary => {
     const all = rounds.map((r) => r[key]).filter((x) => x !== null);
     // Rounds where neither run was disturbed: the ratio to trust most when there are some.
     const cleanOnes = rounds
-      .filter((r) => r[key] !== null && clean(r.runs[num]) && clean(r.runs[den]))
-      .map((r) => r[key]);
+      .filter((r) => clean(r.runs[num]) && clean(r.runs[den]))
+      .map((r) => r[key])
+      .filter((x) => x !== null);
     return {
       ratios: all,
       ratio: median(all),
@@ -507,12 +626,15 @@ async function main() {
     };
   };
   // archon/bare at the top level (as before); cluster/archon under summary.cluster.
-  Object.assign(summary, ratioSummary('ratio', 'archon', 'bare'));
-  summary.cluster = ratioSummary('clusterRatio', 'cluster', 'archon');
-  summary.floor = ratioSummary('floorRatio', 'archon', 'floor');
-  summary.disturbedRuns = rounds
-    .flatMap((r) => Object.values(r.runs))
-    .filter((r) => !clean(r)).length;
+  const summary: Summary = {
+    targets: summaries,
+    skipped,
+    ...ratioSummary('ratio', 'archon', 'bare'),
+    cluster: ratioSummary('clusterRatio', 'cluster', 'archon'),
+    floor: ratioSummary('floorRatio', 'archon', 'floor'),
+    disturbedRuns: rounds.flatMap((r) => Object.values(r.runs)).filter((r) => !clean(r)).length,
+    verdict: '',
+  };
   const arch = summary.targets.archon;
   if (summary.ratio === null || !arch) {
     summary.verdict = 'NOT EVALUATED (needs both bare and archon to run)';
@@ -534,7 +656,7 @@ async function main() {
       `${clu.failedRuns ? `, ${clu.failedRuns} run(s) FAILED` : ''})`;
   }
 
-  const ratioLine = (name, s) =>
+  const ratioLine = (name: string, s: RatioSummary): string =>
     s.ratios.length
       ? `ratio ${name} CPU per delivery: median ${fx(s.ratio, 3)} (rounds: ${s.ratios.map((x) => fx(x, 3)).join(', ')}); ` +
         `best/best: ${fx(s.bestRatio, 3)}` +
@@ -547,7 +669,7 @@ async function main() {
       : '';
   process.stdout.write(
     `\nsummary (medians over ${opt.rounds} round(s); lost/dup summed)\n` +
-      table(SUMMARY_COLUMNS, Object.entries(summary.targets)) +
+      table(SUMMARY_COLUMNS, Object.entries<TargetSummary>(summary.targets)) +
       '\n' +
       (clu
         ? `cluster medians: B (subscriber instance) ${fx(clu.cpuUsPerDelivery, 3)} µs/deliv; ` +
@@ -587,4 +709,4 @@ async function main() {
   if (!argv['no-save']) saveResults('', started, result);
 }
 
-runMain('run.js', hardBound, main);
+runMain('run.ts', hardBound, main);

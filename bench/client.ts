@@ -237,6 +237,16 @@ export class BenchClient<D = undefined> {
         if (ch) this.event(ch, m.seq, m, at);
         break;
       }
+      case 'expired': {
+        // Events that expired before reaching this client (docs/protocol.md#expired): the seq
+        // moves on, nothing was lost.
+        const ch = this.channel(m.channel);
+        if (ch && m.seq > ch.seq) {
+          if (ch.resume && m.from_seq > ch.seq + 1) ch.lost += m.from_seq - ch.seq - 1;
+          ch.seq = m.seq;
+        }
+        break;
+      }
       case 'ping':
         ws.send(this.dialect.encode(PONG));
         this.on.ping?.(this);

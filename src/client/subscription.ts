@@ -111,8 +111,9 @@ export class ChannelSubscription<T = unknown>
   private sentSince: Position | null = null;
   /** The epoch of the current subscription on this connection; null until `subscribed`. */
   private epoch: string | null = null;
-  /** Events still to come that the server replays for the resume. */
-  private replaying = 0;
+  /** Events up to this seq are the resume's replay (0: none): `expired` may stand in for
+   * some of them, so the replay is told by seq, not counted. */
+  private replayTo = 0;
   private recovery: Recovery | null = null;
   private asOfValue: number | null = null;
 
@@ -182,7 +183,7 @@ export class ChannelSubscription<T = unknown>
   onSubscribed(msg: SubscribedMessage): void {
     this.pendingId = null;
     this.epoch = msg.epoch;
-    this.replaying = msg.replayed;
+    this.replayTo = msg.replayed > 0 ? msg.seq : 0;
     const since = this.sentSince;
     const current = { epoch: msg.epoch, seq: msg.seq };
     if (!this.replayable) {
@@ -222,10 +223,7 @@ export class ChannelSubscription<T = unknown>
       return;
     }
     let source: ChannelEvent['source'] = 'live';
-    if (this.replaying > 0) {
-      this.replaying--;
-      source = 'replay';
-    }
+    if (msg.seq <= this.replayTo) source = 'replay';
     this.deliver(msg, this.epoch, source);
   }
 
@@ -307,7 +305,7 @@ export class ChannelSubscription<T = unknown>
     this.recovery = null;
     this.pendingId = null;
     this.epoch = null;
-    this.replaying = 0;
+    this.replayTo = 0;
   }
 
   private setState(state: SubscriptionState): void {

@@ -16,7 +16,9 @@ export interface AlertSummary {
 }
 
 export class AlertListing {
-  private cached: { at: number; summary: Promise<AlertSummary> } | null = null;
+  private last: AlertSummary = { unacked: 0, oldestSeconds: 0 };
+  private readAt = -Infinity;
+  private reading: Promise<void> | null = null;
 
   constructor(
     private readonly backplane: Pick<Backplane, 'alerts'>,
@@ -36,21 +38,31 @@ export class AlertListing {
     };
   }
 
-  /** For the gauges: cached, and never rejects (a failed read reports the last one, or 0 with
-   * nothing known; archon_websocket_backplane_up says the backplane is away). */
-  summary(): Promise<AlertSummary> {
-    const now = this.now();
-    if (this.cached && now - this.cached.at < SUMMARY_MAX_AGE_MS) return this.cached.summary;
-    const previous = this.cached?.summary ?? Promise.resolve({ unacked: 0, oldestSeconds: 0 });
-    const summary = this.list('unacked').then(
-      (answer) => ({
-        unacked: answer.unacked,
-        oldestSeconds: answer.oldest_unacked_seconds ?? 0,
-      }),
-      () => previous,
-    );
-    this.cached = { at: now, summary };
-    return summary;
+  /**
+   * For the gauges: the last completed read, never waited on by a scrape; a new read starts
+   * when that one is older than SUMMARY_MAX_AGE_MS, one at a time. A failed read keeps the last
+   * figures (archon_websocket_backplane_up says the backplane is away). The first scrape waits
+   * for the first read, so a fresh instance does not report 0 for a waiting alert.
+   */
+  async summary(): Promise<AlertSummary> {
+    if (this.reading === null && this.now() - this.readAt >= SUMMARY_MAX_AGE_MS) {
+      this.reading = this.list('unacked')
+        .then(
+          (answer) => {
+            this.last = {
+              unacked: answer.unacked,
+              oldestSeconds: answer.oldest_unacked_seconds ?? 0,
+            };
+          },
+          () => undefined,
+        )
+        .finally(() => {
+          this.readAt = this.now();
+          this.reading = null;
+        });
+      if (this.readAt === -Infinity) await this.reading;
+    }
+    return this.last;
   }
 }
 

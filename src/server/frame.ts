@@ -79,8 +79,15 @@ export class Frame {
 
   /** A one-off frame for a single client (replies, replays). */
   static of(message: ServerMessage, cls: DeliveryClass = 'control', lane?: Lane): Frame {
+    // What a subscription delivers is dropped with it (dropChannel); answers to ops are not.
     const channel =
-      message.type === 'event' || message.type === 'snapshot' ? message.channel : null;
+      message.type === 'event' ||
+      message.type === 'snapshot' ||
+      message.type === 'expired' ||
+      message.type === 'unacked' ||
+      (message.type === 'acked' && message.id === undefined)
+        ? message.channel
+        : null;
     return new Frame(Buffer.from(JSON.stringify(message)), { cls, channel, ...(lane && { lane }) });
   }
 

@@ -80,6 +80,9 @@ interface FanOut {
   /** The channel's subscriptions still to visit (a live iterator: one that leaves is skipped,
    * one that joins meanwhile is visited and takes the event only if its replay did not). */
   readonly subs: Iterator<Subscription>;
+  /** An `acked` notice: it waits behind the events that arrived before it, so no client hears
+   * of an acknowledgement before the alert it names. */
+  readonly ack?: true;
 }
 
 interface PendingEvent {
@@ -255,18 +258,27 @@ export class Hub implements BackplaneListener {
           for (const e of history.events) alerts.push({ epoch: history.epoch, seq: e.seq });
       }
     }
+    const bytes = after.reduce((n, f) => n + f.size, 0);
     if (cls === 'alert') {
       const unacked = await this.unackedReads.read(name, undefined);
       // What the client holds already is named by seq only: alerts up to its resume point,
       // those replayed now, and those after the subscription's seq (they arrive live).
       const sameEpoch = since !== undefined && since.epoch === unacked.epoch;
       const known = !sameEpoch ? 0 : recovered ? sub.lastSeq : since.seq;
-      const frame = this.unackedFrame(name, unacked, known, sub.lastSeq);
-      after.push(frame.frame);
-      for (const seq of frame.sent) alerts.push({ epoch: unacked.epoch, seq });
+      let list = this.unackedFrame(name, unacked, known, sub.lastSeq);
+      // The alerts in full come out of the replay budget; when it cannot pay for them they are
+      // named by seq only (never charged): a subscription is not refused for its list.
+      if (list.sent.length > 0 && !sub.subscriber.mayReplay(bytes + list.frame.size)) {
+        list = this.unackedFrame(name, unacked, Infinity, 0);
+        if (bytes > 0 && !sub.subscriber.mayReplay(bytes)) throw replayLimited(name, bytes);
+      } else if (list.sent.length === 0 && bytes > 0 && !sub.subscriber.mayReplay(bytes)) {
+        throw replayLimited(name, bytes);
+      }
+      after.push(list.frame);
+      for (const seq of list.sent) alerts.push({ epoch: unacked.epoch, seq });
+    } else if (bytes > 0 && !sub.subscriber.mayReplay(bytes)) {
+      throw replayLimited(name, bytes);
     }
-    const bytes = after.reduce((n, f) => n + f.size, 0);
-    if (bytes > 0 && !sub.subscriber.mayReplay(bytes)) throw replayLimited(name, bytes);
     const subscribed = Frame.of(
       {
         type: 'subscribed',
@@ -381,22 +393,25 @@ export class Hub implements BackplaneListener {
     }
   }
 
-  /** Backplane: an alert was acknowledged; every subscriber of its channel is told, those
-   * still opening after their `unacked` list. */
+  /** Backplane: an alert was acknowledged; every subscriber of its channel is told, in the
+   * fan-out's order (after the events that arrived before it), those still opening after
+   * their `unacked` list. */
   acked(channel: string, epoch: string, seq: number, ack: AlertAck): void {
     const set = this.channels.get(channel)?.subs;
     if (!set || set.size === 0) return;
     const frame = Frame.of({ type: 'acked', channel, epoch, seq, by: ack.by, at: ack.at }, 'alert');
     frame.retain();
-    for (const sub of set) {
-      if (sub.state === 'recovering') {
-        frame.retain();
-        (sub.pending ??= []).push({ frame, seq, epoch, ack: true });
-      } else if (sub.epoch === epoch && sub.subscriber.send(frame)) {
-        this.scheduleFlush(sub.subscriber);
-      }
+    this.fanOuts.push({ frame, seq, epoch, subs: set.values(), ack: true });
+    this.requestFanOutTurn();
+  }
+
+  private deliverAck(sub: Subscription, frame: Frame, seq: number, epoch: string): void {
+    if (sub.state === 'recovering') {
+      frame.retain();
+      (sub.pending ??= []).push({ frame, seq, epoch, ack: true });
+    } else if (sub.epoch === epoch && sub.subscriber.send(frame)) {
+      this.scheduleFlush(sub.subscriber);
     }
-    frame.release();
   }
 
   unsubscribe(sub: Subscription): void {
@@ -493,7 +508,8 @@ export class Hub implements BackplaneListener {
         if (budget % SLICE_CHECK === 0 && performance.now() > until) return;
         const next = job.subs.next();
         if (next.done) break;
-        this.deliver(next.value, job.frame, job.seq, job.epoch, now);
+        if (job.ack) this.deliverAck(next.value, job.frame, job.seq, job.epoch);
+        else this.deliver(next.value, job.frame, job.seq, job.epoch, now);
       }
       this.fanOuts.shift();
       job.frame.release();

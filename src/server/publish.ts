@@ -135,6 +135,8 @@ export function withTtl(
   cls: ChannelClass,
   defaults: DefaultTtls,
 ): PublishInput {
+  // A delete never expires: one written as `expired` would leave the key on the client.
+  if (event.data === null) return { ...event, ttl: undefined };
   const ttlS = event.ttl ?? (cls === 'broadcast' ? 0 : defaults[cls] / 1000);
   return { ...event, ttl: ttlS > 0 ? ttlS : undefined };
 }

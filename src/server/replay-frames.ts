@@ -21,7 +21,16 @@ export class ReplayFrames {
     const id = `${epoch}\u0000${event.seq}\u0000${event.channel}`;
     const cached = this.frames.get(id);
     if (cached) return cached;
-    const frame = Frame.of({ type: 'event', ...event }, cls);
+    // An event that expires is written as `expired` if it expires while queued.
+    const frame =
+      event.expires_at === undefined
+        ? Frame.of({ type: 'event', ...event }, cls)
+        : new Frame(Buffer.from(JSON.stringify({ type: 'event', ...event })), {
+            cls,
+            channel: event.channel,
+            expiresAt: event.expires_at,
+            seq: event.seq,
+          });
     this.frames.set(id, frame);
     this.bytes += frame.wire.length;
     for (const [oldest, old] of this.frames) {

@@ -351,6 +351,12 @@ describe.each([
       5000,
     );
     expect(deleted.seq).toBe(3);
+    // A delete never expires, even published with a ttl: it must reach every client.
+    await publish(g, { channel: 'positions:ACC1', key: 'GBPUSD', data: null, ttl: 1 });
+    const gone = await c.next((msg) => msg.type === 'event' && msg.key === 'GBPUSD');
+    expect(gone.data).toBeNull();
+    expect(gone).not.toHaveProperty('expires_at');
+    await publish(g, { channel: 'positions:ACC1', key: 'GBPUSD', data: { qty: 2 } });
     const late = await m.client(g);
     await late.subscribe('positions:ACC1');
     const snapshot = await late.type('snapshot');

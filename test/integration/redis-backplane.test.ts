@@ -386,6 +386,24 @@ describe('RedisBackplane (two instances, one Redis)', () => {
     expect(a.bp.healthy() && b.bp.healthy()).toBe(true);
   });
 
+  it('replays an event that expired while B was away as itself (the hub sends it as expired), not as a loss', async () => {
+    const { a, b } = await cluster();
+    await b.bp.subscribe('signals:x');
+    await a.bp.publish([event('signals:x', 1)]);
+    await vi.waitFor(() => expect(b.listener.seqs('signals:x')).toEqual([1]), WAIT);
+    const admin = new Redis(redis.url, { lazyConnect: true });
+    try {
+      await admin.connect();
+      expect(await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')).toBe(1);
+      await a.bp.publish([{ ...event('signals:x', 2), ttl: 0.001 }, event('signals:x', 3)]);
+    } finally {
+      admin.disconnect();
+    }
+    await vi.waitFor(() => expect(b.listener.seqs('signals:x')).toEqual([1, 2, 3]), WAIT);
+    expect(b.listener.resyncs).toEqual([]);
+    expect(b.listener.events.find((e) => e.seq === 2)?.expires_at).toBeDefined();
+  });
+
   it('hands over from replay to live without a gap or a duplicate while A keeps publishing', async () => {
     // Room for everything published during the outage: this test is about the hand-over,
     // not about trimming.

@@ -143,6 +143,34 @@ describe('Hub', () => {
     });
   });
 
+  it('tells of an acknowledgement only after the alert it names', async () => {
+    const a = new Recorder('a');
+    const { hub, backplane } = await setup([a]);
+    await hub.subscribe(new Subscription(a, channel('risk:ACC1')), undefined, 1);
+    // The ack is stored while the alert's fan-out is still on its way to the hub.
+    const [published] = await backplane.publish([{ channel: 'risk:ACC1', key: null, data: 1 }]);
+    await backplane.ack('risk:ACC1', published!.epoch, published!.seq, { by: 'u', at: 1 });
+    await vi.waitFor(() => expect(a.messages.some((m) => m.type === 'acked')).toBe(true));
+    expect(a.messages.filter((m) => m.channel === 'risk:ACC1').map((m) => m.type)).toEqual([
+      'subscribed',
+      'unacked',
+      'event',
+      'acked',
+    ]);
+  });
+
+  it('never refuses a plain risk subscription for its list: with no budget left, seqs only', async () => {
+    const { hub, publish } = await setup();
+    for (let n = 1; n <= 3; n++) await publish('risk:ACC1', { n });
+    const broke = new Recorder('broke', 10);
+    await hub.subscribe(new Subscription(broke, channel('risk:ACC1')), undefined, 1);
+    expect(broke.messages.find((m) => m.type === 'unacked')).toMatchObject({
+      seqs: [[1, 3]],
+      alerts: [],
+    });
+    expect(broke.replayLeft()).toBe(10);
+  });
+
   it('fans one event out as one frame shared by every subscriber', async () => {
     const a = new Recorder('a');
     const b = new Recorder('b');

@@ -185,14 +185,14 @@ for i = 1, #acks, 2 do
   local ack = cjson.decode(acks[i + 1])
   if tonumber(acks[i]) < floor or ack.epoch ~= epoch then redis.call('HDEL', KEYS[4], acks[i]) end
 end
-local deliveries = {}
-if ARGV[4] == '1' then
-  deliveries = redis.call('HGETALL', KEYS[5])
-  for i = 1, #deliveries, 2 do
-    local e, s = string.match(deliveries[i], '^([^:]*):(%d+):')
-    if e ~= epoch or tonumber(s) < floor then redis.call('HDEL', KEYS[5], deliveries[i]) end
-  end
+-- Deliveries are forgotten with their alert on every read, so the hash stays as small as the
+-- alerts held times their users, whether or not anyone lists them.
+local deliveries = redis.call('HGETALL', KEYS[5])
+for i = 1, #deliveries, 2 do
+  local e, s = string.match(deliveries[i], '^([^:]*):(%d+):')
+  if e ~= epoch or tonumber(s) < floor then redis.call('HDEL', KEYS[5], deliveries[i]) end
 end
+if ARGV[4] ~= '1' then deliveries = {} end
 return {epoch, entries, acks, deliveries}
 `;
 

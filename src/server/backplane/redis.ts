@@ -115,6 +115,8 @@ interface Tracked {
   /** Live events that arrived while recovering, delivered after the replay. */
   buffer: BackplaneEvent[];
   overflow: boolean;
+  /** Acknowledgements that arrived while recovering: they follow the events they name. */
+  acks: AckNotice[];
 }
 
 export class RedisBackplane implements Backplane {
@@ -315,6 +317,7 @@ export class RedisBackplane implements Backplane {
       recovering: false,
       buffer: [],
       overflow: false,
+      acks: [],
     };
     this.tracked.set(channel, entry);
     try {
@@ -373,7 +376,13 @@ export class RedisBackplane implements Backplane {
     return { epoch: asString(epoch), seq: asNumber(seq), entries };
   }
 
-  private async readHistory(channel: string, sinceSeq: number): Promise<HistoryRead> {
+  /** A history read; `keepExpired` for the replay after a reconnect, where an expired event
+   * still fills its seq (the hub sends it as `expired`) instead of looking like a loss. */
+  private async readHistory(
+    channel: string,
+    sinceSeq: number,
+    keepExpired = false,
+  ): Promise<HistoryRead> {
     const cmd = this.connection();
     const cls = classOf(channel);
     const ttl = historyBounds(this.options.limits, cls).ttlMs;
@@ -387,14 +396,12 @@ export class RedisBackplane implements Backplane {
         String(ttl),
       ),
     );
+    const stored = asArray(entries).map((entry) => toStoredEvent(channel, entry));
     return {
       epoch: asString(epoch),
       seq: asNumber(seq),
       firstSeq: asNumber(firstSeq),
-      events: unexpired(
-        asArray(entries).map((entry) => toStoredEvent(channel, entry)),
-        this.now(),
-      ),
+      events: keepExpired ? stored : unexpired(stored, this.now()),
     };
   }
 
@@ -650,7 +657,17 @@ export class RedisBackplane implements Backplane {
   /** An acknowledgement reaches the hub in any state of the channel: it names its epoch, and
    * a subscription that opens meanwhile reads the acknowledgements itself. */
   private onAcked(notice: AckNotice): void {
-    if (!this.tracked.has(notice.channel)) return;
+    const entry = this.tracked.get(notice.channel);
+    if (!entry) return;
+    if (entry.recovering) {
+      // Bounded like the events; the `unacked` list sent after recovery covers the rest.
+      if (entry.acks.length < RECOVERY_BUFFER_MAX) entry.acks.push(notice);
+      return;
+    }
+    this.tellAcked(notice);
+  }
+
+  private tellAcked(notice: AckNotice): void {
     try {
       this.listener?.acked(notice.channel, notice.acked.epoch, notice.seq, {
         by: notice.acked.by,
@@ -727,7 +744,7 @@ export class RedisBackplane implements Backplane {
         // A broadcast channel has nothing to replay, only its buffer to release.
         entry.cls === 'broadcast'
           ? Promise.resolve(null)
-          : this.readHistory(channel, entry.lastSeq),
+          : this.readHistory(channel, entry.lastSeq, true),
       ),
     );
     // The reads answered on the command connection; events published before them may still
@@ -781,8 +798,11 @@ export class RedisBackplane implements Backplane {
     entry.recovering = false;
     const overflow = entry.overflow;
     entry.overflow = false;
+    const acks = entry.acks;
+    entry.acks = [];
     if (!read) {
       for (const event of buffered) this.deliver(entry, event);
+      for (const notice of acks) this.tellAcked(notice);
       return 0;
     }
     const lastLive = buffered.at(-1);
@@ -813,6 +833,7 @@ export class RedisBackplane implements Backplane {
     }
     const replayed = merged.filter((e) => e.seq <= read.seq).length;
     for (const event of merged) this.deliver(entry, event);
+    for (const notice of acks) this.tellAcked(notice);
     return replayed;
   }
 }

@@ -81,7 +81,9 @@ describe('operator console (/ops)', { timeout: 90_000 }, () => {
       .poll(() => row.textContent(), { timeout: 15_000 })
       .toMatch(/^DEMO1\d+\d+ s[^,]*trader-1 ×\d+$/);
     expect(Number(await card.getByTestId('alerts-count').textContent())).toBeGreaterThanOrEqual(1);
-    expect(await card.getByTestId('alerts-oldest').textContent()).toMatch(/^oldest \d+ s old$/);
+    expect(await card.getByTestId('alerts-oldest').textContent()).toMatch(
+      /^the oldest waiting for \d+ s$/,
+    );
     // Fresh: waiting, not yet past the 2 minutes of ArchonRiskAlertUnacknowledged.
     expect(await card.getAttribute('data-tone')).toBe('warn');
 

@@ -1096,8 +1096,8 @@ describe('onset', () => {
 });
 
 describe('doctor diagnosis: risk alerts waiting for acknowledgement', () => {
-  /** Two alerts waiting on ACC1 (the oldest 5 min, reached trader-7's dashboards) and one on
-   * ACC2 (3 min, reached nobody), one of a minute. */
+  /** Two alerts waiting on ACC1 (the oldest 301 s, reached trader-7's dashboards) and one on
+   * ACC2 (184 s, reached nobody), one of a minute. */
   const waiting = (x: Evidence) => {
     x.alerts = {
       kind: 'read',
@@ -1127,9 +1127,9 @@ describe('doctor diagnosis: risk alerts waiting for acknowledgement', () => {
         'Risk alerts waiting for acknowledgement (alert ArchonRiskAlertUnacknowledged; call the desk, not a gateway fault)',
       severity: 'critical',
       evidence: [
-        '3 risk alert(s) waiting for acknowledgement, the oldest for 5 min (ArchonRiskAlertUnacknowledged fires past 120 s)',
-        'risk:ACC1 seq 7, 5 min old: delivered to trader-7 ×3, risk-desk ×1, not acknowledged',
-        'risk:ACC2 seq 2, 3 min old: delivered to nobody: no dashboard of ACC2 is open (it waits for the next sign-in)',
+        '3 risk alert(s) waiting for acknowledgement, the oldest for 301 s (ArchonRiskAlertUnacknowledged fires past 120 s)',
+        'risk:ACC1 seq 7, 301 s old: delivered to trader-7 ×3, risk-desk ×1, not acknowledged',
+        'risk:ACC2 seq 2, 184 s old: delivered to nobody: no dashboard of ACC2 is open (it waits for the next sign-in)',
       ],
       commands: [
         'archon-ws alerts',
@@ -1138,7 +1138,7 @@ describe('doctor diagnosis: risk alerts waiting for acknowledgement', () => {
     });
     expect(d.verdict).toBe('1 finding(s): Risk alerts waiting for acknowledgement');
     expect(describeAlerts(e.alerts)).toBe(
-      '3 waiting for acknowledgement, oldest 5 min (risk:ACC1 seq 7, delivered to trader-7 ×3, risk-desk ×1)',
+      '3 waiting for acknowledgement, oldest 301 s (risk:ACC1 seq 7, delivered to trader-7 ×3, risk-desk ×1)',
     );
   });
 
@@ -1168,7 +1168,7 @@ describe('doctor diagnosis: risk alerts waiting for acknowledgement', () => {
     expect(d.healthy).toBe(true);
     expect(d.unchecked).toEqual([]);
     expect(describeAlerts(e.alerts)).toBe(
-      '1 waiting for acknowledgement, oldest 2 min (risk:ACC1 seq 9, delivered to nobody)',
+      '1 waiting for acknowledgement, oldest 120 s (risk:ACC1 seq 9, delivered to nobody)',
     );
   });
 
@@ -1228,7 +1228,7 @@ describe('doctor diagnosis: risk alerts waiting for acknowledgement', () => {
     const e = evidence(waiting);
     const md = incidentReport(e, diagnose(e));
     expect(md).toContain(
-      '### Risk alerts\n\n- 3 waiting for acknowledgement, oldest 5 min (risk:ACC1 seq 7, delivered to trader-7 ×3, risk-desk ×1)',
+      '### Risk alerts\n\n- 3 waiting for acknowledgement, oldest 301 s (risk:ACC1 seq 7, delivered to trader-7 ×3, risk-desk ×1)',
     );
     expect(md).toContain('```bash\narchon-ws alerts\ncurl -s');
   });

@@ -30,10 +30,11 @@ export async function fetchAlerts(target: Target, state: AlertState): Promise<Al
   }
 }
 
-/** An age for a person: "45 s", "3 min", "2 h". */
+/** An age for a person, in seconds while they matter (the alert fires past 120 s): "45 s",
+ * "301 s", then "12 min", "2 h". */
 export function age(seconds: number): string {
   const s = Math.round(seconds);
-  if (s < 120) return `${s} s`;
+  if (s < 600) return `${s} s`;
   if (s < 7200) return `${Math.round(s / 60)} min`;
   return `${Math.round(s / 3600)} h`;
 }

@@ -5,6 +5,11 @@ import { duration, int } from '../shared/format.js';
 /** The oldest alerts listed; the count says how many there are in all. */
 const LISTED = 8;
 
+/** An age in seconds while they matter (red past 120 s), then as `duration` gives it. */
+function age(seconds: number): string {
+  return seconds < 600 ? `${Math.round(seconds)} s` : duration(seconds);
+}
+
 /**
  * Risk alerts nobody has acknowledged (docs/protocol.md#acknowledged-risk-alerts): how many,
  * the age of the oldest (red past the threshold of ArchonRiskAlertUnacknowledged), and whose
@@ -43,7 +48,9 @@ export function RiskAlerts({ waiting }: { readonly waiting: WaitingAlerts }) {
           {int(unacked)}
         </span>
         <span class={late ? 'down' : 'muted'} data-testid="alerts-oldest">
-          {oldest === null ? 'none waits for acknowledgement' : `oldest ${duration(oldest)} old`}
+          {oldest === null
+            ? 'none waits for acknowledgement'
+            : `the oldest waiting for ${age(oldest)}`}
         </span>
       </div>
       {alerts.length > 0 && (
@@ -63,7 +70,7 @@ export function RiskAlerts({ waiting }: { readonly waiting: WaitingAlerts }) {
                   <td>{a.account}</td>
                   <td class="num">{a.seq}</td>
                   <td class={`num ${a.age_seconds > ALERT_UNACKED_ALERT_SECONDS ? 'down' : ''}`}>
-                    {duration(a.age_seconds)}
+                    {age(a.age_seconds)}
                   </td>
                   <td>
                     <Deliveries alert={a} />

@@ -25,6 +25,8 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: number,
+    /** The HTTP status of the gateway's answer, when it answered with an error. */
+    readonly httpStatus: number | null = null,
   ) {
     super(message);
   }
@@ -138,16 +140,19 @@ export async function adminAnswer(
     throw new CliError(
       `admin token refused by ${target.url} (401${errorText(parsed)}): check ADMIN_TOKEN`,
       Exit.auth,
+      401,
     );
   if (res.status === 404)
     throw new CliError(
       `admin API not available at ${target.url} (404${errorText(parsed)}): is ARCHON_ADMIN_TOKENS set on the gateway?`,
       Exit.auth,
+      404,
     );
   if (!res.ok)
     throw new CliError(
       `${method} ${path} failed with HTTP ${res.status}${errorText(parsed)}`,
       res.status === 400 ? Exit.usage : Exit.badAnswer,
+      res.status,
     );
   if (!isJson)
     throw new CliError(

@@ -1,6 +1,7 @@
 /** The `archon-ws` command and its subcommands (docs/cli.md), built without running. */
 import { Command } from 'commander';
 import { registerBroadcast, registerCleanup, registerFlush } from './commands/actions.js';
+import { registerAlerts } from './commands/alerts.js';
 import { registerCheckLb } from './commands/check-lb.js';
 import { registerConnections } from './commands/connections.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerCleanup(program);
   registerFlush(program);
   registerBroadcast(program);
+  registerAlerts(program);
   registerVerify(program);
   registerTestConnect(program);
   registerCheckLb(program);

@@ -34,6 +34,7 @@ export type { CloseAction } from '../protocol/index.js';
 // For operator consoles built on the SDK: the admin API's answers, RB-003 §5's criteria and
 // the runbook's thresholds.
 export {
+  ALERT_UNACKED_ALERT_SECONDS,
   BASELINE_SHARE,
   CAPACITY_SHARE,
   ERRORS_ALERT_PER_MINUTE,
@@ -49,6 +50,8 @@ export {
 } from '../protocol/index.js';
 export type {
   AdminEndpoint,
+  AlertEntry,
+  AlertsAnswer,
   BroadcastAnswer,
   CleanupAnswer,
   ConnectionEntry,

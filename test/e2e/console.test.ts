@@ -1,10 +1,11 @@
 /**
  * The operator console in a real Chromium against a real `archon-ws serve --demo` process:
- * it answers RB-003 Step 1 with the gateway's own figures, runs the runbook's actions behind a
+ * it answers RB-003 Step 1 with the gateway's own figures, shows the risk alerts waiting for
+ * acknowledgement and whose dashboards they reached, runs the runbook's actions behind a
  * confirmation, shows section 5's checklist, and says so when the gateway stops answering.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, signToken } from '../support/gateway.js';
+import { ADMIN_TOKEN, PUBLISH_TOKEN, signToken } from '../support/gateway.js';
 import { screenshot, useBrowser, type TrackedPage } from '../support/browser.js';
 import { ensureBuilt, killAll, startInstance, type Instance } from '../support/processes.js';
 
@@ -59,6 +60,59 @@ describe('operator console (/ops)', { timeout: 90_000 }, () => {
     // Three charts of the last hour, drawn.
     for (const id of ['connections', 'messages', 'errors'])
       expect(await ops.page.getByTestId(`chart-${id}`).locator('canvas').count()).toBe(1);
+  });
+
+  it('shows a risk alert waiting for acknowledgement, whose dashboards it reached, until a trader acknowledges it', async () => {
+    const message = `Console margin call ${Date.now()}`;
+    const res = await fetch(`${gw.http}/api/v1/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${PUBLISH_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ channel: 'risk:DEMO1', data: { level: 'critical', message } }),
+    });
+    expect(res.status).toBe(200);
+    const { results } = (await res.json()) as { results: { seq: number }[] };
+    const seq = results[0]?.seq;
+    const card = ops.page.getByTestId('alerts-waiting');
+    // Account, seq, age, and the two dashboards of trader-1 it was delivered to.
+    const row = card.locator('tbody tr').filter({
+      has: ops.page.locator('td:nth-child(2)', { hasText: new RegExp(`^${seq}$`) }),
+    });
+    await expect
+      .poll(() => row.textContent(), { timeout: 15_000 })
+      .toMatch(/^DEMO1\d+\d+ s[^,]*trader-1 ×\d+$/);
+    expect(Number(await card.getByTestId('alerts-count').textContent())).toBeGreaterThanOrEqual(1);
+    expect(await card.getByTestId('alerts-oldest').textContent()).toMatch(
+      /^the oldest waiting for \d+ s$/,
+    );
+    // Fresh: waiting, not yet past the 2 minutes of ArchonRiskAlertUnacknowledged.
+    expect(await card.getAttribute('data-tone')).toBe('warn');
+
+    const pending = dash.page.getByTestId('risk-alerts').locator('li', { hasText: message });
+    await pending.getByRole('button', { name: 'Acknowledge' }).click();
+    await row.waitFor({ state: 'detached', timeout: 15_000 });
+  });
+
+  it('says the risk alerts are not available from a gateway older than them (404), and shows the rest', async () => {
+    const p = await browser.open();
+    // What a gateway of an earlier release answers: no such route.
+    await p.page.route('**/api/v1/admin/alerts?*', (route) =>
+      route.fulfill({
+        status: 404,
+        contentType: 'application/json',
+        body: JSON.stringify({
+          error: { code: 'not_found', message: 'no route GET /api/v1/admin/alerts' },
+        }),
+      }),
+    );
+    await p.page.goto(`${gw.http}/ops#token=${ADMIN_TOKEN}`);
+    const card = p.page.getByTestId('alerts-waiting');
+    await card.waitFor({ timeout: 10_000 });
+    expect(await card.getAttribute('data-state')).toBe('not-available');
+    expect(await card.textContent()).toMatch(/Not available: this gateway has no GET/);
+    expect(await p.page.getByTestId('freshness').getAttribute('data-state')).toBe('ok');
+    expect(await p.page.getByTestId('card-active').locator('.value').textContent()).toMatch(
+      /^\d+$/,
+    );
   });
 
   it('shows RB-003 section 5 as a checklist', async () => {

@@ -6,8 +6,11 @@
  * closed is shown when it opens; an operator broadcast shows as a banner; the page fits a
  * phone-width screen, long alert texts included.
  *
- * The tests share one page and one gateway and run in order, as a trader's session would.
+ * The tests of the first part share one page and one gateway and run in order, as a trader's
+ * session would. The second part has two traders of one account on their own devices: an
+ * acknowledgement goes through the gateway and clears the alert on every page of the account.
  */
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, PUBLISH_TOKEN, signToken } from '../support/gateway.js';
 import { screenshot, useBrowser, type TrackedPage } from '../support/browser.js';
@@ -171,10 +174,16 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
       /^(next try in \d+ s|trying now)/,
     );
     await t.page.getByTestId('not-live').waitFor();
+    // Acknowledging needs the gateway: the alert keeps waiting, and the page says why.
+    await pendingAlert(waiting).getByRole('button', { name: 'Acknowledge' }).click();
+    await expect
+      .poll(() => pendingAlert(waiting).getByTestId('ack-note').textContent())
+      .toMatch(/^Not connected: you can acknowledge it once the connection is back/);
     await screenshot(t.page, 'dashboard-reconnecting.png');
 
     gw = await start('e2e-2', port);
     await allLive();
+    await pendingAlert(waiting).getByTestId('ack-note').waitFor({ state: 'detached' });
     expect(await indicator().textContent()).toContain('via e2e-2');
     expect(await t.page.evaluate('window.marker')).toBe('same document');
     await t.page.getByTestId('not-live').waitFor({ state: 'detached' });
@@ -186,6 +195,14 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
     expect(await pendingAlert(waiting).count()).toBe(1);
     await pendingAlert('Risk alerts may be missing').first().waitFor({ timeout: 10_000 });
     await acknowledgeAll();
+    // Its epoch is gone with the old process: nobody can acknowledge it any more.
+    expect(
+      await t.page
+        .getByTestId('alert-history')
+        .locator('li', { hasText: waiting })
+        .getByTestId('outcome')
+        .textContent(),
+    ).toMatch(/^expired \d\d:\d\d:\d\d, not acknowledged$/);
     expect(t.problems.filter((p) => !EXPECTED_WHILE_DOWN.test(p))).toEqual([]);
   });
 
@@ -261,3 +278,126 @@ describe('trader dashboard (/)', { timeout: 90_000 }, () => {
     expect(await p.page.locator('textarea[name="token"]').count()).toBe(1);
   });
 });
+
+describe(
+  'risk alerts acknowledged through the gateway: two traders of one account, each on a device',
+  {
+    timeout: 90_000,
+  },
+  () => {
+    const browser = useBrowser();
+    const ACCOUNT = 'ACC7';
+    let gw: Instance;
+
+    beforeAll(async () => {
+      ensureBuilt();
+      // No demo feed: the only alerts on the account are the test's.
+      gw = await startInstance('e2e-acks');
+    }, 60_000);
+    afterAll(() => killAll());
+
+    const publishAlert = (message: string) =>
+      post(gw.http, '/api/v1/publish', PUBLISH_TOKEN, {
+        channel: `risk:${ACCOUNT}`,
+        data: { level: 'critical', message },
+      });
+    /** A new device (its own storage) signed in as `sub`, its risk channel live. */
+    const device = async (sub: string): Promise<TrackedPage> => {
+      const token = await signToken({ sub, accounts: [ACCOUNT] });
+      const p = await browser.open();
+      await p.page.goto(`${gw.http}/#token=${token}`);
+      await live(p.page);
+      return p;
+    };
+    const live = (page: Page) =>
+      expect
+        .poll(() => page.getByTestId(`positions-${ACCOUNT}`).getAttribute('data-risk-state'), {
+          timeout: 10_000,
+        })
+        .toBe('live');
+    const waiting = (page: Page, text: string) =>
+      page.getByTestId('risk-alerts').locator('li', { hasText: text });
+    const outcome = (page: Page, text: string) =>
+      page
+        .getByTestId('alert-history')
+        .locator('li', { hasText: text })
+        .getByTestId('outcome')
+        .textContent({ timeout: 10_000 });
+
+    let first: TrackedPage;
+    let second: TrackedPage;
+    const message = `Margin call on ${ACCOUNT} ${Date.now()}`;
+
+    it('clears an alert acknowledged on one device from every open page of the account at once, saying who', async () => {
+      first = await device('trader-1');
+      second = await device('trader-2');
+      await publishAlert(message);
+      for (const p of [first, second]) await waiting(p.page, message).waitFor({ timeout: 10_000 });
+      // Set now, read after: still there means the second page did not reload.
+      await second.page.evaluate("window.marker = 'same document'");
+
+      await waiting(first.page, message).getByRole('button', { name: 'Acknowledge' }).click();
+      for (const p of [first, second]) {
+        await waiting(p.page, message).waitFor({ state: 'detached', timeout: 10_000 });
+        expect(await outcome(p.page, message)).toMatch(/^ack \d\d:\d\d:\d\d by trader-1$/);
+      }
+      expect(await second.page.evaluate('window.marker')).toBe('same document');
+
+      // The gateway holds the acknowledgement, not the browser; deliveries are counted once a
+      // second.
+      const alerts = async () => {
+        const res = await fetch(`${gw.http}/api/v1/admin/alerts?state=all`, {
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        });
+        return (await res.json()) as {
+          unacked: number;
+          alerts: { state: string; acked_by: string | null; deliveries: Record<string, number> }[];
+        };
+      };
+      await expect
+        .poll(async () => Object.keys((await alerts()).alerts[0]?.deliveries ?? {}).sort())
+        .toEqual(['trader-1', 'trader-2']);
+      const answer = await alerts();
+      expect(answer.unacked).toBe(0);
+      expect(answer.alerts).toHaveLength(1);
+      expect(answer.alerts[0]).toMatchObject({ state: 'acked', acked_by: 'trader-1' });
+    });
+
+    it('does not show an acknowledged alert as waiting on a page opened afterwards', async () => {
+      const still = `Still waiting on ${ACCOUNT} ${Date.now()}`;
+      await publishAlert(still);
+      const third = await device('trader-2');
+      // Listed by the gateway as waiting: the list that leaves the acknowledged one out has come.
+      await waiting(third.page, still).waitFor({ timeout: 10_000 });
+      expect(await waiting(third.page, still).textContent()).toContain(
+        'arrived while disconnected',
+      );
+      expect(await waiting(third.page, message).count()).toBe(0);
+      await waiting(third.page, still).getByRole('button', { name: 'Acknowledge' }).click();
+      for (const p of [first, second, third])
+        await waiting(p.page, still).waitFor({ state: 'detached', timeout: 10_000 });
+      expect(third.problems).toEqual([]);
+    });
+
+    it('raises an alert published while no page of the account was open at the next sign-in, on any device', async () => {
+      for (const p of [first, second]) await p.page.goto('about:blank');
+      const whileAway = `Published while every page was closed ${Date.now()}`;
+      await publishAlert(whileAway);
+
+      // The first trader's browser again (resumes with since), and the second on a new device.
+      await first.page.goto(gw.http);
+      await live(first.page);
+      const fresh = await device('trader-2');
+      for (const p of [first, fresh]) {
+        await waiting(p.page, whileAway).waitFor({ timeout: 10_000 });
+        expect(await waiting(p.page, whileAway).textContent()).toContain(
+          'arrived while disconnected',
+        );
+      }
+      await waiting(fresh.page, whileAway).getByRole('button', { name: 'Acknowledge' }).click();
+      await waiting(first.page, whileAway).waitFor({ state: 'detached', timeout: 10_000 });
+      expect(await outcome(first.page, whileAway)).toMatch(/ by trader-2$/);
+      for (const p of [first, second, fresh]) expect(p.problems).toEqual([]);
+    });
+  },
+);

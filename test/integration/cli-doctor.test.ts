@@ -2,24 +2,26 @@
  * `archon-ws doctor` as a real process against a real gateway on port 0: a healthy gateway
  * is "no fault" (exit 0) with a Markdown incident summary on request; faults the gateway
  * really produces (a slow consumer backing up its queue, instances at capacity, the Redis
- * backplane down) are named with the runbook fix and their figures (exit 6); and it fails
- * like every operator command when it cannot gather evidence.
+ * backplane down) are named with the runbook fix and their figures (exit 6), and so are risk
+ * alerts left unacknowledged past 2 minutes; a gateway without the alerts endpoint is judged
+ * on the rest; and it fails like every operator command when it cannot gather evidence.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { TEST_MAX_LONG_HOLDS } from '../../src/protocol/index.js';
+import { MemoryBackplane } from '../../src/server/backplane/memory.js';
 import { bigSignals, connectionOf, publishUntilQueued } from '../support/admin.js';
 import { clientId } from '../support/client.js';
 import { expectOneLineError, runCli } from '../support/cli.js';
 import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
-import { ADMIN_TOKEN, publish } from '../support/gateway.js';
+import { ADMIN_TOKEN, admin, publish } from '../support/gateway.js';
 import { CLI, ensureBuilt, NODE } from '../support/processes.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
 
@@ -39,6 +41,7 @@ interface DoctorJson {
   onset: { kind: string };
   evidence: {
     status: { active_connections: number; queue_depth: number };
+    alerts: { kind: string; unacked?: number; error?: string };
     lb: { ok: boolean; server: string };
     health: { status: string };
     connections: {
@@ -66,6 +69,39 @@ async function openTests(base: string, n: number, hold?: number): Promise<WebSoc
     ),
   );
 }
+
+/**
+ * A gateway of an earlier release, as far as the admin API goes: `target`'s answers, except
+ * GET /api/v1/admin/alerts, which it does not have (404 like any unknown route).
+ */
+async function withoutAlerts(target: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    if ((req.url ?? '').startsWith('/api/v1/admin/alerts')) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          error: { code: 'not_found', message: 'no route GET /api/v1/admin/alerts' },
+        }),
+      );
+      return;
+    }
+    const upstream = request(
+      `${target}${req.url ?? '/'}`,
+      { method: req.method, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.once('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+/** The default history limits (docs/configuration.md), for a backplane made by the test. */
+const LIMITS = { streamSize: 1000, streamTtlMs: 300_000, alertSize: 10_000, alertTtlMs: 3_600_000 };
 
 const dir = mkdtempSync(join(tmpdir(), 'archon-doctor-'));
 
@@ -113,10 +149,12 @@ describe('archon-ws doctor', () => {
     expect(progress.at(-1)).toMatch(
       /^checking load balancer upgrade \(http:\/\/127\.0\.0\.1:\d+\)… ok \(answered by test-1\)$/,
     );
-    expect(progress).toHaveLength(6);
+    expect(progress).toContain('checking risk alerts waiting… none waiting for acknowledgement');
+    expect(progress).toHaveLength(7);
     expect(human.stdout).toMatch(/^PASS\s+connections back to baseline\s+2 of peak 2 \(100 %\)/m);
     expect(human.stdout).toMatch(/^load balancer\s+7 of 7 checks pass \(test-1\)$/m);
     expect(human.stdout).toMatch(/^ws health\s+ok \(test-1\)$/m);
+    expect(human.stdout).toMatch(/^risk alerts\s+none waiting for acknowledgement$/m);
     expect(human.stdout).toMatch(/^onset: no abnormal minute in the last 15 min/m);
     expect(human.stdout).toMatch(/^no fault found: all 4 success criteria pass/m);
     expect(human.stdout).toMatch(new RegExp(`^incident summary written to ${report}$`, 'm'));
@@ -203,6 +241,103 @@ describe('archon-ws doctor', () => {
       /^test-1: 2 of 2 connections \(100 %, WEBSOCKET_MAX_CONNECTIONS\)/,
     );
     expect(d.findings[0]?.commands).toEqual(['docker service scale archon_api=2']);
+  });
+
+  it('names risk alerts unacknowledged past 2 minutes with whose dashboards they reached, and no fault once acknowledged', async () => {
+    // The backplane's clock runs 150 s behind: what it stores now is 150 s old to the
+    // gateway's listing, as an alert published two and a half minutes ago would be.
+    const behind = new MemoryBackplane(LIMITS, () => Date.now() - 150_000);
+    const tg = await fx.start({}, { backplane: behind });
+    const published: { epoch: string; seq: number }[] = [];
+    for (const account of ['ACC1', 'ACC2']) {
+      const r = await publish(tg, {
+        channel: `risk:${account}`,
+        data: { level: 'critical', message: `Margin level 95% on ${account}` },
+      });
+      expect(r.status).toBe(200);
+      published.push((r.body as { results: { epoch: string; seq: number }[] }).results[0]!);
+    }
+    // trader-7's dashboard opens on ACC1 only: the alert reaches it in the unacked list.
+    const trader = await fx.authed({ sub: 'trader-7', accounts: ['ACC1', 'ACC2'] });
+    await trader.subscribe('risk:ACC1');
+    expect((await trader.type('unacked')).alerts).toHaveLength(1);
+    await eventually(async () => {
+      const { body } = await admin(tg, 'GET', '/alerts?state=unacked');
+      const alerts = (body as { alerts: { deliveries: Record<string, number> }[] }).alerts;
+      return alerts[0]?.deliveries['trader-7'] === 1;
+    }, 'the delivery to be counted');
+
+    const { code, d } = await doctor();
+    expect(code).toBe(6);
+    expect(d.findings.map((f) => f.remedy)).toEqual(['alerts']);
+    expect(d.evidence.alerts).toMatchObject({ kind: 'read', unacked: 2 });
+    const [summary, acc1, acc2] = d.findings[0]?.evidence ?? [];
+    expect(summary).toMatch(
+      /^2 risk alert\(s\) waiting for acknowledgement, the oldest for 1\d\d s \(ArchonRiskAlertUnacknowledged fires past 120 s\)$/,
+    );
+    expect(acc1).toMatch(
+      /^risk:ACC1 seq 1, 1\d\d s old: delivered to trader-7 ×1, not acknowledged$/,
+    );
+    expect(acc2).toMatch(
+      /^risk:ACC2 seq 1, 1\d\d s old: delivered to nobody: no dashboard of ACC2 is open \(it waits for the next sign-in\)$/,
+    );
+    expect(d.findings[0]?.commands[0]).toBe('archon-ws alerts');
+
+    const human = await runCli(['doctor'], env());
+    expect(human.code).toBe(6);
+    expect(human.stdout).toMatch(
+      /^risk alerts\s+2 waiting for acknowledgement, oldest 1\d\d s \(risk:ACC1 seq 1, delivered to trader-7 ×1\)$/m,
+    );
+    expect(human.stdout).toMatch(
+      /^1\. Risk alerts waiting for acknowledgement \(alert ArchonRiskAlertUnacknowledged; call the desk, not a gateway fault\) \[critical\]$/m,
+    );
+    expect(human.stdout).toMatch(/^ {3}run: archon-ws alerts$/m);
+
+    // The trader acknowledges both (the token covers ACC2 too): nothing waits any more.
+    for (const [i, account] of ['ACC1', 'ACC2'].entries()) {
+      const { epoch, seq } = published[i]!;
+      trader.send({ op: 'ack', id: `k${i}`, channel: `risk:${account}`, epoch, seq });
+      await trader.next((m) => m.type === 'acked' && m.id === `k${i}`);
+    }
+    const after = await doctor();
+    expect(after.code).toBe(0);
+    expect(after.d.findings).toEqual([]);
+    expect(after.d.evidence.alerts).toMatchObject({ kind: 'read', unacked: 0 });
+  });
+
+  it('judges a gateway without the alerts endpoint (an earlier release) on the rest, saying the alerts are unavailable', async () => {
+    const tg = await fx.start();
+    await fx.authed({ sub: 'alice' });
+    const older = await withoutAlerts(tg.http);
+    try {
+      const port = (older.address() as AddressInfo).port;
+      const olderEnv = { ARCHON_URL: `http://127.0.0.1:${port}`, ADMIN_TOKEN };
+      const r = await runCli(['doctor', '--json', '--lb', tg.http], olderEnv);
+      expect(r.code, r.stderr).toBe(0);
+      const d = JSON.parse(r.stdout) as DoctorJson;
+      expect(d.healthy).toBe(true);
+      expect(d.unchecked).toEqual([]);
+      expect(d.evidence.alerts).toEqual({
+        kind: 'not available',
+        error:
+          'the gateway has no GET /api/v1/admin/alerts (a release before acknowledged risk alerts)',
+      });
+      const human = await runCli(['doctor', '--lb', tg.http], olderEnv);
+      expect(human.code).toBe(0);
+      expect(human.stdout).toMatch(
+        /^risk alerts\s+unavailable: the gateway has no GET \/api\/v1\/admin\/alerts/m,
+      );
+
+      const alerts = await runCli(['alerts'], olderEnv);
+      expect(alerts.code).toBe(4);
+      expectOneLineError(alerts);
+      expect(alerts.stderr).toMatch(
+        /GET \/api\/v1\/admin\/alerts not found at .* \(404\): the gateway predates acknowledged risk alerts, or its admin API is off/,
+      );
+    } finally {
+      older.closeAllConnections();
+      older.close();
+    }
   });
 
   it.skipIf(!hasScript)(
@@ -372,6 +507,9 @@ describe('archon-ws doctor with the Redis backplane down', () => {
     expect(evidence).toMatch(/backplane \(redis\) down on test-1 of 1 instance/);
     expect(evidence).toMatch(/\/api\/health answers "degraded" with backplane "down"/);
     expect(evidence).toMatch(/Redis unreachable: this instance answered alone/);
+    // The alerts live in Redis too: not readable, so not checked (the exit is 6 anyway).
+    expect(d.evidence.alerts.kind).toBe('failed');
+    expect(d.unchecked.join('\n')).toMatch(/^the risk alerts waiting \(/m);
     // The WebSocket side still works: clients stay connected.
     expect(d.evidence.lb.ok).toBe(true);
   });

@@ -1,16 +1,20 @@
 /**
  * The operator commands of `archon-ws` as a real process (the built CLI) against a real
  * gateway started in this process: RB-003's status, connections, stats, fixes, verify and
- * test-connect, their --json output, exit codes and one-line errors.
+ * test-connect, the risk alerts waiting, their --json output, exit codes and one-line errors.
  */
 import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectOneLineError, runCli as cli } from '../support/cli.js';
 import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
-import { ADMIN_TOKEN, expectExactly } from '../support/gateway.js';
-import { StatsAnswerSchema, StatusAnswerSchema } from '../../src/protocol/admin.js';
-import type { StatsAnswer, StatusAnswer } from '../../src/protocol/index.js';
+import { ADMIN_TOKEN, expectExactly, publish } from '../support/gateway.js';
+import {
+  AlertsAnswerSchema,
+  StatsAnswerSchema,
+  StatusAnswerSchema,
+} from '../../src/protocol/admin.js';
+import type { AlertsAnswer, StatsAnswer, StatusAnswer } from '../../src/protocol/index.js';
 import { CLI, ensureBuilt, NODE } from '../support/processes.js';
 
 beforeAll(() => ensureBuilt(), 120_000);
@@ -251,6 +255,60 @@ describe('archon-ws operator commands', () => {
       handshake_ms: expect.any(Number) as number,
       echo_round_trip_ms: expect.any(Number) as number,
     });
+  });
+
+  it('alerts lists the risk alerts waiting, whose dashboards they reached, and the acknowledged ones with --state', async () => {
+    const tg = await fx.start();
+    const trader = await fx.authed({ sub: 'trader-7', accounts: ['ACC1'] });
+    const { epoch } = await trader.subscribe('risk:ACC1');
+    const none = await run(['alerts']);
+    expect(none.code, none.stderr).toBe(0);
+    expect(none.stdout).toBe('no risk alert waits for acknowledgement\n');
+
+    for (const message of ['Margin level 95% on ACC1', 'Margin level 80% on ACC1'])
+      expect((await publish(tg, { channel: 'risk:ACC1', data: { message } })).status).toBe(200);
+    await trader.next((m) => m.type === 'event' && m.seq === 2);
+    await eventually(async () => {
+      const json = JSON.parse((await run(['alerts', '--json'])).stdout) as AlertsAnswer;
+      return json.alerts.every((a) => a.deliveries['trader-7'] === 1);
+    }, 'both deliveries to be counted');
+    trader.send({
+      op: 'ack',
+      id: 'k1',
+      channel: 'risk:ACC1',
+      epoch,
+      seq: 1,
+    });
+    await trader.next((m) => m.type === 'acked' && m.id === 'k1');
+
+    const human = await run(['alerts']);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(
+      /^1 risk alert waiting for acknowledgement, the oldest for \d+ s$/m,
+    );
+    expect(human.stdout).toMatch(
+      /^ACCOUNT\s+SEQ\s+AGE\s+STATE\s+ACKED BY\s+DELIVERED TO\s+MESSAGE$/m,
+    );
+    expect(human.stdout).toMatch(
+      /^ACC1\s+2\s+\d+ s\s+unacked\s+-\s+trader-7 ×1\s+Margin level 80% on ACC1$/m,
+    );
+    expect(human.stdout).not.toMatch(/Margin level 95%/);
+
+    const all = await run(['alerts', '--state', 'all']);
+    expect(all.stdout).toMatch(
+      /^ACC1\s+1\s+\d+ s\s+acked\s+trader-7\s+trader-7 ×1\s+Margin level 95% on ACC1$/m,
+    );
+    const json = await run(['alerts', '--state', 'acked', '--json']);
+    expect(json.code).toBe(0);
+    const answer = JSON.parse(json.stdout) as AlertsAnswer;
+    expectExactly('alerts --json', AlertsAnswerSchema, answer);
+    expect(answer).toMatchObject({ state: 'acked', unacked: 1 });
+    expect(answer.alerts.map((a) => [a.seq, a.acked_by])).toEqual([[1, 'trader-7']]);
+
+    const bad = await run(['alerts', '--state', 'waiting']);
+    expect(bad.code).toBe(2);
+    expectOneLineError(bad);
+    expect(bad.stderr).toMatch(/--state must be one of unacked, acked, all \(got "waiting"\)/);
   });
 
   it('a wrong token exits 4 with one line and no stack trace', async () => {

@@ -191,6 +191,7 @@ describe('RB-003 commands against a live gateway', () => {
     const lines = runbookArchonCommands(readFileSync(RUNBOOK, 'utf8'));
     const subcommands = new Set(lines.map((l) => l.split(' ')[1]));
     expect([...subcommands].sort()).toEqual([
+      'alerts',
       'broadcast',
       'check-lb',
       'cleanup',

@@ -7,12 +7,14 @@ import { TestClient } from './client.js';
 import { eventually } from './eventually.js';
 import { signToken, startGateway, type TestGateway } from './gateway.js';
 
+export type GatewayOptions = NonNullable<Parameters<typeof startGateway>[1]>;
+
 export type TokenClaims = Parameters<typeof signToken>[0];
 export type ClientOptions = NonNullable<ConstructorParameters<typeof TestClient>[1]>;
 
 export interface GatewayFixture {
   /** Starts this test's gateway with the fixture's defaults, overridden by env. */
-  start(env?: Record<string, string>): Promise<TestGateway>;
+  start(env?: Record<string, string>, options?: GatewayOptions): Promise<TestGateway>;
   /** The gateway the running test started. */
   readonly tg: TestGateway;
   /** Has the client terminated after the test; returns it. */
@@ -80,9 +82,9 @@ export function useGateway(defaults: Record<string, string> = {}): GatewayFixtur
   }
 
   return {
-    async start(env = {}) {
+    async start(env = {}, options = {}) {
       if (current !== undefined) throw new Error('this test already started its gateway');
-      current = await startGateway({ ...defaults, ...env });
+      current = await startGateway({ ...defaults, ...env }, options);
       return current;
     },
     get tg() {

@@ -6,7 +6,7 @@ import { ADMIN_ANSWERS } from '../../src/protocol/admin.js';
 import type { ErrorAnswer } from '../../src/protocol/index.js';
 import type { PublishResult } from '../../src/server/backplane/backplane.js';
 import { loadConfig, type Config } from '../../src/server/config.js';
-import { Gateway } from '../../src/server/gateway.js';
+import { Gateway, type GatewayOptions } from '../../src/server/gateway.js';
 
 export const JWT_SECRET = 'test-secret-0123456789abcdef0123456789abcdef';
 export const ADMIN_TOKEN = 'adm_test_token_1';
@@ -33,7 +33,11 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
-export async function startGateway(env: Record<string, string> = {}): Promise<TestGateway> {
+/** `options`: what the gateway takes besides its config (a backplane of its own, a clock). */
+export async function startGateway(
+  env: Record<string, string> = {},
+  options: Omit<GatewayOptions, 'logDestination'> = {},
+): Promise<TestGateway> {
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -51,7 +55,7 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Te
       done();
     },
   });
-  const gateway = new Gateway(config, { logDestination });
+  const gateway = new Gateway(config, { ...options, logDestination });
   const port = await gateway.start();
   return {
     gateway,

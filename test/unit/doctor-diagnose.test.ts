@@ -30,10 +30,13 @@ import { CliError, Exit, parseAnswer } from '../../src/cli/api.js';
 import type { Instance } from '../../src/cli/commands/status.js';
 import { ADMIN_READERS, StatusAnswerSchema } from '../../src/protocol/admin.js';
 import {
+  describeAlerts,
   referenceTime,
+  summarizeAlerts,
   summarizeConnections,
   type Evidence,
 } from '../../src/cli/doctor/evidence.js';
+import { unacknowledgedAlerts } from '../../src/cli/doctor/alert-rules.js';
 import { incidentReport } from '../../src/cli/doctor/report.js';
 import { judge } from '../../src/cli/lb-checks.js';
 import type { Probe } from '../../src/cli/lb-probe.js';
@@ -168,6 +171,7 @@ function evidence(edit: (e: Evidence) => void = () => {}): Evidence {
       disconnects_by_code: { '1001': 5 },
       series: CALM,
     },
+    alerts: { kind: 'read', unacked: 0, oldest_unacked_seconds: null, oldest: [] },
     health: { http_status: 200, status: 'ok', server: 'api-1', backplane: 'up', error: null },
     ws_health: { ok: true, status: 'ok', server: 'api-2', error: null },
     lb: judge(goodProbe()),
@@ -870,6 +874,7 @@ describe('doctor rules, one at a time', () => {
       'belowBaseline',
       'slowBroadcasts',
       'unexplainedCriteria',
+      'unacknowledgedAlerts',
     ]);
   });
 
@@ -1087,6 +1092,145 @@ describe('onset', () => {
     expect(o.description).toBe(
       'gradual — connections declined over 4 min, from 100 at 10:31Z to 78 at 10:35Z',
     );
+  });
+});
+
+describe('doctor diagnosis: risk alerts waiting for acknowledgement', () => {
+  /** Two alerts waiting on ACC1 (the oldest 301 s, reached trader-7's dashboards) and one on
+   * ACC2 (184 s, reached nobody), one of a minute. */
+  const waiting = (x: Evidence) => {
+    x.alerts = {
+      kind: 'read',
+      unacked: 3,
+      oldest_unacked_seconds: 301.4,
+      oldest: [
+        {
+          channel: 'risk:ACC1',
+          seq: 7,
+          age_seconds: 301.4,
+          deliveries: { 'trader-7': 3, 'risk-desk': 1 },
+        },
+        { channel: 'risk:ACC2', seq: 2, age_seconds: 184, deliveries: {} },
+        { channel: 'risk:ACC1', seq: 8, age_seconds: 61, deliveries: { 'trader-7': 2 } },
+      ],
+    };
+  };
+
+  it('names alerts waiting past ArchonRiskAlertUnacknowledged, and whose dashboards each reached', () => {
+    const e = evidence(waiting);
+    const d = diagnose(e);
+    expect(d.healthy).toBe(false);
+    expect(remedies(e)).toEqual(['alerts']);
+    expect(finding(e, 'alerts')).toEqual({
+      remedy: 'alerts',
+      title:
+        'Risk alerts waiting for acknowledgement (alert ArchonRiskAlertUnacknowledged; call the desk, not a gateway fault)',
+      severity: 'critical',
+      evidence: [
+        '3 risk alert(s) waiting for acknowledgement, the oldest for 301 s (ArchonRiskAlertUnacknowledged fires past 120 s)',
+        'risk:ACC1 seq 7, 301 s old: delivered to trader-7 ×3, risk-desk ×1, not acknowledged',
+        'risk:ACC2 seq 2, 184 s old: delivered to nobody: no dashboard of ACC2 is open (it waits for the next sign-in)',
+      ],
+      commands: [
+        'archon-ws alerts',
+        'curl -s "$ARCHON_URL/api/v1/admin/alerts?state=unacked" -H "Authorization: Bearer $ADMIN_TOKEN"',
+      ],
+    });
+    expect(d.verdict).toBe('1 finding(s): Risk alerts waiting for acknowledgement');
+    expect(describeAlerts(e.alerts)).toBe(
+      '3 waiting for acknowledgement, oldest 301 s (risk:ACC1 seq 7, delivered to trader-7 ×3, risk-desk ×1)',
+    );
+  });
+
+  it("lists the alerts beside the gateway's own findings (critical first), and lets an unexplained failure still escalate", () => {
+    const backlog = evidence((x) => {
+      waiting(x);
+      x.status.queue_depth = 1240;
+    });
+    expect(remedies(backlog)).toEqual(['fix-b', 'alerts']);
+    const unexplained = evidence((x) => {
+      waiting(x);
+      x.stats.errors_per_minute = 4;
+    });
+    expect(remedies(unexplained)).toEqual(['alerts', 'escalate']);
+  });
+
+  it('says nothing of alerts that have waited less than the alert allows', () => {
+    const e = evidence((x) => {
+      x.alerts = {
+        kind: 'read',
+        unacked: 1,
+        oldest_unacked_seconds: 120,
+        oldest: [{ channel: 'risk:ACC1', seq: 9, age_seconds: 120, deliveries: {} }],
+      };
+    });
+    const d = diagnose(e);
+    expect(d.healthy).toBe(true);
+    expect(d.unchecked).toEqual([]);
+    expect(describeAlerts(e.alerts)).toBe(
+      '1 waiting for acknowledgement, oldest 120 s (risk:ACC1 seq 9, delivered to nobody)',
+    );
+  });
+
+  it('has nothing to check on a gateway older than acknowledged alerts (404)', () => {
+    const e = evidence((x) => {
+      x.alerts = { kind: 'not available', error: 'the gateway has no GET /api/v1/admin/alerts' };
+    });
+    const d = diagnose(e);
+    expect(d.healthy).toBe(true);
+    expect(d.unchecked).toEqual([]);
+    expect(describeAlerts(e.alerts)).toBe(
+      'unavailable: the gateway has no GET /api/v1/admin/alerts',
+    );
+  });
+
+  it('marks the alerts not checked when they could not be read', () => {
+    const e = evidence((x) => {
+      x.alerts = { kind: 'failed', error: 'GET /alerts?state=unacked failed with HTTP 503' };
+    });
+    const cx = ruleContext(e);
+    unacknowledgedAlerts(e, cx);
+    expect(cx.findings.list).toEqual([]);
+    expect(cx.unchecked).toEqual([
+      'the risk alerts waiting (GET /alerts?state=unacked failed with HTTP 503)',
+    ]);
+    expect(diagnose(e).healthy).toBe(true);
+  });
+
+  it('keeps the five oldest alerts waiting from the admin answer', () => {
+    const entry = (seq: number, state: 'unacked' | 'acked') => ({
+      channel: 'risk:ACC1',
+      account: 'ACC1',
+      epoch: 'e1',
+      seq,
+      key: null,
+      ts: 0,
+      age_seconds: 600 - seq,
+      data: { message: `alert ${seq}` },
+      expires_at: null,
+      state,
+      acked_by: state === 'acked' ? 'trader-7' : null,
+      acked_at: state === 'acked' ? 1 : null,
+      deliveries: { 'trader-7': 1 },
+      delivered: 1,
+    });
+    const a = summarizeAlerts({
+      state: 'unacked',
+      unacked: 7,
+      oldest_unacked_seconds: 599,
+      alerts: [1, 2, 3, 4, 5, 6, 7].map((seq) => entry(seq, 'unacked')),
+    });
+    expect(a).toMatchObject({ kind: 'read', unacked: 7, oldest_unacked_seconds: 599 });
+    expect(a.kind === 'read' && a.oldest.map((x) => x.seq)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('puts the alerts waiting in the incident summary', () => {
+    const e = evidence(waiting);
+    const md = incidentReport(e, diagnose(e));
+    expect(md).toContain(
+      '### Risk alerts\n\n- 3 waiting for acknowledgement, oldest 301 s (risk:ACC1 seq 7, delivered to trader-7 ×3, risk-desk ×1)',
+    );
+    expect(md).toContain('```bash\narchon-ws alerts\ncurl -s');
   });
 });
 

@@ -1,8 +1,9 @@
 /**
  * `archon-ws doctor`: RB-003 Steps 1–2 in one run, and which of the runbook's fixes the
  * evidence points to, with the figures that say so. Exit 0 when no fault is found, 6 when
- * one is, 7 when none is but a check could not run (the test endpoint busy or full); 2–5 as
- * for every command when it cannot gather the evidence.
+ * one is (risk alerts waiting past ArchonRiskAlertUnacknowledged's threshold count as one), 7
+ * when none is but a check could not run (the test endpoint busy or full, the risk alerts not
+ * readable); 2–5 as for every command when it cannot gather the evidence.
  */
 import { accessSync, constants, statSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -10,7 +11,7 @@ import type { Command } from 'commander';
 import { CliError, Exit, resolveTarget } from '../api.js';
 import { action, durationOption, intOption, targetOptions, type TargetOptions } from '../common.js';
 import { diagnose, type Diagnosis } from '../doctor/diagnose.js';
-import { collectEvidence, type Evidence } from '../doctor/evidence.js';
+import { collectEvidence, describeAlerts, type Evidence } from '../doctor/evidence.js';
 import { incidentReport } from '../doctor/report.js';
 import { mb, out, round, Steps, table, wrap } from '../format.js';
 import { testEndpointUrl } from '../lb-probe.js';
@@ -124,6 +125,7 @@ function printDiagnosis(ev: Evidence, d: Diagnosis): void {
           'stats',
           `${ev.stats.errors_per_minute} errors/min, ${ev.stats.messages_per_minute} messages/min, ${ev.stats.disconnects_per_minute} disconnects/min`,
         ],
+        ['risk alerts', describeAlerts(ev.alerts)],
         [
           '/api/health',
           h.error ??

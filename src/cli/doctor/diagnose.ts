@@ -9,6 +9,10 @@
  * Load balancer problems are Step 4. A Redis backplane outage is not one of Fix A–D
  * (restarting or scaling instances does not bring Redis back): it is named as what it is.
  *
+ * Risk alerts left unacknowledged past the threshold of ArchonRiskAlertUnacknowledged are named
+ * too: not a gateway fault, but that alert pages the operator all the same, and the desk must
+ * be called.
+ *
  * Ordinary situations are not faults: fewer clients than at today's peak without a drop in
  * the per-minute series (the evening), a drop explained by normal closes, a restart or an
  * operator cleanup (1000/1001/1012/4010), or one too small to judge (a small deployment).

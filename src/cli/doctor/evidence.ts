@@ -1,13 +1,14 @@
 /**
  * What `archon-ws doctor` gathers before it judges: RB-003 Steps 1–2 as data. Status,
  * connections and stats come from the admin API (a failure there ends the run: nothing can
- * be judged without them); /api/health, the WebSocket health upgrade and the load balancer
- * probe are evidence whichever way they go.
+ * be judged without them); the risk alerts waiting, /api/health, the WebSocket health upgrade
+ * and the load balancer probe are evidence whichever way they go.
  */
 import { ADMIN_READERS } from '../../protocol/admin.js';
 import type { ConnectionEntry } from '../../protocol/index.js';
 import { HealthAnswerSchema } from '../../protocol/probes.js';
 import { adminAnswer, CliError, Exit, networkReason, parseAnswer, type Target } from '../api.js';
+import { age, deliveredTo, fetchAlerts, type Alerts } from '../commands/alerts.js';
 import { fetchStats, type Stats } from '../commands/stats.js';
 import { fetchStatus, type Status } from '../commands/status.js';
 import { Steps } from '../format.js';
@@ -71,6 +72,28 @@ export interface WsHealthEvidence {
   error: string | null;
 }
 
+/** One risk alert waiting, as doctor reports it. */
+export interface WaitingAlert {
+  channel: string;
+  seq: number;
+  age_seconds: number;
+  /** Per user (`sub`): how often it was handed to their connections. */
+  deliveries: Record<string, number>;
+}
+
+/** The risk alerts waiting for acknowledgement (GET …/alerts?state=unacked), or why they are
+ * not known: `not available` is a gateway of a release before acknowledged alerts (404). */
+export type AlertsEvidence =
+  | {
+      kind: 'read';
+      unacked: number;
+      oldest_unacked_seconds: number | null;
+      /** The oldest ones, oldest first (at most 5). */
+      oldest: WaitingAlert[];
+    }
+  | { kind: 'not available'; error: string }
+  | { kind: 'failed'; error: string };
+
 export interface Evidence {
   /** The gateway the admin API was asked through. */
   url: string;
@@ -81,6 +104,7 @@ export interface Evidence {
   status: Status;
   connections: ConnectionSummary;
   stats: Stats;
+  alerts: AlertsEvidence;
   health: HealthEvidence;
   ws_health: WsHealthEvidence;
   lb: LbReport;
@@ -193,6 +217,49 @@ export function summarizeConnections(
   };
 }
 
+/** GET …/alerts?state=unacked reduced to what doctor reports. Pure. */
+export function summarizeAlerts(answer: Alerts): AlertsEvidence {
+  return {
+    kind: 'read',
+    unacked: answer.unacked,
+    oldest_unacked_seconds: answer.oldest_unacked_seconds,
+    oldest: answer.alerts
+      .filter((a) => a.state === 'unacked')
+      .slice(0, 5)
+      .map((a) => ({
+        channel: a.channel,
+        seq: a.seq,
+        age_seconds: a.age_seconds,
+        deliveries: a.deliveries,
+      })),
+  };
+}
+
+/** The alerts evidence in a few words (doctor's table, the incident summary). Pure. */
+export function describeAlerts(a: AlertsEvidence): string {
+  if (a.kind === 'not available') return `unavailable: ${a.error}`;
+  if (a.kind === 'failed') return `FAILED: ${a.error}`;
+  if (a.unacked === 0 || a.oldest_unacked_seconds === null)
+    return 'none waiting for acknowledgement';
+  const first = a.oldest[0];
+  return `${a.unacked} waiting for acknowledgement, oldest ${age(a.oldest_unacked_seconds)}${first ? ` (${first.channel} seq ${first.seq}, delivered to ${deliveredTo(first.deliveries)})` : ''}`;
+}
+
+async function readAlerts(target: Target): Promise<AlertsEvidence> {
+  try {
+    return summarizeAlerts(await fetchAlerts(target, 'unacked'));
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    if (err instanceof CliError && err.httpStatus === 404)
+      return {
+        kind: 'not available',
+        error:
+          'the gateway has no GET /api/v1/admin/alerts (a release before acknowledged risk alerts)',
+      };
+    return { kind: 'failed', error };
+  }
+}
+
 async function fetchHealth(base: string, timeoutMs: number): Promise<HealthEvidence> {
   const evidence: HealthEvidence = {
     http_status: null,
@@ -267,6 +334,7 @@ export async function collectEvidence(o: CollectOptions): Promise<Evidence> {
   const stats = await steps.run(`stats of the last ${o.minutes} min`, () =>
     fetchStats(target, o.minutes),
   );
+  const alerts = await steps.run('risk alerts waiting', () => readAlerts(target), describeAlerts);
   const health = await steps.run(
     '/api/health',
     () => fetchHealth(target.url, o.timeoutMs),
@@ -313,6 +381,7 @@ export async function collectEvidence(o: CollectOptions): Promise<Evidence> {
     status,
     connections,
     stats,
+    alerts,
     health,
     ws_health: wsHealth,
     lb,

@@ -12,6 +12,7 @@ export type Remedy =
   | 'backplane'
   | 'clients'
   | 'refused'
+  | 'alerts'
   | 'escalate';
 
 export const REMEDIES: Record<Remedy, { title: string; commands: readonly string[] }> = {
@@ -43,6 +44,14 @@ export const REMEDIES: Record<Remedy, { title: string; commands: readonly string
     commands: [
       'archon-ws connections --group-by addr',
       'curl -s $ARCHON_URL/metrics | grep -E "connections_(unauthenticated|rejected_total)"',
+    ],
+  },
+  alerts: {
+    title:
+      'Risk alerts waiting for acknowledgement (alert ArchonRiskAlertUnacknowledged; call the desk, not a gateway fault)',
+    commands: [
+      'archon-ws alerts',
+      'curl -s "$ARCHON_URL/api/v1/admin/alerts?state=unacked" -H "Authorization: Bearer $ADMIN_TOKEN"',
     ],
   },
   escalate: {

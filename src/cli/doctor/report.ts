@@ -5,7 +5,7 @@
  */
 import { mb, round } from '../format.js';
 import type { Diagnosis } from './diagnose.js';
-import type { Evidence } from './evidence.js';
+import { describeAlerts, type Evidence } from './evidence.js';
 
 /** A table cell: pipes and line breaks would break the row. */
 function cell(v: string | number): string {
@@ -144,6 +144,10 @@ export function incidentReport(ev: Evidence, d: Diagnosis): string {
     `- ${c.total} connection(s) of ${c.users} user(s); by server: ${counts(c.by_server)}`,
     `- by client version: ${counts(c.by_client_version)}`,
     `- ${c.with_queue} with messages queued; ${c.stale} silent for more than ${c.stale_after_s} s`,
+    '',
+    '### Risk alerts',
+    '',
+    `- ${describeAlerts(ev.alerts)}`,
     '',
   );
   for (const r of [ev.lb, ...ev.direct]) {

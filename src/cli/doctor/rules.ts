@@ -6,6 +6,7 @@ import {
   loadBalancer,
   wsHealthPath,
 } from './client-rules.js';
+import { unacknowledgedAlerts } from './alert-rules.js';
 import type { Rule } from './findings.js';
 import {
   backplaneDown,
@@ -47,4 +48,5 @@ export const RULES: readonly Rule[] = [
   belowBaseline, // reads Fix B and whether anything was found
   slowBroadcasts, // Fix C / Fix D, reads Fix B
   unexplainedCriteria, // escalate: reads what was explained and found
+  unacknowledgedAlerts, // risk alerts waiting: after escalation, which a finding would stop
 ];

@@ -54,7 +54,7 @@ function Dashboard({ session, onSignOut }: DashboardProps) {
       }),
   );
   useEffect(() => () => model.dispose(), [model]);
-  const pending = model.book.pending.length;
+  const pending = model.alerts.book.pending.length;
   useEffect(() => {
     document.title = pending > 0 ? `(${pending}) ⚠ Risk alert · Archon` : 'Archon · Live dashboard';
   }, [pending]);
@@ -83,9 +83,10 @@ function Dashboard({ session, onSignOut }: DashboardProps) {
       </header>
       <Notices notices={model.notices} onDismiss={(id) => model.dismissNotice(id)} />
       <PendingAlerts
-        pending={model.book.pending}
+        pending={model.alerts.book.pending}
+        attempts={model.alerts.attempts}
         now={now}
-        onAcknowledge={(id) => model.acknowledge(id)}
+        onAcknowledge={(id) => model.alerts.acknowledge(id)}
       />
       {!live && (
         <div class="not-live-banner" data-testid="not-live">
@@ -108,7 +109,7 @@ function Dashboard({ session, onSignOut }: DashboardProps) {
         </div>
         <div class="sidebar">
           <Signals feed={model.feed} channel={model.signals} />
-          <AlertHistory acknowledged={model.book.acknowledged} />
+          <AlertHistory closed={model.alerts.book.closed} />
         </div>
       </main>
     </div>

@@ -1,25 +1,47 @@
 /**
- * The trader's risk alerts, kept in this browser per user: every alert received (waiting or
- * acknowledged) and, per `risk:<account>` channel, the position of the last one, so a reload
- * resumes where the page stopped and an alert published while it was closed is replayed.
- * Waiting alerts are stored here too, so a gateway restart (a new epoch, whose history does
- * not hold them) cannot make one disappear; only acknowledged ones are ever trimmed. Other
- * tabs of the same user share the book: an acknowledgement in one clears the alert in all.
+ * The trader's risk alerts, kept in this browser per user: a cache of what the gateway holds
+ * (docs/protocol.md#acknowledged-risk-alerts), every alert received (waiting or no longer) and,
+ * per `risk:<account>` channel, the position of the last one, so a reload resumes where the
+ * page stopped and an alert published while it was closed is replayed.
+ *
+ * The gateway decides what waits: an alert stops waiting when an `acked` names it (anyone, any
+ * device) or when the `unacked` list of its channel's epoch leaves it out; nothing here marks
+ * an alert of the gateway acknowledged by itself. Waiting alerts are stored too, so a gateway
+ * restart (a new epoch, whose history does not hold them) cannot make one disappear; only
+ * closed ones are ever trimmed. Other tabs of the same user share the book.
  */
 import type { Position } from '../../../src/client/index.js';
+
+/** Why an alert no longer waits. */
+export type Closed =
+  | {
+      readonly kind: 'acknowledged';
+      readonly at: number;
+      /** The user's `sub`; null when only the gateway's list said someone did (or it expired). */
+      readonly by: string | null;
+    }
+  /** The gateway no longer holds it (`alert_unknown`): expired, trimmed, or of an epoch a
+   * restart lost. Nobody acknowledged it. */
+  | { readonly kind: 'expired'; readonly at: number };
 
 export interface Alert {
   readonly id: string;
   readonly account: string;
   readonly channel: string;
+  /** What an `ack` names; null for the page's own warnings (`missing`). */
+  readonly epoch: string | null;
+  readonly seq: number | null;
   readonly ts: number;
   readonly level: string;
   readonly message: string;
-  /** Replayed after a reconnect or read from history: it happened while we were away. */
+  /** Replayed after a reconnect, listed as waiting, or read from history: it happened while we
+   * were away. */
   readonly late: boolean;
-  /** A warning of the page itself (alerts may be missing), not an alert of the risk system. */
+  /** A warning of the page itself (alerts may be missing), not an alert of the risk system:
+   * the gateway does not know it, so it is acknowledged here only. */
   readonly missing: boolean;
-  acknowledgedAt: number | null;
+  /** Null while it waits. */
+  closed: Closed | null;
 }
 
 interface Stored {
@@ -27,8 +49,13 @@ interface Stored {
   resume: Record<string, Position>;
 }
 
-/** Acknowledged alerts kept for the history list; waiting ones are never dropped. */
-const KEEP_ACKNOWLEDGED = 200;
+/** Closed alerts kept for the history list; waiting ones are never dropped. */
+const KEEP_CLOSED = 200;
+
+/** The id of an alert of the gateway: its channel, epoch and seq. */
+export function alertId(channel: string, epoch: string, seq: number): string {
+  return `${channel}@${epoch}:${seq}`;
+}
 
 export class AlertBook {
   /** Newest first. */
@@ -44,11 +71,16 @@ export class AlertBook {
   }
 
   get pending(): Alert[] {
-    return this.alerts.filter((a) => a.acknowledgedAt === null);
+    return this.alerts.filter((a) => a.closed === null);
   }
 
-  get acknowledged(): Alert[] {
-    return this.alerts.filter((a) => a.acknowledgedAt !== null);
+  /** Acknowledged or expired, newest first. */
+  get closed(): Alert[] {
+    return this.alerts.filter((a) => a.closed !== null);
+  }
+
+  find(id: string): Alert | undefined {
+    return this.alerts.find((a) => a.id === id);
   }
 
   /** Where to resume a risk channel: just after the last alert this browser got. */
@@ -63,11 +95,31 @@ export class AlertBook {
     return true;
   }
 
-  acknowledge(id: string, at: number): boolean {
-    const alert = this.alerts.find((a) => a.id === id);
-    if (!alert || alert.acknowledgedAt !== null) return false;
-    alert.acknowledgedAt = at;
+  /** Closes an alert; false when nothing changed. An acknowledgement naming who replaces one
+   * that did not (the `acked` event after the list left it out). */
+  close(id: string, closed: Closed): boolean {
+    const alert = this.find(id);
+    if (!alert || !improves(alert.closed, closed)) return false;
+    alert.closed = closed;
     return true;
+  }
+
+  /**
+   * The gateway's list of the alerts still waiting on a channel's epoch, received on every
+   * (re)subscribe (docs/protocol.md#unacked): alerts of that epoch waiting here but not listed
+   * were acknowledged elsewhere (or expired); listed ones this browser lacks are added. True
+   * when the book changed.
+   */
+  reconcile(channel: string, epoch: string, waiting: readonly Alert[], at: number): boolean {
+    const listed = new Set(waiting.map((a) => a.id));
+    let changed = false;
+    for (const a of this.alerts)
+      if (a.channel === channel && a.epoch === epoch && a.closed === null && !listed.has(a.id)) {
+        a.closed = { kind: 'acknowledged', at, by: null };
+        changed = true;
+      }
+    for (const a of waiting) changed = this.add(a) || changed;
+    return changed;
   }
 
   setResume(channel: string, position: Position): void {
@@ -77,8 +129,8 @@ export class AlertBook {
   /** Writes the book, merged with what other tabs wrote since. */
   save(): void {
     this.merge(read(this.key));
-    const done = this.acknowledged.slice(0, KEEP_ACKNOWLEDGED);
-    const kept = this.alerts.filter((a) => a.acknowledgedAt === null || done.includes(a));
+    const done = this.closed.slice(0, KEEP_CLOSED);
+    const kept = this.alerts.filter((a) => a.closed === null || done.includes(a));
     this.alerts = kept;
     try {
       localStorage.setItem(this.key, JSON.stringify({ alerts: kept, resume: this.resume }));
@@ -87,7 +139,7 @@ export class AlertBook {
     }
   }
 
-  /** Another tab changed the book: take its alerts and acknowledgements. */
+  /** Another tab changed the book: take its alerts and what it learned of them. */
   reload(): void {
     this.merge(read(this.key));
   }
@@ -95,9 +147,10 @@ export class AlertBook {
   private merge(stored: Stored): void {
     for (const other of stored.alerts) {
       if (!this.accounts.has(other.account)) continue;
-      const mine = this.alerts.find((a) => a.id === other.id);
+      const mine = this.find(other.id);
       if (!mine) this.add(other);
-      else if (mine.acknowledgedAt === null) mine.acknowledgedAt = other.acknowledgedAt;
+      else if (other.closed !== null && improves(mine.closed, other.closed))
+        mine.closed = other.closed;
     }
     for (const [channel, position] of Object.entries(stored.resume)) {
       const mine = this.resume[channel];
@@ -106,6 +159,18 @@ export class AlertBook {
         this.resume[channel] = position;
     }
   }
+}
+
+/** Whether `next` says more than `now`: any closure of a waiting alert, or who acknowledged
+ * it where that was unknown. Closures are final otherwise. */
+function improves(now: Closed | null, next: Closed): boolean {
+  if (now === null) return true;
+  return (
+    now.kind === 'acknowledged' &&
+    now.by === null &&
+    next.kind === 'acknowledged' &&
+    next.by !== null
+  );
 }
 
 /** The storage key of a user (JWT `sub`): two traders on one browser never share a book. */
@@ -127,7 +192,11 @@ function read(key: string): Stored {
   }
 }
 
-/** Anything else in storage (an older format, a hand edit) is ignored, never rendered. */
+/**
+ * Anything else in storage (a hand edit, or the older format whose acknowledgements the
+ * gateway never heard of) is ignored, never rendered: what the gateway still holds as waiting
+ * comes back with its `unacked` list.
+ */
 function isAlert(v: unknown): v is Alert {
   const a = v as Record<string, unknown> | null;
   return (
@@ -136,13 +205,22 @@ function isAlert(v: unknown): v is Alert {
     typeof a.id === 'string' &&
     typeof a.account === 'string' &&
     typeof a.channel === 'string' &&
+    (a.epoch === null || typeof a.epoch === 'string') &&
+    (a.seq === null || typeof a.seq === 'number') &&
     typeof a.ts === 'number' &&
     typeof a.level === 'string' &&
     typeof a.message === 'string' &&
     typeof a.late === 'boolean' &&
     typeof a.missing === 'boolean' &&
-    (a.acknowledgedAt === null || typeof a.acknowledgedAt === 'number')
+    (a.closed === null || isClosed(a.closed))
   );
+}
+
+function isClosed(v: unknown): v is Closed {
+  const c = v as Record<string, unknown> | null;
+  if (typeof c !== 'object' || c === null || typeof c.at !== 'number') return false;
+  if (c.kind === 'expired') return true;
+  return c.kind === 'acknowledged' && (c.by === null || typeof c.by === 'string');
 }
 
 function isPosition(v: unknown): v is Position {

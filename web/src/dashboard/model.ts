@@ -1,8 +1,8 @@
 /**
  * Everything the trader dashboard shows, kept from the SDK's events: the connection and the
  * state of every channel (the page is live only when both are), positions per account,
- * signals, risk alerts (an AlertBook kept in this browser) and operator notices. Components
- * read it and re-render when it calls `changed`.
+ * signals, risk alerts (risk.ts: kept in this browser, acknowledged through the gateway) and
+ * operator notices. Components read it and re-render when it calls `changed`.
  */
 import {
   ArchonClient,
@@ -15,9 +15,10 @@ import {
   type Subscription,
   type SubscriptionState,
 } from '../../../src/client/index.js';
-import { AlertBook, bookKey, type Alert } from './alerts.js';
+import type { Alert } from './alerts.js';
+import { RiskAlerts, type AckAttempt } from './risk.js';
 
-export type { Alert };
+export type { AckAttempt, Alert };
 
 export const CLIENT_NAME = 'archon-dashboard/0.1.0';
 
@@ -102,21 +103,28 @@ export class DashboardModel {
   readonly connection: ConnectionView = { state: 'connecting', server: null, problem: null };
   readonly accounts: AccountView[];
   readonly signals: ChannelView = { state: 'subscribing', problem: null };
-  readonly book: AlertBook;
+  readonly alerts: RiskAlerts;
   feed: FeedItem[] = [];
   notices: Notice[] = [];
   /** When data (an event or a snapshot) last arrived; null before the first. */
   lastUpdate: number | null = null;
   private readonly client: ArchonClient;
-  private readonly unwatchStorage: () => void;
   private noticeIds = 0;
 
   constructor(private readonly options: ModelOptions) {
-    this.book = new AlertBook(bookKey(options.user), new Set(options.accounts));
     this.client = new ArchonClient({
       url: options.url,
       token: options.token,
       clientName: CLIENT_NAME,
+    });
+    this.alerts = new RiskAlerts({
+      client: this.client,
+      user: options.user,
+      accounts: options.accounts,
+      received: () => {
+        this.lastUpdate = Date.now();
+      },
+      changed: options.changed,
     });
     this.accounts = options.accounts.map((account) => ({
       account,
@@ -136,14 +144,6 @@ export class DashboardModel {
       this.onSignal(event),
     );
     this.watchChannel(signals, this.signals);
-    // An acknowledgement in another tab of this user clears the alert here too.
-    const onStorage = (e: StorageEvent) => {
-      if (e.key !== bookKey(options.user)) return;
-      this.book.reload();
-      this.options.changed();
-    };
-    addEventListener('storage', onStorage);
-    this.unwatchStorage = () => removeEventListener('storage', onStorage);
   }
 
   /** When the next connection attempt starts, while waiting to reconnect; null otherwise. */
@@ -173,12 +173,6 @@ export class DashboardModel {
       .map(([name]) => name);
   }
 
-  acknowledge(id: string): void {
-    if (!this.book.acknowledge(id, Date.now())) return;
-    this.book.save();
-    this.options.changed();
-  }
-
   dismissNotice(id: number): void {
     this.notices = this.notices.filter((n) => n.id !== id);
     this.options.changed();
@@ -190,7 +184,7 @@ export class DashboardModel {
   }
 
   dispose(): void {
-    this.unwatchStorage();
+    this.alerts.dispose();
     this.client.close();
   }
 
@@ -198,7 +192,10 @@ export class DashboardModel {
     const c = this.connection;
     this.client.on('state', (state) => {
       c.state = state;
-      if (state === 'connected') c.problem = null;
+      if (state === 'connected') {
+        c.problem = null;
+        this.alerts.connected();
+      }
       this.options.changed();
     });
     this.client.on('retry', () => this.options.changed());
@@ -274,46 +271,9 @@ export class DashboardModel {
     });
   }
 
-  /**
-   * Risk alerts resume from the last one this browser got (kept in the alert book), so one
-   * published while the page was closed is replayed from the gateway's alert history.
-   */
   private watchRisk(view: AccountView): void {
-    const channel = `risk:${view.account}`;
-    const since = this.book.resumeFrom(channel);
-    const sub = this.client.subscribe<Record<string, unknown>>(
-      channel,
-      (event) => this.onAlert(view.account, event),
-      since ? { since } : {},
-    );
-    // Subscribed: from here on, a reload must not miss what comes next.
-    this.watchChannel(sub, view.risk, () => {
-      if (sub.position) {
-        this.book.setResume(channel, sub.position);
-        this.book.save();
-      }
-    });
-  }
-
-  private onAlert(account: string, event: ChannelEvent<Record<string, unknown>>): void {
-    this.lastUpdate = Date.now();
-    const data = event.data ?? {};
-    const message =
-      typeof data.message === 'string' ? data.message : JSON.stringify(data).slice(0, 300);
-    this.book.add({
-      id: `${event.channel}@${event.epoch}:${event.seq}`,
-      account,
-      channel: event.channel,
-      ts: typeof data.ts === 'number' ? data.ts : event.ts,
-      level: typeof data.level === 'string' ? data.level : 'alert',
-      message,
-      late: event.source !== 'live',
-      missing: false,
-      acknowledgedAt: null,
-    });
-    this.book.setResume(event.channel, { epoch: event.epoch, seq: event.seq });
-    this.book.save();
-    this.options.changed();
+    const sub = this.alerts.subscribe(view.account);
+    this.watchChannel(sub, view.risk, () => this.alerts.subscribed(sub));
   }
 
   private onSignal(event: ChannelEvent<Record<string, unknown>>): void {
@@ -338,21 +298,8 @@ export class DashboardModel {
     const count = gap.reason === 'epoch-changed' || missed === 0 ? 'Some' : String(missed);
     const text = `${count} events on ${gap.channel} were missed: ${why[gap.reason]}`;
     if (gap.channel.startsWith('risk:')) {
-      // Raised like an alert: it waits for acknowledgement and cannot be pushed out.
-      const account = gap.channel.slice('risk:'.length);
-      this.book.add({
-        id: `missing:${gap.channel}@${gap.before.epoch}:${gap.before.seq}`,
-        account,
-        channel: gap.channel,
-        ts: Date.now(),
-        level: 'warning',
-        message: `Risk alerts may be missing. ${text}. Check the risk system directly.`,
-        late: false,
-        missing: true,
-        acknowledgedAt: null,
-      });
-      this.book.save();
-      this.options.changed();
+      const id = `missing:${gap.channel}@${gap.before.epoch}:${gap.before.seq}`;
+      this.alerts.mayBeMissing(gap.channel, id, text);
       return;
     }
     this.pushFeed({

@@ -6,11 +6,12 @@ import {
   type StatusAnswer,
 } from '../../../src/client/index.js';
 import { Actions } from './Actions.js';
-import { AdminClient, AdminError } from './api.js';
+import { AdminClient, AdminError, type WaitingAlerts } from './api.js';
 import { Cards, Instances } from './Cards.js';
 import { Chart } from './Chart.js';
 import { Criteria } from './Criteria.js';
 import { Groups } from './Groups.js';
+import { RiskAlerts } from './RiskAlerts.js';
 import { ago } from '../shared/format.js';
 import { useNow, useSession } from '../shared/hooks.js';
 import { SignIn } from '../shared/SignIn.js';
@@ -23,6 +24,7 @@ interface Snapshot {
   readonly connections: ConnectionEntry[];
   readonly hour: StatsAnswer;
   readonly recent: StatsAnswer;
+  readonly alerts: WaitingAlerts;
   readonly at: number;
 }
 
@@ -62,14 +64,15 @@ function Console({
     const load = async () => {
       const at = Date.now();
       try {
-        const [status, connections, hour, recent] = await Promise.all([
+        const [status, connections, hour, recent, alerts] = await Promise.all([
           api.status(),
           api.connections(),
           api.stats(60),
           api.stats(5),
+          api.waitingAlerts(),
         ]);
         if (stopped) return;
-        setData({ status, connections, hour, recent, at });
+        setData({ status, connections, hour, recent, alerts, at });
         setError(null);
       } catch (err) {
         if (stopped) return;
@@ -163,6 +166,7 @@ function Body({
         ))}
       </div>
       <div class="ops-grid">
+        <RiskAlerts waiting={data.alerts} />
         <Criteria checks={checks} />
         <Actions api={api} onDone={onDone} />
         <Instances status={data.status} />

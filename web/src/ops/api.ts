@@ -3,6 +3,7 @@ import { ADMIN_ANSWERS } from '../../../src/client/admin.js';
 import { readErrorAnswer } from '../../../src/client/index.js';
 import type {
   AdminEndpoint,
+  AlertsAnswer,
   BroadcastAnswer,
   CleanupAnswer,
   ConnectionEntry,
@@ -14,15 +15,24 @@ import type {
 /** The answer of an admin endpoint, as its schema (src/protocol) parses it. */
 type Answer<E extends AdminEndpoint> = ReturnType<(typeof ADMIN_ANSWERS)[E]['parse']>;
 
-/** A request failed; `refused` when the token was not accepted (the page asks again). */
+/** A request failed; `refused` when the token was not accepted (the page asks again);
+ * `status` when the gateway answered with an HTTP error. */
 export class AdminError extends Error {
   constructor(
     message: string,
     readonly refused: boolean,
+    readonly status: number | null = null,
   ) {
     super(message);
   }
 }
+
+/** The risk alerts waiting, as far as they could be read: a gateway older than acknowledged
+ * alerts has no such endpoint (404), and a failed read must not hide the other figures. */
+export type WaitingAlerts =
+  | { readonly kind: 'read'; readonly answer: AlertsAnswer }
+  | { readonly kind: 'not-available' }
+  | { readonly kind: 'failed'; readonly message: string };
 
 const BASE = '/api/v1/admin';
 /** Reads give up early: the next poll asks again. */
@@ -44,6 +54,18 @@ export class AdminClient {
 
   stats(minutes: number): Promise<StatsAnswer> {
     return this.call('GET', '/websocket/stats', `?minutes=${minutes}`);
+  }
+
+  /** GET /alerts?state=unacked (docs/http-api.md#get-apiv1adminalerts). A refused token
+   * still rejects, like every read. */
+  async waitingAlerts(): Promise<WaitingAlerts> {
+    try {
+      return { kind: 'read', answer: await this.call('GET', '/alerts', '?state=unacked') };
+    } catch (err) {
+      if (!(err instanceof AdminError) || err.refused) throw err;
+      if (err.status === 404) return { kind: 'not-available' };
+      return { kind: 'failed', message: err.message };
+    }
   }
 
   cleanup(): Promise<CleanupAnswer> {
@@ -100,7 +122,11 @@ export class AdminClient {
       const message = readErrorAnswer(json)?.message || text.slice(0, 200);
       if (res.status === 404 && path.startsWith('/websocket/status'))
         throw new AdminError('the admin API is off on this gateway (no ARCHON_ADMIN_TOKENS)', true);
-      throw new AdminError(`${res.status}: ${message}`, res.status === 401 || res.status === 403);
+      throw new AdminError(
+        `${res.status}: ${message}`,
+        res.status === 401 || res.status === 403,
+        res.status,
+      );
     }
     if (json === null) throw new AdminError(`not JSON from ${path}: ${text.slice(0, 80)}`, false);
     const parsed = ADMIN_ANSWERS[endpoint].safeParse(json);

@@ -3,10 +3,15 @@
 /** "just now", "4 s ago", "3 min ago", "2 h ago". */
 export function ago(then: number, now: number): string {
   const s = Math.max(0, Math.round((now - then) / 1000));
-  if (s < 1) return 'just now';
-  if (s < 120) return `${s} s ago`;
-  if (s < 7200) return `${Math.round(s / 60)} min ago`;
-  return `${Math.round(s / 3600)} h ago`;
+  return s < 1 ? 'just now' : `${duration(s)} ago`;
+}
+
+/** A number of seconds as "4 s", "3 min", "2 h". */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
 }
 
 export function clock(ts: number): string {

@@ -110,11 +110,22 @@ export class AlertBook {
    * were acknowledged elsewhere (or expired); listed ones this browser lacks are added. True
    * when the book changed.
    */
-  reconcile(channel: string, epoch: string, waiting: readonly Alert[], at: number): boolean {
-    const listed = new Set(waiting.map((a) => a.id));
+  reconcile(
+    channel: string,
+    epoch: string,
+    seqs: ReadonlySet<number>,
+    waiting: readonly Alert[],
+    at: number,
+  ): boolean {
     let changed = false;
     for (const a of this.alerts)
-      if (a.channel === channel && a.epoch === epoch && a.closed === null && !listed.has(a.id)) {
+      if (
+        a.channel === channel &&
+        a.epoch === epoch &&
+        a.seq !== null &&
+        a.closed === null &&
+        !seqs.has(a.seq)
+      ) {
         a.closed = { kind: 'acknowledged', at, by: null };
         changed = true;
       }

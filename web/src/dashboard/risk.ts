@@ -23,6 +23,9 @@ export type AckAttempt =
 
 type Data = Record<string, unknown>;
 
+/** Waiting alerts shown by number only, per list at most. */
+const MAX_UNNAMED = 100;
+
 export interface RiskOptions {
   readonly client: ArchonClient;
   /** The signed-in user (JWT `sub`): the book is kept per user, and the page's own warnings
@@ -147,12 +150,38 @@ export class RiskAlerts {
 
   /** The gateway's authority on what waits in a channel's epoch. */
   private onUnacked(account: string, list: UnackedAlerts<Data>): void {
-    this.waiting.set(list.channel, {
-      epoch: list.epoch,
-      seqs: new Set(list.alerts.map((a) => a.seq)),
-    });
+    // `seqs` names every waiting alert; `alerts` holds in full those this page was not given
+    // otherwise (docs/protocol.md#unacked). One named but neither here nor in full (the
+    // gateway sends the newest 50, or none when the replay budget is spent) still waits:
+    // shown by its number rather than not at all.
+    const seqs = new Set(list.seqs);
+    this.waiting.set(list.channel, { epoch: list.epoch, seqs });
     const waiting = list.alerts.map((a) => toAlert(account, a, true));
-    if (this.book.reconcile(list.channel, list.epoch, waiting, Date.now())) this.book.save();
+    const given = new Set(list.alerts.map((a) => a.seq));
+    let unnamed = 0;
+    for (const seq of list.seqs) {
+      if (given.has(seq) || this.book.find(alertId(list.channel, list.epoch, seq))) continue;
+      if (++unnamed > MAX_UNNAMED) break; // a backlog that large is the risk desk's to clear
+      waiting.push(
+        toAlert(
+          account,
+          {
+            channel: list.channel,
+            epoch: list.epoch,
+            seq,
+            key: null,
+            ts: Date.now(),
+            data: {
+              level: 'alert',
+              message: `Risk alert #${seq} waits for acknowledgement (its details were not sent: check the risk system)`,
+            },
+          },
+          true,
+        ),
+      );
+    }
+    const at = Date.now();
+    if (this.book.reconcile(list.channel, list.epoch, seqs, waiting, at)) this.book.save();
     this.options.changed();
   }
 

@@ -249,12 +249,15 @@ describe('protocol: acknowledged alerts across instances', () => {
   });
 });
 
-describe('protocol: expiring events (ttl)', () => {
-  const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
+describe.each([
+  ['embedded', embedded],
+  ['cluster', clustered],
+] as const)('protocol: expired signals (%s)', (_name, mode) => {
+  const m = mode();
 
   it('sends expires_at live, and never replays an expired signal: `expired` stands in for it', async () => {
-    const g = await gw.start();
-    const c = await gw.authed({});
+    const g = await m.start();
+    const c = await m.client(g);
     const opened = await c.subscribe('signals');
     const res = await publish(g, {
       events: [
@@ -271,7 +274,7 @@ describe('protocol: expiring events (ttl)', () => {
     await c.next((msg) => msg.type === 'event' && msg.seq === 3);
 
     await new Promise((r) => setTimeout(r, 1200));
-    const back = await gw.authed({});
+    const back = await m.client(g);
     const answer = await back.subscribe('signals', { epoch: opened.epoch as string, seq: 0 });
     expect(answer).toMatchObject({ recovered: true, replayed: 1, seq: 3 });
     await back.next((msg) => msg.type === 'expired' && msg.seq === 3);
@@ -289,6 +292,10 @@ describe('protocol: expiring events (ttl)', () => {
     expect(body.events.map((e) => e.seq)).toEqual([2]);
     expect(body.complete).toBe(true);
   });
+});
+
+describe('protocol: expiring events (ttl)', () => {
+  const gw = useGateway({ WEBSOCKET_SHUTDOWN_TIMEOUT: '2' });
 
   it('applies the class default (WEBSOCKET_STREAM_TTL) unless the event says otherwise', async () => {
     const g = await gw.start({ WEBSOCKET_STREAM_TTL: '2' });

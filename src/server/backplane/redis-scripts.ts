@@ -171,7 +171,8 @@ return {epoch, seq, first or (seq + 1), events}
  * Every alert a risk channel holds, with its acknowledgements (and deliveries when asked);
  * forgets the acknowledgements and deliveries of alerts no longer held or of another epoch.
  * KEYS: meta, stream, state, acks, deliveries. ARGV: new epoch, now, ttl ms, with deliveries (1|0).
- * Returns {epoch, XRANGE entries, flat HGETALL of acks, flat HGETALL of deliveries or {}}.
+ * Returns {epoch, XRANGE entries (without the acknowledged ones unless with deliveries), flat
+ * HGETALL of acks, flat HGETALL of deliveries or {}}.
  * acks: seq → {"epoch","by","at"}; deliveries: "<epoch>:<seq>:<user>" → count.
  */
 export const ALERTS_LUA = `${ENSURE_EPOCH}${TRIM_HEAD}
@@ -181,9 +182,22 @@ local entries = {}
 if first ~= nil then entries = redis.call('XRANGE', KEYS[2], '-', '+') end
 local floor = first or math.huge
 local acks = redis.call('HGETALL', KEYS[4])
+local acked = {}
 for i = 1, #acks, 2 do
   local ack = cjson.decode(acks[i + 1])
-  if tonumber(acks[i]) < floor or ack.epoch ~= epoch then redis.call('HDEL', KEYS[4], acks[i]) end
+  if tonumber(acks[i]) < floor or ack.epoch ~= epoch then
+    redis.call('HDEL', KEYS[4], acks[i])
+  else
+    acked[acks[i]] = true
+  end
+end
+-- The unacknowledged read leaves acknowledged alerts out here: their data never leaves Redis.
+if ARGV[4] ~= '1' and next(acked) ~= nil then
+  local waiting = {}
+  for _, entry in ipairs(entries) do
+    if not acked[string.match(entry[1], '^(%d+)-')] then waiting[#waiting + 1] = entry end
+  end
+  entries = waiting
 end
 -- Deliveries are forgotten with their alert on every read, so the hash stays as small as the
 -- alerts held times their users, whether or not anyone lists them.

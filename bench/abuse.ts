@@ -79,7 +79,7 @@ import process from 'node:process';
 import { clearInterval, setInterval } from 'node:timers';
 import { URL } from 'node:url';
 import type { AttackConfig, Kind, KindFigures, LegitConfig, PingProbe } from './abuse-workers.ts';
-import { parseCli, runMain } from './cli.ts';
+import { log, parseCli, runMain } from './cli.ts';
 import { mergeIntegrity } from './loadgen.ts';
 import {
   latencyFigures,
@@ -154,9 +154,6 @@ const KINDS: Record<Kind, [count: number, address: string]> = {
   health: [200, '127.0.2.6'],
   flood: [10, '127.0.2.7'],
   history: [5, '127.0.2.8'],
-};
-const log = (s: string): void => {
-  process.stderr.write(`${s}\n`);
 };
 
 // ---------------------------------------------------------------------------------------------

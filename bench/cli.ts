@@ -12,7 +12,8 @@ import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { killServers } from './servers.ts';
 import { describe, killWorkers } from './workers.ts';
 
-const logStderr = (s: string): void => {
+/** Progress lines go to stderr, so stdout holds only the tables. */
+export const log = (s: string): void => {
   process.stderr.write(`${s}\n`);
 };
 
@@ -39,7 +40,7 @@ export function parseOptions<O extends ParseArgsOptionsConfig>(
   options: O,
 ): { argv: Argv<O>; fail: (msg: string) => never } {
   const fail = (msg: string): never => {
-    logStderr(`${name}: ${msg}`);
+    log(`${name}: ${msg}`);
     process.exit(2);
   };
   let values: Values;
@@ -154,13 +155,13 @@ export function runMain(name: string, hardBound: number, main: () => Promise<voi
   process.on('exit', () => killAll());
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
-      logStderr(`${name}: ${sig}, stopping children`);
+      log(`${name}: ${sig}, stopping children`);
       killAll();
       process.exit(130);
     });
   }
   const boundTimer = setTimeout(() => {
-    logStderr(`${name}: hard time bound of ${hardBound} s reached, stopping`);
+    log(`${name}: hard time bound of ${hardBound} s reached, stopping`);
     killAll();
     process.exit(124);
   }, hardBound * 1000);
@@ -171,7 +172,7 @@ export function runMain(name: string, hardBound: number, main: () => Promise<voi
       process.exit(0);
     })
     .catch((err: unknown) => {
-      logStderr(`${name}: ${describe(err)}`);
+      log(`${name}: ${describe(err)}`);
       killAll();
       process.exit(1);
     });

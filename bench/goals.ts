@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
-import { nodeArgsOf, parseOptions, runMain } from './cli.ts';
+import { log, nodeArgsOf, parseOptions, runMain } from './cli.ts';
 import { procRssMb, sleep } from './measure.ts';
 import { environment, fx, median, saveResults } from './report.ts';
 import {
@@ -38,9 +38,6 @@ import {
 } from './servers.ts';
 
 const STEPS = ['run10k', 'run5k', 'idle', 'storm', 'startup', 'soak'];
-const log = (s: string): void => {
-  process.stderr.write(`${s}\n`);
-};
 const { argv, fail } = parseOptions(import.meta.url, 'goals', {
   'soak-minutes': { type: 'string', default: '0' },
   skip: { type: 'string', default: '' },

@@ -29,7 +29,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import type { TestRedis } from '../test/support/redis.ts';
-import { nodeArgsOf, parseCli, runMain } from './cli.ts';
+import { log, nodeArgsOf, parseCli, runMain } from './cli.ts';
 import { signToken } from './client.ts';
 import { dialect } from './dialect.ts';
 import { runLoad, type LoadFigures, type LoadOptions } from './loadgen.ts';
@@ -65,10 +65,6 @@ const REQUIRED_RATIO = 1.3;
 type RunTarget = Target | 'cluster';
 const ALL_TARGETS: readonly RunTarget[] = ['floor', 'bare', 'socketio', 'archon', 'cluster'];
 const DEFAULT_TARGETS: readonly RunTarget[] = ['floor', 'bare', 'socketio', 'archon'];
-
-const log = (s: string): void => {
-  process.stderr.write(`${s}\n`);
-};
 
 // ---------------------------------------------------------------------------------------------
 // Options

@@ -31,7 +31,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import process from 'node:process';
 import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
-import { nodeArgsOf, parseOptions, runMain } from './cli.ts';
+import { log, nodeArgsOf, parseOptions, runMain } from './cli.ts';
 import { BenchClient, channel, signToken, type Handlers } from './client.ts';
 import { count, mergeCounts, procRssMb, sleep, type Counts } from './measure.ts';
 import { environment, fx, median, saveResults, table } from './report.ts';
@@ -50,9 +50,6 @@ import {
 } from './workers.ts';
 
 const ACCOUNTS = ['DEMO1', 'DEMO2', 'DEMO3'];
-const log = (s: string): void => {
-  process.stderr.write(`${s}\n`);
-};
 
 if (process.argv[2] === '--worker') workerEntry(soakWorker);
 else orchestrate();

@@ -49,7 +49,7 @@ import { fileURLToPath } from 'node:url';
 import { Backoff } from '../src/client/backoff.ts';
 import { closeAction } from '../src/protocol/close-codes.ts';
 import type { TestRedis } from '../test/support/redis.ts';
-import { nodeArgsOf, parseCli, runMain, type SharedOptions } from './cli.ts';
+import { log, nodeArgsOf, parseCli, runMain, type SharedOptions } from './cli.ts';
 import { BenchClient, channel, signToken, type Channel, type Handlers } from './client.ts';
 import {
   count,
@@ -94,9 +94,6 @@ import {
 } from './workers.ts';
 
 const CHANNEL = 'signals';
-const log = (s: string): void => {
-  process.stderr.write(`${s}\n`);
-};
 
 /** Commands Redis has processed so far (INFO stats), or null. */
 function redisCommands(port: number): number | null {

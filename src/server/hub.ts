@@ -259,6 +259,7 @@ export class Hub implements BackplaneListener {
       }
     }
     const bytes = after.reduce((n, f) => n + f.size, 0);
+    let charged = false;
     if (cls === 'alert') {
       const unacked = await this.unackedReads.read(name, undefined);
       // What the client holds already is named by seq only: alerts up to its resume point,
@@ -266,19 +267,17 @@ export class Hub implements BackplaneListener {
       const sameEpoch = since !== undefined && since.epoch === unacked.epoch;
       const known = !sameEpoch ? 0 : recovered ? sub.lastSeq : since.seq;
       let list = this.unackedFrame(name, unacked, known, sub.lastSeq);
-      // The alerts in full come out of the replay budget; when it cannot pay for them they are
-      // named by seq only (never charged): a subscription is not refused for its list.
-      if (list.sent.length > 0 && !sub.subscriber.mayReplay(bytes + list.frame.size)) {
-        list = this.unackedFrame(name, unacked, Infinity, 0);
-        if (bytes > 0 && !sub.subscriber.mayReplay(bytes)) throw replayLimited(name, bytes);
-      } else if (list.sent.length === 0 && bytes > 0 && !sub.subscriber.mayReplay(bytes)) {
-        throw replayLimited(name, bytes);
+      // The alerts in full come out of the replay budget with the replay; when it cannot pay
+      // for them they are named by seq only (never charged): a subscription is not refused
+      // for its list.
+      if (list.sent.length > 0) {
+        if (sub.subscriber.mayReplay(bytes + list.frame.size)) charged = true;
+        else list = this.unackedFrame(name, unacked, Infinity, 0);
       }
       after.push(list.frame);
       for (const seq of list.sent) alerts.push({ epoch: unacked.epoch, seq });
-    } else if (bytes > 0 && !sub.subscriber.mayReplay(bytes)) {
-      throw replayLimited(name, bytes);
     }
+    if (!charged && bytes > 0 && !sub.subscriber.mayReplay(bytes)) throw replayLimited(name, bytes);
     const subscribed = Frame.of(
       {
         type: 'subscribed',

@@ -2,10 +2,10 @@
  * ArchonClient: one logical connection to archon-ws that outlives restarts, network loss and
  * token expiry. It reconnects with backoff as the close code says (docs/protocol.md, "Close
  * codes"), resubscribes with `since`, fills from history what a resume could not replay, and
- * says so with a `gap` when even that cannot fill the hole. About 530 lines: the connection
+ * says so with a `gap` when even that cannot fill the hole. About 570 lines: the connection
  * lifecycle (connect, welcome, close policy, retry) is one state machine, and this file is the
  * router of server messages to its parts; subscriptions, backoff, recovery planning, token
- * renewal (renewal.ts) and the watchdog live beside it.
+ * renewal (renewal.ts), acknowledgements in flight (acks.ts) and the watchdog live beside it.
  */
 import {
   parseChannel,

@@ -3,9 +3,10 @@
  * closed), hello, the ops, and the one reject and close path. The parts it glues live
  * beside it: reading (receiver.ts), writing (outbound.ts), liveness (liveness.ts) and
  * subscriptions (subscriptions.ts). The `ws` instance handles the handshake, frame parsing
- * and close frames. About 570 lines: the state machine, hello, refresh (both verify a token
- * and set the session's principal, which liveness and subscriptions read) and the close paths
- * change state together, so they stay in one place; what can stand alone already does.
+ * and close frames. About 630 lines: the state machine, hello, refresh (both verify a token
+ * and set the session's principal, which liveness and subscriptions read), ack (checked
+ * against that principal) and the close paths change state together, so they stay in one
+ * place; what can stand alone already does (the alert book lives in the backplane).
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';

@@ -28,9 +28,12 @@
  * lost while it was away is replayed from the stream, or the channel is resynced when that
  * is impossible (epoch changed, history trimmed, state moved).
  *
- * One file of about 650 lines because publish, the reads and the replay after a reconnect all
- * work on the same tracked-channel state (epoch, last seq, recovery buffers); the Lua scripts
- * live in redis-scripts.ts.
+ * One file of about 950 lines because publish, the reads, acknowledgements and the replay after
+ * a reconnect all work on the same tracked-channel state (epoch, last seq, recovery buffers of
+ * events and of acknowledgements) and the same two connections; the Lua scripts live in
+ * redis-scripts.ts. The alert reads and the expiry sweep (ack, unacked, alerts,
+ * countDeliveries, sweepExpired: about 200 lines) share only the command connection and the
+ * key names: they are the part to move out first if it grows again.
  */
 import type { Redis, RedisOptions } from 'ioredis';
 import {

@@ -6,6 +6,7 @@
  * optional), and the types are inferred from them.
  */
 import { z } from 'zod';
+import { TRANSPORTS } from './sse.js';
 
 /** Cluster mode: registered instances that did not answer in time. */
 const missing = z.array(z.string()).optional();
@@ -50,6 +51,9 @@ export const InstanceStatusSchema = z.object({
   broadcast_latency_p99_ms: z.number(),
   event_loop_lag_p99_ms: z.number(),
   max_connections: z.number(),
+  /** Of active_connections, those on the HTTP streaming fallback (docs/protocol.md#http-streaming-fallback):
+   * above 0, some clients cannot get a WebSocket through (RB-003 Step 4). */
+  sse_connections: z.number(),
   /** Connections open that have not completed hello, and their cap (docs/security.md). */
   unauthenticated_connections: z.number(),
   max_unauthenticated: z.number(),
@@ -95,6 +99,8 @@ export const ConnectionEntrySchema = z.object({
   channels: z.array(z.string()),
   messages_sent: z.number(),
   state: z.string(),
+  /** What the connection runs over: `websocket`, or `sse` for the HTTP streaming fallback. */
+  transport: z.enum(TRANSPORTS),
 });
 export type ConnectionEntry = z.infer<typeof ConnectionEntrySchema>;
 export const ConnectionsAnswerSchema = z.array(ConnectionEntrySchema);
@@ -169,7 +175,11 @@ export type AlertsAnswer = z.infer<typeof AlertsAnswerSchema>;
 /** Each admin endpoint (path under /api/v1/admin, query aside) and the schema of its answer. */
 export const ADMIN_ANSWERS = {
   '/websocket/status': StatusAnswerSchema,
-  '/websocket/connections': ConnectionsAnswerSchema,
+  '/websocket/connections': z.array(
+    ConnectionEntrySchema.extend({
+      transport: ConnectionEntrySchema.shape.transport.default('websocket'),
+    }),
+  ),
   '/websocket/stats': StatsAnswerSchema,
   '/websocket/cleanup': CleanupAnswerSchema,
   '/websocket/queue/flush': FlushAnswerSchema,
@@ -187,6 +197,7 @@ const STATUS_ADDED = {
   max_unauthenticated: true,
   max_connections_per_user: true,
   max_connections_per_ip: true,
+  sse_connections: true,
 } as const;
 
 /** Read as an empty list when absent (an embedded gateway does not send it). */
@@ -203,7 +214,11 @@ export type InstanceStatusRead = StatusRead['instances'][number];
 /** Each admin endpoint and the schema a client that may meet an older gateway reads it by. */
 export const ADMIN_READERS = {
   '/websocket/status': StatusReader,
-  '/websocket/connections': ConnectionsAnswerSchema,
+  '/websocket/connections': z.array(
+    ConnectionEntrySchema.extend({
+      transport: ConnectionEntrySchema.shape.transport.default('websocket'),
+    }),
+  ),
   '/websocket/stats': StatsAnswerSchema.extend({ missing_instances: missingRead }),
   '/websocket/cleanup': CleanupAnswerSchema.extend({ missing: missingRead }),
   '/websocket/queue/flush': FlushAnswerSchema.extend({ missing: missingRead }),

@@ -124,6 +124,7 @@ export const ERRORS = {
       'close unused connections from this address, or retry after Retry-After (WEBSOCKET_MAX_CONNECTIONS_PER_IP)',
   },
   user_connection_limit: {
+    http: 429,
     close: CloseCode.atCapacity,
     message: 'too many connections for this user',
     clientAction:
@@ -165,6 +166,13 @@ export const ERRORS = {
     close: CloseCode.operatorCleanup,
     message: 'closed by operator cleanup',
     clientAction: 'reconnect and resume with since',
+  },
+  sse_session_unknown: {
+    permanent: true,
+    http: 404,
+    message: 'no open stream has this client_id',
+    clientAction:
+      'the stream closed (or never opened on this cluster): open GET /api/v1/sse again and resume with since',
   },
   not_found: {
     http: 404,

@@ -2,6 +2,7 @@ export * from './channels.js';
 export * from './close-codes.js';
 export * from './errors.js';
 export * from './messages.js';
+export * from './sse.js';
 // Types only: the schemas behind them (zod) are for consoles and tools, which import
 // ./admin.js and ./probes.js themselves, so a dashboard bundle never carries them.
 export type {

@@ -38,3 +38,8 @@ export const MAX_EVENT_TTL_S = 7 * 86400;
  * (docs/protocol.md#unacked). Bounds what each fresh subscription of a risk channel costs when
  * alerts pile up unacknowledged. */
 export const MAX_UNACKED_SENT = 50;
+
+/** The HTTP streaming transport: stream opens and op POSTs per second per client address
+ * together, checked before the token is (docs/security.md). A dashboard opens one stream and
+ * POSTs a few batches of ops when it (re)subscribes. */
+export const SSE_REQUESTS_PER_SECOND_PER_ADDRESS = 50;

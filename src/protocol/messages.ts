@@ -1,4 +1,5 @@
 /** Wire protocol v1 (docs/protocol.md): JSON text frames, subprotocol `archon.v1`. */
+import type { CloseMessage } from './sse.js';
 
 export const SUBPROTOCOL = 'archon.v1';
 export const PROTOCOL_VERSION = 1;
@@ -68,6 +69,8 @@ export interface WelcomeMessage {
   ping_interval: number;
   ping_timeout: number;
   protocol: number;
+  /** Present on the HTTP streaming transport only (docs/protocol.md#http-streaming-fallback). */
+  transport?: 'sse';
 }
 export interface SubscribedMessage {
   type: 'subscribed';
@@ -202,6 +205,7 @@ export interface ErrorMessage {
   message: string;
 }
 export type ServerMessage =
+  | CloseMessage
   | WelcomeMessage
   | SubscribedMessage
   | UnsubscribedMessage

@@ -4,6 +4,7 @@
  * them.
  */
 import {
+  type Transport,
   CloseCode,
   type BroadcastAnswer,
   type CleanupAnswer,
@@ -61,6 +62,7 @@ export class AdminService {
       broadcast_latency_p99_ms: this.metrics.broadcastP99Ms(),
       event_loop_lag_p99_ms: this.metrics.eventLoopLagP99Ms(),
       max_connections: this.config.maxConnections,
+      sse_connections: this.countTransport('sse'),
       unauthenticated_connections: this.unauthenticated(),
       max_unauthenticated: this.config.maxUnauthenticated,
       max_connections_per_user: this.config.maxConnectionsPerUser,
@@ -95,6 +97,7 @@ export class AdminService {
       broadcast_latency_p99_ms: max((i) => i.broadcast_latency_p99_ms),
       event_loop_lag_p99_ms: max((i) => i.event_loop_lag_p99_ms),
       max_connections: sum((i) => i.max_connections),
+      sse_connections: sum((i) => i.sse_connections),
       unauthenticated_connections: sum((i) => i.unauthenticated_connections),
       max_unauthenticated: sum((i) => i.max_unauthenticated),
       // Limits per instance, not summed: the largest any instance applies.
@@ -108,6 +111,12 @@ export class AdminService {
       },
       instances,
     };
+  }
+
+  private countTransport(transport: Transport): number {
+    let n = 0;
+    for (const c of this.connections) if (c.transport === transport) n++;
+    return n;
   }
 
   connectionList(): ConnectionInfo[] {

@@ -63,6 +63,12 @@ export class Admission<C extends Admittable = Admittable> {
     return null;
   }
 
+  /** Whether `userId` holds their connection limit already (an HTTP stream is refused
+   * before it starts, with 429). */
+  userFull(userId: string): boolean {
+    return (this.byUser.get(userId) ?? 0) >= this.limits.maxConnectionsPerUser;
+  }
+
   /** A connection was accepted: it counts, as unauthenticated, until hello or close. */
   opened(conn: C): void {
     this.counted++;

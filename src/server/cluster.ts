@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { ioredis } from './backplane/ioredis.js';
 import type {
   BroadcastAnswer,
+  ClientOp,
   CleanupAnswer,
   FlushAnswer,
   InstanceStatus,
@@ -16,6 +17,8 @@ import type {
 } from '../protocol/index.js';
 import { AdminService, type AdminApi, type Status } from './admin.js';
 import type { ConnectionInfo } from './connection.js';
+import type { DeliverResult } from './http/sse.js';
+import { parseClientMessage } from './inbound.js';
 import type { Logger } from './logging.js';
 import { mergeBuckets, summarize, type MinuteBucket } from './stats.js';
 
@@ -39,6 +42,17 @@ interface Reply {
   readonly server: string;
   readonly result: unknown;
 }
+
+/** Ops for a stream held by another instance, through Redis. */
+interface ForwardedOps {
+  readonly id: string;
+  readonly from: string;
+  readonly user: string;
+  readonly ops: readonly unknown[];
+}
+
+/** Hands ops to a stream held here, for `userId`. */
+export type StreamOps = (userId: string, ops: ClientOp[]) => DeliverResult;
 
 export interface ClusterAnswer<T> {
   readonly replies: Map<string, T>;
@@ -64,6 +78,10 @@ export class ClusterAdmin implements AdminApi {
     { replies: Map<string, unknown>; expected: Set<string>; done: () => void }
   >();
   private heartbeat: NodeJS.Timeout | null = null;
+  /** HTTP streams held here, by client_id: ops POSTed to another instance reach them. */
+  private readonly streams = new Map<string, StreamOps>();
+  /** Ops forwarded to another instance's stream, waiting for its answer. */
+  private readonly forwards = new Map<string, (result: DeliverResult) => void>();
   private readonly replyTimeoutMs: number;
 
   constructor(
@@ -169,6 +187,73 @@ export class ClusterAdmin implements AdminApi {
     return { ...summarize(merged, minutes), missing_instances: answer.missing };
   }
 
+  // --- HTTP streams (docs/protocol.md#http-streaming-fallback) ------------------------------
+
+  private streamChannel(clientId: string): string {
+    return `${this.prefix}sse:${clientId}`;
+  }
+
+  /** A stream opened here: ops POSTed to any instance for it are forwarded to `deliver`. */
+  attachStream(clientId: string, deliver: StreamOps): void {
+    this.streams.set(clientId, deliver);
+    this.subscriber.subscribe(this.streamChannel(clientId)).catch((err: unknown) => {
+      // Redis is down: ops POSTed here still reach it; others answer 404 until it reconnects.
+      this.log.warn({ err, client_id: clientId }, 'Stream not reachable through the cluster');
+    });
+  }
+
+  detachStream(clientId: string): void {
+    if (!this.streams.delete(clientId)) return;
+    this.subscriber.unsubscribe(this.streamChannel(clientId)).catch(() => {});
+  }
+
+  /** Hands ops to the instance holding a stream: `unknown` when none does (Redis counts the
+   * receivers of the publish), `unavailable` when it does not answer in time. */
+  async forward(
+    clientId: string,
+    userId: string,
+    ops: readonly ClientOp[],
+  ): Promise<DeliverResult> {
+    const id = randomBytes(8).toString('hex');
+    const request: ForwardedOps = { id, from: this.options.server, user: userId, ops };
+    const answered = new Promise<DeliverResult>((resolve) => {
+      const timer = setTimeout(() => {
+        this.forwards.delete(id);
+        resolve('unavailable');
+      }, this.replyTimeoutMs);
+      this.forwards.set(id, (result) => {
+        clearTimeout(timer);
+        this.forwards.delete(id);
+        resolve(result);
+      });
+    });
+    let receivers: number;
+    try {
+      receivers = await this.command.publish(this.streamChannel(clientId), JSON.stringify(request));
+    } catch {
+      this.forwards.get(id)?.('unavailable');
+      return answered;
+    }
+    if (receivers === 0) this.forwards.get(id)?.('unknown');
+    return answered;
+  }
+
+  private onStreamOps(channel: string, text: string): void {
+    const request = JSON.parse(text) as ForwardedOps;
+    const deliver = this.streams.get(channel.slice(`${this.prefix}sse:`.length));
+    // Checked again here: what arrives through Redis is parsed as if a client sent it.
+    const ops: ClientOp[] = [];
+    for (const op of Array.isArray(request.ops) ? request.ops : []) {
+      const parsed = parseClientMessage(JSON.stringify(op));
+      if (parsed.ok) ops.push(parsed.op);
+    }
+    const result: DeliverResult = deliver ? deliver(String(request.user), ops) : 'unknown';
+    const reply: Reply = { id: request.id, server: this.options.server, result };
+    this.command
+      .publish(this.replyChannel(String(request.from)), JSON.stringify(reply))
+      .catch((err: unknown) => this.log.warn({ err }, 'Stream ops answer failed'));
+  }
+
   // --- control channel --------------------------------------------------------------------
 
   /** Asks every registered instance; resolves when all replied or the timeout passed. If
@@ -260,6 +345,10 @@ export class ClusterAdmin implements AdminApi {
 
   private onMessage(channel: string, text: string): void {
     try {
+      if (channel.startsWith(`${this.prefix}sse:`)) {
+        this.onStreamOps(channel, text);
+        return;
+      }
       if (channel === this.controlChannel) {
         const request = JSON.parse(text) as Request;
         const reply: Reply = {
@@ -275,6 +364,11 @@ export class ClusterAdmin implements AdminApi {
         return;
       }
       const reply = JSON.parse(text) as Reply;
+      const forwarded = this.forwards.get(reply.id);
+      if (forwarded) {
+        forwarded(reply.result as DeliverResult);
+        return;
+      }
       const pending = this.pending.get(reply.id);
       if (!pending) return; // arrived after the timeout
       pending.replies.set(reply.server, reply.result);
@@ -302,6 +396,7 @@ function unreachable(server: string): InstanceStatus {
     broadcast_latency_p99_ms: 0,
     event_loop_lag_p99_ms: 0,
     max_connections: 0,
+    sse_connections: 0,
     unauthenticated_connections: 0,
     max_unauthenticated: 0,
     max_connections_per_user: 0,

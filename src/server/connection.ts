@@ -9,8 +9,6 @@
  * place; what can stand alone already does (the alert book lives in the backplane).
  */
 import { randomBytes } from 'node:crypto';
-import type { Duplex } from 'node:stream';
-import type WebSocket from 'ws';
 import {
   ArchonError,
   CloseCode,
@@ -18,10 +16,12 @@ import {
   parseChannel,
   PROTOCOL_VERSION,
   type AckOp,
+  type ClientOp,
   type ConnectionEntry,
   type ErrorCode,
   type ServerMessage,
   type SubscribeOp,
+  type Transport,
 } from '../protocol/index.js';
 import type { Admission } from './admission.js';
 import { mayJoin, type Authenticator, type Principal } from './auth.js';
@@ -38,6 +38,7 @@ import type { OutboundQueue } from './queue.js';
 import { ConnectionSubscriptions } from './subscriptions.js';
 import { laneFor, Receiver, type InboundOp, type ReceiverHost } from './receiver.js';
 import type { KeyedBuckets } from './token-bucket.js';
+import type { ClientTransport } from './transport.js';
 
 export type { ConnectionState };
 
@@ -84,6 +85,8 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
   private readonly out: Outbound;
   readonly subscriptions: ConnectionSubscriptions;
   private readonly receiver: Receiver;
+  /** What the session runs over (transport.ts). */
+  private readonly link: ClientTransport;
   /** Hub bookkeeping (Subscriber): waiting in its flush list. */
   flushListed = false;
   private crashed = false;
@@ -95,16 +98,15 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
   private cancelCloseGrace: (() => void) | null = null;
 
   constructor(
-    private readonly ws: WebSocket,
-    socket: Duplex,
+    transport: ClientTransport,
     readonly remoteAddr: string,
     private readonly ctx: ConnectionContext,
     now = ctx.clock.now(),
   ) {
     this.connectedAt = this.lastSeenAt = this.lastPingAt = now;
+    this.link = transport;
     this.out = new Outbound(
-      ws,
-      socket,
+      transport,
       ctx.config,
       ctx.metrics,
       () => ctx.hub.scheduleFlush(this),
@@ -120,21 +122,26 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     this.receiver = new Receiver(this, ctx.config, ctx.metrics, ctx.noisyLog, now);
     // Nothing a client sends may throw out of a socket listener: that would end the process
     // for every client. A failure closes this one connection with 1011 instead.
-    ws.on('message', (data, isBinary) =>
-      this.guard(() => {
-        const at = ctx.clock.now();
-        this.lastSeenAt = at;
-        this.receiver.receive(data, isBinary, at);
-      }),
-    );
-    ws.on('close', (code) => this.guard(() => this.onClose(code)));
-    ws.on('error', (err) => this.guard(() => this.onError(err)));
+    transport.listen({
+      message: (data, isBinary) =>
+        this.guard(() => {
+          const at = ctx.clock.now();
+          this.lastSeenAt = at;
+          this.receiver.receive(data, isBinary, at);
+        }),
+      close: (code) => this.guard(() => this.onClose(code)),
+      error: (err) => this.guard(() => this.onError(err)),
+    });
     this.cancelAuthTimeout = ctx.clock.after(ctx.config.authTimeoutMs, () =>
       this.guard(() => {
         this.cancelAuthTimeout = null;
         if (this.state === 'authenticating') this.fail('auth_timeout');
       }),
     );
+  }
+
+  get transport(): Transport {
+    return this.link.kind;
   }
 
   get receivesBroadcasts(): boolean {
@@ -238,6 +245,12 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
       this.closeSlow(action.reason);
     } else if (action.kind === 'ping') {
       this.lastPingAt = now;
+      if (this.link.kind === 'sse') {
+        // A stream cannot answer a ping: it gets a comment, which keeps proxies from closing
+        // it, and a dead peer is found by the socket (write errors, keep-alive probes).
+        this.out.heartbeat();
+        return;
+      }
       this.awaitingPongSince ??= now;
       this.reply({ type: 'ping' });
     }
@@ -268,6 +281,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
       channels: this.subscriptions.channels,
       messages_sent: this.messagesSent,
       state: this.state,
+      transport: this.link.kind,
     };
   }
 
@@ -311,18 +325,14 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     // Closed for flooding or malformed input: nothing more it sends is read, so it cannot
     // keep us parsing while the close handshake waits (cut after CLOSE_GRACE_MS). Any other
     // close reads the client's reply, which ends the connection at once on its side.
-    if (READ_NO_MORE.has(code)) this.ws.pause();
-    try {
-      this.ws.close(code, truncateUtf8(reason, 123));
-    } catch {
-      this.ws.terminate();
-    }
-    this.cancelCloseGrace ??= this.ctx.clock.after(CLOSE_GRACE_MS, () => this.ws.terminate());
+    if (READ_NO_MORE.has(code)) this.link.stopReading();
+    this.link.close(code, truncateUtf8(reason, 123));
+    this.cancelCloseGrace ??= this.ctx.clock.after(CLOSE_GRACE_MS, () => this.link.terminate());
   }
 
   /** Cuts the connection without a close handshake (shutdown deadline). */
   terminate(): void {
-    this.ws.terminate();
+    this.link.terminate();
   }
 
   private closeSlow(reason: string): void {
@@ -580,6 +590,32 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
       return;
     }
     if (this.state !== 'authenticating') return;
+    this.signIn(principal, client);
+  }
+
+  /**
+   * An HTTP stream's session: its token was verified with the request, so it signs in at
+   * once and its first message is the welcome (docs/protocol.md#http-streaming-fallback).
+   */
+  openStream(principal: Principal, client: string | undefined, subscribe: SubscribeOp[]): void {
+    this.ctx.admission.helloReceived(this);
+    this.signIn(principal, client);
+    for (const op of subscribe) this.receiver.submit(op);
+  }
+
+  /** Ops POSTed for this stream's session (validated), in order, as if read from a socket. */
+  receiveOps(ops: readonly ClientOp[]): void {
+    this.guard(() => {
+      for (const op of ops) {
+        const at = this.ctx.clock.now();
+        this.lastSeenAt = at;
+        this.receiver.accept(op, at);
+      }
+    });
+  }
+
+  /** A verified principal becomes the session's, within the per-user limit; the welcome follows. */
+  private signIn(principal: Principal, client: string | undefined): void {
     if (!this.ctx.admission.authenticated(this, principal.userId)) {
       if (this.state !== 'authenticating') return; // evicted while the token was checked
       this.ctx.metrics.rejected('per_user');
@@ -610,6 +646,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
         ping_interval: this.ctx.config.pingIntervalMs / 1000,
         ping_timeout: this.ctx.config.pingTimeoutMs / 1000,
         protocol: PROTOCOL_VERSION,
+        ...(this.link.kind === 'sse' && { transport: 'sse' as const }),
       },
       'priority',
     );

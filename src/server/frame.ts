@@ -35,6 +35,18 @@ export interface FrameOptions {
   /** An event that expires (docs/protocol.md#expiring-events): when, and its seq. */
   readonly expiresAt?: number;
   readonly seq?: number;
+  /** Where this frame moves its channel's resume point (the HTTP streaming transport's
+   * cursor, docs/protocol.md#http-streaming-fallback): events and stand-ins give a seq,
+   * `subscribed` and snapshots an epoch too. */
+  readonly position?: FramePosition | null;
+}
+
+/** A frame's place in its channel: `seq` null when only the epoch is known yet (a
+ * `subscribed` whose replay follows). */
+export interface FramePosition {
+  readonly channel: string;
+  readonly epoch: string | null;
+  readonly seq: number | null;
 }
 
 export class Frame {
@@ -50,7 +62,10 @@ export class Frame {
   /** Infinity unless the event expires. */
   readonly expiresAt: number;
   private readonly seq: number;
+  readonly position: FramePosition | null;
   private standIn: Frame | null = null;
+  /** The same payload as a server-sent event, built on first use and shared. */
+  private sseBytes: Buffer | null = null;
   private readonly onSettled: ((frame: Frame) => void) | null;
   private refs = 0;
 
@@ -66,6 +81,7 @@ export class Frame {
     this.acceptedAt = options.acceptedAt ?? 0;
     this.expiresAt = options.expiresAt ?? Infinity;
     this.seq = options.seq ?? 0;
+    this.position = options.position ?? null;
     // Server-to-client frames are not masked, so the header is the same for every client.
     const parts = Sender.frame(payload, {
       fin: true,
@@ -75,6 +91,16 @@ export class Frame {
       rsv1: false,
     });
     this.wire = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+  }
+
+  /** The payload as one server-sent event: `data: <json>\n\n` (JSON holds no raw newline). */
+  get sse(): Buffer {
+    this.sseBytes ??= Buffer.concat([
+      SSE_DATA,
+      this.wire.subarray(this.wire.length - this.size),
+      SSE_END,
+    ]);
+    return this.sseBytes;
   }
 
   /** A one-off frame for a single client (replies, replays). */
@@ -88,7 +114,12 @@ export class Frame {
       (message.type === 'acked' && message.id === undefined)
         ? message.channel
         : null;
-    return new Frame(Buffer.from(JSON.stringify(message)), { cls, channel, ...(lane && { lane }) });
+    return new Frame(Buffer.from(JSON.stringify(message)), {
+      cls,
+      channel,
+      position: positionOf(message),
+      ...(lane && { lane }),
+    });
   }
 
   /** What is written instead of this event once it expired: `expired` with its seq, built
@@ -103,7 +134,13 @@ export class Frame {
           seq: this.seq,
         }),
       ),
-      { cls: this.cls, channel: this.channel, lane: this.lane },
+      {
+        cls: this.cls,
+        channel: this.channel,
+        lane: this.lane,
+        position:
+          this.channel === null ? null : { channel: this.channel, epoch: null, seq: this.seq },
+      },
     );
     return this.standIn;
   }
@@ -116,5 +153,28 @@ export class Frame {
   /** A queue wrote or dropped this frame. */
   release(): void {
     if (--this.refs === 0 && this.onSettled) this.onSettled(this);
+  }
+}
+
+const SSE_DATA = Buffer.from('data: ');
+const SSE_END = Buffer.from('\n\n');
+
+function positionOf(message: ServerMessage): FramePosition | null {
+  switch (message.type) {
+    case 'event':
+    case 'expired':
+      return { channel: message.channel, epoch: null, seq: message.seq };
+    case 'snapshot':
+      return { channel: message.channel, epoch: message.epoch, seq: message.seq };
+    case 'subscribed':
+      // A replay follows: the events it brings move the seq, so a stream cut during it
+      // resumes where the client really is.
+      return {
+        channel: message.channel,
+        epoch: message.epoch,
+        seq: message.replayed > 0 ? null : message.seq,
+      };
+    default:
+      return null;
   }
 }

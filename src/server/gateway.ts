@@ -6,7 +6,13 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
-import { ArchonError, CloseCode, parseChannel, SYSTEM_CHANNEL } from '../protocol/index.js';
+import {
+  ArchonError,
+  CloseCode,
+  parseChannel,
+  SYSTEM_CHANNEL,
+  type ClientOp,
+} from '../protocol/index.js';
 import { AdminService, LocalAdminApi, type AdminApi } from './admin.js';
 import { Admission } from './admission.js';
 import { Authenticator } from './auth.js';
@@ -26,6 +32,8 @@ import { Hub } from './hub.js';
 import { createLogger, LogLimiter, type Logger } from './logging.js';
 import { KeyedBuckets } from './token-bucket.js';
 import { Metrics } from './metrics.js';
+import { SseTransport, WebSocketTransport } from './transport.js';
+import type { DeliverResult, StreamRequest } from './http/sse.js';
 import { remoteAddress, UpgradeHandler } from './upgrade.js';
 
 export interface GatewayOptions {
@@ -56,6 +64,8 @@ export class Gateway {
   readonly hub: Hub;
   readonly backplane: Backplane;
   readonly connections = new Set<Connection>();
+  /** The HTTP streaming transport's sessions, by client_id (also in `connections`). */
+  private readonly streams = new Map<string, Connection>();
   readonly admin: AdminApi;
   private readonly app: FastifyInstance;
   private readonly auth: Authenticator;
@@ -96,6 +106,7 @@ export class Gateway {
     const alerts = new AlertListing(this.backplane);
     this.metrics = new Metrics(config.serverId, {
       active: () => this.connections.size,
+      sse: () => this.streams.size,
       unauthenticated: () => this.admission.unauthenticatedCount,
       queueDepth: () => service.queueDepth(),
       backplaneUp: () => this.backplane.healthy(),
@@ -127,6 +138,7 @@ export class Gateway {
       noisyLog,
       onClosed: (conn, code) => {
         this.connections.delete(conn);
+        if (this.streams.delete(conn.id)) this.cluster?.detachStream(conn.id);
         this.metrics.disconnected(code);
       },
       clock: this.clock,
@@ -167,29 +179,80 @@ export class Gateway {
             this.diagnostics.accept(endpoint, ws, lifetimeMs);
             return;
           }
-          const conn = new Connection(ws, socket, addr, this.connectionContext);
+          const conn = new Connection(
+            new WebSocketTransport(ws, socket),
+            addr,
+            this.connectionContext,
+          );
           this.admission.opened(conn);
           this.connections.add(conn);
-          this.metrics.connected(this.connections.size);
+          this.metrics.connected(this.connections.size, 'websocket');
         },
       },
       this.metrics,
       this.log,
       noisyLog,
     );
-    this.app = createHttpApp(this.log, {
-      server: config.serverId,
-      draining: () => this.draining,
-      auth: this.auth,
-      adminTokens: new TokenSet(config.adminTokens),
-      publishTokens: new TokenSet(config.publishTokens),
-      publish: (events) => this.publish(events),
-      backplane: this.backplane,
-      metrics: this.metrics,
-      admin: this.admin,
-      alerts,
-      clientAddress: (req) => remoteAddress(req, this.upgrades.trustedProxies),
+    this.app = createHttpApp(
+      this.log,
+      {
+        server: config.serverId,
+        draining: () => this.draining,
+        auth: this.auth,
+        adminTokens: new TokenSet(config.adminTokens),
+        publishTokens: new TokenSet(config.publishTokens),
+        publish: (events) => this.publish(events),
+        backplane: this.backplane,
+        metrics: this.metrics,
+        admin: this.admin,
+        alerts,
+        clientAddress: (req) => remoteAddress(req, this.upgrades.trustedProxies),
+      },
+      {
+        auth: this.auth,
+        metrics: this.metrics,
+        maxSubscriptions: config.maxSubscriptions,
+        draining: () => this.draining,
+        originAllowed: (origin) => this.upgrades.originAllowed(origin),
+        clientAddress: (req) => remoteAddress(req, this.upgrades.trustedProxies),
+        admit: (addr, userId) =>
+          this.admission.userFull(userId) ? 'per_user' : this.admission.admit(addr),
+        open: (stream) => this.openStream(stream),
+        deliver: (clientId, userId, ops) => {
+          const local = this.streams.get(clientId);
+          if (local) return Promise.resolve(deliverOps(local, userId, ops));
+          return this.cluster?.forward(clientId, userId, ops) ?? Promise.resolve('unknown');
+        },
+      },
+    );
+  }
+
+  /** An admitted HTTP stream (docs/protocol.md#http-streaming-fallback): its session starts
+   * signed in, counted and limited like a WebSocket's. */
+  private openStream({ res, principal, addr, client, resume, subscribe }: StreamRequest): void {
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      // nginx: do not buffer this response (deploy/nginx/archon-ws.conf turns it off too).
+      'X-Accel-Buffering': 'no',
     });
+    // Events go out as they are written; a peer that vanished is found by keep-alive probes.
+    res.socket?.setNoDelay(true);
+    res.socket?.setKeepAlive(true, this.config.pingIntervalMs);
+    let conn: Connection | null = null;
+    const transport = new SseTransport(
+      res,
+      (channel) => conn?.subscriptions.has(channel) === true,
+      resume,
+    );
+    conn = new Connection(transport, addr, this.connectionContext);
+    const session = conn;
+    this.admission.opened(session);
+    this.connections.add(session);
+    this.streams.set(session.id, session);
+    this.metrics.connected(this.connections.size, 'sse');
+    this.cluster?.attachStream(session.id, (userId, ops) => deliverOps(session, userId, ops));
+    session.openStream(principal, client, subscribe);
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -328,6 +391,14 @@ export class Gateway {
     this.metrics.close();
     this.log.info('Shutdown complete');
   }
+}
+
+/** POSTed ops for a stream held here: refused for another user, unknown once it closes. */
+function deliverOps(conn: Connection, userId: string, ops: ClientOp[]): DeliverResult {
+  if (conn.state !== 'open') return 'unknown';
+  if (conn.userId !== userId) return 'forbidden';
+  conn.receiveOps(ops);
+  return 'accepted';
 }
 
 function sleep(ms: number): Promise<void> {

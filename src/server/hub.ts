@@ -472,6 +472,7 @@ export class Hub implements BackplaneListener {
         cls === 'state' && event.key !== null ? `${event.channel}\u0000${event.key}` : null,
       acceptedAt: event.ts,
       onSettled: this.settled,
+      position: { channel: event.channel, epoch: null, seq: event.seq },
       ...(message.type === 'event' &&
         event.expires_at !== undefined && { expiresAt: event.expires_at, seq: event.seq }),
     });

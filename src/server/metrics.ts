@@ -10,6 +10,8 @@ import {
   ERROR_TYPES,
   RECOVERY_RESULTS,
   REJECT_REASONS,
+  TRANSPORTS,
+  type Transport,
   type ChannelClass,
   type ErrorType,
   type RecoveryResult,
@@ -50,9 +52,9 @@ export class Metrics {
   private peak = 0;
   private peakDay = '';
 
-  readonly connectionsActive: client.Gauge;
+  readonly connectionsActive: client.Gauge<'transport'>;
   readonly connectionsUnauthenticated: client.Gauge;
-  readonly connectionsTotal: client.Counter;
+  readonly connectionsTotal: client.Counter<'transport'>;
   readonly messagesSent: client.Counter<'class'>;
   readonly errors: client.Counter<'type'>;
   readonly broadcastDuration: client.Histogram;
@@ -68,6 +70,8 @@ export class Metrics {
     server: string,
     gauges: {
       active: () => number;
+      /** Open connections on the HTTP streaming fallback (the rest are WebSockets). */
+      sse: () => number;
       unauthenticated: () => number;
       queueDepth: () => number;
       backplaneUp: () => boolean;
@@ -84,10 +88,13 @@ export class Metrics {
 
     this.connectionsActive = new client.Gauge({
       name: 'archon_websocket_connections_active',
-      help: 'WebSocket connections open now (authenticated or not)',
+      help: 'Client connections open now (authenticated or not), by transport (websocket, or sse for the HTTP streaming fallback)',
+      labelNames: ['transport'],
       registers,
       collect() {
-        this.set(gauges.active());
+        const sse = gauges.sse();
+        this.set({ transport: 'websocket' }, gauges.active() - sse);
+        this.set({ transport: 'sse' }, sse);
       },
     });
     this.connectionsUnauthenticated = new client.Gauge({
@@ -100,9 +107,11 @@ export class Metrics {
     });
     this.connectionsTotal = new client.Counter({
       name: 'archon_websocket_connections_total',
-      help: 'WebSocket connections accepted since start',
+      help: 'Client connections accepted since start, by transport',
+      labelNames: ['transport'],
       registers,
     });
+    for (const transport of TRANSPORTS) this.connectionsTotal.inc({ transport }, 0);
     const pendingSent = this.pendingSent;
     this.messagesSent = new client.Counter({
       name: 'archon_websocket_messages_sent_total',
@@ -218,8 +227,8 @@ export class Metrics {
     this.series.error(type);
   }
 
-  connected(active: number): void {
-    this.connectionsTotal.inc();
+  connected(active: number, transport: Transport = 'websocket'): void {
+    this.connectionsTotal.inc({ transport });
     this.peakConnectionsToday(active);
     this.series.connect(active);
   }

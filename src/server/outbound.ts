@@ -1,15 +1,15 @@
 /**
- * The writing side of a client connection: its bounded queue and the socket writes.
+ * The writing side of a client connection: its bounded queue and the writes to its
+ * transport (a WebSocket's socket, or an HTTP streaming response).
  * Frames go straight to the socket, corked so one turn's frames leave in one write; when
  * the socket holds SOCKET_HIGH_WATER bytes, writing waits for 'drain' and frames wait in
  * the queue, where conflation and the bounds apply (docs/protocol.md#slow-consumers).
  */
-import type { Duplex } from 'node:stream';
-import type WebSocket from 'ws';
 import type { ServerMessage } from '../protocol/index.js';
 import { Frame } from './frame.js';
 import type { Metrics } from './metrics.js';
 import { OutboundQueue, type EnqueueResult } from './queue.js';
+import type { ClientTransport, Sink } from './transport.js';
 
 /** Above this many bytes buffered in the socket, stop writing until it drains. */
 const SOCKET_HIGH_WATER = 1 << 20;
@@ -20,10 +20,10 @@ export class Outbound {
   lastWriteAt: number;
   messagesSent = 0;
   private waitingDrain = false;
+  private readonly socket: Sink;
 
   constructor(
-    private readonly ws: WebSocket,
-    private readonly socket: Duplex,
+    private readonly transport: ClientTransport,
     bounds: { readonly queueSize: number; readonly queueBytes: number },
     private readonly metrics: Metrics,
     /** Asks for a flush once the socket drained (the hub batches flushes per turn). */
@@ -31,11 +31,12 @@ export class Outbound {
     now: number,
   ) {
     this.queue = new OutboundQueue(bounds.queueSize, bounds.queueBytes);
+    this.socket = transport.sink;
     this.lastWriteAt = now;
   }
 
   get socketOpen(): boolean {
-    return this.ws.readyState === this.ws.OPEN && !this.socket.destroyed;
+    return this.transport.open;
   }
 
   /** Since when the queue has waited on a socket that does not drain, or null. */
@@ -59,7 +60,7 @@ export class Outbound {
   /** One frame to the socket, counted; an event that expired while it waited goes as its
    * `expired` stand-in (docs/protocol.md#expiring-events). */
   private write(frame: Frame, now: number): void {
-    this.socket.write(frame.expiresAt <= now ? frame.expiredFrame().wire : frame.wire);
+    this.socket.write(this.transport.encode(frame.expiresAt <= now ? frame.expiredFrame() : frame));
     this.metrics.delivered(frame.cls);
     this.messagesSent++;
   }
@@ -97,7 +98,15 @@ export class Outbound {
   writeNow(message: ServerMessage): void {
     if (!this.socketOpen) return;
     this.flush();
-    this.socket.write(Frame.of(message).wire);
+    this.socket.write(this.transport.encode(Frame.of(message)));
     this.metrics.delivered('control');
+  }
+
+  /** The transport's keep-alive (SSE: a comment), when nothing waits to be written: a
+   * proxy between us and the client must not close an idle stream. */
+  heartbeat(): void {
+    const bytes = this.transport.heartbeat();
+    if (bytes === null || !this.socketOpen || this.waitingDrain || this.queue.depth > 0) return;
+    this.socket.write(bytes);
   }
 }

@@ -103,7 +103,35 @@ export class Receiver {
       this.inOrder(() => this.strike(parsed.code, parsed.message, parsed.id), parsed.id);
       return;
     }
-    const op = parsed.op;
+    this.dispatch(parsed.op);
+  }
+
+  /** An op validated elsewhere (an HTTP stream's POST, docs/protocol.md#http-streaming-fallback):
+   * rate-limited and handled in order like one read from the socket. */
+  accept(op: ClientOp, now: number): void {
+    if (this.host.ended) return;
+    if (!this.limiter.take(now)) {
+      this.host.fail(
+        'rate_limited',
+        `more than ${this.limits.maxMessagesPerSecond} messages per second`,
+      );
+      return;
+    }
+    this.dispatch(op);
+  }
+
+  /** The stream's own subscriptions, named in its request: in order, not rate-limited
+   * (bounded by WEBSOCKET_MAX_SUBSCRIPTIONS when the request was read). */
+  submit(op: InboundOp): void {
+    this.inOrder(
+      () => this.host.handle(op),
+      'id' in op ? op.id : undefined,
+      'channel' in op ? op.channel : undefined,
+    );
+  }
+
+  private dispatch(op: ClientOp): void {
+    const host = this.host;
     if (op.op === 'pong') {
       host.pong();
       return;

@@ -30,6 +30,7 @@ export class ReplayFrames {
             channel: event.channel,
             expiresAt: event.expires_at,
             seq: event.seq,
+            position: { channel: event.channel, epoch: null, seq: event.seq },
           });
     this.frames.set(id, frame);
     this.bytes += frame.wire.length;

@@ -26,6 +26,10 @@ export class ConnectionSubscriptions {
     private readonly max: number,
   ) {}
 
+  has(channel: string): boolean {
+    return this.byChannel.has(channel);
+  }
+
   get channels(): string[] {
     return [...this.byChannel.keys()];
   }

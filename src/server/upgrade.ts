@@ -135,7 +135,7 @@ export class UpgradeHandler {
     }
     const addr = remoteAddress(req, this.trustedProxies);
     const origin = req.headers.origin;
-    if (origin !== undefined && !this.allowAnyOrigin && !this.origins.has(origin)) {
+    if (origin !== undefined && !this.originAllowed(origin)) {
       this.noisyLog.warn(
         { origin: origin.slice(0, 200), remote_addr: addr },
         'WebSocket origin refused',
@@ -186,6 +186,12 @@ export class UpgradeHandler {
       socket.removeListener('close', done);
       this.hooks.accept(ws, socket, upgrade);
     });
+  }
+
+  /** WEBSOCKET_ALLOWED_ORIGINS (docs/configuration.md): a request without Origin is not a
+   * browser's and passes; the HTTP streaming transport checks the same list. */
+  originAllowed(origin: string | undefined): boolean {
+    return origin === undefined || this.allowAnyOrigin || this.origins.has(origin);
   }
 
   close(): void {

@@ -77,6 +77,7 @@ describe('Hub', () => {
     const backplane = new MemoryBackplane(LIMITS);
     const metrics = new Metrics('unit', {
       active: () => subscribers.length,
+      sse: () => 0,
       unauthenticated: () => 0,
       queueDepth: () => 0,
       backplaneUp: () => true,

@@ -22,6 +22,7 @@ import { TestClient } from '../support/client.js';
 import { ManualClock } from '../support/clock.js';
 import { eventually } from '../support/eventually.js';
 import { JWT_SECRET, signToken } from '../support/gateway.js';
+import { WebSocketTransport } from '../../src/server/transport.js';
 
 interface Harness {
   clock: ManualClock;
@@ -63,6 +64,7 @@ async function harness(env: Record<string, string> = {}): Promise<Harness> {
   const admission = new Admission<Connection>(config);
   const metrics = new Metrics(config.serverId, {
     active: () => live.size,
+    sse: () => 0,
     unauthenticated: () => admission.unauthenticatedCount,
     queueDepth: () => 0,
     backplaneUp: () => true,
@@ -97,7 +99,7 @@ async function harness(env: Record<string, string> = {}): Promise<Harness> {
   const server = createServer();
   server.on('upgrade', (req, socket, head) =>
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn = new Connection(ws, socket, '127.0.0.1', ctx);
+      const conn = new Connection(new WebSocketTransport(ws, socket), '127.0.0.1', ctx);
       admission.opened(conn);
       live.add(conn);
       sessions.push(conn);

@@ -6,9 +6,10 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { ArchonError, ERRORS, errorAnswer } from '../../protocol/index.js';
 import type { Logger } from '../logging.js';
 import { registerRoutes, type RouteDeps } from './routes.js';
+import { registerSse, type SseDeps } from './sse.js';
 import { registerWeb } from './web.js';
 
-export function createHttpApp(log: Logger, deps: RouteDeps): FastifyInstance {
+export function createHttpApp(log: Logger, deps: RouteDeps, sse: SseDeps): FastifyInstance {
   // Fastify's own request logs would drown the operator's signal: the error handler logs
   // what fails, and the gateway logs what matters.
   const app = Fastify({ logger: false, bodyLimit: 1 << 20 });
@@ -27,6 +28,7 @@ export function createHttpApp(log: Logger, deps: RouteDeps): FastifyInstance {
       .send(errorAnswer('not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
   });
   registerRoutes(app, deps);
+  registerSse(app, sse);
   registerWeb(app);
   return app;
 }

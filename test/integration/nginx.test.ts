@@ -12,6 +12,7 @@ import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { eventually } from '../support/eventually.js';
+import { TestStream } from '../support/sse.js';
 import { JWT_SECRET, PUBLISH_TOKEN } from '../support/gateway.js';
 import {
   ensureBuilt,
@@ -281,6 +282,24 @@ describe('archon-ws behind nginx (deploy/nginx/archon-ws.conf)', () => {
     const body = (await res.json()) as { results: { channel: string; seq: number }[] };
     expect(body.results).toHaveLength(1);
     expect(body.results[0]?.channel).toBe('signals');
+  });
+
+  it('streams server-sent events through nginx as they are written, with no upgrade at all', async () => {
+    const stream = await TestStream.welcomed(nginx().url, {
+      token: await userToken(),
+      query: { channels: 'signals' },
+    });
+    try {
+      const server = stream.messages[0]?.server as string;
+      expect(server).toMatch(/^api-[12]$/);
+      await stream.type('subscribed');
+      const instance = cluster?.instances.find((i) => i.id === server);
+      // One small event: buffered by nginx it would wait for more to fill a buffer.
+      await publishTo(`http://127.0.0.1:${instance?.port}`, { channel: 'signals', data: { n: 1 } });
+      expect(await stream.type('event')).toMatchObject({ channel: 'signals', data: { n: 1 } });
+    } finally {
+      stream.close();
+    }
   });
 
   it('keeps /metrics off the public entry point', async () => {

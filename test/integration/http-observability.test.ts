@@ -70,13 +70,23 @@ describe('GET /metrics', () => {
     const a = await gw.authed();
     await gw.authed();
     let { samples } = await scrape();
-    expect(valueOf(samples, 'archon_websocket_connections_active')).toBe(2);
-    expect(valueOf(samples, 'archon_websocket_connections_total')).toBe(2);
+    const ws = { transport: 'websocket' };
+    const sse = { transport: 'sse' };
+    expect(valueOf(samples, 'archon_websocket_connections_active', ws)).toBe(2);
+    expect(valueOf(samples, 'archon_websocket_connections_total', ws)).toBe(2);
+    // Every transport's series exists from the start (a dashboard shows 0, not "no data").
+    expect(
+      samples.some(
+        (s) => s.name === 'archon_websocket_connections_active' && s.labels.transport === 'sse',
+      ),
+    ).toBe(true);
+    expect(valueOf(samples, 'archon_websocket_connections_active', sse)).toBe(0);
+    expect(valueOf(samples, 'archon_websocket_connections_total', sse)).toBe(0);
     a.ws.close(1000);
     await eventually(() => gw.tg.gateway.connections.size === 1, 'the server to see the close');
     ({ samples } = await scrape());
-    expect(valueOf(samples, 'archon_websocket_connections_active')).toBe(1);
-    expect(valueOf(samples, 'archon_websocket_connections_total')).toBe(2);
+    expect(valueOf(samples, 'archon_websocket_connections_active', ws)).toBe(1);
+    expect(valueOf(samples, 'archon_websocket_connections_total', ws)).toBe(2);
     expect(valueOf(samples, 'archon_websocket_disconnects_total', { code: '1000' })).toBe(1);
   });
 

@@ -16,14 +16,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { TEST_MAX_LONG_HOLDS } from '../../src/protocol/index.js';
 import { MemoryBackplane } from '../../src/server/backplane/memory.js';
+import { systemClock } from '../../src/server/clock.js';
 import { bigSignals, connectionOf, publishUntilQueued } from '../support/admin.js';
 import { clientId } from '../support/client.js';
 import { expectOneLineError, runCli } from '../support/cli.js';
 import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
-import { ADMIN_TOKEN, admin, publish } from '../support/gateway.js';
+import { ADMIN_TOKEN, admin, publish, signToken } from '../support/gateway.js';
 import { CLI, ensureBuilt, NODE } from '../support/processes.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
+import { TestStream } from '../support/sse.js';
 
 interface DoctorJson {
   healthy: boolean;
@@ -47,6 +49,8 @@ interface DoctorJson {
     connections: {
       total: number;
       with_queue: number;
+      by_transport: { websocket: number; sse: number };
+      sse_users: number;
       stale: number;
       ping_settings_known: boolean;
       reference: { source: string };
@@ -303,6 +307,60 @@ describe('archon-ws doctor', () => {
     expect(after.code).toBe(0);
     expect(after.d.findings).toEqual([]);
     expect(after.d.evidence.alerts).toMatchObject({ kind: 'read', unacked: 0 });
+  });
+
+  it('counts clients on the HTTP streaming fallback, never as stale, and names Step 4 as a warning', async () => {
+    // The sessions' clock runs 10 minutes behind the gateway's Date header, so every
+    // connection looks silent for 10 minutes, far past the ping deadline (30 s + 10 s + 5 s):
+    // as a WebSocket that stopped answering would, and as a stream that has POSTed nothing
+    // since it opened does, live as it is (it is never pinged).
+    await fx.start({}, { clock: { ...systemClock, now: () => Date.now() - 600_000 } });
+    const ws = await fx.authed({ sub: 'alice' }, { client: 'dash/3.0' });
+    const streams = await Promise.all(
+      ['carol', 'carol', 'dave'].map(async (sub) =>
+        TestStream.welcomed(fx.tg.http, {
+          token: await signToken({ sub }),
+          query: { channels: 'signals', client: 'dash/3.0' },
+        }),
+      ),
+    );
+    try {
+      const { code, d } = await doctor();
+      expect(code).toBe(6);
+      expect(d.evidence.connections).toMatchObject({
+        total: 4,
+        by_transport: { websocket: 1, sse: 3 },
+        sse_users: 2,
+        // The WebSocket only.
+        stale: 1,
+        ping_settings_known: true,
+      });
+      expect(d.findings.map((f) => [f.remedy, f.severity])).toEqual([
+        ['fix-a', 'critical'],
+        ['step-4', 'warning'],
+      ]);
+      expect(d.findings[0]?.evidence[0]).toMatch(/^1 of 4 connections silent for more than 45 s /);
+      expect(d.findings[0]?.evidence[1]).toMatch(
+        new RegExp(`^longest silent: ${clientId(ws)} \\(alice, open, on test-1\\) (59|60)\\d s$`),
+      );
+      expect(d.findings[1]?.evidence).toEqual([
+        `3 of 4 clients (2 users) are on the HTTP streaming fallback: their WebSocket upgrade does not get through a proxy or load balancer (RB-003 Step 4). They are live. The upgrade through ${fx.tg.http} passes from here, so it is lost on those clients' own way in (a proxy of their network, or another entry point: archon-ws connections --group-by addr shows where they connect from); once it gets through they move back to WebSocket by themselves`,
+      ]);
+
+      const human = await runCli(['doctor'], env());
+      expect(human.code).toBe(6);
+      expect(human.stderr).toMatch(
+        /^checking connections… ok \(4, 3 on the HTTP streaming fallback\)$/m,
+      );
+      expect(human.stdout).toMatch(
+        /^connections\s+4 \(websocket 1, sse 3\), 0 with a queue, 1 stale$/m,
+      );
+      expect(human.stdout).toMatch(/^2\. Step 4: Load Balancer Fixes \[warning\]$/m);
+      expect(human.stdout).toMatch(/^ {3}- 3 of 4 clients \(2 users\) are on the HTTP streaming/m);
+      expect(human.stdout).toMatch(/^ {3}run: archon-ws check-lb --idle 90s$/m);
+    } finally {
+      for (const s of streams) s.close();
+    }
   });
 
   it('judges a gateway without the alerts endpoint (an earlier release) on the rest, saying the alerts are unavailable', async () => {

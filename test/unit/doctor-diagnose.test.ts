@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   errorsByType,
+  fallbackClients,
   healthPath,
   loadBalancer,
   wsHealthPath,
@@ -65,6 +66,25 @@ function strippedProbe(): Probe {
     echo: null,
     idle: null,
   };
+}
+
+/** A probe of a load balancer whose name does not resolve: no answer at all. */
+function unreachableProbe(): Probe {
+  return goodProbe('api-1', 'wss://lb.archon.ai/api/v1/ws/test', (p) => {
+    p.handshake = {
+      status: null,
+      upgrade: null,
+      connection: null,
+      protocol: null,
+      ms: null,
+      body: null,
+      error: 'ENOTFOUND',
+      unreachable: true,
+    };
+    p.welcome = null;
+    p.ping = null;
+    p.echo = null;
+  });
 }
 
 function series(
@@ -155,6 +175,7 @@ function evidence(edit: (e: Evidence) => void = () => {}): Evidence {
         channels: ['signals', 'positions:ACC1'],
         messages_sent: 1200,
         state: 'open',
+        transport: 'websocket' as const,
       })),
       NOW,
       30,
@@ -210,6 +231,7 @@ describe('doctor diagnosis', () => {
       last_seen_at: i < 12 ? '2026-11-27T10:35:30.000Z' : '2026-11-27T10:45:20.000Z',
       queue_depth: 0,
       state: 'open',
+      transport: 'websocket' as const,
     }));
     const e = evidence((x) => {
       x.connections = summarizeConnections(raw, NOW, 30, 10);
@@ -242,6 +264,7 @@ describe('doctor diagnosis', () => {
       last_seen_at: '2026-11-27T10:45:20.000Z',
       queue_depth: i < 3 ? [812, 300, 128][i]! : 0,
       state: 'open',
+      transport: 'websocket' as const,
     }));
     const e = evidence((x) => {
       x.connections = summarizeConnections(raw, NOW, 30, 10);
@@ -655,6 +678,7 @@ describe('doctor diagnosis: stale connections measured right', () => {
       last_seen_at: lastSeen(i),
       queue_depth: 0,
       state: 'open',
+      transport: 'websocket' as const,
     }));
 
   it("takes the time from the gateway's Date header, not a skewed local clock read after the probes", () => {
@@ -773,23 +797,7 @@ describe('doctor diagnosis: Step 4 says what was seen', () => {
   it('reports a load balancer that does not answer as unreachable', () => {
     const e = evidence((x) => {
       x.lb_url = 'https://lb.archon.ai';
-      x.lb = judge(
-        goodProbe('api-1', 'wss://lb.archon.ai/api/v1/ws/test', (p) => {
-          p.handshake = {
-            status: null,
-            upgrade: null,
-            connection: null,
-            protocol: null,
-            ms: null,
-            body: null,
-            error: 'ENOTFOUND',
-            unreachable: true,
-          };
-          p.welcome = null;
-          p.ping = null;
-          p.echo = null;
-        }),
-      );
+      x.lb = judge(unreachableProbe());
     });
     const f = finding(e, 'step-4');
     expect(f.evidence[0]).toBe('cannot reach the load balancer at https://lb.archon.ai: ENOTFOUND');
@@ -810,6 +818,157 @@ describe('doctor diagnosis: Step 4 says what was seen', () => {
       /the upgrade was answered with 101 but no welcome followed \(no welcome in time\)/,
     );
     expect(says(e)).not.toMatch(/does not pass WebSocket upgrades/);
+  });
+});
+
+describe('doctor diagnosis: clients on the HTTP streaming fallback', () => {
+  /** 120 connections of 40 users; the first `sse` of them streams over the fallback and has
+   * POSTed nothing since it connected at 08:00 (2 h 45 min of silence, never pinged). */
+  const onFallback = (sse: number) =>
+    summarizeConnections(
+      Array.from({ length: 120 }, (_, i) => ({
+        client_id: `c_${i}`,
+        server: i % 2 === 0 ? 'api-1' : 'api-2',
+        user_id: `user-${i % 40}`,
+        client_version: 'archon-dashboard/1.5.0',
+        connected_at: '2026-11-27T08:00:00.000Z',
+        last_seen_at: i < sse ? '2026-11-27T08:00:00.000Z' : '2026-11-27T10:45:10.000Z',
+        queue_depth: 0,
+        state: 'open',
+        transport: i < sse ? ('sse' as const) : ('websocket' as const),
+      })),
+      NOW,
+      30,
+      10,
+    );
+
+  it('never counts a stream as stale, however long it has been silent, and counts it by transport', () => {
+    const c = onFallback(3);
+    expect(c).toMatchObject({
+      total: 120,
+      by_transport: { websocket: 117, sse: 3 },
+      users: 40,
+      sse_users: 3,
+      stale: 0,
+      stale_examples: [],
+    });
+    // Without the gateway's ping settings, nor past the defaults.
+    expect(summarizeConnections([], NOW, null, null).by_transport).toEqual({
+      websocket: 0,
+      sse: 0,
+    });
+    const guessed = summarizeConnections(
+      [
+        {
+          client_id: 'c_1',
+          server: 'api-1',
+          user_id: 'user-1',
+          client_version: null,
+          connected_at: '2026-11-27T08:00:00.000Z',
+          last_seen_at: '2026-11-27T08:00:00.000Z',
+          queue_depth: 0,
+          state: 'open',
+          transport: 'sse',
+        },
+      ],
+      NOW,
+      null,
+      null,
+    );
+    expect(guessed).toMatchObject({ stale: 0, silent_past_default: 0, sse_users: 1 });
+    expect(remedies(evidence((x) => (x.connections = c)))).not.toContain('fix-a');
+  });
+
+  it("names Step 4 as a warning while the upgrade passes from here: lost on those clients' own way in", () => {
+    const e = evidence((x) => {
+      x.connections = onFallback(3);
+    });
+    const d = diagnose(e);
+    expect(d.healthy).toBe(false);
+    expect(d.findings).toEqual([
+      {
+        remedy: 'step-4',
+        title: 'Step 4: Load Balancer Fixes',
+        severity: 'warning',
+        evidence: [
+          "3 of 120 clients (3 users) are on the HTTP streaming fallback: their WebSocket upgrade does not get through a proxy or load balancer (RB-003 Step 4). They are live. The upgrade through https://api.archon.ai passes from here, so it is lost on those clients' own way in (a proxy of their network, or another entry point: archon-ws connections --group-by addr shows where they connect from); once it gets through they move back to WebSocket by themselves",
+        ],
+        commands: ['archon-ws check-lb --idle 90s'],
+      },
+    ]);
+    expect(d.verdict).toBe('1 finding(s): Step 4: Load Balancer Fixes');
+  });
+
+  it('adds them to the Step 4 finding of an upgrade failing through the load balancer, which stays critical', () => {
+    const e = evidence((x) => {
+      x.connections = onFallback(120);
+      x.lb = judge(strippedProbe());
+    });
+    expect(remedies(e)).toEqual(['step-4']);
+    const f = finding(e, 'step-4');
+    expect(f.severity).toBe('critical');
+    expect(f.evidence[0]).toMatch(
+      /^WebSocket upgrade through ws:\/\/lb\.example\/api\/v1\/ws\/test: /,
+    );
+    expect(f.evidence.at(-1)).toBe(
+      '120 of 120 clients (40 users) are on the HTTP streaming fallback: their WebSocket upgrade does not get through a proxy or load balancer (RB-003 Step 4), as the failed upgrade through https://api.archon.ai shows. They are live; fix the upgrade path and they move back to WebSocket by themselves',
+    );
+    // A load balancer the probe cannot reach: clients on the fallback do connect somehow.
+    const unreachable = (sse: number) =>
+      finding(
+        evidence((x) => {
+          x.connections = onFallback(sse);
+          x.lb_url = 'https://lb.archon.ai';
+          x.lb = judge(unreachableProbe());
+        }),
+        'step-4',
+      ).evidence.join('\n');
+    expect(unreachable(0)).toMatch(/is at fault, and clients cannot connect at all$/m);
+    expect(unreachable(120)).not.toMatch(/clients cannot connect at all/);
+    expect(unreachable(120)).toMatch(
+      /as the failed upgrade through https:\/\/lb\.archon\.ai shows/,
+    );
+  });
+
+  it('says what the upgrade needs when the load balancer could not be checked', () => {
+    const e = evidence((x) => {
+      x.connections = onFallback(1);
+      x.lb = judge(refusedProbe('test_endpoint_busy', 'busy'));
+    });
+    const cx = ruleContext(e);
+    fallbackClients(e, cx);
+    expect(cx.findings.list.map((f) => [f.remedy, f.severity])).toEqual([['step-4', 'warning']]);
+    expect(cx.findings.list[0]?.evidence).toEqual([
+      '1 of 120 clients (1 user) is on the HTTP streaming fallback: their WebSocket upgrade does not get through a proxy or load balancer (RB-003 Step 4). They are live; fix the upgrade path (nginx: proxy_http_version 1.1, proxy_set_header Upgrade $http_upgrade, proxy_set_header Connection $connection_upgrade (deploy/nginx/archon-ws.conf)) and they move back to WebSocket by themselves',
+    ]);
+    const none = ruleContext(evidence());
+    fallbackClients(evidence(), none);
+    expect(none.findings.list).toEqual([]);
+  });
+
+  it('lets an unexplained failing criterion still escalate beside them', () => {
+    const e = evidence((x) => {
+      x.connections = onFallback(2);
+      x.stats.errors_per_minute = 4;
+    });
+    expect(remedies(e)).toEqual(['escalate', 'step-4']);
+  });
+
+  it('puts the count by transport in the incident summary', () => {
+    const e = evidence((x) => {
+      x.connections = onFallback(3);
+    });
+    const md = incidentReport(e, diagnose(e));
+    expect(md).toContain(
+      '- by transport: websocket ×117, sse ×3 (3 user(s) on the HTTP streaming fallback: their WebSocket upgrade does not get through, RB-003 Step 4)',
+    );
+    expect(md).toContain(
+      '- 0 with messages queued; 0 silent for more than 45 s (WebSockets only: a stream is never pinged, its silence says nothing)',
+    );
+    expect(md).toContain('### 1. Step 4: Load Balancer Fixes (warning)');
+    expect(incidentReport(evidence(), diagnose(evidence()))).toContain(
+      '- by transport: websocket ×120, sse ×0\n',
+    );
   });
 });
 
@@ -852,6 +1011,7 @@ describe('doctor rules, one at a time', () => {
         last_seen_at: i < 12 ? '2026-11-27T10:35:30.000Z' : '2026-11-27T10:45:20.000Z',
         queue_depth: 0,
         state: 'open',
+        transport: 'websocket' as const,
       })),
       NOW,
       30,
@@ -874,6 +1034,7 @@ describe('doctor rules, one at a time', () => {
       'belowBaseline',
       'slowBroadcasts',
       'unexplainedCriteria',
+      'fallbackClients',
       'unacknowledgedAlerts',
     ]);
   });
@@ -1025,6 +1186,7 @@ describe('doctor evidence parsing', () => {
           connected_at: '2026-11-27T10:30:00.000Z',
           last_seen_at: '2026-11-27T10:30:00.000Z',
           state: 'authenticating',
+          transport: 'websocket' as const,
           queue_depth: 0,
         },
         {
@@ -1035,6 +1197,7 @@ describe('doctor evidence parsing', () => {
           connected_at: '2026-11-27T10:45:28.000Z',
           last_seen_at: '2026-11-27T10:45:28.000Z',
           state: 'authenticating',
+          transport: 'websocket' as const,
           queue_depth: 0,
         },
       ],

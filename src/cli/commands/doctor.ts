@@ -119,7 +119,7 @@ function printDiagnosis(ev: Evidence, d: Diagnosis): void {
         ],
         [
           'connections',
-          `${ev.connections.total}, ${ev.connections.with_queue} with a queue, ${ev.connections.stale} stale`,
+          `${ev.connections.total} (websocket ${ev.connections.by_transport.websocket}, sse ${ev.connections.by_transport.sse}), ${ev.connections.with_queue} with a queue, ${ev.connections.stale} stale`,
         ],
         [
           'stats',

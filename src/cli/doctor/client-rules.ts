@@ -32,6 +32,10 @@ export const ORDINARY_CLOSES: Readonly<Record<string, string>> = {
   '4010': 'an operator cleanup',
 };
 
+/** What the upgrade needs from nginx (deploy/nginx/archon-ws.conf, RB-003 Step 4). */
+const NGINX_UPGRADE =
+  'nginx: proxy_http_version 1.1, proxy_set_header Upgrade $http_upgrade, proxy_set_header Connection $connection_upgrade (deploy/nginx/archon-ws.conf)';
+
 /** The failed checks of a probe, with their figures. */
 function failingChecks(r: LbReport): string {
   return r.checks
@@ -87,8 +91,6 @@ export const loadBalancer: Rule = (ev, cx) => {
     const directText = directOk
       .map((d) => `${d.url.replace(/\/api\/v1\/ws\/test.*$/, '')} (${d.server ?? '?'})`)
       .join(', ');
-    const nginx =
-      'nginx: proxy_http_version 1.1, proxy_set_header Upgrade $http_upgrade, proxy_set_header Connection $connection_upgrade (deploy/nginx/archon-ws.conf)';
     const check = (name: string) => lb.checks.find((c) => c.name === name);
     const upgraded = check('HTTP 101')?.status === 'pass';
     const welcome = check('welcome names the server');
@@ -98,7 +100,7 @@ export const loadBalancer: Rule = (ev, cx) => {
         `cannot reach the load balancer at ${ev.lb_url}: ${check('HTTP 101')?.figure.replace(/^no answer: /, '') ?? 'no answer'}`,
         sameUrl
           ? `the admin API answered through the same URL, so it is up: the WebSocket port or path does not answer (a firewall, a listener missing on the load balancer)`
-          : `the admin API answered at ${ev.url}: the load balancer itself, its DNS name or a firewall in between is at fault, and clients cannot connect at all`,
+          : `the admin API answered at ${ev.url}: the load balancer itself, its DNS name or a firewall in between is at fault${ev.connections.by_transport.sse > 0 ? '' : ', and clients cannot connect at all'}`,
         ...(directOk.length > 0
           ? [`the same check straight to ${directText} passes: the instances are fine`]
           : []),
@@ -118,7 +120,7 @@ export const loadBalancer: Rule = (ev, cx) => {
         lbLine,
         ...healthLine,
         `the same check straight to ${directText} passes: the load balancer is at fault`,
-        ...(noWelcome ? [] : [nginx]),
+        ...(noWelcome ? [] : [NGINX_UPGRADE]),
       ]);
     } else if (directBad.length > 0) {
       cx.findings.add(
@@ -141,14 +143,14 @@ export const loadBalancer: Rule = (ev, cx) => {
         lbLine,
         ...healthLine,
         `plain HTTP through the same URL reaches the gateway (the admin API answered${ev.health.http_status === 200 ? ', /api/health 200' : ''}), only the upgrade fails: the load balancer does not pass WebSocket upgrades (check with --direct <instance URL> to be sure)`,
-        nginx,
+        NGINX_UPGRADE,
       ]);
     } else {
       cx.findings.add('step-4', 'critical', [
         lbLine,
         ...healthLine,
         `the admin API answered at ${ev.url}, another URL than the one probed (${ev.lb_url}): the upgrade through ${ev.lb_url} fails; check with --direct <instance URL> whether the instances pass it`,
-        nginx,
+        NGINX_UPGRADE,
       ]);
     }
   }
@@ -270,4 +272,26 @@ export const belowBaseline: Rule = (ev, cx) => {
         `${drop}: the gateway saw no reason of its own; clients may not reach it at all (DNS, firewall, load balancer: run check-lb from the clients' network)`,
       ]);
   }
+};
+
+/**
+ * Step 4: clients on the HTTP streaming fallback. They fall back to it when their WebSocket
+ * upgrade does not get through, so any of them are a sign of RB-003 Step 4 even when they
+ * are live. Read beside the load balancer probe: failing too, it is the cause; passing from
+ * here, the upgrade is lost on those clients' own way in. A warning: nobody is cut off.
+ */
+export const fallbackClients: Rule = (ev, cx) => {
+  const { by_transport: transports, total, sse_users: users } = ev.connections;
+  const sse = transports.sse;
+  if (sse === 0) return;
+  const lb = ev.lb;
+  const who = `${sse} of ${total} clients (${users} user${users === 1 ? '' : 's'}) ${sse === 1 ? 'is' : 'are'} on the HTTP streaming fallback: their WebSocket upgrade does not get through a proxy or load balancer (RB-003 Step 4)`;
+  const back = 'they move back to WebSocket by themselves';
+  cx.findings.add('step-4', 'warning', [
+    lb.verdict === 'pass'
+      ? `${who}. They are live. The upgrade through ${ev.lb_url} passes from here, so it is lost on those clients' own way in (a proxy of their network, or another entry point: archon-ws connections --group-by addr shows where they connect from); once it gets through ${back}`
+      : lb.verdict === 'fail' && lb.refusal === null
+        ? `${who}, as the failed upgrade through ${ev.lb_url} shows. They are live; fix the upgrade path and ${back}`
+        : `${who}. They are live; fix the upgrade path (${NGINX_UPGRADE}) and ${back}`,
+  ]);
 };

@@ -5,7 +5,7 @@
  * and the load balancer probe are evidence whichever way they go.
  */
 import { ADMIN_READERS } from '../../protocol/admin.js';
-import type { ConnectionEntry } from '../../protocol/index.js';
+import type { ConnectionEntry, Transport } from '../../protocol/index.js';
 import { HealthAnswerSchema } from '../../protocol/probes.js';
 import { adminAnswer, CliError, Exit, networkReason, parseAnswer, type Target } from '../api.js';
 import { age, deliveredTo, fetchAlerts, type Alerts } from '../commands/alerts.js';
@@ -30,13 +30,19 @@ export interface ConnectionSummary {
   total: number;
   by_server: Record<string, number>;
   by_client_version: Record<string, number>;
+  /** Connections per transport: `sse` are clients on the HTTP streaming fallback, whose
+   * WebSocket upgrade did not get through (RB-003 Step 4). */
+  by_transport: Record<Transport, number>;
   users: number;
+  /** Users (`sub`) with a connection on the HTTP streaming fallback. */
+  sse_users: number;
   /** Connections with messages waiting in their queue. */
   with_queue: number;
   /** The deepest queues, deepest first (at most 5). */
   deepest: ConnectionSample[];
   /** Connections silent for longer than the gateway's liveness allows: it should have
-   * closed them itself (4009 / auth timeout), so they are dead ones it kept. */
+   * closed them itself (4009 / auth timeout), so they are dead ones it kept. WebSockets only:
+   * an HTTP stream's silence says nothing (see summarizeConnections). */
   stale: number;
   stale_examples: ConnectionSample[];
   /** The silence that counts as stale, seconds (ping interval + ping timeout + 5). */
@@ -121,7 +127,8 @@ type ReadField =
   | 'connected_at'
   | 'last_seen_at'
   | 'queue_depth'
-  | 'state';
+  | 'state'
+  | 'transport';
 
 /** Connections that sent nothing for longer than this past the ping deadline are stale. */
 const STALE_GRACE_S = 5;
@@ -154,7 +161,8 @@ export function referenceTime(date: string | null, receivedAt: number): Referenc
  * GET …/websocket/connections (as read) reduced to what the diagnosis reads. `now` is the time the
  * answer describes (referenceTime); the ping settings are null when the gateway did not
  * tell them, and a connection then counts as stale only past the most lenient settings
- * it accepts. Pure.
+ * it accepts. Connections on the HTTP streaming fallback are counted, never judged by their
+ * silence. Pure.
  */
 export function summarizeConnections(
   entries: readonly Pick<ConnectionEntry, ReadField>[],
@@ -170,7 +178,9 @@ export function summarizeConnections(
   let pastDefault = 0;
   const byServer: Record<string, number> = {};
   const byVersion: Record<string, number> = {};
+  const byTransport: Record<Transport, number> = { websocket: 0, sse: 0 };
   const users = new Set<string>();
+  const sseUsers = new Set<string>();
   const samples: ConnectionSample[] = [];
   const stale: ConnectionSample[] = [];
   for (const c of entries) {
@@ -189,7 +199,17 @@ export function summarizeConnections(
     const version = sample.client_version ?? '(none)';
     byVersion[version] = (byVersion[version] ?? 0) + 1;
     if (sample.user_id !== null) users.add(sample.user_id);
+    byTransport[c.transport]++;
     samples.push(sample);
+    if (c.transport === 'sse') {
+      if (sample.user_id !== null) sseUsers.add(sample.user_id);
+      // An HTTP stream is never pinged (it gets comment heartbeats, which need no answer) and
+      // can only send by POSTing ops, so its last_seen_at moves only when the dashboard acts:
+      // a live stream may be silent for hours. The gateway finds dead ones by a heartbeat
+      // write failing or TCP keep-alive, not by silence, so silence never makes one stale
+      // here (docs/runbooks/RB-003-websocket-degradation.md, Step 4).
+      continue;
+    }
     const age = Number.isFinite(connectedAt) ? (now - connectedAt) / 1000 : 0;
     const isStale =
       sample.state === 'authenticating'
@@ -202,7 +222,9 @@ export function summarizeConnections(
     total: samples.length,
     by_server: byServer,
     by_client_version: byVersion,
+    by_transport: byTransport,
     users: users.size,
+    sse_users: sseUsers.size,
     with_queue: samples.filter((s) => s.queue_depth > 0).length,
     deepest: samples
       .filter((s) => s.queue_depth > 0)
@@ -328,7 +350,10 @@ export async function collectEvidence(o: CollectOptions): Promise<Evidence> {
       );
       return { ...answer, entries };
     },
-    (c) => `ok (${c.entries.length})`,
+    (c) => {
+      const sse = c.entries.filter((e) => e.transport === 'sse').length;
+      return `ok (${c.entries.length}${sse > 0 ? `, ${sse} on the HTTP streaming fallback` : ''})`;
+    },
   );
   const reference = referenceTime(connectionsAnswer.date, connectionsAnswer.received_at);
   const stats = await steps.run(`stats of the last ${o.minutes} min`, () =>

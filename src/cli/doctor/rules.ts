@@ -2,6 +2,7 @@
 import {
   belowBaseline,
   errorsByType,
+  fallbackClients,
   healthPath,
   loadBalancer,
   wsHealthPath,
@@ -48,5 +49,6 @@ export const RULES: readonly Rule[] = [
   belowBaseline, // reads Fix B and whether anything was found
   slowBroadcasts, // Fix C / Fix D, reads Fix B
   unexplainedCriteria, // escalate: reads what was explained and found
+  fallbackClients, // Step 4: clients on the HTTP streaming fallback; after escalation, as below
   unacknowledgedAlerts, // risk alerts waiting: after escalation, which a finding would stop
 ];

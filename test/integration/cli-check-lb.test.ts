@@ -1,9 +1,11 @@
 /**
  * `archon-ws check-lb` and `archon-ws doctor` through real nginx in front of two real
  * `archon-ws serve` processes: the shipped deploy/nginx/archon-ws.conf passes every check
- * and an idle hold; the same file with a short proxy_read_timeout is caught by --idle; with
- * the upgrade headers left out, check-lb fails the handshake and doctor names the load
- * balancer (RB-003 Step 4), proving it with a direct check of an instance.
+ * (the HTTP streaming fallback's among them) and an idle hold; the same file with a short
+ * proxy_read_timeout is caught by --idle; with the upgrade headers left out, check-lb fails
+ * the handshake but finds the fallback open, and doctor names the load balancer (RB-003
+ * Step 4), proving it with a direct check of an instance; without a route for /api/v1/sse,
+ * the fallback's check fails on its own and names the location block to add.
  */
 import { createServer, type Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +23,9 @@ import {
 
 interface CheckJson {
   ok: boolean;
+  verdict: string;
+  websocket: string;
+  fallback: { url: string; status: string; figure: string; explanation: string | null };
   server: string | null;
   checks: { name: string; status: string; figure: string }[];
   idle: {
@@ -62,6 +67,9 @@ describe('archon-ws check-lb through nginx', () => {
     expect(r.stdout).toMatch(/^PASS\s+ping → pong\s+[\d.]+ ms$/m);
     expect(r.stdout).toMatch(/^PASS\s+echo round trip\s+[\d.]+ ms$/m);
     expect(r.stdout).toMatch(/^PASS\s+idle 3 s\s+survived 3\.0 s idle, echo after it/m);
+    expect(r.stdout).toMatch(
+      /^PASS\s+HTTP streaming fallback \(GET \/api\/v1\/sse\)\s+401 unauthorized from the gateway in [\d.]+ ms$/m,
+    );
     expect(r.stdout).toMatch(/^all load balancer checks pass$/m);
   });
 
@@ -94,7 +102,7 @@ describe('archon-ws check-lb through nginx', () => {
       /^FAIL\s+idle 5 s\s+cut after [\d.]+ s idle without a close frame \(code 1006\)$/m,
     );
     expect(human.stdout).toMatch(/Raise it to at least 3600 s/);
-    expect(human.stdout).toMatch(/^1 of 8 checks fail or did not run$/m);
+    expect(human.stdout).toMatch(/^1 of 9 checks fail or did not run$/m);
   });
 
   it('gives up on an idle hold at once when the proxy drops the query string (exit 7)', async () => {
@@ -112,7 +120,7 @@ describe('archon-ws check-lb through nginx', () => {
     );
     expect(r.stdout).toMatch(/^PASS\s+echo round trip/m);
     expect(r.stdout).toMatch(/dropped\s+the query string/);
-    expect(r.stdout).toMatch(/^1 of 8 checks did not run, none failed/m);
+    expect(r.stdout).toMatch(/^1 of 9 checks did not run, none failed/m);
   });
 
   describe('with the upgrade headers left out of the nginx config', () => {
@@ -121,7 +129,7 @@ describe('archon-ws check-lb through nginx', () => {
         .replace(/^\s*proxy_set_header Upgrade \$http_upgrade;$/gm, '')
         .replace(/^\s*proxy_set_header Connection \$connection_upgrade\w*;$/gm, '');
 
-    it('check-lb fails the handshake and says why', async () => {
+    it('check-lb fails the handshake, says why, and finds the fallback open to clients meanwhile', async () => {
       nginx = await startNginx(ports(), { edit: stripUpgrade });
       const r = await runCli(['check-lb', '--url', nginx.url]);
       expect(r.code, r.stderr).toBe(1);
@@ -129,6 +137,20 @@ describe('archon-ws check-lb through nginx', () => {
         /^FAIL\s+HTTP 101\s+404: the gateway got a plain GET, the load balancer did not pass the upgrade on/m,
       );
       expect(r.stdout).toMatch(/^-\s+echo round trip\s+no WebSocket$/m);
+      expect(r.stdout).toMatch(
+        /^PASS\s+HTTP streaming fallback \(GET \/api\/v1\/sse\)\s+401 unauthorized from the gateway/m,
+      );
+      expect(r.stdout.replace(/\s+/g, ' ')).toContain(
+        'The WebSocket checks fail, but GET /api/v1/sse reaches the gateway: clients on the archon-ws SDK stay live over the HTTP streaming fallback while the upgrade is fixed (RB-003 Step 4), and move back to WebSocket by themselves once it gets through.',
+      );
+      const json = JSON.parse(
+        (await runCli(['check-lb', nginx.url, '--json'])).stdout,
+      ) as CheckJson;
+      expect([json.verdict, json.websocket, json.fallback.status]).toEqual([
+        'fail',
+        'fail',
+        'pass',
+      ]);
     });
 
     it('doctor points to Step 4 (load balancer), confirmed by a direct check of an instance', async () => {
@@ -155,6 +177,42 @@ describe('archon-ws check-lb through nginx', () => {
       expect(human.stdout).toMatch(/plain HTTP through the same URL reaches the gateway/);
       expect(human.stdout).toMatch(/^ {3}run: archon-ws check-lb --idle 90s$/m);
     });
+  });
+});
+
+describe('archon-ws check-lb through nginx without a route for the HTTP streaming fallback', () => {
+  // A load balancer that routes only the WebSocket and API paths: /api/v1/sse gets its 404.
+  const noFallback = (conf: string) =>
+    conf.replace(
+      /location \/api\/v1\/sse \{[\s\S]*?\n {4}\}/,
+      'location /api/v1/sse {\n        return 404;\n    }',
+    );
+
+  it('fails the fallback check alone (exit 1) and names the location block to add', async () => {
+    nginx = await startNginx(ports(), { edit: noFallback });
+    const r = await runCli(['check-lb', nginx.url]);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/^PASS\s+echo round trip\s+[\d.]+ ms$/m);
+    expect(r.stdout).toMatch(
+      /^FAIL\s+HTTP streaming fallback \(GET \/api\/v1\/sse\)\s+404: an HTML page, not the gateway \[<html> <head><title>404 Not Found/m,
+    );
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain(
+      `GET /api/v1/sse does not reach a gateway through ${nginx.url} (HTTP 404, an HTML page, not the gateway): the load balancer does not route the HTTP streaming fallback. Route it to the instances: the \`location /api/v1/sse\` block of deploy/nginx/archon-ws.conf (proxy_pass to the archon_ws upstream, proxy_buffering off, proxy_read_timeout 3600s)`,
+    );
+    expect(r.stdout).toMatch(/^1 of 8 checks fail or did not run$/m);
+
+    const json = await runCli(['check-lb', nginx.url, '--json']);
+    expect(json.code).toBe(1);
+    const report = JSON.parse(json.stdout) as CheckJson;
+    expect(report).toMatchObject({
+      ok: false,
+      verdict: 'fail',
+      websocket: 'pass',
+      fallback: { url: `${nginx.url}/api/v1/sse`, status: 'fail' },
+    });
+    expect(report.fallback.explanation).toMatch(
+      /WebSocket upgrades pass, so only clients whose own network stops the upgrade are affected: they have nothing to fall back to\.$/,
+    );
   });
 });
 
@@ -185,6 +243,12 @@ describe('archon-ws check-lb errors', () => {
       expect(r.stdout).toMatch(/^FAIL\s+HTTP 101\s+200: the upgrade did not reach the gateway/m);
       expect(r.stdout).toMatch(/^FAIL\s+Upgrade: websocket\s+missing$/m);
       expect(r.stdout).toMatch(/^-\s+subprotocol archon\.v1\s+no 101$/m);
+      expect(r.stdout).toMatch(
+        /^FAIL\s+HTTP streaming fallback \(GET \/api\/v1\/sse\)\s+200: an HTML page, not the gateway \[<html>hello<\/html>\]$/m,
+      );
+      expect(r.stdout.replace(/\s+/g, ' ')).toContain(
+        'Neither the WebSocket upgrade nor the HTTP streaming fallback gets through: clients cannot connect at all.',
+      );
     } finally {
       server.close();
     }

@@ -4,12 +4,19 @@
  * between and the gateway's own close are three different things.
  */
 import { EventEmitter } from 'node:events';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { WebSocket } from 'ws';
 import { WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkLb, idleOption, lbExitCode, MAX_IDLE_S } from '../../src/cli/commands/check-lb.js';
 import { idleVerdict, judge, sentByGateway } from '../../src/cli/lb-checks.js';
+import {
+  fallbackUrl,
+  judgeFallback,
+  withFallback,
+  type FallbackProbe,
+} from '../../src/cli/lb-fallback.js';
 import type { IdleHold, Probe } from '../../src/cli/lb-probe.js';
 import { TEST_CLOSE_REASONS } from '../../src/protocol/index.js';
 import { serveTestConnection } from '../../src/server/diagnostics.js';
@@ -281,20 +288,31 @@ describe('check-lb: checks that could not run', () => {
 
 describe('check-lb against a gateway that ignores ?hold=', () => {
   let server: WebSocketServer | undefined;
+  let http: Server | undefined;
   afterEach(async () => {
     for (const c of server?.clients ?? []) c.terminate();
     await new Promise((resolve) => server?.close(resolve));
     server = undefined;
+    const plain = http;
+    http = undefined;
+    plain?.closeAllConnections();
+    if (plain) await new Promise((resolve) => plain.close(resolve));
   });
 
   it('gives up on the idle hold as soon as the welcome arrives', async () => {
     // Like a gateway before ?hold= (or one behind a proxy dropping the query string): the
-    // welcome says 60 s, whatever was asked.
-    server = new WebSocketServer({
-      port: 0,
-      host: '127.0.0.1',
-      handleProtocols: () => 'archon.v1',
+    // welcome says 60 s, whatever was asked. It predates the HTTP streaming fallback too, so
+    // GET /api/v1/sse gets its answer to a route it does not have.
+    http = createServer((req, res) => {
+      res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' });
+      res.end(
+        JSON.stringify({
+          error: { code: 'not_found', message: `no route ${req.method} ${req.url?.split('?')[0]}` },
+        }),
+      );
     });
+    server = new WebSocketServer({ server: http, handleProtocols: () => 'archon.v1' });
+    await new Promise<void>((resolve) => http?.listen(0, '127.0.0.1', resolve));
     server.on('connection', (ws) => {
       ws.send(
         JSON.stringify({
@@ -309,8 +327,7 @@ describe('check-lb against a gateway that ignores ?hold=', () => {
       );
       ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
     });
-    await new Promise((resolve) => server?.once('listening', resolve));
-    const port = (server.address() as AddressInfo).port;
+    const port = (http.address() as AddressInfo).port;
     const began = Date.now();
     const r = await checkLb({
       url: `ws://127.0.0.1:${port}/api/v1/ws/test`,
@@ -324,7 +341,157 @@ describe('check-lb against a gateway that ignores ?hold=', () => {
     expect(r.idle?.summary).toBe(
       'not run: asked the gateway to keep it 40 s (?hold=40), it keeps it 60 s',
     );
+    // No fallback on such a gateway: nothing to check there, and no check counted.
+    expect(r.fallback).toMatchObject({
+      status: 'not available',
+      figure: '404 from the gateway: not_found (no route GET /api/v1/sse)',
+    });
     expect(lbExitCode(r)).toBe(7);
+  });
+});
+
+/** What GET /api/v1/sse without a token got back through a load balancer. */
+const fallback = (
+  status: number | null,
+  body: string,
+  contentType = 'application/json; charset=utf-8',
+): FallbackProbe => ({
+  url: 'http://lb.example/api/v1/sse',
+  status,
+  content_type: status === null ? null : contentType,
+  body: status === null ? null : body,
+  ms: status === null ? null : 2.1,
+  error: status === null ? 'ECONNREFUSED' : null,
+});
+const gatewayError = (code: string, message: string) =>
+  JSON.stringify({ error: { code, message } });
+const UNAUTHORIZED = gatewayError(
+  'unauthorized',
+  'missing token: send it as Authorization: Bearer <jwt> (never in the URL)',
+);
+const NGINX_404 =
+  '<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
+
+describe('check-lb: the HTTP streaming fallback', () => {
+  it("passes on the gateway's own 401 to a request without a token", () => {
+    expect(judgeFallback(fallback(401, UNAUTHORIZED))).toEqual({
+      url: 'http://lb.example/api/v1/sse',
+      status: 'pass',
+      figure: '401 unauthorized from the gateway in 2.1 ms',
+      explanation: null,
+    });
+    // The stream route's other answers before the token prove the path as well.
+    expect(
+      judgeFallback(fallback(503, gatewayError('draining', 'server shutting down'))),
+    ).toMatchObject({
+      status: 'pass',
+      figure: '503 from the gateway: draining (server shutting down), so the path reaches it',
+    });
+  });
+
+  it('fails a 404 page or an HTML page, naming the nginx location block to add', () => {
+    const page = judgeFallback(fallback(404, NGINX_404, 'text/html'));
+    expect(page.status).toBe('fail');
+    expect(page.figure).toBe(
+      '404: an HTML page, not the gateway [<html> <head><title>404 Not Found</title></head> <body> <cen]',
+    );
+    expect(page.explanation).toBe(
+      'GET /api/v1/sse does not reach a gateway through http://lb.example (HTTP 404, an HTML page, not the gateway): the load balancer does not route the HTTP streaming fallback. Route it to the instances: the `location /api/v1/sse` block of deploy/nginx/archon-ws.conf (proxy_pass to the archon_ws upstream, proxy_buffering off, proxy_read_timeout 3600s), or on another load balancer a rule sending /api/v1/sse to the instances without response buffering.',
+    );
+    // A web app answering every path with its index page.
+    const app = judgeFallback(fallback(200, '<!doctype html><title>Archon</title>', 'text/html'));
+    expect([app.status, app.figure]).toEqual([
+      'fail',
+      '200: an HTML page, not the gateway [<!doctype html><title>Archon</title>]',
+    ]);
+    expect(judgeFallback(fallback(200, '', 'text/event-stream'))).toMatchObject({
+      status: 'fail',
+      figure: '200: an event stream without a token, which the gateway never gives',
+    });
+    expect(judgeFallback(fallback(502, 'Bad Gateway', 'text/plain')).figure).toBe(
+      "502: not the gateway's answer [Bad Gateway]",
+    );
+  });
+
+  it('fails when nothing answers', () => {
+    expect(judgeFallback(fallback(null, ''))).toMatchObject({
+      status: 'fail',
+      figure: 'no answer: ECONNREFUSED',
+      explanation: expect.stringMatching(
+        /^GET \/api\/v1\/sse got no answer through http:\/\/lb\.example \(ECONNREFUSED\)\. Route it to the instances: the `location \/api\/v1\/sse` block/,
+      ) as string,
+    });
+  });
+
+  it('tells a gateway without the route (an earlier release) from a path rewritten on the way', () => {
+    const older = judgeFallback(
+      fallback(404, gatewayError('not_found', 'no route GET /api/v1/sse')),
+    );
+    expect(older).toMatchObject({
+      status: 'not available',
+      figure: '404 from the gateway: not_found (no route GET /api/v1/sse)',
+    });
+    expect(older.explanation).toMatch(/a release before the HTTP streaming fallback/);
+    const rewritten = judgeFallback(fallback(404, gatewayError('not_found', 'no route GET /sse')));
+    expect(rewritten).toMatchObject({
+      status: 'fail',
+      figure:
+        '404 from the gateway: not_found (no route GET /sse): the path was rewritten on the way',
+    });
+    expect(rewritten.explanation).toMatch(/the load balancer rewrites it/);
+  });
+
+  it('says clients stay live over the fallback when the WebSocket checks fail but it passes (exit 1)', () => {
+    const stripped = answered(404, gatewayError('not_found', 'no route GET /api/v1/ws/test'));
+    const r = withFallback(judge(stripped), judgeFallback(fallback(401, UNAUTHORIZED)));
+    expect(r.websocket).toBe('fail');
+    expect(r.verdict).toBe('fail');
+    expect(r.checks.at(-1)).toEqual({
+      name: 'HTTP streaming fallback (GET /api/v1/sse)',
+      status: 'pass',
+      figure: '401 unauthorized from the gateway in 2.1 ms',
+    });
+    expect(r.fallback.explanation).toBe(
+      'The WebSocket checks fail, but GET /api/v1/sse reaches the gateway: clients on the archon-ws SDK stay live over the HTTP streaming fallback while the upgrade is fixed (RB-003 Step 4), and move back to WebSocket by themselves once it gets through.',
+    );
+    expect(lbExitCode(r)).toBe(1);
+    const neither = withFallback(judge(stripped), judgeFallback(fallback(404, NGINX_404)));
+    expect(neither.fallback.explanation).toMatch(
+      / Neither the WebSocket upgrade nor the HTTP streaming fallback gets through: clients cannot connect at all\.$/,
+    );
+  });
+
+  it('fails the run on the fallback alone, beside WebSocket checks that pass', () => {
+    const r = withFallback(judge(probe()), judgeFallback(fallback(404, NGINX_404, 'text/html')));
+    expect(r).toMatchObject({ websocket: 'pass', verdict: 'fail', ok: false });
+    expect(r.checks.filter((c) => c.status !== 'pass').map((c) => c.name)).toEqual([
+      'HTTP streaming fallback (GET /api/v1/sse)',
+    ]);
+    expect(r.fallback.explanation).toMatch(
+      / WebSocket upgrades pass, so only clients whose own network stops the upgrade are affected: they have nothing to fall back to\.$/,
+    );
+    expect(lbExitCode(r)).toBe(1);
+    const all = withFallback(judge(probe()), judgeFallback(fallback(401, UNAUTHORIZED)));
+    expect([all.verdict, all.checks.length, all.fallback.explanation]).toEqual(['pass', 8, null]);
+    expect(lbExitCode(all)).toBe(0);
+    // A busy test endpoint is still exit 7 with the fallback passing.
+    const busy = answered(503, gatewayError('test_endpoint_busy', 'busy'));
+    expect(lbExitCode(withFallback(judge(busy), judgeFallback(fallback(401, UNAUTHORIZED))))).toBe(
+      7,
+    );
+  });
+
+  it('asks GET /api/v1/sse beside the test endpoint, over http(s), keeping a path prefix', () => {
+    expect(fallbackUrl('ws://lb.example/api/v1/ws/test?hold=100')?.toString()).toBe(
+      'http://lb.example/api/v1/sse',
+    );
+    expect(fallbackUrl('wss://lb.example/archon/api/v1/ws/test')?.toString()).toBe(
+      'https://lb.example/archon/api/v1/sse',
+    );
+    expect(fallbackUrl('https://lb.example:8443')?.toString()).toBe(
+      'https://lb.example:8443/api/v1/sse',
+    );
+    expect(fallbackUrl('ftp://lb.example')).toBeNull();
   });
 });
 

@@ -1,5 +1,7 @@
 /**
- * `archon-ws check-lb`: RB-003 Step 2 through the load balancer, each check PASS or FAIL.
+ * `archon-ws check-lb`: RB-003 Step 2 through the load balancer, each check PASS or FAIL: the
+ * WebSocket upgrade and what follows it, then whether the HTTP streaming fallback
+ * (GET /api/v1/sse, RB-003 Step 4) reaches a gateway, judged on its own.
  * Exit 0 when every check passes, 1 when one fails, 7 when none fails but some could not run
  * (the test endpoint busy or full, an idle hold the gateway did not grant or ended itself);
  * 2 for bad flags and 3 when nothing answers, as for every command.
@@ -10,6 +12,13 @@ import { CliError, Exit, resolveUrl } from '../api.js';
 import { action, durationOption } from '../common.js';
 import { out, table, withProgress, wrap } from '../format.js';
 import { judge, type LbReport } from '../lb-checks.js';
+import {
+  fallbackUrl,
+  judgeFallback,
+  probeFallback,
+  withFallback,
+  type CheckLbReport,
+} from '../lb-fallback.js';
 import { probe } from '../lb-probe.js';
 import { testUrl } from './test-connect.js';
 
@@ -43,8 +52,9 @@ export interface CheckLbRun {
   quiet: boolean;
 }
 
-/** Probes and judges; a target that does not answer at all is exit 3, as for every command. */
-export async function checkLb(run: CheckLbRun): Promise<LbReport> {
+/** Probes and judges, the upgrade then the fallback; a target that does not answer at all is
+ * exit 3, as for every command. */
+export async function checkLb(run: CheckLbRun): Promise<CheckLbReport> {
   const state = { idleSince: null as number | null };
   const idleMs = run.idleMs;
   const totalS = idleMs === undefined ? 0 : Math.round(idleMs / 1000);
@@ -72,11 +82,18 @@ export async function checkLb(run: CheckLbRun): Promise<LbReport> {
       `cannot reach ${result.url}: ${result.handshake.error ?? 'no answer'}`,
       Exit.unreachable,
     );
-  return judge(result, idleMs);
+  const sse = fallbackUrl(run.url);
+  if (sse === null) throw new CliError(`invalid URL ${JSON.stringify(run.url)}`, Exit.usage);
+  const fallback = await withProgress(
+    `check-lb: ${sse.toString()}`,
+    run.quiet,
+    probeFallback(sse.toString(), run.timeoutMs),
+  );
+  return withFallback(judge(result, idleMs), judgeFallback(fallback));
 }
 
-/** The checks as a table, then what an idle hold means, then the count. */
-export function printLbReport(r: LbReport): void {
+/** The checks as a table, then what an idle hold and the fallback mean, then the count. */
+export function printLbReport(r: CheckLbReport): void {
   out(`${r.url}${r.server === null ? '' : ` (answered by ${r.server})`}`);
   out(
     table(
@@ -95,6 +112,10 @@ export function printLbReport(r: LbReport): void {
   if (r.idle !== null) {
     out('');
     out(wrap(r.idle.explanation));
+  }
+  if (r.fallback.explanation !== null) {
+    out('');
+    out(wrap(r.fallback.explanation));
   }
   const failing = r.checks.filter((c) => c.status !== 'pass').length;
   out('');

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { expectOneLineError, runCli as cli } from '../support/cli.js';
 import { eventually } from '../support/eventually.js';
 import { useGateway } from '../support/fixture.js';
-import { ADMIN_TOKEN, expectExactly, publish } from '../support/gateway.js';
+import { ADMIN_TOKEN, expectExactly, publish, signToken } from '../support/gateway.js';
 import {
   AlertsAnswerSchema,
   StatsAnswerSchema,
@@ -16,6 +16,7 @@ import {
 } from '../../src/protocol/admin.js';
 import type { AlertsAnswer, StatsAnswer, StatusAnswer } from '../../src/protocol/index.js';
 import { CLI, ensureBuilt, NODE } from '../support/processes.js';
+import { TestStream } from '../support/sse.js';
 
 beforeAll(() => ensureBuilt(), 120_000);
 
@@ -86,26 +87,73 @@ describe('archon-ws operator commands', () => {
 
     const byServer = await run(['connections']);
     expect(byServer.code, byServer.stderr).toBe(0);
-    expect(byServer.stdout).toMatch(/^SERVER\s+COUNT$/m);
-    expect(byServer.stdout).toMatch(/^test-1\s+3$/m);
+    expect(byServer.stdout).toMatch(/^SERVER\s+COUNT\s+SSE$/m);
+    expect(byServer.stdout).toMatch(/^test-1\s+3\s+0$/m);
     expect(byServer.stdout).toMatch(/^total: 3$/m);
 
     const byVersion = await run(['connections', '--group-by', 'client_version', '--json']);
     expect(byVersion.code).toBe(0);
     expect(JSON.parse(byVersion.stdout)).toEqual([
-      { client_version: 'dash/2.0', count: 2 },
-      { client_version: 'dash/1.0', count: 1 },
+      { client_version: 'dash/2.0', count: 2, sse: 0 },
+      { client_version: 'dash/1.0', count: 1, sse: 0 },
     ]);
 
     const byUser = await run(['connections', '--group-by', 'user', '--json']);
     expect(JSON.parse(byUser.stdout)).toEqual([
-      { user: 'alice', count: 2 },
-      { user: 'bob', count: 1 },
+      { user: 'alice', count: 2, sse: 0 },
+      { user: 'bob', count: 1, sse: 0 },
     ]);
 
     const bad = await run(['connections', '--group-by', 'region']);
     expect(bad.code).toBe(2);
     expectOneLineError(bad);
+  });
+
+  it('status and connections show the clients on the HTTP streaming fallback', async () => {
+    await fx.start();
+    await fx.authed({ sub: 'alice' }, { client: 'dash/2.0' });
+    const streams = await Promise.all(
+      ['bob', 'carol'].map(async (sub) =>
+        TestStream.welcomed(fx.tg.http, {
+          token: await signToken({ sub }),
+          query: { client: 'dash/2.0' },
+        }),
+      ),
+    );
+    try {
+      const status = await run(['status']);
+      expect(status.code, status.stderr).toBe(0);
+      expect(status.stdout).toMatch(
+        /^sse connections\s+2 of 3, on the HTTP streaming fallback: their WebSocket upgrade does not get through \(RB-003 Step 4\)$/m,
+      );
+      expect(status.stdout).toMatch(/^SERVER\s+ACTIVE\s+SSE\s+QUEUE\s+P99 MS\s+HEALTHY$/m);
+      expect(status.stdout).toMatch(/^test-1\s+3\s+2\s+0\s+[\d.]+\s+yes$/m);
+      const json = JSON.parse((await run(['status', '--json'])).stdout) as StatusAnswer;
+      expect([json.sse_connections, json.instances[0]?.sse_connections]).toEqual([2, 2]);
+
+      const byTransport = await run(['connections', '--group-by', 'transport']);
+      expect(byTransport.code, byTransport.stderr).toBe(0);
+      expect(byTransport.stdout).toMatch(/^TRANSPORT\s+COUNT$/m);
+      expect(byTransport.stdout).toMatch(/^sse\s+2$/m);
+      expect(byTransport.stdout).toMatch(/^websocket\s+1$/m);
+      expect(byTransport.stdout).toMatch(
+        /^total: 3 \(2 on the HTTP streaming fallback: their WebSocket upgrade does not get through, RB-003 Step 4\)$/m,
+      );
+      const byUser = await run(['connections', '--group-by', 'user', '--json']);
+      expect(JSON.parse(byUser.stdout)).toEqual([
+        { user: 'alice', count: 1, sse: 0 },
+        { user: 'bob', count: 1, sse: 1 },
+        { user: 'carol', count: 1, sse: 1 },
+      ]);
+      const byVersion = await run(['connections', '--group-by', 'client_version']);
+      expect(byVersion.stdout).toMatch(/^dash\/2\.0\s+3\s+2$/m);
+    } finally {
+      for (const s of streams) s.close();
+    }
+    // None left: the line and the column go.
+    await eventually(() => fx.tg.gateway.connections.size === 1, 'the streams to close');
+    const after = await run(['status']);
+    expect(after.stdout).not.toMatch(/sse connections|SSE/);
   });
 
   it('stats shows rates, errors by type, disconnects by code and the series', async () => {

@@ -38,10 +38,20 @@ export function registerStatus(program: Command): void {
           ? ` (${Math.round((s.active_connections / s.peak_connections) * 100)} % of peak)`
           : '';
       const missing = s.missing_instances;
+      const sse = s.sse_connections ?? 0;
       out(`${target.url} (${s.mode})`);
       out(
         pairs([
           ['active connections', `${s.active_connections} / ${s.max_connections} max`],
+          // Shown when there are any: a sign of RB-003 Step 4 (older gateways do not send it).
+          ...(sse > 0
+            ? ([
+                [
+                  'sse connections',
+                  `${sse} of ${s.active_connections}, on the HTTP streaming fallback: their WebSocket upgrade does not get through (RB-003 Step 4)`,
+                ],
+              ] as [string, string][])
+            : []),
           ['peak today', `${s.peak_connections}${pct}`],
           ['errors last hour', String(s.errors_last_hour)],
           ['queue depth', String(s.queue_depth)],
@@ -59,12 +69,14 @@ export function registerStatus(program: Command): void {
         ]),
       );
       out('');
+      const sseColumn = s.instances.some((i) => (i.sse_connections ?? 0) > 0);
       out(
         table(
-          ['SERVER', 'ACTIVE', 'QUEUE', 'P99 MS', 'HEALTHY'],
+          ['SERVER', 'ACTIVE', ...(sseColumn ? ['SSE'] : []), 'QUEUE', 'P99 MS', 'HEALTHY'],
           s.instances.map((i) => [
             i.server,
             i.active_connections,
+            ...(sseColumn ? [i.sse_connections ?? 0] : []),
             i.queue_depth,
             round(i.broadcast_latency_p99_ms),
             i.healthy ? 'yes' : 'NO',

@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient } from '../support/client.js';
+import { eventually } from '../support/eventually.js';
 import {
   ADMIN_TOKEN,
   publish,
@@ -19,6 +20,7 @@ import {
   type TestGateway,
 } from '../support/gateway.js';
 import { CLI, ensureBuilt, NODE } from '../support/processes.js';
+import { TestStream } from '../support/sse.js';
 
 const exec = promisify(execFile);
 const RUNBOOK = resolve(import.meta.dirname, '../../docs/runbooks/RB-003-websocket-degradation.md');
@@ -236,5 +238,20 @@ describe('RB-003 commands against a live gateway', () => {
     expect(Number.isFinite(errors)).toBe(true);
     const messages = Number((await run(find("jq '.messages_per_minute'"))).trim());
     expect(messages).toBeGreaterThan(0);
+  });
+
+  // Last: the stream raises today's peak to 4, against which `verify` (run above) would find
+  // the three dashboards below the baseline.
+  it('Step 4: counts the clients on the HTTP streaming fallback, in all and by address', async () => {
+    const stream = await TestStream.welcomed(tg.http, { token: await signToken() });
+    try {
+      const status = JSON.parse(await run(find('sse: .sse_connections'))) as unknown;
+      expect(status).toEqual({ active: 4, sse: 1 });
+      const byAddr = JSON.parse(await run(find('select(.transport == "sse")'))) as unknown;
+      expect(byAddr).toEqual([{ addr: expect.any(String) as string, count: 1 }]);
+    } finally {
+      stream.close();
+    }
+    await eventually(() => tg.gateway.connections.size === 3, 'the stream to close');
   });
 });

@@ -207,7 +207,7 @@ export function summarizeConnections(
       // can only send by POSTing ops, so its last_seen_at moves only when the dashboard acts:
       // a live stream may be silent for hours. The gateway finds dead ones by a heartbeat
       // write failing or TCP keep-alive, not by silence, so silence never makes one stale
-      // here (docs/runbooks/RB-003-websocket-degradation.md, Step 4).
+      // here (docs/protocol.md#http-streaming-fallback).
       continue;
     }
     const age = Number.isFinite(connectedAt) ? (now - connectedAt) / 1000 : 0;

@@ -175,11 +175,7 @@ export type AlertsAnswer = z.infer<typeof AlertsAnswerSchema>;
 /** Each admin endpoint (path under /api/v1/admin, query aside) and the schema of its answer. */
 export const ADMIN_ANSWERS = {
   '/websocket/status': StatusAnswerSchema,
-  '/websocket/connections': z.array(
-    ConnectionEntrySchema.extend({
-      transport: ConnectionEntrySchema.shape.transport.default('websocket'),
-    }),
-  ),
+  '/websocket/connections': ConnectionsAnswerSchema,
   '/websocket/stats': StatsAnswerSchema,
   '/websocket/cleanup': CleanupAnswerSchema,
   '/websocket/queue/flush': FlushAnswerSchema,
@@ -214,6 +210,7 @@ export type InstanceStatusRead = StatusRead['instances'][number];
 /** Each admin endpoint and the schema a client that may meet an older gateway reads it by. */
 export const ADMIN_READERS = {
   '/websocket/status': StatusReader,
+  // A gateway before the HTTP streaming fallback has only WebSocket connections.
   '/websocket/connections': z.array(
     ConnectionEntrySchema.extend({
       transport: ConnectionEntrySchema.shape.transport.default('websocket'),

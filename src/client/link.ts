@@ -2,17 +2,13 @@
  * One WebSocket connection: JSON in and out, and no callback at all once it is closed from
  * our side (a dead link's late close event must not disturb its successor).
  */
-import { SUBPROTOCOL, type ClientOp, type ServerMessage } from '../protocol/index.js';
-
-export interface LinkHandlers {
-  open(): void;
-  message(message: ServerMessage): void;
-  close(code: number, reason: string): void;
-}
+import { SUBPROTOCOL, type ClientOp } from '../protocol/index.js';
+import { readServerMessage, type ClientLink, type LinkHandlers } from './link-shape.js';
 
 const OPEN = 1;
 
-export class Link {
+export class Link implements ClientLink {
+  readonly transport = 'websocket';
   private readonly ws: WebSocket;
   private done = false;
 
@@ -24,7 +20,7 @@ export class Link {
     };
     this.ws.onmessage = (ev: MessageEvent) => {
       if (this.done) return;
-      const message = parse(ev.data);
+      const message = readServerMessage(ev.data);
       if (message) handlers.message(message);
     };
     this.ws.onclose = (ev: CloseEvent) => {
@@ -55,17 +51,5 @@ export class Link {
     } catch {
       // Already closing: nothing left to do.
     }
-  }
-}
-
-/** A server message, or null for anything else (binary, not JSON, no `type`). */
-function parse(data: unknown): ServerMessage | null {
-  if (typeof data !== 'string') return null;
-  try {
-    const value: unknown = JSON.parse(data);
-    if (typeof value !== 'object' || value === null) return null;
-    return typeof (value as { type?: unknown }).type === 'string' ? (value as ServerMessage) : null;
-  } catch {
-    return null;
   }
 }

@@ -22,6 +22,7 @@ export class AckError extends Error implements ClientError {
 
 interface Pending {
   readonly channel: string;
+  readonly op: AckOp;
   resolve(ack: AlertAckInfo): void;
   reject(error: AckError): void;
 }
@@ -41,14 +42,15 @@ export class PendingAcks {
     send: (op: AckOp) => boolean,
   ): Promise<AlertAckInfo> {
     const id = `${PREFIX}${++this.next}`;
+    const op: AckOp = { op: 'ack', id, channel, epoch, seq };
     return new Promise((resolve, reject) => {
-      if (!send({ op: 'ack', id, channel, epoch, seq })) {
+      if (!send(op)) {
         reject(
           new AckError('not_connected', 'not connected: acknowledge again once connected', channel),
         );
         return;
       }
-      this.pending.set(id, { channel, resolve, reject });
+      this.pending.set(id, { channel, op, resolve, reject });
     });
   }
 
@@ -75,17 +77,27 @@ export class PendingAcks {
     pending?.reject(new AckError(code, message, pending.channel));
   }
 
+  /**
+   * The connection moved to another transport without ending (docs/client.md): what is in
+   * flight goes again on the new one, with the same ids; one that cannot be sent is dropped.
+   */
+  resend(send: (op: AckOp) => boolean): void {
+    for (const [id, pending] of this.pending) if (!send(pending.op)) this.drop(id, pending);
+  }
+
   /** The connection ended: what is in flight may or may not have been stored. */
   dropAll(): void {
-    for (const [id, pending] of this.pending) {
-      this.pending.delete(id);
-      pending.reject(
-        new AckError(
-          'not_connected',
-          'connection lost before the answer: acknowledge again (it is safe)',
-          pending.channel,
-        ),
-      );
-    }
+    for (const [id, pending] of this.pending) this.drop(id, pending);
+  }
+
+  private drop(id: string, pending: Pending): void {
+    this.pending.delete(id);
+    pending.reject(
+      new AckError(
+        'not_connected',
+        'connection lost before the answer: acknowledge again (it is safe)',
+        pending.channel,
+      ),
+    );
   }
 }

@@ -2,10 +2,12 @@
  * ArchonClient: one logical connection to archon-ws that outlives restarts, network loss and
  * token expiry. It reconnects with backoff as the close code says (docs/protocol.md, "Close
  * codes"), resubscribes with `since`, fills from history what a resume could not replay, and
- * says so with a `gap` when even that cannot fill the hole. About 570 lines: the connection
- * lifecycle (connect, welcome, close policy, retry) is one state machine, and this file is the
- * router of server messages to its parts; subscriptions, backoff, recovery planning, token
- * renewal (renewal.ts), acknowledgements in flight (acks.ts) and the watchdog live beside it.
+ * says so with a `gap` when even that cannot fill the hole. About 650 lines: the connection
+ * lifecycle (connect, welcome, close policy, retry, the switch between transports) is one
+ * state machine, and this file is the router of server messages to its parts; subscriptions,
+ * backoff, recovery planning, token renewal (renewal.ts), acknowledgements in flight (acks.ts),
+ * the choice of transport and the WebSocket probes (transport.ts) and the watchdog live
+ * beside it.
  */
 import {
   parseChannel,
@@ -22,11 +24,12 @@ import type { ClientEvents, ConnectionState } from './connection-state.js';
 import { Emitter } from './events.js';
 import { httpBaseFromWs, readHistory } from './history.js';
 import { StateStore, type KeyedStore, type PositionsStore } from './keyed-store.js';
-import { Link } from './link.js';
+import type { ClientLink } from './link-shape.js';
 import { defaultNetwork, watchNetwork, type NetworkEvents } from './network.js';
 import { ChannelSubscription, type Subscription } from './subscription.js';
 import { TokenRenewal } from './renewal.js';
 import { TokenCache, type TokenSource } from './token.js';
+import { Transports, type Transport, type TransportMode } from './transport.js';
 import type { AlertAckInfo, ChannelEvent, ClientError, Position, WelcomeInfo } from './types.js';
 import { clientVersion } from './version.js';
 import { Watchdog } from './watchdog.js';
@@ -61,6 +64,15 @@ export interface ArchonClientOptions {
    * subscriptions added right after construction see everything.
    */
   readonly autoConnect?: boolean;
+  /**
+   * `auto` (default): WebSocket, falling back to HTTP streaming (SSE) when the WebSocket
+   * cannot get through, and back (docs/client.md#when-websocket-cannot-get-through);
+   * `websocket` or `sse`: that transport only.
+   */
+  readonly transport?: TransportMode;
+  /** While on SSE in `auto` mode, try a WebSocket in the background this often, ms (default
+   * 60 000). */
+  readonly probeIntervalMs?: number;
 }
 
 export interface SubscribeOptions {
@@ -83,7 +95,11 @@ export class ArchonClient extends Emitter<ClientEvents> {
   private readonly stores = new Map<string, StateStore<unknown>>();
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private stateValue: ConnectionState;
-  private link: Link | null = null;
+  private link: ClientLink | null = null;
+  /** Which transport next, and the WebSocket probes while on SSE (transport.ts). */
+  private readonly transports: Transports;
+  /** The transport of the last welcomed connection, for the `transport` event. */
+  private lastTransport: Transport | null = null;
   private welcomeValue: WelcomeInfo | null = null;
   private readonly token: TokenCache;
   /** Renews the connection's token before it expires (docs/client.md). */
@@ -122,6 +138,26 @@ export class ArchonClient extends Emitter<ClientEvents> {
       },
       dead: () => this.onDead(),
     });
+    this.transports = new Transports(
+      {
+        mode: options.transport ?? 'auto',
+        probeIntervalMs: options.probeIntervalMs ?? 60_000,
+        probeTimeoutMs: this.connectTimeoutMs,
+        url: this.url,
+        base: this.httpBase,
+        client: this.hello,
+      },
+      {
+        link: () => this.link,
+        linkToken: () => this.linkToken,
+        probeToken: () => (this.stopped || this.offline ? null : this.linkToken),
+        message: (message) => this.onMessage(message),
+        heard: () => this.onHeard(),
+        close: (code, reason, retryAfterMs) => this.onClosed(code, reason, retryAfterMs),
+        failed: (code, message) => this.emit('error', { code, message }),
+        adopt: (link, welcome, token) => this.adopt(link, welcome, token),
+      },
+    );
     const auto = options.autoConnect ?? true;
     this.stopped = !auto;
     this.stateValue = auto ? 'connecting' : 'closed';
@@ -147,6 +183,11 @@ export class ArchonClient extends Emitter<ClientEvents> {
   /** The current connection's `welcome`, or null when not connected. */
   get welcome(): WelcomeInfo | null {
     return this.welcomeValue;
+  }
+
+  /** What the current connection runs over; null when not connected. */
+  get transport(): Transport | null {
+    return this.link && this.welcomeValue ? this.link.transport : null;
   }
 
   /** The `client` string sent in `hello`. */
@@ -232,7 +273,8 @@ export class ArchonClient extends Emitter<ClientEvents> {
 
   // --- connecting ----------------------------------------------------------------------------
 
-  private async open(): Promise<void> {
+  /** Starts a connection attempt over `transport` (by default: what the plan starts with). */
+  private async open(transport: Transport = this.transports.begin()): Promise<void> {
     this.clearRetry();
     this.detach();
     const generation = ++this.generation;
@@ -246,44 +288,40 @@ export class ArchonClient extends Emitter<ClientEvents> {
       return;
     }
     if (generation !== this.generation || this.stopped) return;
-    const link = this.createLink(token);
+    const link = this.createLink(token, transport);
     if (!link) return;
     this.link = link;
     this.linkToken = token;
     this.watchdog.start(this.connectTimeoutMs, this.connectTimeoutMs);
   }
 
-  private createLink(token: string): Link | null {
+  private createLink(token: string, transport: Transport): ClientLink | null {
     try {
-      const link: Link = new Link(this.url, {
-        open: () => link.send({ op: 'hello', token, client: this.hello }),
-        message: (message) => {
-          if (this.link === link) this.onMessage(message);
-        },
-        close: (code, reason) => {
-          if (this.link === link) this.onClosed(code, reason);
-        },
-      });
-      return link;
+      return this.transports.open(token, transport);
     } catch (err) {
+      const missing = transport === 'sse' ? 'fetch' : 'WebSocket';
       const why =
-        typeof globalThis.WebSocket === 'function'
+        typeof globalThis[missing] === 'function'
           ? describe(err)
-          : 'no global WebSocket (a browser or Node 22+ is needed)';
-      this.stop({ code: 'cannot_connect', message: `cannot open ${this.url}: ${why}` });
+          : `no global ${missing} (a browser or Node 22+ is needed)`;
+      const where = transport === 'sse' ? this.httpBase : this.url;
+      this.stop({ code: 'cannot_connect', message: `cannot open ${where}: ${why}` });
       return null;
     }
   }
 
-  /** Plans the next attempt with backoff, or waits for the network when offline. */
-  private retryLater(slow: boolean): void {
+  /**
+   * Plans the next attempt with backoff (at least `minMs`: a refusal's Retry-After), or waits
+   * for the network when offline.
+   */
+  private retryLater(slow: boolean, minMs = 0): void {
     this.clearRetry();
     if (this.offline) {
       this.setState('reconnecting');
       this.emit('retry', { attempt: this.backoff.attempt + 1, delayMs: null, at: null });
       return;
     }
-    const delayMs = this.backoff.next(slow);
+    const delayMs = Math.max(minMs, this.backoff.next(slow));
     const at = Date.now() + delayMs;
     this.retryAtValue = at;
     this.retryTimer = setTimeout(() => {
@@ -303,9 +341,14 @@ export class ArchonClient extends Emitter<ClientEvents> {
 
   // --- connection events ---------------------------------------------------------------------
 
-  private onMessage(message: ServerMessage): void {
+  /** Anything arrived: a message, or an SSE heartbeat comment. */
+  private onHeard(): void {
     this.watchdog.heard();
     if (this.stateValue === 'stale' && this.welcomeValue) this.setState('connected');
+  }
+
+  private onMessage(message: ServerMessage): void {
+    this.onHeard();
     switch (message.type) {
       case 'welcome':
         this.onWelcome(message);
@@ -368,7 +411,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
         this.onServerError(message);
         return;
       default:
-        return; // pong: nothing to do
+        return; // pong: nothing to do; an SSE stream's `close` is the link's (sse-link.ts)
     }
   }
 
@@ -387,10 +430,36 @@ export class ArchonClient extends Emitter<ClientEvents> {
     if (interval > 0 && timeout > 0)
       this.watchdog.start(interval + timeout / 2, interval + timeout);
     else this.watchdog.stop();
+    const transport = this.link?.transport ?? 'websocket';
+    this.transports.welcomed(transport);
     this.setState('connected');
+    if (transport !== this.lastTransport) {
+      const previous = this.lastTransport;
+      this.lastTransport = transport;
+      this.emit('transport', transport, { previous });
+    }
     if (this.linkToken !== null) this.renewal.start(this.linkToken);
     this.emit('welcome', this.welcomeValue);
     for (const sub of this.subs.values()) if (sub.wanted) this.sendSubscribe(sub);
+  }
+
+  /**
+   * A probe's WebSocket was welcomed while connected over SSE: it becomes the connection, with
+   * no `disconnect` and no leaving `connected`. Every subscription resubscribes with `since`
+   * as on any reconnect, so what the SSE stream did not deliver comes as replay and what it
+   * did is dropped by seq (docs/client.md#when-websocket-cannot-get-through); acknowledgements
+   * in flight are sent again (safe: the gateway answers a repeat with the first).
+   */
+  private adopt(link: ClientLink, welcome: WelcomeMessage, token: string): void {
+    if (this.link === null || this.stopped) {
+      link.close(1000, 'not needed');
+      return;
+    }
+    this.release('switching to WebSocket', true);
+    this.link = link;
+    this.linkToken = token;
+    this.onWelcome(welcome);
+    this.acks.resend((op) => link.send(op));
   }
 
   private onServerError(message: ErrorMessage): void {
@@ -419,11 +488,19 @@ export class ArchonClient extends Emitter<ClientEvents> {
   }
 
   /** The link closed (or was found dead): retry as the close code says. */
-  private onClosed(code: number, reason: string): void {
+  private onClosed(code: number, reason: string, retryAfterMs = 0): void {
+    const failed = this.welcomeValue === null ? (this.link?.transport ?? null) : null;
     this.detach();
-    const action = closePolicy(code);
+    // Before any welcome, a transport that did not get through gives way to the other at
+    // once (transport.ts); otherwise the close policy decides.
+    const fallback = failed && !this.stopped ? this.transports.failed(failed, code) : null;
+    const action = fallback ? 'reconnect' : closePolicy(code);
     this.emit('disconnect', { code, reason, action });
     if (this.stopped) return;
+    if (fallback) {
+      void this.open(fallback);
+      return;
+    }
     if (action === 'stop') {
       this.stop({
         code: 'closed',
@@ -433,7 +510,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
       return;
     }
     if (action === 'refresh-token') this.token.refused();
-    this.retryLater(action === 'backoff');
+    this.retryLater(action === 'backoff', retryAfterMs);
   }
 
   private onDead(): void {
@@ -449,13 +526,20 @@ export class ArchonClient extends Emitter<ClientEvents> {
 
   /** Drops the current link, if any, and everything tied to it. */
   private detach(): void {
+    this.transports.dropped();
+    this.release('client closed', false);
+  }
+
+  /** Closes the current link and drops what was tied to it; `keepAcks`: on a switch, the
+   * acknowledgements in flight wait to be sent again. */
+  private release(reason: string, keepAcks: boolean): void {
     const link = this.link;
     if (link === null) return;
     this.link = null;
-    link.close(1000, 'client closed');
+    link.close(1000, reason);
     this.welcomeValue = null;
     this.renewal.stop();
-    this.acks.dropAll();
+    if (!keepAcks) this.acks.dropAll();
     this.watchdog.stop();
     this.backoff.down(Date.now());
     for (const sub of this.subs.values()) sub.onDisconnect();

@@ -1,5 +1,6 @@
 /** The client's named connection states and the events it emits. */
 import type { CloseAction } from '../protocol/index.js';
+import type { Transport } from './link-shape.js';
 import type { ChannelEvent, ClientError, Gap, SystemNotice, WelcomeInfo } from './types.js';
 
 /**
@@ -40,6 +41,12 @@ export interface DisconnectInfo {
   readonly action: CloseAction;
 }
 
+/** The connection runs over another transport than the one before. */
+export interface TransportChange {
+  /** The transport of the connection before (null: this is the first connection). */
+  readonly previous: Transport | null;
+}
+
 export interface ClientEvents {
   state: [state: ConnectionState, change: StateChange];
   welcome: [welcome: WelcomeInfo];
@@ -54,6 +61,12 @@ export interface ClientEvents {
   resync: [channels: readonly string[]];
   disconnect: [info: DisconnectInfo];
   retry: [info: RetryInfo];
+  /**
+   * A connection was welcomed over another transport than the one before (the first one
+   * included): a fallback to HTTP streaming, or the move back to WebSocket
+   * (docs/client.md#when-websocket-cannot-get-through). `client.transport` says which now.
+   */
+  transport: [transport: Transport, change: TransportChange];
   /** The connection renewed its token in place (`refresh`); `expiresAt`: ms, or null. */
   refreshed: [info: { readonly expiresAt: number | null }];
 }

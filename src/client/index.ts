@@ -9,7 +9,9 @@ export type {
   DisconnectInfo,
   RetryInfo,
   StateChange,
+  TransportChange,
 } from './connection-state.js';
+export type { Transport, TransportMode } from './transport.js';
 export type { Subscription, SubscriptionEvents, SubscriptionState } from './subscription.js';
 export type { KeyedStore, KeyedStoreEvents, PositionsStore, StoreChange } from './keyed-store.js';
 export type {

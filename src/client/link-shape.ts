@@ -4,10 +4,9 @@
  * Both parse the server's JSON the same way and report a lost connection as a close code
  * (1006 when nothing better is known), so the client's close policy is one table for both.
  */
-import type { ClientOp, ServerMessage } from '../protocol/index.js';
+import type { ClientOp, ServerMessage, Transport } from '../protocol/index.js';
 
-/** What a connection runs over. */
-export type Transport = 'websocket' | 'sse';
+export type { Transport } from '../protocol/index.js';
 
 export interface LinkHandlers {
   /** The connection is up (WebSocket open; SSE: the stream's 200 arrived). */

@@ -7,13 +7,16 @@
  * code, and nothing is called back once it is closed from our side.
  */
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser';
-import { CloseCode, readErrorAnswer, type ClientOp } from '../protocol/index.js';
+import {
+  CloseCode,
+  readErrorAnswer,
+  SSE_MAX_OPS_PER_POST,
+  SSE_PATH,
+  type ClientOp,
+} from '../protocol/index.js';
 import { readServerMessage, type ClientLink, type LinkHandlers } from './link-shape.js';
 import { refusalClose } from './sse-refusal.js';
 
-export const SSE_PATH = '/api/v1/sse';
-/** Ops one POST may carry (the gateway refuses more). */
-export const MAX_OPS_PER_POST = 32;
 /** A message this large without its end is not one: a proxy's garbage, treated as a cut. */
 const MAX_MESSAGE_CHARS = 64 * 1024 * 1024;
 
@@ -146,8 +149,7 @@ export class SseLink implements ClientLink {
     if (event.event !== undefined && event.event !== 'message') return;
     const message = readServerMessage(event.data);
     if (message === null) return;
-    const { type } = message as { type: string };
-    if (type === 'close') {
+    if (message.type === 'close') {
       // The server's last word: its close code, handled exactly like a WebSocket close.
       const { code, reason } = message as { code?: unknown; reason?: unknown };
       this.end(
@@ -167,7 +169,7 @@ export class SseLink implements ClientLink {
 
   private flush(): void {
     if (this.posting || this.done || this.clientId === null || this.queue.length === 0) return;
-    const batch = this.queue.splice(0, MAX_OPS_PER_POST);
+    const batch = this.queue.splice(0, SSE_MAX_OPS_PER_POST);
     this.posting = true;
     void this.post(this.clientId, batch).then((goOn) => {
       this.posting = false;

@@ -15,13 +15,20 @@ interface Props {
 /**
  * The one place a trader looks to know whether the screen is live. It says Live only while a
  * server has welcomed this page, is still heard from (the SDK's `connected`) and every channel
- * is live again. Only the state word is announced to screen readers, not the countdown.
+ * is live again. Only the state word is announced to screen readers, not the countdown. On a
+ * network that blocks WebSockets the detail says the data comes by HTTP streaming: still live,
+ * and support knows why the connection looks different (docs/web.md).
  */
 export function ConnectionIndicator(props: Props) {
   const { connection, lastUpdate, now, online, onRetry } = props;
   const { label, tone, detail, state } = describe(props);
   return (
-    <div class={`indicator ${tone}`} data-testid="connection" data-state={state}>
+    <div
+      class={`indicator ${tone}`}
+      data-testid="connection"
+      data-state={state}
+      data-transport={connection.transport ?? 'none'}
+    >
       <span class="dot" aria-hidden="true" />
       <span class="label" role="status" aria-live="polite">
         {label}
@@ -52,12 +59,7 @@ function describe(p: Props): { label: string; tone: Tone; detail: string | null;
           detail: `resubscribing ${p.catchingUp.length} channel${p.catchingUp.length === 1 ? '' : 's'}`,
           state: 'catching-up',
         };
-      return {
-        label: 'Live',
-        tone: 'good',
-        detail: c.server ? `via ${c.server}` : null,
-        state: 'connected',
-      };
+      return { label: 'Live', tone: 'good', detail: liveDetail(c), state: 'connected' };
     case 'connecting':
       return { label: 'Connecting…', tone: 'warn', detail: null, state: c.state };
     case 'stale':
@@ -86,4 +88,11 @@ function describe(p: Props): { label: string; tone: Tone; detail: string | null;
     case 'closed':
       return { label: 'Offline', tone: 'bad', detail: c.problem, state: c.state };
   }
+}
+
+/** Which server answers, and how when it is not a WebSocket. */
+function liveDetail(c: ConnectionView): string | null {
+  const streaming = c.transport === 'sse';
+  if (c.server) return streaming ? `via ${c.server} (HTTP streaming)` : `via ${c.server}`;
+  return streaming ? 'via HTTP streaming' : null;
 }

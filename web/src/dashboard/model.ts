@@ -14,6 +14,7 @@ import {
   type StoreChange,
   type Subscription,
   type SubscriptionState,
+  type Transport,
 } from '../../../src/client/index.js';
 import type { Alert } from './alerts.js';
 import { RiskAlerts, type AckAttempt } from './risk.js';
@@ -82,6 +83,9 @@ export interface ConnectionView {
   server: string | null;
   /** Why the page is not connected, in words, when it knows. */
   problem: string | null;
+  /** What the connection runs over while connected: `sse` where a proxy blocks WebSockets
+   * (docs/client.md#when-websocket-cannot-get-through). */
+  transport: Transport | null;
 }
 
 const MAX_FEED = 100;
@@ -100,7 +104,12 @@ export interface ModelOptions {
 }
 
 export class DashboardModel {
-  readonly connection: ConnectionView = { state: 'connecting', server: null, problem: null };
+  readonly connection: ConnectionView = {
+    state: 'connecting',
+    server: null,
+    problem: null,
+    transport: null,
+  };
   readonly accounts: AccountView[];
   readonly signals: ChannelView = { state: 'subscribing', problem: null };
   readonly alerts: RiskAlerts;
@@ -192,6 +201,7 @@ export class DashboardModel {
     const c = this.connection;
     this.client.on('state', (state) => {
       c.state = state;
+      c.transport = this.client.transport;
       if (state === 'connected') {
         c.problem = null;
         this.alerts.connected();
@@ -203,8 +213,14 @@ export class DashboardModel {
       c.server = welcome.server;
       this.options.changed();
     });
+    // A move between WebSocket and HTTP streaming keeps the page connected: no state change.
+    this.client.on('transport', (transport) => {
+      c.transport = transport;
+      this.options.changed();
+    });
     this.client.on('disconnect', (info) => {
       c.server = null;
+      c.transport = null;
       c.problem =
         info.code === 1006
           ? 'connection lost'

@@ -111,6 +111,31 @@ describe('client SDK over HTTP streaming (transport: sse)', () => {
     expect(client.transport).toBe('sse');
   });
 
+  it('renews its token in place over the stream, and later POSTs carry the renewed token', async () => {
+    const g = await gw.start();
+    let issued = 0;
+    const client = sdk(g, {
+      token: () => {
+        issued++;
+        return signToken({ accounts: ['ACC1'], exp: Math.floor(Date.now() / 1000) + 3 });
+      },
+    });
+    const refreshed: (number | null)[] = [];
+    const closes: DisconnectInfo[] = [];
+    client.on('refreshed', (r) => refreshed.push(r.expiresAt));
+    client.on('disconnect', (d) => closes.push(d));
+    const sub = client.subscribe('signals');
+    await eventually(() => sub.state === 'live', 'live');
+    const id = client.welcome?.clientId;
+    // Two renewals: the first token has expired by the second.
+    await eventually(() => refreshed.length === 2, 'two renewals', { timeoutMs: 10_000 });
+    const risk = client.subscribe('risk:ACC1'); // a POST the first token could not sign
+    await eventually(() => risk.state === 'live', 'a subscription after the renewals');
+    expect(closes).toEqual([]);
+    expect(client.welcome?.clientId).toBe(id);
+    expect(issued).toBe(3);
+  }, 20_000);
+
   it('reconnects with a fresh token after the gateway refuses the stream with 401', async () => {
     const g = await gw.start();
     let calls = 0;

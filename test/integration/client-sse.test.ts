@@ -87,6 +87,20 @@ describe('client SDK over HTTP streaming (transport: sse)', () => {
     ]);
   });
 
+  it('counts the stream heartbeat comments as heard: quiet ping intervals never make it stale', async () => {
+    const g = await gw.start({ WEBSOCKET_PING_INTERVAL: '0.3', WEBSOCKET_PING_TIMEOUT: '0.4' });
+    const client = sdk(g);
+    await eventually(() => client.state === 'connected', 'connected');
+    const id = client.welcome?.clientId;
+    const states: ConnectionState[] = [];
+    client.on('state', (s) => states.push(s));
+    // The subject is that nothing happens: six ping intervals pass with nothing but comments,
+    // while the SDK would call the stream stale after 0.5 s and dead after 0.7 s of silence.
+    await new Promise((resolve) => setTimeout(resolve, 1800));
+    expect(states).toEqual([]);
+    expect(client.welcome?.clientId).toBe(id);
+  });
+
   it('resumes with since after the gateway closes the stream with 4010, losing nothing', async () => {
     const g = await gw.start();
     const client = sdk(g);

@@ -1,16 +1,18 @@
 /**
- * The expiry of state keys published with a ttl on the Redis backplane (docs/protocol.md#expiring-events,
- * docs/cluster.md): every instance sweeps once a second, and each expired key is deleted once,
- * with a numbered delete event, by EXPIRE_STATE_LUA on the channel's own keys. What differs is
- * how the sweep finds the channels with keys due.
+ * The expiry of state keys published with a ttl on the Redis backplane
+ * (docs/protocol.md#expiring-events): every instance sweeps once a second, and each expired key
+ * is deleted once, with a numbered delete event, by EXPIRE_STATE_LUA on the channel's own keys.
+ * What differs between one primary and a Redis Cluster is how the sweep finds the channels with
+ * keys due.
  *
  * One primary: the publish script itself indexes the channel by its next expiry in one sorted
  * set (`archon:expiring`), in the same atomic step as the write, and the expiry script moves it
  * on. Nothing is ever missed because index and key change together.
  *
- * A Redis Cluster cannot do that: the index and the channel live in different slots, and a
- * script touches one. So the index is written in its own command, and the order and the names
- * are chosen so that a key that must expire is never missed by the sweep:
+ * A Redis Cluster (docs/cluster.md#publishing) cannot do that: the index and the channel live
+ * in different slots, and a script touches one. So the index is written in its own command, and
+ * the order and the names are chosen so that a key that must expire is never missed by the
+ * sweep:
  *
  * - Sixteen buckets, sorted sets in slots of their own (`archon:expiring:{e0}`…`{e15}`), a
  *   channel always in the same one; a member names a channel and a second,

@@ -1,5 +1,6 @@
 /**
- * Where the Redis backplane keeps each channel (docs/cluster.md, "Keys").
+ * Where the Redis backplane keeps each channel (docs/cluster.md, "Keys" and
+ * docs/cluster.md#keys-and-hash-tags).
  *
  * On one primary the names are the ones this backplane always used. In a Redis Cluster every
  * key of one channel carries the channel as its hash tag (`archon:ch:{risk:ACC1}:stream`), so

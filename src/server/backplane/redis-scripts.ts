@@ -26,13 +26,14 @@ local function ensure_epoch(meta, stream, state, new_epoch)
 end
 `;
 
-// The same in a Redis Cluster, where the meta hash also names the node that wrote it. A
-// channel last written by another node was carried here by a failover (or a resharding).
-// Replication is asynchronous: the dead primary may have acknowledged events its replica never
-// got, and the next publish would reuse their seqs. So the channel starts a new epoch, and every
-// subscriber is told (resync, recovered:false) instead of silently missing them. Its stream
-// goes (seq restarts at 1); its state stays, as the state a new epoch starts from: a snapshot is
-// all of it.
+// The same in a Redis Cluster, where the meta hash also names the node that wrote it
+// (docs/cluster.md#failover-what-happens-and-what-the-operator-sees). A channel last written
+// by another node was carried here by a failover (or a resharding). Replication is
+// asynchronous: the dead primary may have acknowledged events its replica never got, and the
+// next publish would reuse their seqs. So the channel starts a new epoch, and every subscriber
+// is told (resync, recovered:false) instead of silently missing them. Its stream goes (seq
+// restarts at 1); its state stays, as the state a new epoch starts from: a snapshot is all of
+// it.
 const ENSURE_EPOCH_CLUSTER = `
 local function ensure_epoch(meta, stream, state, new_epoch)
   local me = redis.call('CLUSTER', 'MYID')

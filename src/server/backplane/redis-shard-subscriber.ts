@@ -1,5 +1,5 @@
 /**
- * The subscriber side of the backplane on a Redis Cluster (docs/cluster.md#redis-cluster): a
+ * The subscriber side of the backplane on a Redis Cluster (docs/cluster.md#sharded-pubsub): a
  * channel's events are SPUBLISHed on the primary that serves its slot, and reach only the
  * connections subscribed there. So this keeps one connection per primary that serves a channel
  * of ours, SSUBSCRIBEs each channel on its primary, and follows the cluster's slot table (read

@@ -55,6 +55,8 @@ export interface Expiring {
 export class ExpirySweep {
   private timer: NodeJS.Timeout | null = null;
   private failing = false;
+  /** LANDED_MS of the top of this file. */
+  private readonly landedMs: number;
 
   constructor(
     private readonly connection: () => (RedisClient & ArchonScripts) | null,
@@ -66,8 +68,6 @@ export class ExpirySweep {
   ) {
     this.landedMs = 2 * commandTimeoutMs + 1000;
   }
-
-  private readonly landedMs: number;
 
   start(): void {
     this.timer = setInterval(this.sweep, EXPIRY_SWEEP_MS);

@@ -1,10 +1,23 @@
-/** `archon-ws serve`: runs the gateway from environment and flags; `--demo` adds the feed. */
+/**
+ * `archon-ws serve`: runs the gateway from environment and flags; `--demo` adds the feed. With
+ * ARCHON_WORKERS > 1 this process becomes the node's primary and each worker it forks runs
+ * this same command as one gateway (docs/cluster.md#workers).
+ */
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { SignJWT } from 'jose';
 import { startDemoFeed, DEMO_ACCOUNTS } from '../demo/feed.js';
-import { ConfigError, describeVariable, ENV_NAMES, flagFor, loadConfig } from '../server/config.js';
-import { Gateway } from '../server/gateway.js';
+import {
+  ConfigError,
+  describeVariable,
+  ENV_NAMES,
+  flagFor,
+  loadConfig,
+  type Config,
+} from '../server/config.js';
+import type { WorkerIdentity } from '../server/gateway.js';
+import { Primary, WORKER_SLOT_VARIABLE } from '../server/workers.js';
 
 interface ServeOptions {
   demo?: boolean;
@@ -50,45 +63,84 @@ export function registerServe(program: Command): void {
       );
       process.exit(2);
     }
-    const gateway = new Gateway(config);
-    process.on('unhandledRejection', (err) => gateway.log.error({ err }, 'Unhandled rejection'));
-    let stopDemo = () => {};
-    // Handlers go in before listening: a SIGTERM right after start must drain, not kill.
-    let signals = 0;
-    const stop = (signal: string) => {
-      if (++signals > 1) process.exit(1); // a second Ctrl-C means now
-      gateway.log.info({ signal }, 'Signal received');
-      stopDemo();
-      gateway.shutdown().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          gateway.log.error({ err }, 'Shutdown failed');
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    let port: number;
-    try {
-      port = await gateway.start();
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      process.stderr.write(`archon-ws: cannot start: ${message}\n`);
-      process.exit(1);
+    if (cluster.isPrimary && config.workers > 1) {
+      // The demo's generated secrets go to every worker through `env`.
+      new Primary(config, env).start();
+      return;
     }
-    if (demo && signals === 0) {
-      const feed = startDemoFeed({
-        publish: (events) =>
-          gateway.publish(
-            events.map((e) => ({ channel: e.channel, key: e.key ?? null, data: e.data })),
-          ),
-        onError: (err) => gateway.log.warn({ err }, 'Demo feed publish failed'),
-      });
-      stopDemo = () => feed.stop();
-      await printDemoBanner(port, env, demo);
-    }
+    await runGateway(config, env, demo, workerIdentity(config, env));
   });
+}
+
+/** In a worker of a node: its slot and how its /metrics reaches the primary. */
+async function workerIdentity(
+  config: Config,
+  env: Record<string, string | undefined>,
+): Promise<WorkerIdentity | undefined> {
+  if (!cluster.isWorker) return undefined;
+  const { scrapeNode } = await import('../server/node-metrics.js');
+  const name = env[WORKER_SLOT_VARIABLE] ?? `w${cluster.worker?.id ?? 0}`;
+  return { node: config.serverId, name, scrape: scrapeNode };
+}
+
+async function runGateway(
+  nodeConfig: Config,
+  env: Record<string, string | undefined>,
+  demo: DemoSecrets | null,
+  identity: Promise<WorkerIdentity | undefined>,
+): Promise<void> {
+  // Loaded here, not at the top: a primary of workers never loads Fastify or the gateway.
+  const { Gateway } = await import('../server/gateway.js');
+  const worker = await identity;
+  // A worker is an instance of its own in the cluster admin plane: `<node>:w1`.
+  const config = worker
+    ? Object.freeze({ ...nodeConfig, serverId: `${worker.node}:${worker.name}` })
+    : nodeConfig;
+  const gateway = new Gateway(config, worker ? { worker } : {});
+  if (worker) {
+    const { serveWorkerMetrics } = await import('../server/node-metrics.js');
+    serveWorkerMetrics(gateway.metrics.registry);
+  }
+  process.on('unhandledRejection', (err) => gateway.log.error({ err }, 'Unhandled rejection'));
+  let stopDemo = () => {};
+  // Handlers go in before listening: a SIGTERM right after start must drain, not kill.
+  let signals = 0;
+  const stop = (signal: string) => {
+    if (++signals > 1) process.exit(1); // a second Ctrl-C means now
+    gateway.log.info({ signal }, 'Signal received');
+    stopDemo();
+    gateway.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        gateway.log.error({ err }, 'Shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  // Ctrl-C reaches every process of the terminal's group: a worker leaves it to the primary,
+  // which drains the workers one at a time.
+  process.on('SIGINT', () => (worker ? undefined : stop('SIGINT')));
+  let port: number;
+  try {
+    port = await gateway.start();
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`archon-ws: cannot start: ${message}\n`);
+    process.exit(1);
+  }
+  // One demo feed per node, not one per worker.
+  if (demo && signals === 0 && (worker === undefined || worker.name === 'w1')) {
+    const feed = startDemoFeed({
+      publish: (events) =>
+        gateway.publish(
+          events.map((e) => ({ channel: e.channel, key: e.key ?? null, data: e.data })),
+        ),
+      onError: (err) => gateway.log.warn({ err }, 'Demo feed publish failed'),
+    });
+    stopDemo = () => feed.stop();
+    await printDemoBanner(port, env, demo);
+  }
 }
 
 interface DemoSecrets {

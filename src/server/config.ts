@@ -5,7 +5,7 @@
  * allowed.
  */
 import { createPublicKey } from 'node:crypto';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
 import { parseRedisUrl, redactRedisUrl, REDIS_URL_FORMS } from './backplane/redis-url.js';
 import { proxyEntryProblem } from './trusted-proxies.js';
@@ -44,6 +44,11 @@ const url = z
   .optional()
   .describe('a URL');
 
+/** Worker processes of one node (docs/cluster.md#workers): a count, or one per core. */
+const workers = z
+  .union([z.literal('auto').transform(() => availableParallelism()), count(1, 256)])
+  .describe('an integer from 1 to 256, or auto (one per core: os.availableParallelism())');
+
 /** Each field: environment variable → [config key, schema, default]. Units live in the schema. */
 const FIELDS = {
   PORT: ['port', count(0, 65535), '8000'],
@@ -66,6 +71,7 @@ const FIELDS = {
       .describe(REDIS_URL_FORMS),
     undefined,
   ],
+  ARCHON_WORKERS: ['workers', workers, '1'],
   ARCHON_JWT_SECRET: [
     'jwtSecret',
     z.string().min(32).optional().describe('an HS256 secret of at least 32 characters'),
@@ -183,8 +189,27 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       'ARCHON_JWT_SECRET, ARCHON_JWT_PUBLIC_KEY and ARCHON_JWT_JWKS_URL are exclusive: set one',
     );
   }
+  if (typeof out.workers === 'number' && out.workers > 1) problems.push(...workersProblems(out));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(out) as Config;
+}
+
+/** What N > 1 workers need (docs/cluster.md#workers). */
+function workersProblems(out: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const n = String(out.workers);
+  // The workers of a node share nothing in memory: channels, history and acknowledgements
+  // reach the other workers only through Redis.
+  if (out.redisUrl === undefined)
+    problems.push(
+      `ARCHON_WORKERS=${n} needs ARCHON_REDIS_URL: workers share channels, history and acknowledgements only through Redis (docs/cluster.md#workers)`,
+    );
+  const longest = `${String(out.serverId)}:w${n}`;
+  if (longest.length > 64)
+    problems.push(
+      `ARCHON_SERVER_ID=${JSON.stringify(out.serverId)} is too long for ARCHON_WORKERS=${n}: the workers' ids (${longest}) must fit in 64 characters`,
+    );
+  return problems;
 }
 
 /** `archon-ws serve` flag for a variable: WEBSOCKET_PING_INTERVAL → --ping-interval. */

@@ -45,6 +45,17 @@ export interface GatewayOptions {
   readonly register?: (app: FastifyInstance) => void | Promise<void>;
   /** The clock of client sessions and the liveness sweep (the system clock by default). */
   readonly clock?: Clock;
+  /** Set when this gateway is one worker of a node (docs/cluster.md#workers). */
+  readonly worker?: WorkerIdentity;
+}
+
+export interface WorkerIdentity {
+  /** The node's ARCHON_SERVER_ID: `server` on every metric series. */
+  readonly node: string;
+  /** `w1`, `w2`…: the `worker` label; the gateway's own id is `<node>:<name>`. */
+  readonly name: string;
+  /** GET /metrics for the whole node (every worker's series, gathered by the primary). */
+  readonly scrape: (own: () => Promise<string>) => Promise<string>;
 }
 
 /** Users whose replay budget is remembered at once (idle, full budgets are forgotten first). */
@@ -104,14 +115,18 @@ export class Gateway {
         ? new MemoryBackplane(limits)
         : new RedisBackplane({ url: config.redisUrl, limits, log: this.log }));
     const alerts = new AlertListing(this.backplane);
-    this.metrics = new Metrics(config.serverId, {
-      active: () => this.connections.size,
-      sse: () => this.streams.size,
-      unauthenticated: () => this.admission.unauthenticatedCount,
-      queueDepth: () => service.queueDepth(),
-      backplaneUp: () => this.backplane.healthy(),
-      alerts: () => alerts.summary(),
-    });
+    const worker = options.worker;
+    this.metrics = new Metrics(
+      worker ? { server: worker.node, worker: worker.name } : config.serverId,
+      {
+        active: () => this.connections.size,
+        sse: () => this.streams.size,
+        unauthenticated: () => this.admission.unauthenticatedCount,
+        queueDepth: () => service.queueDepth(),
+        backplaneUp: () => this.backplane.healthy(),
+        alerts: () => alerts.summary(),
+      },
+    );
     this.hub = new Hub(this.backplane, this.connections, this.metrics, this.log);
     const noisyLog = new LogLimiter(this.log);
     this.auth = new Authenticator(config);
@@ -204,6 +219,9 @@ export class Gateway {
         publish: (events) => this.publish(events),
         backplane: this.backplane,
         metrics: this.metrics,
+        scrape: worker
+          ? () => worker.scrape(() => this.metrics.registry.metrics())
+          : () => this.metrics.registry.metrics(),
         admin: this.admin,
         alerts,
         clientAddress: (req) => remoteAddress(req, this.upgrades.trustedProxies),

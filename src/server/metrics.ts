@@ -66,8 +66,12 @@ export class Metrics {
   readonly backplaneErrors: client.Counter;
   readonly backplaneUp: client.Gauge;
 
+  /**
+   * `server` names the node on every series; a worker of a node (ARCHON_WORKERS > 1) adds
+   * `worker` (docs/metrics.md#workers), so `sum by (server)` still sums one node.
+   */
   constructor(
-    server: string,
+    labels: string | { readonly server: string; readonly worker: string },
     gauges: {
       active: () => number;
       /** Open connections on the HTTP streaming fallback (the rest are WebSockets). */
@@ -81,7 +85,7 @@ export class Metrics {
     now: () => number = Date.now,
   ) {
     const registers = [this.registry];
-    this.registry.setDefaultLabels({ server });
+    this.registry.setDefaultLabels(typeof labels === 'string' ? { server: labels } : labels);
     client.collectDefaultMetrics({ register: this.registry });
     this.loopDelay.enable();
     this.series = new MinuteSeries(now, gauges.active);

@@ -37,6 +37,8 @@ export interface RouteDeps {
   readonly publish: (events: PublishInput[]) => Promise<PublishResult[]>;
   readonly backplane: Backplane;
   readonly metrics: Metrics;
+  /** The Prometheus text of GET /metrics: this instance's registry, or a whole node's. */
+  readonly scrape: () => Promise<string>;
   readonly admin: AdminApi;
   readonly alerts: AlertListing;
   /** The client's address (ARCHON_TRUSTED_PROXIES applied). */
@@ -72,7 +74,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
 
   app.get('/metrics', async (_req, reply) => {
     reply.type(deps.metrics.registry.contentType);
-    return deps.metrics.registry.metrics();
+    return deps.scrape();
   });
 
   app.post('/api/v1/publish', async (req) => {

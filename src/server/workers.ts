@@ -44,6 +44,8 @@ export class Primary {
   private readonly slots: Slot[];
   private readonly metrics: NodeMetrics;
   private stopping = false;
+  /** Slots whose first worker is listening: the node is fully up once all are. */
+  private readonly listening = new Set<string>();
 
   constructor(
     private readonly config: Config,
@@ -95,6 +97,13 @@ export class Primary {
     slot.worker = worker;
     slot.startedAt = Date.now();
     this.log.info({ worker: slot.name, pid: worker.process.pid }, 'Worker started');
+    worker.once('listening', () => {
+      if (this.listening.size === this.slots.length || this.listening.has(slot.name)) return;
+      this.listening.add(slot.name);
+      // Until then round-robin hands every connection to the workers already listening.
+      if (this.listening.size === this.slots.length)
+        this.log.info({ workers: this.slots.length }, 'All workers listening');
+    });
     worker.on('exit', (code: number | null, signal: string | null) => {
       if (slot.worker === worker) slot.worker = null;
       if (this.stopping) return;

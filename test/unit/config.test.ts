@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { availableParallelism } from 'node:os';
 import { ConfigError, ENV_NAMES, flagFor, loadConfig } from '../../src/server/config.js';
+import { restartDelay } from '../../src/server/workers.js';
 
 const problems = (env: Record<string, string>): string[] => {
   try {
@@ -106,10 +108,47 @@ describe('loadConfig', () => {
     ).toMatch(/exclusive/);
   });
 
+  it('runs one worker by default, N on request, and one per core with auto', () => {
+    const redis = { ARCHON_REDIS_URL: 'redis://127.0.0.1:6379' };
+    expect(loadConfig({}).workers).toBe(1);
+    expect(loadConfig({ ...redis, ARCHON_WORKERS: '3' }).workers).toBe(3);
+    expect(loadConfig({ ...redis, ARCHON_WORKERS: 'auto' }).workers).toBe(availableParallelism());
+  });
+
+  it('names ARCHON_WORKERS, the value and what is allowed for a bad worker count', () => {
+    expect(problems({ ARCHON_WORKERS: 'many' })).toEqual([
+      'ARCHON_WORKERS="many" is not allowed: expected an integer from 1 to 256, or auto (one per core: os.availableParallelism())',
+    ]);
+    expect(problems({ ARCHON_WORKERS: '0' })[0]).toMatch(/^ARCHON_WORKERS="0" is not allowed/);
+  });
+
+  it('refuses more than one worker without Redis, and a server id too long for the worker ids', () => {
+    expect(problems({ ARCHON_WORKERS: '2' })).toEqual([
+      'ARCHON_WORKERS=2 needs ARCHON_REDIS_URL: workers share channels, history and acknowledgements only through Redis (docs/cluster.md#workers)',
+    ]);
+    expect(
+      problems({
+        ARCHON_WORKERS: '12',
+        ARCHON_REDIS_URL: 'redis://127.0.0.1:6379',
+        ARCHON_SERVER_ID: 'a'.repeat(62),
+      })[0],
+    ).toMatch(/too long for ARCHON_WORKERS=12: the workers' ids \(a+:w12\) must fit in 64/);
+  });
+
   it('maps every variable to a serve flag', () => {
     expect(flagFor('WEBSOCKET_PING_INTERVAL')).toBe('--ping-interval');
     expect(flagFor('ARCHON_JWT_SECRET')).toBe('--jwt-secret');
     expect(flagFor('PORT')).toBe('--port');
     expect(new Set(ENV_NAMES.map(flagFor)).size).toBe(ENV_NAMES.length);
+  });
+});
+
+describe('restartDelay', () => {
+  it('waits 1 s, doubling to 30 s while workers die young, and starts over after one lived 60 s', () => {
+    const delays: number[] = [];
+    let delay: number | null = null;
+    for (let i = 0; i < 7; i++) delays.push((delay = restartDelay(delay, 500)));
+    expect(delays).toEqual([1000, 2000, 4000, 8000, 16000, 30000, 30000]);
+    expect(restartDelay(30_000, 60_000)).toBe(1000);
   });
 });

@@ -3,10 +3,16 @@
  * heartbeat and answers admin requests on a control channel, so any instance can answer
  * RB-003's questions for the whole cluster. An answer names the instances that did not
  * reply in time instead of silently leaving them out.
+ *
+ * On a Redis Cluster (docs/cluster.md#redis-cluster) the control and reply channels stay plain
+ * pub/sub, which the cluster carries to every node; the registry is one key. Ops for an HTTP
+ * stream go over a sharded channel tagged with the stream's client_id instead: SPUBLISH counts
+ * the receivers on the node serving that slot, where the holder subscribed, whereas PUBLISH
+ * would count those on whichever node received it.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { ioredis } from './backplane/ioredis.js';
+import { redisClient, type RedisClient } from './backplane/redis-connect.js';
+import { parseRedisUrl } from './backplane/redis-url.js';
 import type {
   BroadcastAnswer,
   ClientOp,
@@ -71,8 +77,10 @@ export interface ClusterOptions {
 
 export class ClusterAdmin implements AdminApi {
   private readonly prefix: string;
-  private readonly command: Redis;
-  private readonly subscriber: Redis;
+  private readonly command: RedisClient;
+  private readonly subscriber: RedisClient;
+  /** Ops for HTTP streams use sharded pub/sub (see the top of this file). */
+  private readonly sharded: boolean;
   private readonly pending = new Map<
     string,
     { replies: Map<string, unknown>; expected: Set<string>; done: () => void }
@@ -92,16 +100,24 @@ export class ClusterAdmin implements AdminApi {
   ) {
     this.prefix = options.prefix ?? 'archon:';
     this.replyTimeoutMs = options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
+    const target = parseRedisUrl(options.url);
+    // The config refuses such a URL before this is built; here it is a programming error.
+    if ('problem' in target) throw new Error(`Redis admin plane: ${target.problem}`);
+    this.sharded = target.kind === 'cluster';
     // A stalled Redis must not hang an operator's admin call: commands time out.
-    const redisOptions = {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-    };
-    const { Redis } = ioredis();
-    this.command = new Redis(options.url, redisOptions);
-    this.subscriber = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    this.command = redisClient(target, {
+      name: `${this.prefix}admin`,
+      redis: {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        commandTimeout: COMMAND_TIMEOUT_MS,
+      },
+    });
+    this.subscriber = redisClient(target, {
+      name: `${this.prefix}admin-sub`,
+      redis: { maxRetriesPerRequest: 1 },
+      shardedSubscribers: this.sharded,
+    });
     // ioredis reports connection errors here; the backplane logs the outage itself.
     this.command.on('error', () => {});
     this.subscriber.on('error', () => {});
@@ -119,6 +135,9 @@ export class ClusterAdmin implements AdminApi {
   async start(): Promise<void> {
     await Promise.all([this.command.connect(), this.subscriber.connect()]);
     this.subscriber.on('message', (channel: string, text: string) => this.onMessage(channel, text));
+    this.subscriber.on('smessage', (channel: string, text: string) =>
+      this.onMessage(channel, text),
+    );
     await this.subscriber.subscribe(this.controlChannel, this.replyChannel(this.options.server));
     await this.register();
     this.heartbeat = setInterval(() => void this.register(), HEARTBEAT_MS);
@@ -190,13 +209,23 @@ export class ClusterAdmin implements AdminApi {
   // --- HTTP streams (docs/protocol.md#http-streaming-fallback) ------------------------------
 
   private streamChannel(clientId: string): string {
-    return `${this.prefix}sse:${clientId}`;
+    return this.sharded ? `${this.prefix}sse:{${clientId}}` : `${this.prefix}sse:${clientId}`;
+  }
+
+  /** The client_id of a stream channel (streamChannel() read backwards). */
+  private streamOf(channel: string): string {
+    const id = channel.slice(`${this.prefix}sse:`.length);
+    return this.sharded ? id.slice(1, -1) : id;
   }
 
   /** A stream opened here: ops POSTed to any instance for it are forwarded to `deliver`. */
   attachStream(clientId: string, deliver: StreamOps): void {
     this.streams.set(clientId, deliver);
-    this.subscriber.subscribe(this.streamChannel(clientId)).catch((err: unknown) => {
+    const channel = this.streamChannel(clientId);
+    const subscribed = this.sharded
+      ? this.subscriber.ssubscribe(channel)
+      : this.subscriber.subscribe(channel);
+    subscribed.catch((err: unknown) => {
       // Redis is down: ops POSTed here still reach it; others answer 404 until it reconnects.
       this.log.warn({ err, client_id: clientId }, 'Stream not reachable through the cluster');
     });
@@ -204,7 +233,11 @@ export class ClusterAdmin implements AdminApi {
 
   detachStream(clientId: string): void {
     if (!this.streams.delete(clientId)) return;
-    this.subscriber.unsubscribe(this.streamChannel(clientId)).catch(() => {});
+    const channel = this.streamChannel(clientId);
+    const unsubscribed = this.sharded
+      ? this.subscriber.sunsubscribe(channel)
+      : this.subscriber.unsubscribe(channel);
+    unsubscribed.catch(() => {});
   }
 
   /** Hands ops to the instance holding a stream: `unknown` when none does (Redis counts the
@@ -229,7 +262,11 @@ export class ClusterAdmin implements AdminApi {
     });
     let receivers: number;
     try {
-      receivers = await this.command.publish(this.streamChannel(clientId), JSON.stringify(request));
+      const channel = this.streamChannel(clientId);
+      const text = JSON.stringify(request);
+      receivers = this.sharded
+        ? Number(await this.command.spublish(channel, text))
+        : await this.command.publish(channel, text);
     } catch {
       this.forwards.get(id)?.('unavailable');
       return answered;
@@ -240,7 +277,7 @@ export class ClusterAdmin implements AdminApi {
 
   private onStreamOps(channel: string, text: string): void {
     const request = JSON.parse(text) as ForwardedOps;
-    const deliver = this.streams.get(channel.slice(`${this.prefix}sse:`.length));
+    const deliver = this.streams.get(this.streamOf(channel));
     // Checked again here: what arrives through Redis is parsed as if a client sent it.
     const ops: ClientOp[] = [];
     for (const op of Array.isArray(request.ops) ? request.ops : []) {

@@ -7,6 +7,7 @@
 import { createPublicKey } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { parseRedisUrl, redactRedisUrl, REDIS_URL_FORMS } from './backplane/redis-url.js';
 import { proxyEntryProblem } from './trusted-proxies.js';
 
 /** A duration set in seconds (the variables' unit), held in milliseconds inside the code. */
@@ -60,9 +61,9 @@ const FIELDS = {
     'redisUrl',
     z
       .string()
-      .regex(/^rediss?:\/\//)
+      .refine((s) => !('problem' in parseRedisUrl(s)))
       .optional()
-      .describe('a redis:// or rediss:// URL'),
+      .describe(REDIS_URL_FORMS),
     undefined,
   ],
   ARCHON_JWT_SECRET: [
@@ -147,8 +148,15 @@ const SECRET_NAMES = new Set<EnvName>([
   'ARCHON_JWT_SECRET',
   'ARCHON_ADMIN_TOKENS',
   'ARCHON_PUBLISH_TOKENS',
-  'ARCHON_REDIS_URL',
 ]);
+
+/** How a bad value is echoed in an error: secrets hidden, a Redis URL without its password
+ * (the rest of it is what the operator has to see to fix it). */
+function shown(name: EnvName, raw: string | undefined): string {
+  if (SECRET_NAMES.has(name)) return '(hidden)';
+  if (name === 'ARCHON_REDIS_URL' && raw !== undefined) return JSON.stringify(redactRedisUrl(raw));
+  return JSON.stringify(raw);
+}
 
 /** Validates the environment; throws ConfigError naming every bad variable. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
@@ -162,9 +170,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     if (result.success) {
       out[key] = result.data;
     } else {
-      const shown = SECRET_NAMES.has(name) ? '(hidden)' : JSON.stringify(raw);
+      const detail = name === 'ARCHON_REDIS_URL' && raw !== undefined ? redisProblem(raw) : '';
       problems.push(
-        `${name}=${shown} is not allowed: expected ${schema.description ?? 'a valid value'}`,
+        `${name}=${shown(name, raw)} is not allowed${detail}: expected ${schema.description ?? 'a valid value'}`,
       );
     }
   }
@@ -190,6 +198,12 @@ export function flagFor(name: EnvName): string {
 export function describeVariable(name: EnvName): { default: string | undefined; allowed: string } {
   const [, schema, fallback] = FIELDS[name];
   return { default: fallback, allowed: schema.description ?? '' };
+}
+
+/** Why a Redis URL was refused, e.g. ` ("x" is not host:port)`. */
+function redisProblem(url: string): string {
+  const parsed = parseRedisUrl(url);
+  return 'problem' in parsed ? ` (${parsed.problem})` : '';
 }
 
 function isPublicKey(pem: string): boolean {

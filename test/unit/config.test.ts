@@ -69,6 +69,34 @@ describe('loadConfig', () => {
     expect(message).not.toContain('short-secret');
   });
 
+  it('takes a Redis Cluster by its nodes, and keeps a plain redis:// URL as one primary', () => {
+    expect(
+      loadConfig({ ARCHON_REDIS_URL: 'redis+cluster://10.0.0.1:7000,10.0.0.2:7001/' }).redisUrl,
+    ).toBe('redis+cluster://10.0.0.1:7000,10.0.0.2:7001/');
+    expect(loadConfig({ ARCHON_REDIS_URL: 'rediss+cluster://:pw@redis-a:7000' }).redisUrl).toBe(
+      'rediss+cluster://:pw@redis-a:7000',
+    );
+    expect(loadConfig({ ARCHON_REDIS_URL: 'redis://127.0.0.1:6380/0' }).redisUrl).toBe(
+      'redis://127.0.0.1:6380/0',
+    );
+  });
+
+  it('names the Redis URL without its password, why it was refused and the forms allowed', () => {
+    const [message] = problems({ ARCHON_REDIS_URL: 'redis+cluster://ops:s3cret@h1:7000,h2:x/' });
+    expect(message).toBe(
+      'ARCHON_REDIS_URL="redis+cluster://ops:***@h1:7000,h2:x/" is not allowed ' +
+        '(node 2 of 2 is not host:port): expected a redis:// or rediss:// URL (one Redis primary), ' +
+        'or redis+cluster://host1:port1,host2:port2/ (rediss+cluster:// for TLS) naming nodes of a ' +
+        'Redis Cluster',
+    );
+    expect(problems({ ARCHON_REDIS_URL: 'http://h:1' })[0]).toMatch(
+      /^ARCHON_REDIS_URL="http:\/\/h:1" is not allowed \(not a redis:\/\/, rediss:\/\/, redis\+cluster:\/\/ or rediss\+cluster:\/\/ URL\): expected a redis:\/\//,
+    );
+    expect(problems({ ARCHON_REDIS_URL: 'redis+cluster://h1:7000/0' })[0]).toContain(
+      'a cluster URL is redis+cluster://host1:port1,host2:port2/',
+    );
+  });
+
   it('refuses two JWT key sources at once', () => {
     expect(
       problems({

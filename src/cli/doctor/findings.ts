@@ -32,7 +32,11 @@ export const REMEDIES: Record<Remedy, { title: string; commands: readonly string
   },
   backplane: {
     title: 'Redis backplane down (alert ArchonWebSocketBackplaneDown; not one of Fix A–D)',
-    commands: ['redis-cli -u "$ARCHON_REDIS_URL" ping'],
+    commands: [
+      'redis-cli -u "$ARCHON_REDIS_URL" ping',
+      // A redis+cluster:// URL is not one redis-cli reads: ask one of its nodes.
+      'redis-cli -c -h <node> -p <port> cluster info   # Redis Cluster (redis+cluster://)',
+    ],
   },
   clients: {
     title: 'Client-side errors (not a gateway fault)',

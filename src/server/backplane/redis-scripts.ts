@@ -1,12 +1,20 @@
 /**
  * The Lua scripts of the Redis backplane. Each runs atomically in Redis, so a publish
  * numbers, stores and fans out an event in one step, and a read sees one consistent moment
- * of a channel. The data model is described in redis.ts.
+ * of a channel. The data model is described in redis.ts, the key names in redis-keys.ts.
+ *
+ * Each script comes in two layouts. On one primary they are what they always were. In a
+ * Redis Cluster (docs/cluster.md#redis-cluster) every script touches the keys of one hash slot
+ * only, fans out with SPUBLISH on the channel's sharded pub/sub channel (same slot), and
+ * stamps each channel with the node that wrote it, so that a replica that took over starts a
+ * new epoch instead of serving a history that may lack what the dead primary acknowledged.
  */
+import type { RedisLayout } from './redis-keys.js';
+
 // Creates the channel's epoch when it has none: a new channel, or Redis lost its data. The
 // stream and state of a previous epoch (if a partial loss left them) are dropped with it, so
 // nothing of another epoch is ever served under the new one, and seq restarts at 1.
-const ENSURE_EPOCH = `
+const ENSURE_EPOCH_SINGLE = `
 local function ensure_epoch(meta, stream, state, new_epoch)
   local epoch = redis.call('HGET', meta, 'epoch')
   if not epoch then
@@ -18,6 +26,38 @@ local function ensure_epoch(meta, stream, state, new_epoch)
 end
 `;
 
+// The same in a Redis Cluster, where the meta hash also names the node that wrote it
+// (docs/cluster.md#failover-what-happens-and-what-the-operator-sees). A channel last written
+// by another node was carried here by a failover (or a resharding). Replication is
+// asynchronous: the dead primary may have acknowledged events its replica never got, and the
+// next publish would reuse their seqs. So the channel starts a new epoch, and every subscriber
+// is told (resync, recovered:false) instead of silently missing them. Its stream goes (seq
+// restarts at 1); its state stays, as the state a new epoch starts from: a snapshot is all of
+// it.
+const ENSURE_EPOCH_CLUSTER = `
+local function ensure_epoch(meta, stream, state, new_epoch)
+  local me = redis.call('CLUSTER', 'MYID')
+  local current = redis.call('HMGET', meta, 'epoch', 'node')
+  local epoch = current[1]
+  if not epoch then
+    epoch = new_epoch
+    redis.call('DEL', stream, state)
+    redis.call('HSET', meta, 'epoch', epoch, 'seq', 0, 'node', me)
+  elseif current[2] ~= me then
+    epoch = new_epoch
+    redis.call('DEL', stream)
+    redis.call('HSET', meta, 'epoch', epoch, 'seq', 0, 'node', me)
+  end
+  return epoch
+end
+`;
+
+const ensureEpoch = (layout: RedisLayout): string =>
+  layout === 'cluster' ? ENSURE_EPOCH_CLUSTER : ENSURE_EPOCH_SINGLE;
+
+/** PUBLISH on one primary; in a cluster, SPUBLISH on the channel's own shard. */
+const fanOut = (layout: RedisLayout): string => (layout === 'cluster' ? 'SPUBLISH' : 'PUBLISH');
+
 /** Keys each event of a publish passes, in this order: meta, stream, state, idem, exp. */
 export const PUBLISH_KEYS_PER_EVENT = 5;
 /** Values each event adds to ARGV after the batch's two shared ones (see PUBLISH_LUA). */
@@ -26,19 +66,28 @@ export const PUBLISH_ARGS_PER_EVENT = 11;
 /**
  * A whole batch in one script, so it is stored whole or not at all: Redis runs a script
  * without interleaving, and refuses one that may write before it runs when out of memory.
- * KEYS: the expiring-channels index, then per event: meta, stream, state, idem, exp.
+ * KEYS: one primary: the expiring-channels index, then per event: meta, stream, state, idem,
+ * exp. A cluster: the per-event keys only, all of one slot (the expiry index is written before,
+ * redis-expiry.ts).
  * ARGV: ts, idempotency TTL s, then per event: new epoch, mode (stream|state|none), maxlen,
  * channel, has key (1|0), key, data JSON, has id (1|0), stream idle expiry ms, pub/sub channel,
  * expires_at ms ('' when the event never expires).
  * Returns, flattened, per event: duplicate (1|0), result JSON.
  */
-export const PUBLISH_LUA = `${ENSURE_EPOCH}
+const publishLua = (layout: RedisLayout): string => {
+  const first = layout === 'cluster' ? 0 : 1;
+  const indexChannel =
+    layout === 'cluster'
+      ? ''
+      : `
+          local first = redis.call('ZRANGE', exp, 0, 0, 'WITHSCORES')
+          redis.call('ZADD', KEYS[1], first[2], channel)`;
+  return `${ensureEpoch(layout)}
 local ts = ARGV[1]
 local idem_ttl = ARGV[2]
-local expiring = KEYS[1]
 local out = {}
-for i = 0, (#KEYS - 1) / ${PUBLISH_KEYS_PER_EVENT} - 1 do
-  local k = 1 + i * ${PUBLISH_KEYS_PER_EVENT}
+for i = 0, (#KEYS - ${first}) / ${PUBLISH_KEYS_PER_EVENT} - 1 do
+  local k = ${first} + i * ${PUBLISH_KEYS_PER_EVENT}
   local meta, stream, state, idem, exp = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
   local a = 2 + i * ${PUBLISH_ARGS_PER_EVENT}
   local new_epoch, mode, maxlen, channel = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
@@ -65,9 +114,7 @@ for i = 0, (#KEYS - 1) / ${PUBLISH_KEYS_PER_EVENT} - 1 do
       else
         redis.call('HSET', state, key, data)
         if expires_at ~= '' then
-          redis.call('ZADD', exp, expires_at, key)
-          local first = redis.call('ZRANGE', exp, 0, 0, 'WITHSCORES')
-          redis.call('ZADD', expiring, first[2], channel)
+          redis.call('ZADD', exp, expires_at, key)${indexChannel}
         else
           redis.call('ZREM', exp, key)
         end
@@ -79,7 +126,7 @@ for i = 0, (#KEYS - 1) / ${PUBLISH_KEYS_PER_EVENT} - 1 do
     if has_key then key_json = cjson.encode(key) end
     local expires_json = ''
     if expires_at ~= '' then expires_json = ',"expires_at":' .. expires_at end
-    redis.call('PUBLISH', pubsub, '{"channel":' .. channel_json .. ',"seq":' .. seq ..
+    redis.call('${fanOut(layout)}', pubsub, '{"channel":' .. channel_json .. ',"seq":' .. seq ..
       ',"key":' .. key_json .. ',"ts":' .. ts .. ',"data":' .. data .. expires_json ..
       ',"epoch":' .. epoch_json .. '}')
     local result = '{"channel":' .. channel_json .. ',"seq":' .. seq .. ',"epoch":' .. epoch_json .. '}'
@@ -90,18 +137,43 @@ for i = 0, (#KEYS - 1) / ${PUBLISH_KEYS_PER_EVENT} - 1 do
 end
 return out
 `;
+};
+
+/** Keys one expiry call deletes at most; a channel with more due is visited again. */
+export const EXPIRE_BATCH = 1000;
 
 /**
  * Deletes a state channel's expired keys, each with a numbered delete event (data null) like a
- * publish of one, and moves the channel in the expiring index to its next expiry. Idempotent:
- * instances that sweep the same channel at once delete each key once.
- * KEYS: expiring index, meta, stream, state, exp. ARGV: new epoch, now, channel, pub/sub channel.
- * Returns the number of keys deleted.
+ * publish of one. Idempotent: instances that sweep the same channel at once delete each key
+ * once. One primary: also moves the channel in the expiring index to its next expiry.
+ * KEYS: one primary: expiring index, meta, stream, state, exp; a cluster: meta, stream, state,
+ * exp. ARGV: new epoch, now, channel, pub/sub channel.
+ * Returns the number of keys deleted; in a cluster {deleted, keys found due} (EXPIRE_BATCH found:
+ * more may be due).
  */
-export const EXPIRE_STATE_LUA = `${ENSURE_EPOCH}
-local expiring, meta, stream, state, exp = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+const expireStateLua = (layout: RedisLayout): string => {
+  const [keys, end] =
+    layout === 'cluster'
+      ? [
+          'local meta, stream, state, exp = KEYS[1], KEYS[2], KEYS[3], KEYS[4]',
+          `
+return {deleted, #due}`,
+        ]
+      : [
+          'local expiring, meta, stream, state, exp = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]',
+          `
+local first = redis.call('ZRANGE', exp, 0, 0, 'WITHSCORES')
+if #first == 0 then
+  redis.call('ZREM', expiring, channel)
+else
+  redis.call('ZADD', expiring, first[2], channel)
+end
+return deleted`,
+        ];
+  return `${ensureEpoch(layout)}
+${keys}
 local now, channel, pubsub = ARGV[2], ARGV[3], ARGV[4]
-local due = redis.call('ZRANGEBYSCORE', exp, '-inf', now, 'LIMIT', 0, 1000)
+local due = redis.call('ZRANGEBYSCORE', exp, '-inf', now, 'LIMIT', 0, ${EXPIRE_BATCH})
 local deleted = 0
 if #due > 0 then
   local epoch = ensure_epoch(meta, stream, state, ARGV[1])
@@ -109,21 +181,15 @@ if #due > 0 then
     redis.call('ZREM', exp, key)
     if redis.call('HDEL', state, key) == 1 then
       local seq = string.format('%d', redis.call('HINCRBY', meta, 'seq', 1))
-      redis.call('PUBLISH', pubsub, '{"channel":' .. cjson.encode(channel) .. ',"seq":' .. seq ..
+      redis.call('${fanOut(layout)}', pubsub, '{"channel":' .. cjson.encode(channel) .. ',"seq":' .. seq ..
         ',"key":' .. cjson.encode(key) .. ',"ts":' .. now .. ',"data":null,"epoch":' ..
         cjson.encode(epoch) .. '}')
       deleted = deleted + 1
     end
   end
-end
-local first = redis.call('ZRANGE', exp, 0, 0, 'WITHSCORES')
-if #first == 0 then
-  redis.call('ZREM', expiring, channel)
-else
-  redis.call('ZADD', expiring, first[2], channel)
-end
-return deleted
+end${end}
 `;
+};
 
 // Drops a stream's head entries older than the channel's history TTL (the memory History
 // trims the same way: the expired prefix goes, everything after the first live entry stays);
@@ -153,7 +219,7 @@ end
  * Returns {epoch, seq, firstSeq, XRANGE entries with seq > sinceSeq}.
  * Entries older than the TTL are deleted from the head first.
  */
-export const HISTORY_LUA = `${ENSURE_EPOCH}${TRIM_HEAD}
+const historyLua = (layout: RedisLayout): string => `${ensureEpoch(layout)}${TRIM_HEAD}
 local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
 local first = trim_head(KEYS[2], tonumber(ARGV[3]) - tonumber(ARGV[4]))
@@ -175,7 +241,7 @@ return {epoch, seq, first or (seq + 1), events}
  * HGETALL of acks, flat HGETALL of deliveries or {}}.
  * acks: seq → {"epoch","by","at"}; deliveries: "<epoch>:<seq>:<user>" → count.
  */
-export const ALERTS_LUA = `${ENSURE_EPOCH}${TRIM_HEAD}
+const alertsLua = (layout: RedisLayout): string => `${ensureEpoch(layout)}${TRIM_HEAD}
 local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 local first = trim_head(KEYS[2], tonumber(ARGV[2]) - tonumber(ARGV[3]))
 local entries = {}
@@ -213,12 +279,19 @@ return {epoch, entries, acks, deliveries}
 /**
  * Acknowledges a held alert once. KEYS: meta, stream, acks. ARGV: epoch, seq, by, at, now,
  * history ttl ms, acks idle expiry ms, pub/sub channel, channel.
- * Returns {0} when no such alert is held (other epoch, trimmed, expired), {1, ack JSON} when
- * this call acknowledged it (and told every instance), {2, ack JSON} when it already was.
+ * Returns {0} when no such alert is held (other epoch, trimmed, expired, or in a cluster a
+ * channel this node took over and whose epoch is about to end), {1, ack JSON} when this call
+ * acknowledged it (and told every instance), {2, ack JSON} when it already was.
  */
-export const ACK_LUA = `
+const ackLua = (layout: RedisLayout): string => {
+  const current =
+    layout === 'cluster'
+      ? `local meta = redis.call('HMGET', KEYS[1], 'epoch', 'node')
+if meta[1] ~= epoch or meta[2] ~= redis.call('CLUSTER', 'MYID') then return {0} end`
+      : `if redis.call('HGET', KEYS[1], 'epoch') ~= epoch then return {0} end`;
+  return `
 local epoch, seq, now = ARGV[1], ARGV[2], tonumber(ARGV[5])
-if redis.call('HGET', KEYS[1], 'epoch') ~= epoch then return {0} end
+${current}
 local entry = redis.call('XRANGE', KEYS[2], seq .. '-1', seq .. '-1')
 if #entry == 0 then return {0} end
 local fields = entry[1][2]
@@ -232,29 +305,46 @@ local ack = '{"epoch":' .. cjson.encode(epoch) .. ',"by":' .. cjson.encode(ARGV[
   ',"at":' .. ARGV[4] .. '}'
 redis.call('HSET', KEYS[3], seq, ack)
 redis.call('PEXPIRE', KEYS[3], ARGV[7])
-redis.call('PUBLISH', ARGV[8], '{"acked":' .. ack .. ',"channel":' .. cjson.encode(ARGV[9]) ..
+redis.call('${fanOut(layout)}', ARGV[8], '{"acked":' .. ack .. ',"channel":' .. cjson.encode(ARGV[9]) ..
   ',"seq":' .. seq .. '}')
 return {1, ack}
 `;
+};
 
 /**
  * KEYS: meta, stream, state, exp. ARGV: new epoch, now.
  * Returns {epoch, seq, flat HGETALL of state, keys expired by now}: those are left out of the
  * snapshot (the expiry sweep deletes them with a delete event).
  */
-export const SNAPSHOT_LUA = `${ENSURE_EPOCH}
+const snapshotLua = (layout: RedisLayout): string => `${ensureEpoch(layout)}
 local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
 return {epoch, seq, redis.call('HGETALL', KEYS[3]), redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])}
 `;
 
 /** KEYS: meta, stream, state. ARGV: new epoch. Returns {epoch, seq}. */
-export const META_LUA = `${ENSURE_EPOCH}
+const metaLua = (layout: RedisLayout): string => `${ensureEpoch(layout)}
 local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 return {epoch, tonumber(redis.call('HGET', KEYS[1], 'seq'))}
 `;
 
 export type ScriptArg = string | number;
+
+/** Each script by the command name it is defined under (numberOfKeys absent: the first
+ * argument of each call says how many keys follow). */
+export function archonScripts(
+  layout: RedisLayout,
+): Record<keyof ArchonScripts, { lua: string; numberOfKeys?: number }> {
+  return {
+    archonPublish: { lua: publishLua(layout) },
+    archonHistory: { numberOfKeys: 3, lua: historyLua(layout) },
+    archonSnapshot: { numberOfKeys: 4, lua: snapshotLua(layout) },
+    archonMeta: { numberOfKeys: 3, lua: metaLua(layout) },
+    archonAlerts: { numberOfKeys: 5, lua: alertsLua(layout) },
+    archonAck: { numberOfKeys: 3, lua: ackLua(layout) },
+    archonExpireState: { numberOfKeys: layout === 'cluster' ? 4 : 5, lua: expireStateLua(layout) },
+  };
+}
 
 /** The commands defineCommand adds to the command connection. */
 export interface ArchonScripts {

@@ -2,47 +2,46 @@
  * The backplane of cluster mode (docs/cluster.md): Redis numbers, stores and fans out events so
  * that N instances behave as one. Same guarantees as the memory backplane, shared by every
  * instance: per-channel seq without gaps within an epoch, bounded history, state snapshots,
- * idempotent publish by id.
+ * idempotent publish by id. Redis is one primary (`redis://`) or a Redis Cluster
+ * (`redis+cluster://`, docs/cluster.md#redis-cluster).
  *
- * Data model, per channel (prefix defaults to `archon:`):
- * - `<prefix>ch:<channel>:meta`   hash {epoch, seq}: the channel's epoch and last seq.
- * - `<prefix>ch:<channel>:stream` stream (stream/alert channels): one entry per event with
- *   the explicit ID `<seq>-1`, so a seq range is an XRANGE; fields key (absent = null), ts,
- *   data (JSON text); trimmed to the history size, expired by ts on read.
- * - `<prefix>ch:<channel>:state`  hash key → data JSON (state channels).
- * - `<prefix>ch:<channel>:exp`    sorted set key → expires_at ms (state keys published with a
- *   ttl); `<prefix>expiring` sorted set channel → its next expiry, which the sweep reads.
- * - `<prefix>ch:<channel>:acks`   hash seq → {epoch, by, at} (risk channels: acknowledgements).
- * - `<prefix>ch:<channel>:deliv`  hash `<epoch>:<seq>:<user>` → deliveries of that alert.
- *   Both are forgotten with the alerts they describe (ALERTS_LUA) and expire with the stream.
- * - `<prefix>ev:<channel>`        pub/sub channel: JSON {channel, seq, key, ts, data, epoch,
- *   expires_at?}, or {acked: {epoch, by, at}, channel, seq} when an alert was acknowledged.
- * - `<prefix>idem:<length of channel>:<channel>:<id>` the first result of a publish with that
- *   id (EX 600); the length makes the key unambiguous.
+ * Data model, per channel (prefix defaults to `archon:`; names in redis-keys.ts, where a
+ * cluster adds the hash tag `{<channel>}`):
+ * - `ch:<channel>:meta`   hash {epoch, seq}: the channel's epoch and last seq (a cluster adds
+ *   `node`, the node that wrote it: a replica that took over starts a new epoch).
+ * - `ch:<channel>:stream` stream (stream/alert channels): one entry per event with the explicit
+ *   ID `<seq>-1`, so a seq range is an XRANGE; fields key (absent = null), ts, data (JSON
+ *   text), exp; trimmed to the history size, expired by ts on read.
+ * - `ch:<channel>:state`  hash key → data JSON (state channels).
+ * - `ch:<channel>:exp`    sorted set key → expires_at ms (state keys published with a ttl),
+ *   found by the expiry sweep through an index (redis-expiry.ts).
+ * - `ch:<channel>:acks`, `ch:<channel>:deliv`: acknowledgements and deliveries of risk alerts
+ *   (redis-alerts.ts).
+ * - `ev:<channel>`        pub/sub channel (sharded in a cluster): JSON {channel, seq, key, ts,
+ *   data, epoch, expires_at?}, or {acked: {epoch, by, at}, channel, seq} when an alert was
+ *   acknowledged.
+ * - `idem:…<channel>…<id>` the first result of a publish with that id (EX 600).
  *
- * Every write and every read that must agree with writes is one Lua script, so a publish
- * batch is atomic (number, store, fan out, all events or none) and a read sees one consistent moment of the channel.
+ * Every write and every read that must agree with writes is one Lua script on one channel's
+ * keys, so a publish is atomic (number, store, fan out) and a read sees one consistent moment of
+ * the channel. On one primary a whole publish batch is one script; in a cluster each hash slot's
+ * part of a batch is one (a batch over several channels is atomic per channel).
  *
- * Two connections: commands (no offline queue, so publish fails fast while Redis is away:
- * accepted means stored), and a subscriber. After the subscriber reconnects, what pub/sub
- * lost while it was away is replayed from the stream, or the channel is resynced when that
- * is impossible (epoch changed, history trimmed, state moved).
+ * Connections: commands (no offline queue, so publish fails fast while Redis is away: accepted
+ * means stored), and the subscriber side (redis-subscriber.ts). What pub/sub lost while a
+ * subscriber connection was away is replayed from the streams, or the channel is resynced when
+ * that is impossible (epoch changed, history trimmed, state moved).
  *
- * One file of about 950 lines because publish, the reads, acknowledgements and the replay after
- * a reconnect all work on the same tracked-channel state (epoch, last seq, recovery buffers of
- * events and of acknowledgements) and the same two connections; the Lua scripts live in
- * redis-scripts.ts. The alert reads and the expiry sweep (ack, unacked, alerts,
- * countDeliveries, sweepExpired: about 200 lines) share only the command connection and the
- * key names: they are the part to move out first if it grows again.
+ * This file keeps what works on the tracked-channel state (epoch, last seq, recovery buffers):
+ * publish, subscriptions, reads and the replay after a reconnect. Key names, connections, the
+ * subscribers, alerts and the expiry sweep have modules of their own.
  */
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import {
-  isExpired,
   isReplayable,
   parseChannel,
   type AlertAck,
   type ChannelClass,
-  type StoredEvent,
 } from '../../protocol/index.js';
 import {
   historyBounds,
@@ -58,19 +57,30 @@ import {
   type Snapshot,
   type UnackedRead,
 } from './backplane.js';
-import { ioredis } from './ioredis.js';
 import { newEpoch } from './memory.js';
+import { RedisAlerts } from './redis-alerts.js';
+import { nodeOptions, redisClient, type RedisClient } from './redis-connect.js';
+import { ExpirySweep, type Expiring } from './redis-expiry.js';
+import { RedisKeys } from './redis-keys.js';
 import {
-  ACK_LUA,
-  ALERTS_LUA,
-  EXPIRE_STATE_LUA,
-  PUBLISH_LUA,
-  HISTORY_LUA,
-  SNAPSHOT_LUA,
-  META_LUA,
-  type ArchonScripts,
-  type ScriptArg,
-} from './redis-scripts.js';
+  asArray,
+  asNumber,
+  asString,
+  parseMessage,
+  toStoredEvent,
+  unexpired,
+  type AckNotice,
+} from './redis-replies.js';
+import { archonScripts, type ArchonScripts, type ScriptArg } from './redis-scripts.js';
+import { ShardSubscriber } from './redis-shard-subscriber.js';
+import { keySlot } from './redis-slot.js';
+import {
+  SingleSubscriber,
+  type ChannelSet,
+  type EventSubscriber,
+  type SubscriberEvents,
+} from './redis-subscriber.js';
+import { describeRedisTarget, parseRedisUrl, type RedisTarget } from './redis-url.js';
 
 /** How long publish ids are remembered for idempotent retries (as in the memory backplane). */
 const IDEMPOTENCY_TTL_S = 600;
@@ -78,6 +88,9 @@ const IDEMPOTENCY_TTL_S = 600;
  * (not closed) connection. Its outcome is then unknown: retries with an id are safe. */
 const COMMAND_TIMEOUT_MS = 2000;
 const CONNECT_TIMEOUT_MS = 5000;
+/** A Redis Cluster's slot table is read again this often (and on every MOVED): how soon a
+ * replica that took over is found when nothing is published to its slots. */
+const SLOTS_REFRESH_MS = 1000;
 /** A stream nobody published to for longer than its TTL holds only expired events: let
  * Redis drop the whole key then. The margin covers clock skew between instances and Redis. */
 const STREAM_IDLE_MARGIN_MS = 60_000;
@@ -85,11 +98,6 @@ const STREAM_IDLE_MARGIN_MS = 60_000;
  * channel is resynced instead (memory stays bounded if the replay cannot be read for long). */
 const RECOVERY_BUFFER_MAX = 10_000;
 const RECOVERY_RETRY_MS = 500;
-/** How often expired state keys are looked for, and how many channels one sweep visits. */
-const EXPIRY_SWEEP_MS = 1000;
-const EXPIRY_SWEEP_CHANNELS = 100;
-/** SCAN batch of the alert listing. */
-const SCAN_COUNT = 1000;
 
 export interface RedisBackplaneLog {
   warn(obj: object, msg: string): void;
@@ -98,6 +106,7 @@ export interface RedisBackplaneLog {
 }
 
 export interface RedisBackplaneOptions {
+  /** ARCHON_REDIS_URL: one primary, or a Redis Cluster (redis-url.ts). */
   readonly url: string;
   readonly limits: HistoryLimits;
   /** Prefix of every key and pub/sub channel (several deployments can share one Redis). */
@@ -115,6 +124,8 @@ interface Tracked {
   lastSeq: number;
   /** True from a subscriber disconnect until the replay has been delivered. */
   recovering: boolean;
+  /** Counts disconnects and reconnects: one during a replay means that replay is not the last. */
+  generation: number;
   /** Live events that arrived while recovering, delivered after the replay. */
   buffer: BackplaneEvent[];
   overflow: boolean;
@@ -122,31 +133,55 @@ interface Tracked {
   acks: AckNotice[];
 }
 
+type Commands = RedisClient & ArchonScripts;
+
 export class RedisBackplane implements Backplane {
   readonly kind = 'redis';
-  private readonly prefix: string;
+  private readonly target: RedisTarget;
+  private readonly keys: RedisKeys;
   private readonly now: () => number;
   private readonly log: RedisBackplaneLog | undefined;
   /** The URL without credentials, for messages and logs. */
   private readonly safeUrl: string;
-  private cmd: (Redis & ArchonScripts) | null = null;
-  private sub: Redis | null = null;
+  private cmd: Commands | null = null;
+  private subscriber: EventSubscriber | null = null;
   private listener: BackplaneListener | null = null;
   private readonly tracked = new Map<string, Tracked>();
+  private readonly alertStore: RedisAlerts;
+  private readonly expiry: ExpirySweep;
   private stopped = false;
   private cmdReadyOnce = false;
   private cmdDown = false;
-  private subConnectedOnce = false;
   private recovery: Promise<void> | null = null;
   private recoverAgain = false;
+  /** Failed replays in a row: the first is logged, the rest until one succeeds are not. */
+  private recoveryFailures = 0;
   private retryTimer: NodeJS.Timeout | null = null;
-  private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: RedisBackplaneOptions) {
-    this.prefix = options.prefix ?? 'archon:';
+    const target = parseRedisUrl(options.url);
+    // The config refuses such a URL before this is built; here it is a programming error.
+    if ('problem' in target) throw new Error(`Redis backplane: ${target.problem}`);
+    this.target = target;
+    this.keys = new RedisKeys(options.prefix ?? 'archon:', target.kind);
     this.now = options.now ?? Date.now;
     this.log = options.log;
-    this.safeUrl = redactUrl(options.url);
+    this.safeUrl = describeRedisTarget(target);
+    const idleMs = historyBounds(options.limits, 'alert').ttlMs + STREAM_IDLE_MARGIN_MS;
+    this.alertStore = new RedisAlerts(
+      () => this.connection(),
+      this.keys,
+      options.limits,
+      this.now,
+      idleMs,
+    );
+    this.expiry = new ExpirySweep(
+      () => this.cmd,
+      this.keys,
+      this.now,
+      this.log,
+      COMMAND_TIMEOUT_MS,
+    );
   }
 
   async start(listener: BackplaneListener): Promise<void> {
@@ -155,9 +190,7 @@ export class RedisBackplane implements Backplane {
     this.stopped = false;
     this.cmdReadyOnce = false;
     this.cmdDown = false;
-    this.subConnectedOnce = false;
     const common: RedisOptions = {
-      lazyConnect: true,
       // No offline queue and no retries: while Redis is away a command fails at once
       // instead of waiting for a reconnect, so publish answers 503 and never hangs.
       enableOfflineQueue: false,
@@ -171,30 +204,18 @@ export class RedisBackplane implements Backplane {
       // does not hammer it.
       retryStrategy: (times) => Math.min(100 * times, 1000),
     };
-    const { Redis } = ioredis();
-    const cmd = new Redis(this.options.url, {
-      ...common,
-      connectionName: `${this.prefix}cmd`,
-    }) as Redis & ArchonScripts;
-    // The number of keys varies with the batch: it is the call's first argument.
-    cmd.defineCommand('archonPublish', { lua: PUBLISH_LUA });
-    cmd.defineCommand('archonHistory', { numberOfKeys: 3, lua: HISTORY_LUA });
-    cmd.defineCommand('archonSnapshot', { numberOfKeys: 4, lua: SNAPSHOT_LUA });
-    cmd.defineCommand('archonMeta', { numberOfKeys: 3, lua: META_LUA });
-    cmd.defineCommand('archonAlerts', { numberOfKeys: 5, lua: ALERTS_LUA });
-    cmd.defineCommand('archonAck', { numberOfKeys: 3, lua: ACK_LUA });
-    cmd.defineCommand('archonExpireState', { numberOfKeys: 5, lua: EXPIRE_STATE_LUA });
-    const sub = new Redis(this.options.url, {
-      ...common,
-      // Resubscribing is done here, not by ioredis: the set of channels is ours (one
-      // unsubscribed during the outage must not come back), and the replay must start
-      // only once Redis confirmed the subscriptions, which ioredis does not report.
-      autoResubscribe: false,
-      connectionName: `${this.prefix}sub`,
-    });
-    this.cmd = cmd;
-    this.sub = sub;
-
+    const cmd = redisClient(this.target, {
+      name: `${this.keys.prefix}cmd`,
+      redis: common,
+      slotsRefreshMs: SLOTS_REFRESH_MS,
+    }) as Commands;
+    for (const [name, script] of Object.entries(archonScripts(this.target.kind)))
+      cmd.defineCommand(name, script);
+    const events: SubscriberEvents = {
+      message: this.onMessage,
+      lost: this.onLost,
+      back: this.onBack,
+    };
     // ioredis reports why a connection failed on 'error' (connect() itself only says
     // "Connection is closed"); keep the last one for the start error. Listening also keeps
     // ioredis from printing every reconnect failure of an outage.
@@ -202,30 +223,51 @@ export class RedisBackplane implements Backplane {
     const onError = (err: Error): void => {
       seen.error = err;
     };
+    let subscriber: EventSubscriber;
+    if (this.target.kind === 'single') {
+      // Resubscribing is done here, not by ioredis (redis-subscriber.ts).
+      const sub = redisClient(this.target, {
+        name: `${this.keys.prefix}sub`,
+        redis: { ...common, autoResubscribe: false },
+      }) as Redis;
+      sub.on('error', onError);
+      subscriber = new SingleSubscriber(sub, this.keys, events, this.safeUrl);
+    } else {
+      // One connection per primary, opened when a channel there is first subscribed.
+      const { retryStrategy, ...link } = common;
+      subscriber = new ShardSubscriber(
+        cmd as Cluster & ArchonScripts,
+        this.keys,
+        {
+          ...link,
+          ...nodeOptions(this.target),
+          ...(retryStrategy && { retryStrategy }),
+          connectionName: `${this.keys.prefix}sub`,
+        },
+        events,
+      );
+    }
+    this.cmd = cmd;
+    this.subscriber = subscriber;
     cmd.on('error', onError);
-    sub.on('error', onError);
     cmd.on('close', this.onCommandClose);
     cmd.on('ready', this.onCommandReady);
-    sub.on('close', this.onSubscriberClose);
-    sub.on('ready', this.onSubscriberReady);
-    sub.on('message', this.onMessage);
 
     try {
-      await Promise.all([cmd.connect(), sub.connect()]);
+      await Promise.all([cmd.connect(), subscriber.start()]);
     } catch (err) {
       this.cmd = null;
-      this.sub = null;
+      this.subscriber = null;
       this.listener = null;
       cmd.disconnect();
-      sub.disconnect();
+      void subscriber.stop();
       const why = seen.error ?? err;
       const reason = why instanceof Error ? why.message : String(why);
       throw new Error(`Redis backplane: cannot connect to ${this.safeUrl}: ${reason}`, {
         cause: err,
       });
     }
-    this.sweepTimer = setInterval(this.sweepExpired, EXPIRY_SWEEP_MS);
-    this.sweepTimer.unref();
+    this.expiry.start();
   }
 
   async stop(): Promise<void> {
@@ -233,26 +275,27 @@ export class RedisBackplane implements Backplane {
     this.listener = null;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
-    this.sweepTimer = null;
-    const conns = [this.cmd, this.sub];
+    this.expiry.stop();
+    const cmd = this.cmd;
+    const subscriber = this.subscriber;
     this.cmd = null;
-    this.sub = null;
+    this.subscriber = null;
     this.tracked.clear();
-    await Promise.all(
-      conns.map(async (conn) => {
-        if (!conn) return;
-        if (conn.status !== 'ready') {
-          conn.disconnect();
+    await Promise.all([
+      subscriber?.stop(),
+      (async () => {
+        if (!cmd) return;
+        if (cmd.status !== 'ready') {
+          cmd.disconnect();
           return;
         }
         try {
-          await conn.quit();
+          await cmd.quit();
         } catch {
-          conn.disconnect();
+          cmd.disconnect();
         }
-      }),
-    );
+      })(),
+    ]);
   }
 
   healthy(): boolean {
@@ -262,16 +305,59 @@ export class RedisBackplane implements Backplane {
   async publish(events: readonly PublishInput[]): Promise<PublishResult[]> {
     const cmd = this.connection();
     const ts = this.now();
-    const keys: string[] = [this.expiringKey()];
+    const expiring: Expiring[] = [];
+    for (const input of events) {
+      if (input.ttl === undefined || input.key === null || classOf(input.channel) !== 'state')
+        continue;
+      expiring.push({ channel: input.channel, expiresAt: expiresAt(ts, input.ttl) });
+    }
+    // A cluster indexes expiring keys before storing them (redis-expiry.ts); one primary in the
+    // publish script.
+    await this.expiry.beforePublish(cmd, expiring, ts);
+    const results: PublishResult[] = [];
+    await Promise.all(
+      this.batches(events).map(async (indexes) => {
+        const stored = await this.publishBatch(
+          cmd,
+          indexes.map((i) => events[i] as PublishInput),
+          ts,
+        );
+        indexes.forEach((index, j) => (results[index] = stored[j] as PublishResult));
+      }),
+    );
+    return results;
+  }
+
+  /** Indexes of the events one script stores: all of them on one primary (stored whole or not
+   * at all), those of one hash slot in a cluster (a script touches one slot), in order. */
+  private batches(events: readonly PublishInput[]): number[][] {
+    if (this.target.kind === 'single') return [events.map((_, i) => i)];
+    const bySlot = new Map<number, number[]>();
+    events.forEach((e, i) => {
+      const slot = keySlot(this.keys.channel(e.channel).meta);
+      bySlot.set(slot, [...(bySlot.get(slot) ?? []), i]);
+    });
+    return [...bySlot.values()];
+  }
+
+  private async publishBatch(
+    cmd: Commands,
+    events: readonly PublishInput[],
+    ts: number,
+  ): Promise<PublishResult[]> {
+    const keys: string[] = this.target.kind === 'single' ? [this.keys.expiring()] : [];
     const args: ScriptArg[] = [String(ts), IDEMPOTENCY_TTL_S];
     for (const input of events) {
       const cls = classOf(input.channel);
       const mode = isReplayable(cls) ? 'stream' : cls === 'state' ? 'state' : 'none';
       const { size: maxlen, ttlMs: ttl } = historyBounds(this.options.limits, cls);
+      const k = this.keys.channel(input.channel);
       keys.push(
-        ...this.channelKeys(input.channel),
-        this.idempotencyKey(input),
-        this.expiryKey(input.channel),
+        k.meta,
+        k.stream,
+        k.state,
+        this.keys.idempotency(input.channel, input.id ?? ''),
+        k.exp,
       );
       args.push(
         newEpoch(),
@@ -283,11 +369,11 @@ export class RedisBackplane implements Backplane {
         input.json ?? JSON.stringify(input.data) ?? 'null',
         input.id === undefined ? '0' : '1',
         ttl + STREAM_IDLE_MARGIN_MS,
-        this.eventChannel(input.channel),
-        input.ttl === undefined ? '' : String(ts + Math.round(input.ttl * 1000)),
+        k.events,
+        input.ttl === undefined ? '' : String(expiresAt(ts, input.ttl)),
       );
     }
-    // The whole batch is one script call, so Redis stores all of it or none of it.
+    // One script call: Redis stores all of it or none of it.
     const flat = asArray(await cmd.archonPublish(keys.length, ...keys, ...args));
     return events.map((_, i) => {
       const stored = JSON.parse(asString(flat[2 * i + 1])) as PublishResult;
@@ -301,23 +387,15 @@ export class RedisBackplane implements Backplane {
     });
   }
 
-  /**
-   * Ids are per channel (the engine may reuse one event id on several channels). The
-   * channel's length goes first so the key is unambiguous: (`signals`, `x:1`) and
-   * (`signals:x`, `1`) are two keys.
-   */
-  private idempotencyKey(input: PublishInput): string {
-    return `${this.prefix}idem:${input.channel.length}:${input.channel}:${input.id ?? ''}`;
-  }
-
   async subscribe(channel: string): Promise<void> {
     const cmd = this.connection();
-    const sub = this.sub as Redis;
+    const subscriber = this.subscriber as EventSubscriber;
     const entry: Tracked = {
       cls: classOf(channel),
       epoch: '',
       lastSeq: 0,
       recovering: false,
+      generation: 0,
       buffer: [],
       overflow: false,
       acks: [],
@@ -327,11 +405,13 @@ export class RedisBackplane implements Backplane {
       // The baseline is read before SUBSCRIBE: whatever is published after it is either
       // delivered live or replayed after an outage (seq > baseline), never skipped. It also
       // creates the epoch of a new channel, the one its events and the hub's reads will carry.
-      const [epoch, seq] = asArray(await cmd.archonMeta(...this.channelKeys(channel), newEpoch()));
+      const k = this.keys.channel(channel);
+      const [epoch, seq] = asArray(await cmd.archonMeta(k.meta, k.stream, k.state, newEpoch()));
       if (this.tracked.get(channel) !== entry) return; // unsubscribed meanwhile
       entry.epoch = asString(epoch);
       entry.lastSeq = asNumber(seq);
-      await sub.subscribe(this.eventChannel(channel));
+      const outcome = await subscriber.subscribe([channel]);
+      if (outcome.failed.length > 0) throw asError(outcome.error);
     } catch (err) {
       if (this.tracked.get(channel) === entry) this.tracked.delete(channel);
       throw err;
@@ -340,16 +420,8 @@ export class RedisBackplane implements Backplane {
 
   async unsubscribe(channel: string): Promise<void> {
     if (!this.tracked.delete(channel)) return;
-    const sub = this.sub;
-    // While disconnected there is nothing to undo: the channel is no longer tracked, so it
-    // is not resubscribed on reconnect.
-    if (sub?.status !== 'ready') return;
-    try {
-      await sub.unsubscribe(this.eventChannel(channel));
-    } catch {
-      // Lost with the connection, which takes the subscription with it; or still
-      // subscribed, in which case its messages are dropped as untracked. Either way fine.
-    }
+    // No longer tracked: not resubscribed on reconnect, and its messages are dropped.
+    await this.subscriber?.unsubscribe(channel);
   }
 
   history(channel: string, sinceSeq: number): Promise<HistoryRead> {
@@ -358,13 +430,9 @@ export class RedisBackplane implements Backplane {
 
   async snapshot(channel: string): Promise<Snapshot> {
     const cmd = this.connection();
+    const k = this.keys.channel(channel);
     const [epoch, seq, flat, expiredKeys] = asArray(
-      await cmd.archonSnapshot(
-        ...this.channelKeys(channel),
-        this.expiryKey(channel),
-        newEpoch(),
-        String(this.now()),
-      ),
+      await cmd.archonSnapshot(k.meta, k.stream, k.state, k.exp, newEpoch(), String(this.now())),
     );
     const fields = asArray(flat);
     const expired = new Set(asArray(expiredKeys).map(asString));
@@ -387,11 +455,13 @@ export class RedisBackplane implements Backplane {
     keepExpired = false,
   ): Promise<HistoryRead> {
     const cmd = this.connection();
-    const cls = classOf(channel);
-    const ttl = historyBounds(this.options.limits, cls).ttlMs;
+    const ttl = historyBounds(this.options.limits, classOf(channel)).ttlMs;
+    const k = this.keys.channel(channel);
     const [epoch, seq, firstSeq, entries] = asArray(
       await cmd.archonHistory(
-        ...this.channelKeys(channel),
+        k.meta,
+        k.stream,
+        k.state,
         newEpoch(),
         // Lua reads numbers with tonumber(): keep NaN/Infinity out (both mean "nothing").
         String(Number.isFinite(sinceSeq) ? Math.floor(sinceSeq) : Number.MAX_SAFE_INTEGER),
@@ -408,183 +478,30 @@ export class RedisBackplane implements Backplane {
     };
   }
 
-  async ack(
+  ack(
     channel: string,
     epoch: string,
     seq: number,
     ack: AlertAck,
   ): Promise<{ ack: AlertAck; first: boolean } | null> {
-    const cmd = this.connection();
-    const [meta, stream] = this.channelKeys(channel);
-    const ttl = historyBounds(this.options.limits, 'alert').ttlMs;
-    const [outcome, json] = asArray(
-      await cmd.archonAck(
-        meta,
-        stream,
-        this.alertKeys(channel)[0],
-        epoch,
-        seq,
-        ack.by,
-        ack.at,
-        this.now(),
-        ttl,
-        ttl + STREAM_IDLE_MARGIN_MS,
-        this.eventChannel(channel),
-        channel,
-      ),
-    );
-    if (asNumber(outcome) === 0) return null;
-    const standing = JSON.parse(asString(json)) as AlertAck;
-    return { ack: { by: standing.by, at: standing.at }, first: asNumber(outcome) === 1 };
+    return this.alertStore.ack(channel, epoch, seq, ack);
   }
 
-  async unacked(channel: string): Promise<UnackedRead> {
-    const { epoch, events, acks } = await this.readAlerts(channel, false);
-    return { epoch, alerts: events.filter((e) => !acks.has(e.seq)) };
+  unacked(channel: string): Promise<UnackedRead> {
+    return this.alertStore.unacked(channel);
   }
 
-  /** Every risk channel's alerts: the channels are found by SCAN (their streams), so no index
-   * has to be kept in step with publishes. Bounded by the alerts held, for operators only. */
-  async alerts(): Promise<HeldAlert[]> {
-    const cmd = this.connection();
-    const match = `${this.prefix}ch:risk:*:stream`;
-    const channels = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, keys] = await cmd.scan(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT);
-      cursor = next;
-      for (const key of keys)
-        channels.add(key.slice(`${this.prefix}ch:`.length, -':stream'.length));
-    } while (cursor !== '0');
-    const out: HeldAlert[] = [];
-    for (const channel of channels) {
-      if (parseChannel(channel)?.class !== 'alert') continue;
-      const { epoch, events, acks, deliveries } = await this.readAlerts(channel, true);
-      for (const event of events)
-        out.push({
-          ...event,
-          epoch,
-          ack: acks.get(event.seq) ?? null,
-          deliveries: deliveries.get(event.seq) ?? {},
-        });
-    }
-    return out;
+  alerts(): Promise<HeldAlert[]> {
+    return this.alertStore.alerts();
   }
 
-  async countDeliveries(counts: readonly DeliveryCount[]): Promise<void> {
-    if (counts.length === 0) return;
-    const pipeline = this.connection().pipeline();
-    const idle = historyBounds(this.options.limits, 'alert').ttlMs + STREAM_IDLE_MARGIN_MS;
-    for (const c of counts) {
-      const key = this.alertKeys(c.channel)[1];
-      pipeline.hincrby(key, `${c.epoch}:${c.seq}:${c.user}`, c.count).pexpire(key, idle);
-    }
-    const results = (await pipeline.exec()) ?? [];
-    const failed = results.find(([err]) => err !== null);
-    if (failed) throw failed[0] as Error;
+  countDeliveries(counts: readonly DeliveryCount[]): Promise<void> {
+    return this.alertStore.countDeliveries(counts);
   }
 
-  private async readAlerts(
-    channel: string,
-    withDeliveries: boolean,
-  ): Promise<{
-    epoch: string;
-    events: StoredEvent[];
-    acks: Map<number, AlertAck>;
-    deliveries: Map<number, Record<string, number>>;
-  }> {
-    const cmd = this.connection();
-    const [epochReply, entries, ackFlat, delivFlat] = asArray(
-      await cmd.archonAlerts(
-        ...this.channelKeys(channel),
-        ...this.alertKeys(channel),
-        newEpoch(),
-        String(this.now()),
-        String(historyBounds(this.options.limits, 'alert').ttlMs),
-        withDeliveries ? '1' : '0',
-      ),
-    );
-    const epoch = asString(epochReply);
-    const acks = new Map<number, AlertAck>();
-    const ackFields = asArray(ackFlat);
-    for (let i = 0; i + 1 < ackFields.length; i += 2) {
-      const ack = JSON.parse(asString(ackFields[i + 1])) as AlertAck & { epoch: string };
-      if (ack.epoch === epoch) acks.set(Number(asString(ackFields[i])), { by: ack.by, at: ack.at });
-    }
-    const deliveries = new Map<number, Record<string, number>>();
-    const delivFields = asArray(delivFlat);
-    for (let i = 0; i + 1 < delivFields.length; i += 2) {
-      const match = /^([^:]*):(\d+):(.*)$/s.exec(asString(delivFields[i]));
-      if (!match || match[1] !== epoch) continue;
-      const seq = Number(match[2]);
-      const byUser = deliveries.get(seq) ?? {};
-      byUser[match[3] as string] = asNumber(delivFields[i + 1]);
-      deliveries.set(seq, byUser);
-    }
-    const events = unexpired(
-      asArray(entries).map((entry) => toStoredEvent(channel, entry)),
-      this.now(),
-    );
-    return { epoch, events, acks, deliveries };
-  }
-
-  /**
-   * Deletes expired state keys with a delete event each (docs/protocol.md#expiring-events).
-   * Every instance sweeps; the script makes each delete happen once. A sweep that fails (Redis
-   * away) is retried by the next tick: snapshots leave expired keys out meanwhile.
-   */
-  private readonly sweepExpired = (): void => {
-    const cmd = this.cmd;
-    if (!cmd || cmd.status !== 'ready') return;
-    const now = this.now();
-    cmd
-      .zrangebyscore(this.expiringKey(), '-inf', now, 'LIMIT', 0, EXPIRY_SWEEP_CHANNELS)
-      .then((channels) =>
-        Promise.all(
-          channels.map((channel) =>
-            cmd.archonExpireState(
-              this.expiringKey(),
-              ...this.channelKeys(channel),
-              this.expiryKey(channel),
-              newEpoch(),
-              String(now),
-              channel,
-              this.eventChannel(channel),
-            ),
-          ),
-        ),
-      )
-      .catch((err: unknown) => {
-        if (!this.stopped) this.log?.warn({ err }, 'Redis backplane: expiry sweep failed');
-      });
-  };
-
-  private connection(): Redis & ArchonScripts {
+  private connection(): Commands {
     if (!this.cmd) throw new Error('Redis backplane is not started');
     return this.cmd;
-  }
-
-  private channelKeys(channel: string): [string, string, string] {
-    const base = `${this.prefix}ch:${channel}`;
-    return [`${base}:meta`, `${base}:stream`, `${base}:state`];
-  }
-
-  /** Acknowledgements and deliveries of a risk channel's alerts. */
-  private alertKeys(channel: string): [string, string] {
-    const base = `${this.prefix}ch:${channel}`;
-    return [`${base}:acks`, `${base}:deliv`];
-  }
-
-  private expiryKey(channel: string): string {
-    return `${this.prefix}ch:${channel}:exp`;
-  }
-
-  private expiringKey(): string {
-    return `${this.prefix}expiring`;
-  }
-
-  private eventChannel(channel: string): string {
-    return `${this.prefix}ev:${channel}`;
   }
 
   private readonly onCommandClose = (): void => {
@@ -601,32 +518,47 @@ export class RedisBackplane implements Backplane {
     // The subscriber may have come back first and failed to read its replay: go on now
     // rather than at the next retry.
     const waiting = [...this.tracked.values()].some((entry) => entry.recovering);
-    if (waiting && this.sub?.status === 'ready') this.startRecovery();
+    if (waiting && this.subscriber?.usable()) this.startRecovery();
   };
 
-  private readonly onSubscriberClose = (): void => {
-    if (this.stopped || !this.subConnectedOnce) return;
-    // From now on nothing arrives until the replay is read, and what arrives after the new
-    // SUBSCRIBE must wait for it (the hub skips seq <= the last one it sent).
-    for (const entry of this.tracked.values()) if (entry.epoch !== '') entry.recovering = true;
-    if (this.tracked.size > 0) {
+  /** The tracked channels of a set whose baseline is read (a channel whose subscribe() has not
+   * read it yet is left to subscribe(): its own SUBSCRIBE follows, and the hub reads its
+   * history after that). */
+  private entries(channels: ChannelSet): Tracked[] {
+    const named =
+      channels === 'all'
+        ? [...this.tracked.values()]
+        : channels.map((c) => this.tracked.get(c)).filter((e) => e !== undefined);
+    return named.filter((entry) => entry.epoch !== '');
+  }
+
+  /** From now on nothing of these channels arrives until their replay is read, and what
+   * arrives after the new SUBSCRIBE must wait for it (the hub skips seq <= the last it sent). */
+  private readonly onLost = (channels: ChannelSet, where: string): void => {
+    if (this.stopped) return;
+    const entries = this.entries(channels);
+    for (const entry of entries) {
+      entry.recovering = true;
+      entry.generation++;
+    }
+    if (entries.length > 0) {
       this.log?.warn(
-        { redis: this.safeUrl, channels: this.tracked.size },
+        { redis: where, channels: entries.length },
         'Redis backplane subscriber disconnected: events will be replayed when it is back',
       );
     }
   };
 
-  private readonly onSubscriberReady = (): void => {
+  private readonly onBack = (channels: ChannelSet): void => {
     if (this.stopped) return;
-    if (!this.subConnectedOnce) {
-      this.subConnectedOnce = true; // the first connection, made by start()
-      return;
+    for (const entry of this.entries(channels)) {
+      entry.recovering = true;
+      entry.generation++;
     }
     this.startRecovery();
   };
 
-  private readonly onMessage = (_redisChannel: string, text: string): void => {
+  private readonly onMessage = (text: string): void => {
     let message: BackplaneEvent | AckNotice;
     try {
       message = parseMessage(text);
@@ -641,9 +573,9 @@ export class RedisBackplane implements Backplane {
     const event = message;
     const entry = this.tracked.get(event.channel);
     if (!entry) return; // unsubscribed; the UNSUBSCRIBE is on its way
-    // Already delivered by a replay: the two connections are not ordered with each other,
-    // so an event published just before the replay was read can reach the subscriber
-    // connection after the replay reply. Nothing else arrives with an old seq.
+    // Already delivered by a replay: the connections are not ordered with each other, so an
+    // event published just before the replay was read can reach the subscriber connection
+    // after the replay reply. Nothing else arrives with an old seq.
     if (event.epoch === entry.epoch && event.seq <= entry.lastSeq) return;
     if (entry.recovering) {
       if (entry.buffer.length >= RECOVERY_BUFFER_MAX) {
@@ -704,12 +636,17 @@ export class RedisBackplane implements Backplane {
       return;
     }
     this.recovery = this.recover()
+      .then(() => {
+        this.recoveryFailures = 0;
+      })
       .catch((err: unknown) => {
         if (this.stopped) return;
-        this.log?.warn({ err }, 'Redis backplane: replay after reconnect failed, retrying');
-        // A new subscriber connection restarts recovery by itself; otherwise retry here
-        // (typically the command connection is not back yet).
-        if (this.sub?.status === 'ready' && !this.retryTimer) {
+        if (++this.recoveryFailures === 1)
+          this.log?.warn({ err }, 'Redis backplane: replay after reconnect failed, retrying');
+        // A connection that comes back restarts recovery by itself; otherwise retry here
+        // (typically the command connection is not back yet, or in a cluster the replica
+        // taking over from a dead primary is not serving its slots yet).
+        if (this.subscriber?.usable() && !this.retryTimer) {
           this.retryTimer = setTimeout(() => {
             this.retryTimer = null;
             this.startRecovery();
@@ -727,22 +664,23 @@ export class RedisBackplane implements Backplane {
   }
 
   /**
-   * After the subscriber reconnected: resubscribe every tracked channel (confirmed by
-   * Redis), then for each channel read what was published since the last event delivered
-   * and deliver it before the live events that arrived meanwhile. When that cannot be
-   * done without a gap (epoch changed, history trimmed or expired, state moved), the
-   * listener is told to resync the channel instead.
+   * After a subscriber connection came back (or, in a cluster, channels moved to another
+   * node): resubscribe every channel waiting for it (confirmed by Redis), then for each read
+   * what was published since the last event delivered and deliver it before the live events
+   * that arrived meanwhile. When that cannot be done without a gap (epoch changed, history
+   * trimmed or expired, state moved), the listener is told to resync the channel instead.
+   * Channels that could not be resubscribed or read stay waiting, and the whole is retried.
    */
   private async recover(): Promise<void> {
-    const sub = this.sub;
-    if (!sub || this.stopped) return;
-    // A channel whose subscribe() has not read its baseline yet (epoch '') is left to
-    // subscribe(): its own SUBSCRIBE follows, and the hub reads its history after that.
-    const all = [...this.tracked].filter(([, entry]) => entry.epoch !== '');
-    for (const [, entry] of all) entry.recovering = true;
-    if (all.length > 0) await sub.subscribe(...all.map(([c]) => this.eventChannel(c)));
-    const pending = [...this.tracked].filter(([, entry]) => entry.recovering);
-    const reads = await Promise.all(
+    const subscriber = this.subscriber;
+    if (!subscriber || this.stopped) return;
+    const waiting = [...this.tracked].filter(([, entry]) => entry.recovering && entry.epoch !== '');
+    if (waiting.length === 0) return;
+    const generation = new Map(waiting.map(([channel, entry]) => [channel, entry.generation]));
+    const outcome = await subscriber.subscribe(waiting.map(([channel]) => channel));
+    const confirmed = new Set(outcome.subscribed);
+    const pending = waiting.filter(([channel]) => confirmed.has(channel));
+    const reads = await Promise.allSettled(
       pending.map(([channel, entry]) =>
         // A broadcast channel has nothing to replay, only its buffer to release.
         entry.cls === 'broadcast'
@@ -754,23 +692,33 @@ export class RedisBackplane implements Backplane {
     // be on their way on the subscriber connection. Redis answers this PING after writing
     // them, so once it is back they are all in the buffers: a state channel that saw live
     // events then does not look as if it had lost some.
-    await sub.ping();
+    await subscriber.barrier(pending.map(([channel]) => channel));
     const resync: string[] = [];
+    const settled: string[] = [];
     let replayed = 0;
     let held = 0;
+    let readError: unknown = null;
     pending.forEach(([channel, entry], i) => {
+      const read = reads[i];
+      if (read?.status !== 'fulfilled') {
+        readError = read?.reason ?? readError;
+        return;
+      }
       if (this.tracked.get(channel) !== entry || !entry.recovering) return;
-      const read = reads[i] ?? null;
       held += entry.buffer.length;
-      const outcome = this.settle(entry, read);
-      if (outcome === 'resync') resync.push(channel);
-      else replayed += outcome;
+      const result = this.settle(entry, read.value);
+      settled.push(channel);
+      if (result === 'resync') resync.push(channel);
+      else replayed += result;
+      // Its connection dropped (or it moved) during this replay: what follows waits for the
+      // next one, which that event started.
+      if (entry.generation !== generation.get(channel)) entry.recovering = true;
     });
     // Acknowledgements are not replayed: the risk channels' subscribers are sent what still
     // waits instead.
-    const alerts = pending
-      .filter(([channel, entry]) => entry.cls === 'alert' && !resync.includes(channel))
-      .map(([channel]) => channel);
+    const alerts = settled.filter(
+      (channel) => this.tracked.get(channel)?.cls === 'alert' && !resync.includes(channel),
+    );
     if (alerts.length > 0 && this.listener) {
       try {
         this.listener.acksMissed(alerts);
@@ -785,12 +733,14 @@ export class RedisBackplane implements Backplane {
         this.log?.error({ err }, 'Backplane listener failed');
       }
     }
-    if (pending.length > 0) {
+    if (settled.length > 0) {
       this.log?.info(
-        { redis: this.safeUrl, channels: pending.length, replayed, held, resynced: resync },
+        { redis: this.safeUrl, channels: settled.length, replayed, held, resynced: resync },
         'Redis backplane subscriptions restored',
       );
     }
+    if (outcome.failed.length > 0) throw asError(outcome.error);
+    if (settled.length < pending.length && readError !== null) throw asError(readError);
   }
 
   /** Delivers a channel's replay then its buffered live events, in seq order without a
@@ -846,101 +796,10 @@ function classOf(channel: string): ChannelClass {
   return parseChannel(channel)?.class ?? 'stream';
 }
 
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.username = '';
-    parsed.password = '';
-    return parsed.toString();
-  } catch {
-    return '(invalid Redis URL)';
-  }
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(`Redis backplane: ${String(err)}`);
 }
 
-function asArray(value: unknown): unknown[] {
-  if (!Array.isArray(value)) throw new Error('Redis backplane: unexpected reply from Redis');
-  return value as unknown[];
-}
-
-function asString(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (Buffer.isBuffer(value)) return value.toString();
-  throw new Error('Redis backplane: unexpected reply from Redis');
-}
-
-function asNumber(value: unknown): number {
-  const n = typeof value === 'number' ? value : Number(asString(value));
-  if (!Number.isFinite(n)) throw new Error('Redis backplane: unexpected reply from Redis');
-  return n;
-}
-
-/** An XRANGE entry [`<seq>-1`, [field, value, …]] as a StoredEvent. */
-function toStoredEvent(channel: string, entry: unknown): StoredEvent {
-  const [id, flat] = asArray(entry);
-  const fields = asArray(flat);
-  let key: string | null = null;
-  let ts = 0;
-  let data: unknown = null;
-  let expiresAt: number | null = null;
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = asString(fields[i]);
-    const value = asString(fields[i + 1]);
-    if (name === 'key') key = value;
-    else if (name === 'ts') ts = Number(value);
-    else if (name === 'data') data = JSON.parse(value) as unknown;
-    else if (name === 'exp') expiresAt = Number(value);
-  }
-  const seq = Number.parseInt(asString(id), 10);
-  return expiresAt === null
-    ? { channel, seq, key, ts, data }
-    : { channel, seq, key, ts, data, expires_at: expiresAt };
-}
-
-function unexpired(events: StoredEvent[], now: number): StoredEvent[] {
-  return events.some((e) => isExpired(e, now)) ? events.filter((e) => !isExpired(e, now)) : events;
-}
-
-/** An acknowledgement as ACK_LUA publishes it. */
-interface AckNotice {
-  readonly acked: AlertAck & { readonly epoch: string };
-  readonly channel: string;
-  readonly seq: number;
-}
-
-function parseMessage(text: string): BackplaneEvent | AckNotice {
-  const msg = JSON.parse(text) as Partial<Record<keyof BackplaneEvent | keyof AckNotice, unknown>>;
-  if (typeof msg.acked === 'object' && msg.acked !== null) {
-    const ack = msg.acked as Partial<Record<'epoch' | 'by' | 'at', unknown>>;
-    if (
-      typeof msg.channel !== 'string' ||
-      typeof msg.seq !== 'number' ||
-      typeof ack.epoch !== 'string' ||
-      typeof ack.by !== 'string' ||
-      typeof ack.at !== 'number'
-    )
-      throw new Error('not an acknowledgement');
-    return {
-      channel: msg.channel,
-      seq: msg.seq,
-      acked: { epoch: ack.epoch, by: ack.by, at: ack.at },
-    };
-  }
-  if (
-    typeof msg.channel !== 'string' ||
-    typeof msg.seq !== 'number' ||
-    typeof msg.ts !== 'number' ||
-    typeof msg.epoch !== 'string' ||
-    (msg.key !== null && typeof msg.key !== 'string')
-  ) {
-    throw new Error('not a backplane event');
-  }
-  const event = {
-    channel: msg.channel,
-    seq: msg.seq,
-    key: msg.key,
-    ts: msg.ts,
-    data: msg.data,
-    epoch: msg.epoch,
-  };
-  return typeof msg.expires_at === 'number' ? { ...event, expires_at: msg.expires_at } : event;
+function expiresAt(ts: number, ttlSeconds: number): number {
+  return ts + Math.round(ttlSeconds * 1000);
 }

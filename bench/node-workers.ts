@@ -154,8 +154,8 @@ runMain('node-workers.ts', timeout, async () => {
   }
   const lines = [
     `${clients} clients, ${seconds} s window; p99 bound ${p99Bound} ms`,
-    '| workers | rate msg/s | deliveries/s | p99 ms | server CPU cores | µs CPU / delivery | load generator cores | complete |',
-    '|---|---|---|---|---|---|---|---|',
+    '| workers | rate msg/s | deliveries/s | p99 ms | server CPU cores | µs CPU / delivery | of which primary | load generator cores | complete |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const d = r.figures.delivered.perSecond;
@@ -164,7 +164,7 @@ runMain('node-workers.ts', timeout, async () => {
     const us = r.cpuSeconds === null || d === 0 ? null : (r.cpuSeconds * 1e6) / (d * window);
     const lg = r.figures.loadgen.workers.reduce((a, w) => a + (w.cpuCores ?? 0), 0);
     lines.push(
-      `| ${r.workers} | ${r.rate} | ${f(d, 0)} | ${f(r.figures.latencyMs.p99)} | ${f(cores, 2)} | ${f(us, 2)} | ${f(lg, 2)} | ${r.figures.integrity.complete ? 'yes' : 'no'} |`,
+      `| ${r.workers} | ${r.rate} | ${f(d, 0)} | ${f(r.figures.latencyMs.p99)} | ${f(cores, 2)} | ${f(us, 2)} | ${r.workers > 1 ? f(r.figures.server?.cpuCores, 3) : '—'} | ${f(lg, 2)} | ${r.figures.integrity.complete ? 'yes' : 'no'} |`,
     );
   }
   for (const workers of [1, 2]) {

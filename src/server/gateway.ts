@@ -384,7 +384,12 @@ export class Gateway {
         step.catch((err: unknown) => this.log.warn({ err }, `${what} failed`)),
         sleep(Math.max(0, deadline - Date.now())),
       ]);
+    // Requests under way get a moment to finish; then sockets still open are cut: an HTTP
+    // client's spare keep-alive connection that never carried a request (fetch opens them
+    // beside a long stream) would otherwise hold the close until the shutdown deadline.
+    const cut = setTimeout(() => this.app.server.closeAllConnections(), 500);
     await bounded(this.app.close(), 'HTTP server close');
+    clearTimeout(cut);
     if (this.cluster) await bounded(this.cluster.stop(), 'Cluster stop');
     await bounded(this.hub.alertDeliveries.flush(), 'Alert deliveries count');
     await bounded(this.backplane.stop(), 'Backplane stop');

@@ -370,16 +370,18 @@ export const MILLION: Mix = {
 };
 
 /**
- * Measured costs (bench/capacity.ts on 2-core AMD EPYC VM, Node 24, Redis 7.0 as a one-shard
- * cluster, gateway as the Docker image runs it: --max-semi-space-size=16). See docs/capacity.md.
+ * Measured costs: bench/capacity.ts, 2026-12-08, 2-core AMD EPYC VM (shared), Node 24.21, Redis
+ * 7.0.15 as a one-shard cluster, 2,000 traders, gateway as the Docker image runs it
+ * (--max-semi-space-size=16). redisUsPerPubsubCopy is not measured (one instance only): an
+ * assumption, negligible at one signal a second. See docs/capacity.md.
  */
 export const MEASURED: Costs = {
-  usPerDelivery: 10,
-  usPerEvent: 40,
-  usPerConnectionSecond: 1,
-  baseRssMb: 100,
-  kbPerConnection: 8,
-  redisUsPerEvent: 12,
+  usPerDelivery: 11.3,
+  usPerEvent: 55,
+  usPerConnectionSecond: 16,
+  baseRssMb: 122,
+  kbPerConnection: 71,
+  redisUsPerEvent: 31,
   redisUsPerPubsubCopy: 2,
 };
 

@@ -29,9 +29,14 @@ describe('client SDK: tokens renewed in place', () => {
       },
     });
     const refreshed: (number | null)[] = [];
+    /** When each renewal was answered: its token must expire after that. */
+    const answeredAt: number[] = [];
     const disconnects: number[] = [];
     const errors: ClientError[] = [];
-    client.on('refreshed', (r) => refreshed.push(r.expiresAt));
+    client.on('refreshed', (r) => {
+      refreshed.push(r.expiresAt);
+      answeredAt.push(Date.now());
+    });
     client.on('disconnect', (d) => disconnects.push(d.code));
     client.on('error', (e) => errors.push(e));
     const got: ChannelEvent[] = [];
@@ -50,7 +55,13 @@ describe('client SDK: tokens renewed in place', () => {
     expect(errors).toEqual([]);
     expect(refreshed.length).toBeGreaterThanOrEqual(2);
     expect(issued).toBe(refreshed.length + 1);
-    expect(refreshed.every((exp) => exp !== null && exp > Date.now() - 4000)).toBe(true);
+    // Each renewal brought a token still valid when it was answered (not the old one, not
+    // null), judged against its own answer, not against a wall clock the machine's load moves.
+    expect(refreshed.every((exp, i) => exp !== null && exp > (answeredAt[i] as number))).toBe(true);
+    // …and each a later expiry than the one before: a new token every time.
+    expect(
+      refreshed.every((exp, i) => i === 0 || (exp as number) > (refreshed[i - 1] as number)),
+    ).toBe(true);
     expect(got.map((e) => e.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
     expect(client.state).toBe('connected');
   }, 30_000);

@@ -37,7 +37,7 @@ describe('capacity model', () => {
 
   it('gives the gateway CPU of known inputs', () => {
     // 3,000 deliveries × 10 µs + 2,000 position events × 100 µs + 1 signal × 2 workers × 100 µs
-    expect(gatewayCores(mix, unit, 2)).toBeCloseTo(0.0302, 6);
+    expect(gatewayCores(mix, unit, 2)).toBeCloseTo(0.2302, 6);
   });
 
   it('scales gateway CPU, Redis commands and network linearly with the traders', () => {

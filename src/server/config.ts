@@ -44,7 +44,7 @@ const url = z
   .optional()
   .describe('a URL');
 
-/** Worker processes of one node (docs/cluster.md#workers): a count, or one per core. */
+/** Worker processes of one node (docs/cluster.md#workers-every-core-of-a-node): a count, or one per core. */
 const workers = z
   .union([z.literal('auto').transform(() => availableParallelism()), count(1, 256)])
   .describe('an integer from 1 to 256, or auto (one per core: os.availableParallelism())');
@@ -194,7 +194,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   return Object.freeze(out) as Config;
 }
 
-/** What N > 1 workers need (docs/cluster.md#workers). */
+/** What N > 1 workers need (docs/cluster.md#workers-every-core-of-a-node). */
 function workersProblems(out: Record<string, unknown>): string[] {
   const problems: string[] = [];
   const n = String(out.workers);
@@ -202,7 +202,7 @@ function workersProblems(out: Record<string, unknown>): string[] {
   // reach the other workers only through Redis.
   if (out.redisUrl === undefined)
     problems.push(
-      `ARCHON_WORKERS=${n} needs ARCHON_REDIS_URL: workers share channels, history and acknowledgements only through Redis (docs/cluster.md#workers)`,
+      `ARCHON_WORKERS=${n} needs ARCHON_REDIS_URL: workers share channels, history and acknowledgements only through Redis (docs/cluster.md#workers-every-core-of-a-node)`,
     );
   const longest = `${String(out.serverId)}:w${n}`;
   if (longest.length > 64)

@@ -1,5 +1,5 @@
 /**
- * The primary of `archon-ws serve --workers N` (docs/cluster.md#workers): forks N workers that
+ * The primary of `archon-ws serve --workers N` (docs/cluster.md#workers-every-core-of-a-node): forks N workers that
  * share the port through node:cluster's round-robin distribution, restarts a worker that dies
  * (with a backoff), drains them one at a time on SIGTERM/SIGINT and answers their /metrics
  * requests for the whole node. It loads no HTTP server and no gateway: a primary that does
@@ -66,7 +66,7 @@ export class Primary {
   start(): void {
     // Round-robin: the primary accepts and hands each connection to the next worker, so
     // long-lived WebSockets spread evenly and a worker's restart loses no queued connection
-    // (docs/cluster.md#workers says why not SO_REUSEPORT).
+    // (docs/cluster.md#workers-every-core-of-a-node says why not SO_REUSEPORT).
     cluster.schedulingPolicy = cluster.SCHED_RR;
     cluster.on('message', (worker, message: unknown) => this.metrics.handle(worker, message));
     let signals = 0;

@@ -1,5 +1,5 @@
 /**
- * Scale-out as a whole (docs/cluster.md#redis-cluster, docs/cluster.md#workers): a local Redis
+ * Scale-out as a whole (docs/cluster.md#redis-cluster, docs/cluster.md#workers-every-core-of-a-node): a local Redis
  * Cluster of six servers (three primaries, a replica each) behind two nodes of two workers
  * each (`archon-ws serve --workers 2`, real processes). Under a steady publish, a worker is
  * killed and then a Redis primary; the loss checker (test/support/loss.ts) finds every

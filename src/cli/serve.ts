@@ -1,7 +1,7 @@
 /**
  * `archon-ws serve`: runs the gateway from environment and flags; `--demo` adds the feed. With
  * ARCHON_WORKERS > 1 this process becomes the node's primary and each worker it forks runs
- * this same command as one gateway (docs/cluster.md#workers).
+ * this same command as one gateway (docs/cluster.md#workers-every-core-of-a-node).
  */
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';

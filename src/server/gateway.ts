@@ -45,7 +45,7 @@ export interface GatewayOptions {
   readonly register?: (app: FastifyInstance) => void | Promise<void>;
   /** The clock of client sessions and the liveness sweep (the system clock by default). */
   readonly clock?: Clock;
-  /** Set when this gateway is one worker of a node (docs/cluster.md#workers). */
+  /** Set when this gateway is one worker of a node (docs/cluster.md#workers-every-core-of-a-node). */
   readonly worker?: WorkerIdentity;
 }
 

@@ -1,5 +1,5 @@
 /**
- * `archon-ws serve --workers 2` as deployed (docs/cluster.md#workers): real processes on a
+ * `archon-ws serve --workers 2` as deployed (docs/cluster.md#workers-every-core-of-a-node): real processes on a
  * Redis of the test's own. The workers of a node share its port and both take clients; a
  * worker killed with SIGKILL is restarted and its clients resume on the other worker; SIGTERM
  * to the primary drains the workers one at a time and exits 0, its clients resuming on another

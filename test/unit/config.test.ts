@@ -124,7 +124,7 @@ describe('loadConfig', () => {
 
   it('refuses more than one worker without Redis, and a server id too long for the worker ids', () => {
     expect(problems({ ARCHON_WORKERS: '2' })).toEqual([
-      'ARCHON_WORKERS=2 needs ARCHON_REDIS_URL: workers share channels, history and acknowledgements only through Redis (docs/cluster.md#workers)',
+      'ARCHON_WORKERS=2 needs ARCHON_REDIS_URL: workers share channels, history and acknowledgements only through Redis (docs/cluster.md#workers-every-core-of-a-node)',
     ]);
     expect(
       problems({

@@ -1,6 +1,7 @@
 export * from './channels.js';
 export * from './close-codes.js';
 export * from './errors.js';
+export * from './merge-patch.js';
 export * from './messages.js';
 export * from './sse.js';
 // Types only: the schemas behind them (zod) are for consoles and tools, which import

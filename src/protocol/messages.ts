@@ -14,6 +14,8 @@ export interface HelloOp {
   op: 'hello';
   token: string;
   client?: string;
+  /** Asks for state updates as merge patches (docs/protocol.md#deltas); absent means false. */
+  deltas?: boolean;
 }
 export interface SubscribeOp {
   op: 'subscribe';
@@ -71,6 +73,8 @@ export interface WelcomeMessage {
   protocol: number;
   /** Present on the HTTP streaming transport only (docs/protocol.md#http-streaming-fallback). */
   transport?: 'sse';
+  /** Present when this connection gets state updates as deltas: the client asked in `hello`. */
+  deltas?: true;
 }
 export interface SubscribedMessage {
   type: 'subscribed';
@@ -114,6 +118,10 @@ export interface EventMessage {
   key: string | null;
   ts: number;
   data: unknown;
+  /** Only on a delta (docs/protocol.md#deltas), sent to connections that asked for them:
+   * `data` is then a JSON merge patch (RFC 7396) to apply to the value `key` took at event
+   * `base_seq`, the last event of `key` this subscription delivered. */
+  base_seq?: number;
   /** When the event stops being true (ms since the Unix epoch): present when it was published
    * with a `ttl` or its class has a default one. */
   expires_at?: number;

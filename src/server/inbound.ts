@@ -11,6 +11,7 @@ const ClientOpSchema = z.discriminatedUnion('op', [
     op: z.literal('hello'),
     token: z.string().min(1).max(8192),
     client: z.string().max(100).optional(),
+    deltas: z.boolean().optional(),
   }),
   z.object({
     op: z.literal('subscribe'),

@@ -281,6 +281,7 @@ describe('parseClientMessage', () => {
             op: fc.constant('hello'),
             token: fc.oneof(units(1, 100), longUnits(1, 8192)),
             client: units(0, 100),
+            deltas: fc.boolean(),
           },
           { requiredKeys: ['op', 'token'] },
         ),

@@ -116,7 +116,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     this.subscriptions = new ConnectionSubscriptions(
       this,
       ctx.hub,
-      this.queue,
+      this.out,
       ctx.config.maxSubscriptions,
     );
     this.receiver = new Receiver(this, ctx.config, ctx.metrics, ctx.noisyLog, now);
@@ -150,6 +150,16 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
 
   get userId(): string | null {
     return this.principal?.userId ?? null;
+  }
+
+  /** Whether state updates go to this client as deltas (docs/protocol.md#deltas). */
+  get deltas(): boolean {
+    return this.out.deltasOn;
+  }
+
+  /** Set from `hello` (or a transport's own negotiation) before the first subscription. */
+  useDeltas(on: boolean): void {
+    this.out.useDeltas(on);
   }
 
   /** Replays are budgeted per user, so reconnecting does not refill them. */
@@ -437,7 +447,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     }
     switch (op.op) {
       case 'hello':
-        return this.hello(op.token, op.client);
+        return this.hello(op.token, op.client, op.deltas === true);
       case 'subscribe':
         return this.subscribe(op);
       case 'unsubscribe': {
@@ -564,7 +574,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
     );
   }
 
-  private async hello(token: string, client: string | undefined): Promise<void> {
+  private async hello(token: string, client: string | undefined, deltas: boolean): Promise<void> {
     if (this.state !== 'authenticating') {
       this.receiver.strike('bad_request', 'already authenticated');
       return;
@@ -590,6 +600,7 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
       return;
     }
     if (this.state !== 'authenticating') return;
+    this.useDeltas(deltas);
     this.signIn(principal, client);
   }
 
@@ -647,6 +658,8 @@ export class Connection implements Subscriber, LivenessView, ReceiverHost {
         ping_timeout: this.ctx.config.pingTimeoutMs / 1000,
         protocol: PROTOCOL_VERSION,
         ...(this.link.kind === 'sse' && { transport: 'sse' as const }),
+        // Only to a client that asked: an older one never sees a delta (docs/protocol.md#deltas).
+        ...(this.deltas && { deltas: true as const }),
       },
       'priority',
     );

@@ -20,6 +20,27 @@ const { Sender } = ws as unknown as {
 /** Which part of a client's queue a frame goes to: alerts jump ahead of everything else. */
 export type Lane = 'priority' | 'normal';
 
+/**
+ * What a state-channel frame does to the values a client holds, for connections that get
+ * deltas (deltas.ts; docs/protocol.md#deltas). Snapshots always carry it; events only while
+ * such a connection subscribes to their channel here (the hub builds it, latest-values.ts).
+ */
+export type StateChange =
+  /** Every value of the channel replaced. */
+  | { readonly kind: 'snapshot' }
+  /** The key's value is gone, or not known from here on (a delete, an `expired` stand-in). */
+  | { readonly kind: 'drop' }
+  /** The key's value as of `seq`, and the same event as a merge patch on the value of
+   * `delta.baseSeq` when that is smaller (built once, shared like the frame). */
+  | { readonly kind: 'value'; readonly seq: number; readonly delta: Delta | null };
+
+export interface Delta {
+  readonly baseSeq: number;
+  readonly frame: Frame;
+}
+
+const SNAPSHOT: StateChange = { kind: 'snapshot' };
+
 export interface FrameOptions {
   readonly cls: DeliveryClass;
   /** The channel of an event frame, so a resubscribe can drop what is still queued for it. */
@@ -39,6 +60,7 @@ export interface FrameOptions {
    * cursor, docs/protocol.md#http-streaming-fallback): events and stand-ins give a seq,
    * `subscribed` and snapshots an epoch too. */
   readonly position?: FramePosition | null;
+  readonly stateChange?: StateChange | null;
 }
 
 /** A frame's place in its channel: `seq` null when only the epoch is known yet (a
@@ -61,6 +83,7 @@ export class Frame {
   readonly acceptedAt: number;
   /** Infinity unless the event expires. */
   readonly expiresAt: number;
+  readonly stateChange: StateChange | null;
   private readonly seq: number;
   readonly position: FramePosition | null;
   private standIn: Frame | null = null;
@@ -82,6 +105,7 @@ export class Frame {
     this.expiresAt = options.expiresAt ?? Infinity;
     this.seq = options.seq ?? 0;
     this.position = options.position ?? null;
+    this.stateChange = options.stateChange ?? null;
     // Server-to-client frames are not masked, so the header is the same for every client.
     const parts = Sender.frame(payload, {
       fin: true,
@@ -119,6 +143,8 @@ export class Frame {
       channel,
       position: positionOf(message),
       ...(lane && { lane }),
+      ...(lane && { lane }),
+      ...(message.type === 'snapshot' && { stateChange: SNAPSHOT }),
     });
   }
 

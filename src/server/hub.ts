@@ -37,6 +37,7 @@ import { performance } from 'node:perf_hooks';
 import { Fifo } from './fifo.js';
 import { Frame } from './frame.js';
 import { CoalescedReads, HistoryReads } from './history-reads.js';
+import { LatestValues } from './latest-values.js';
 import type { Logger } from './logging.js';
 import type { Metrics } from './metrics.js';
 import { ReplayFrames } from './replay-frames.js';
@@ -46,6 +47,8 @@ export interface Subscriber {
   readonly id: string;
   /** The signed-in user (`sub`), whom alert deliveries are counted for; null before hello. */
   readonly userId: string | null;
+  /** Gets state updates as deltas (docs/protocol.md#deltas); settled before it subscribes. */
+  readonly deltas: boolean;
   /** Queues a frame; false when the connection is gone or was closed for being slow. */
   send(frame: Frame, now?: number, replay?: boolean): boolean;
   /** A live event: written at once when nothing waits before it, else queued; true when a
@@ -107,11 +110,15 @@ export class Subscription {
   /** Live events that arrived while the snapshot or replay was being read (null when none:
    * thousands of idle subscriptions should not each hold an empty array). */
   pending: PendingEvent[] | null = null;
+  /** A state channel's subscription of a connection that gets deltas. */
+  readonly deltas: boolean;
 
   constructor(
     readonly subscriber: Subscriber,
     readonly channel: ChannelInfo,
-  ) {}
+  ) {
+    this.deltas = subscriber.deltas && channel.class === 'state';
+  }
 }
 
 interface LocalChannel {
@@ -120,6 +127,9 @@ interface LocalChannel {
   readonly subs: Set<Subscription>;
   /** Settles once the backplane delivers this channel's events here. */
   readonly ready: Promise<void>;
+  /** Subscriptions that get deltas, and while there are any, the bases of the deltas. */
+  deltaSubs: number;
+  latest: LatestValues | null;
 }
 
 export class Hub implements BackplaneListener {
@@ -180,13 +190,14 @@ export class Hub implements BackplaneListener {
     let local = this.channels.get(name);
     if (!local) {
       const ready = this.backplane.subscribe(name);
-      local = { info: sub.channel, subs: new Set(), ready };
+      local = { info: sub.channel, subs: new Set(), ready, deltaSubs: 0, latest: null };
       this.channels.set(name, local);
       ready.catch(() => {
         if (this.channels.get(name)?.ready === ready) this.channels.delete(name);
       });
     }
     local.subs.add(sub);
+    if (sub.deltas && local.deltaSubs++ === 0) local.latest = new LatestValues();
     let opening: Opening;
     try {
       await local.ready;
@@ -423,6 +434,7 @@ export class Hub implements BackplaneListener {
   unsubscribe(sub: Subscription): void {
     const local = this.channels.get(sub.channel.name);
     if (!local?.subs.delete(sub)) return;
+    if (sub.deltas && --local.deltaSubs === 0) local.latest = null;
     for (const p of sub.pending ?? []) p.frame.release();
     sub.pending = null;
     if (local.subs.size === 0) {
@@ -440,8 +452,9 @@ export class Hub implements BackplaneListener {
       this.broadcastLocal(event);
       return;
     }
-    const set = this.channels.get(event.channel)?.subs;
-    if (!set || set.size === 0) return;
+    const local = this.channels.get(event.channel);
+    const set = local?.subs;
+    if (!local || !set || set.size === 0) return;
     const sample = set.values().next().value as Subscription;
     const cls = sample.channel.class;
     const message: EventMessage | ExpiredMessage = isExpired(event, Date.now())
@@ -475,6 +488,8 @@ export class Hub implements BackplaneListener {
       position: { channel: event.channel, epoch: null, seq: event.seq },
       ...(message.type === 'event' &&
         event.expires_at !== undefined && { expiresAt: event.expires_at, seq: event.seq }),
+      // Only while a subscriber here gets deltas: built once, shared by all of them.
+      stateChange: local.latest?.change(event, message, payload.length) ?? null,
     });
     // Held until every subscriber has it, so the frame cannot settle halfway through a
     // fan-out that spans several turns.

@@ -6,6 +6,7 @@
  * the queue, where conflation and the bounds apply (docs/protocol.md#slow-consumers).
  */
 import type { ServerMessage } from '../protocol/index.js';
+import { ConnectionDeltas } from './deltas.js';
 import { Frame } from './frame.js';
 import type { Metrics } from './metrics.js';
 import { OutboundQueue, type EnqueueResult } from './queue.js';
@@ -21,6 +22,8 @@ export class Outbound {
   messagesSent = 0;
   private waitingDrain = false;
   private readonly socket: Sink;
+  /** What the client holds of each state key, when it gets deltas (docs/protocol.md#deltas). */
+  private deltas: ConnectionDeltas | null = null;
 
   constructor(
     private readonly transport: ClientTransport,
@@ -44,6 +47,22 @@ export class Outbound {
     return this.waitingDrain && this.queue.depth > 0 ? this.lastWriteAt : null;
   }
 
+  /** Whether state updates may go as deltas (the client asked in `hello`). */
+  get deltasOn(): boolean {
+    return this.deltas !== null;
+  }
+
+  useDeltas(on: boolean): void {
+    this.deltas = on ? (this.deltas ?? new ConnectionDeltas()) : null;
+  }
+
+  /** Drops what is queued for a channel (unsubscribe, resubscribe, resync), and forgets what
+   * the client holds of it: its next state updates go in full. */
+  dropChannel(channel: string): number {
+    this.deltas?.forgetChannel(channel);
+    return this.queue.dropChannel(channel);
+  }
+
   /**
    * Writes a frame at once when nothing waits before it: the queue is empty and the socket is
    * open and below its high-water mark. False when it must be queued instead. The frame is
@@ -58,9 +77,16 @@ export class Outbound {
   }
 
   /** One frame to the socket, counted; an event that expired while it waited goes as its
-   * `expired` stand-in (docs/protocol.md#expiring-events). */
+   * `expired` stand-in (docs/protocol.md#expiring-events), a state update as its delta when
+   * the client holds its base (deltas.ts). */
   private write(frame: Frame, now: number): void {
-    this.socket.write(this.transport.encode(frame.expiresAt <= now ? frame.expiredFrame() : frame));
+    const expired = frame.expiresAt <= now;
+    const out = this.deltas
+      ? this.deltas.pick(frame, expired)
+      : expired
+        ? frame.expiredFrame()
+        : frame;
+    this.socket.write(this.transport.encode(out));
     this.metrics.delivered(frame.cls);
     this.messagesSent++;
   }

@@ -22,7 +22,8 @@ export class ConnectionSubscriptions {
   constructor(
     private readonly subscriber: Subscriber,
     private readonly hub: Hub,
-    private readonly queue: OutboundQueue,
+    /** The connection's outbound side (Outbound.dropChannel). */
+    private readonly queue: Pick<OutboundQueue, 'dropChannel'>,
     private readonly max: number,
   ) {}
 

@@ -21,6 +21,7 @@ class Recorder implements Subscriber {
   constructor(
     readonly id: string,
     private budget = Infinity,
+    readonly deltas = false,
   ) {}
 
   send(frame: Frame): boolean {
@@ -54,11 +55,12 @@ class Recorder implements Subscriber {
 
   /** The messages sent, parsed. */
   get messages(): Record<string, unknown>[] {
-    return this.frames.map(
-      (f) =>
-        JSON.parse(f.wire.subarray(f.wire.length - f.size).toString()) as Record<string, unknown>,
-    );
+    return this.frames.map(parse);
   }
+}
+
+function parse(f: Frame): Record<string, unknown> {
+  return JSON.parse(f.wire.subarray(f.wire.length - f.size).toString()) as Record<string, unknown>;
 }
 
 function channel(name: string): ChannelInfo {
@@ -345,5 +347,81 @@ describe('Hub', () => {
       const seqs = r.messages.filter((m) => m.type === 'event').map((m) => m.seq);
       expect(seqs).toEqual([1, 2, 3]);
     }
+  });
+
+  describe('state updates for connections that get deltas', () => {
+    const position = { symbol: 'EURUSD', side: 'long', size: 160000, entry_price: 1.0842 };
+
+    it('keeps nothing and builds no delta while no subscriber of the channel gets deltas', async () => {
+      const plain = new Recorder('plain');
+      const { hub, publish } = await setup([plain]);
+      await hub.subscribe(new Subscription(plain, channel('positions:ACC1')), undefined, 1);
+      await publish('positions:ACC1', { ...position, price: 1.085 }, 'EURUSD');
+      await publish('positions:ACC1', { ...position, price: 1.086 }, 'EURUSD');
+      const events = plain.frames.filter((f) => parse(f).type === 'event');
+      expect(events).toHaveLength(2);
+      for (const f of events) expect(f.stateChange).toBeNull();
+    });
+
+    it("builds one delta per update on the key's previous value, shared by every subscriber", async () => {
+      const a = new Recorder('a', Infinity, true);
+      const b = new Recorder('b', Infinity, true);
+      const plain = new Recorder('plain');
+      const { hub, publish } = await setup([a, b, plain]);
+      for (const [i, r] of [a, b, plain].entries())
+        await hub.subscribe(new Subscription(r, channel('positions:ACC1')), undefined, i);
+      await publish('positions:ACC1', { ...position, price: 1.085 }, 'EURUSD');
+      await publish('positions:ACC1', { ...position, price: 1.086 }, 'EURUSD');
+
+      const [first, second] = a.frames.filter((f) => parse(f).type === 'event');
+      // The first update of a key has no base here: it goes in full.
+      expect(first?.stateChange).toEqual({ kind: 'value', seq: 1, delta: null });
+      expect(second?.stateChange).toMatchObject({ kind: 'value', seq: 2, delta: { baseSeq: 1 } });
+      const change = second?.stateChange;
+      if (change?.kind !== 'value' || change.delta === null) throw new Error('no delta');
+      expect(parse(change.delta.frame)).toEqual({
+        type: 'event',
+        channel: 'positions:ACC1',
+        seq: 2,
+        base_seq: 1,
+        key: 'EURUSD',
+        ts: expect.any(Number) as number,
+        data: { price: 1.086 },
+      });
+      expect(change.delta.frame.size).toBeLessThan(second?.size ?? 0);
+      // One frame, and so one delta, for every subscriber; a subscriber without deltas gets
+      // the same frame and writes it whole.
+      expect(b.frames.at(-1)).toBe(second);
+      expect(plain.frames.at(-1)).toBe(second);
+    });
+
+    it('sends a value in full when its patch would not be smaller, and drops the key on delete', async () => {
+      const a = new Recorder('a', Infinity, true);
+      const { hub, publish } = await setup([a]);
+      await hub.subscribe(new Subscription(a, channel('positions:ACC1')), undefined, 1);
+      await publish('positions:ACC1', { a: 1, b: 2 }, 'K');
+      await publish('positions:ACC1', { c: 3 }, 'K');
+      await publish('positions:ACC1', null, 'K');
+      await publish('positions:ACC1', { c: 4 }, 'K');
+      expect(a.frames.filter((f) => parse(f).type === 'event').map((f) => f.stateChange)).toEqual([
+        { kind: 'value', seq: 1, delta: null },
+        { kind: 'value', seq: 2, delta: null },
+        { kind: 'drop' },
+        { kind: 'value', seq: 4, delta: null },
+      ]);
+    });
+
+    it('lets go of the values once the last subscriber that gets deltas leaves', async () => {
+      const a = new Recorder('a', Infinity, true);
+      const plain = new Recorder('plain');
+      const { hub, publish } = await setup([a, plain]);
+      const sub = new Subscription(a, channel('positions:ACC1'));
+      await hub.subscribe(sub, undefined, 1);
+      await hub.subscribe(new Subscription(plain, channel('positions:ACC1')), undefined, 2);
+      await publish('positions:ACC1', { ...position, price: 1 }, 'EURUSD');
+      hub.unsubscribe(sub);
+      await publish('positions:ACC1', { ...position, price: 2 }, 'EURUSD');
+      expect(plain.frames.at(-1)?.stateChange).toBeNull();
+    });
   });
 });

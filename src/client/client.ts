@@ -60,6 +60,12 @@ export interface ArchonClientOptions {
    */
   readonly network?: NetworkEvents | null;
   /**
+   * Ask for state updates as deltas (default true): smaller messages on the wire, rebuilt into
+   * full values before the application sees them (docs/client.md). A gateway that does not
+   * know the option sends full values.
+   */
+  readonly deltas?: boolean;
+  /**
    * Connect at once (default true). The first socket opens in a microtask, so listeners and
    * subscriptions added right after construction see everything.
    */
@@ -87,6 +93,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
   private readonly url: string;
   private readonly httpBase: string;
   private readonly hello: string;
+  private readonly deltas: boolean;
   private readonly connectTimeoutMs: number;
   private readonly backoff: Backoff;
   private readonly watchdog: Watchdog;
@@ -129,6 +136,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
     });
     this.httpBase = options.httpUrl ?? httpBaseFromWs(options.url);
     this.hello = clientVersion(options.clientName);
+    this.deltas = options.deltas ?? true;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.backoff = new Backoff(options.backoff);
     this.network = options.network === undefined ? defaultNetwork() : options.network;
@@ -146,6 +154,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
         url: this.url,
         base: this.httpBase,
         client: this.hello,
+        deltas: this.deltas,
       },
       {
         link: () => this.link,
@@ -421,6 +430,7 @@ export class ArchonClient extends Emitter<ClientEvents> {
       server: message.server,
       pingInterval: message.ping_interval,
       pingTimeout: message.ping_timeout,
+      deltas: message.deltas === true,
     };
     this.backoff.up(Date.now());
     const interval = message.ping_interval * 1000;
@@ -602,6 +612,13 @@ export class ArchonClient extends Emitter<ClientEvents> {
     history: (channel: string, since: Position, signal: AbortSignal) =>
       this.history(channel, since, signal),
     linkStale: () => this.stateValue !== 'connected',
+    deltas: () => this.welcomeValue?.deltas === true,
+    resubscribe: (channel: string) => {
+      const sub = this.subs.get(channel);
+      if (!sub?.wanted) return;
+      this.sendSubscribe(sub);
+      this.emit('resync', [channel]);
+    },
     unsubscribe: (channel: string) => {
       this.subs.delete(channel);
       this.stores.delete(channel);

@@ -57,7 +57,8 @@ export interface ClientEvents {
   /** Events lost for good on a channel. */
   gap: [gap: Gap];
   error: [error: ClientError];
-  /** The server dropped these subscriptions; the client has resubscribed them. */
+  /** The server dropped these subscriptions (or one received a delta it could not apply):
+   * the client has resubscribed them. */
   resync: [channels: readonly string[]];
   disconnect: [info: DisconnectInfo];
   retry: [info: RetryInfo];

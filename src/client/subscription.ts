@@ -19,6 +19,7 @@ import {
 } from '../protocol/index.js';
 import { Emitter, type Listenable } from './events.js';
 import { planRecovery } from './recovery.js';
+import { StateValues } from './state-values.js';
 import type {
   AlertAckInfo,
   ChannelEvent,
@@ -88,6 +89,10 @@ export interface SubscriptionHost {
   unsubscribe(channel: string): void;
   /** True unless the connection is up and confirmed live (client state `connected`). */
   linkStale(): boolean;
+  /** The connection gets state updates as deltas (its `welcome` said so). */
+  deltas(): boolean;
+  /** Subscribes the channel again on this connection (a delta it cannot apply). */
+  resubscribe(channel: string): void;
 }
 
 interface Recovery {
@@ -116,6 +121,8 @@ export class ChannelSubscription<T = unknown>
   private replayTo = 0;
   private recovery: Recovery | null = null;
   private asOfValue: number | null = null;
+  /** State channels on a connection that gets deltas: the values deltas patch. */
+  private values: StateValues | null = null;
 
   constructor(
     private readonly info: ChannelInfo,
@@ -205,6 +212,7 @@ export class ChannelSubscription<T = unknown>
     if (this.epoch === null) return;
     this.positionValue = { epoch: msg.epoch, seq: msg.seq };
     this.asOfValue = Date.now();
+    this.values = this.host.deltas() ? new StateValues(msg.entries, msg.seq) : null;
     this.emit('snapshot', {
       channel: this.channel,
       epoch: msg.epoch,
@@ -221,6 +229,17 @@ export class ChannelSubscription<T = unknown>
     if (this.recovery) {
       this.recovery.held.push(msg);
       return;
+    }
+    if (msg.key !== null && (this.values !== null || msg.base_seq !== undefined)) {
+      const last = this.positionValue;
+      if (last?.epoch === this.epoch && msg.seq <= last.seq) return; // handed over already
+      const data = this.values?.take(msg.key, msg);
+      if (data === undefined) {
+        // A patch on a value not held here (never expected): start over from a snapshot.
+        this.host.resubscribe(this.channel);
+        return;
+      }
+      msg = { ...msg, data };
     }
     let source: ChannelEvent['source'] = 'live';
     if (msg.seq <= this.replayTo) source = 'replay';
@@ -306,6 +325,7 @@ export class ChannelSubscription<T = unknown>
     this.pendingId = null;
     this.epoch = null;
     this.replayTo = 0;
+    this.values = null;
   }
 
   private setState(state: SubscriptionState): void {

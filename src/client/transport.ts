@@ -88,6 +88,8 @@ export interface TransportOptions {
   readonly base: string;
   /** hello's `client`. */
   readonly client: string;
+  /** Ask for deltas in hello (docs/protocol.md#deltas). */
+  readonly deltas: boolean;
 }
 
 /** What Transports needs of the client: the connection's callbacks, and these. */
@@ -151,6 +153,7 @@ export class Transports {
       url: this.options.url,
       base: this.options.base,
       client: this.options.client,
+      deltas: this.options.deltas,
       token,
       currentToken: () => (host.link() === link ? (host.linkToken() ?? token) : token),
     };
@@ -265,6 +268,8 @@ export interface LinkConfig {
   readonly base: string;
   /** hello's `client`. */
   readonly client: string;
+  /** Ask for deltas in hello (docs/protocol.md#deltas; the HTTP stream does not offer them). */
+  readonly deltas: boolean;
   /** The token to sign in with. */
   readonly token: string;
   /** The token to send now (SSE POSTs: one renewed in place is used at once). */
@@ -288,7 +293,12 @@ export function openLink(
   const link: Link = new Link(config.url, {
     ...handlers,
     open: () => {
-      link.send({ op: 'hello', token: config.token, client: config.client });
+      link.send({
+        op: 'hello',
+        token: config.token,
+        client: config.client,
+        ...(config.deltas && { deltas: true }),
+      });
       handlers.open();
     },
   });

@@ -89,6 +89,8 @@ export interface WelcomeInfo {
   readonly pingInterval: number;
   /** Seconds the server waits for a pong. */
   readonly pingTimeout: number;
+  /** State updates arrive as deltas on this connection (the SDK rebuilds full values). */
+  readonly deltas: boolean;
 }
 
 export type SdkErrorCode =

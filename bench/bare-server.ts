@@ -13,7 +13,10 @@
  *     socket, then answered like the gateway;
  *   - GET /api/health → {"status":"ok"}.
  *
- * Env: BENCH_SEND (ws-send | frame-once; default ws-send), and those of reference-http.ts.
+ * Env: BENCH_SEND (ws-send | frame-once; default ws-send), BENCH_DEFLATE=1 (ws-send only:
+ * negotiate permessage-deflate with ws's defaults, context takeover on, so each message is
+ * compressed per client; bench/deltas.ts measures what that costs), and those of
+ * reference-http.ts.
  *
  *   node_modules/.bin/node bench/bare-server.ts        # with PORT=… in the environment
  */
@@ -33,6 +36,7 @@ import {
 
 const { port, host } = settings('bare-server');
 const frameOnce = process.env.BENCH_SEND === 'frame-once';
+const deflate = process.env.BENCH_DEFLATE === '1' && !frameOnce;
 if (![undefined, 'ws-send', 'frame-once'].includes(process.env.BENCH_SEND)) {
   process.stderr.write('bare-server: BENCH_SEND is ws-send or frame-once\n');
   process.exit(2);
@@ -56,14 +60,14 @@ function channel(name: string): Channel {
 // Events are text frames in the gateway protocol; a Buffer is sent as text with binary:false.
 const TEXT = { binary: false };
 
-function publish(name: string, data: unknown): PublishResult {
+function publish(name: string, data: unknown, key: string | null = null): PublishResult {
   const ch = channel(name);
   const seq = ++ch.seq;
   const event: EventMessage = {
     type: 'event',
     channel: name,
     seq,
-    key: null,
+    key,
     ts: Date.now(),
     data,
   };
@@ -93,7 +97,7 @@ function textFrame(payload: Buffer): Buffer {
 }
 
 const server = referenceHttp(publish);
-const wss = new WebSocketServer({ server, perMessageDeflate: false });
+const wss = new WebSocketServer({ server, perMessageDeflate: deflate });
 let nextClient = 0;
 wss.on('connection', (ws, req) => {
   // frame-once writes to the socket itself (req.socket is the one ws reads and writes).

@@ -94,6 +94,10 @@ export interface ClientOptions<D> {
   readonly handshakeTimeoutMs?: number;
   /** Events are counted by seq without parsing them (one channel, archon.v1 only). */
   readonly seqOnly?: boolean;
+  /** Ask for state updates as deltas in hello (docs/protocol.md#deltas). */
+  readonly deltas?: boolean;
+  /** Offer permessage-deflate (the gateway does not negotiate it; a reference server may). */
+  readonly perMessageDeflate?: boolean;
 }
 
 const EVENT_PREFIX = '{"type":"event",';
@@ -113,6 +117,8 @@ export class BenchClient<D = undefined> {
   private pending = 0;
   /** open()'s promise, while it waits. */
   private settling: ((why: string | null) => void) | null = null;
+  /** The TCP socket under the current connection (from the upgrade answer). */
+  private socket: { readonly bytesRead: number } | null = null;
 
   constructor(options: ClientOptions<D>, handlers: Handlers<D>) {
     if (options.seqOnly && (options.channels.length !== 1 || options.target === 'socketio'))
@@ -128,7 +134,7 @@ export class BenchClient<D = undefined> {
   /** Connects, signs in and subscribes; what happens next goes to the handlers. */
   connect(url: string): void {
     const ws = new WebSocket(url, [...this.dialect.protocols], {
-      perMessageDeflate: false,
+      perMessageDeflate: this.options.perMessageDeflate ?? false,
       skipUTF8Validation: true,
       handshakeTimeout: this.options.handshakeTimeoutMs,
       localAddress: this.options.localAddress,
@@ -138,8 +144,16 @@ export class BenchClient<D = undefined> {
     const hello = (): void => {
       if (this.ws !== ws) return;
       this.state = 'signing-in';
-      this.send({ op: 'hello', token: this.token, client: this.options.client });
+      this.send({
+        op: 'hello',
+        token: this.token,
+        client: this.options.client,
+        ...(this.options.deltas && { deltas: true }),
+      });
     };
+    ws.on('upgrade', (res) => {
+      this.socket = res.socket;
+    });
     ws.on('open', () => {
       if (this.ws !== ws) return;
       this.on.open?.(this, now());
@@ -183,6 +197,12 @@ export class BenchClient<D = undefined> {
       };
       this.connect(url);
     });
+  }
+
+  /** Bytes received on the current connection's socket: frames as they were on the wire
+   * (compressed ones compressed), headers included. */
+  get bytesRead(): number {
+    return this.socket?.bytesRead ?? 0;
   }
 
   send(op: ClientOp): void {

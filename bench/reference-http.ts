@@ -4,7 +4,8 @@
  * they give (welcome, subscribed), and a bounded lifetime.
  *
  *   - GET /api/health → {"status":"ok"};
- *   - POST /api/v1/publish {"channel","data"} → publish(channel, data) → {results: [result]}.
+ *   - POST /api/v1/publish {"channel","key"?,"data"} or {"events":[…]} → publish(channel, data,
+ *     key) for each → {results: [result, …]}.
  *
  * Env: PORT (required), HOST (default 127.0.0.1), BENCH_MAX_SECONDS (the server exits by
  * itself after that long; default 900), BENCH_PARENT_PID (it exits when that process is gone).
@@ -73,7 +74,7 @@ function reply(res: http.ServerResponse, status: number, body: unknown): void {
 /** An HTTP server with the health and publish routes; other paths are 404 unless `skip` says
  * another handler (Socket.IO) answers them. */
 export function referenceHttp(
-  publish: (channel: string, data: unknown) => PublishResult,
+  publish: (channel: string, data: unknown, key: string | null) => PublishResult,
   skip: (req: http.IncomingMessage) => boolean = () => false,
 ): http.Server {
   const server = http.createServer((req, res) => {
@@ -86,18 +87,26 @@ export function referenceHttp(
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        let body: { channel?: unknown; data?: unknown } | null;
+        type Event = { channel?: unknown; key?: unknown; data?: unknown } | null;
+        let body: (Event & { events?: unknown }) | null;
         try {
           body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
         } catch {
           reply(res, 400, { error: 'bad_json' });
           return;
         }
-        if (!body || typeof body.channel !== 'string' || !('data' in body)) {
+        const events = (Array.isArray(body?.events) ? body.events : [body]) as Event[];
+        const valid = (e: Event): e is { channel: string; key?: unknown; data: unknown } =>
+          e !== null && typeof e === 'object' && typeof e.channel === 'string' && 'data' in e;
+        if (events.length === 0 || !events.every(valid)) {
           reply(res, 400, { error: 'bad_request' });
           return;
         }
-        reply(res, 200, { results: [publish(body.channel, body.data)] });
+        reply(res, 200, {
+          results: events.map((e) =>
+            publish(e.channel, e.data, typeof e.key === 'string' ? e.key : null),
+          ),
+        });
       });
       return;
     }

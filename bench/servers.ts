@@ -184,6 +184,7 @@ export async function startServer(
   if (target === 'bare' || target === 'floor') {
     args = [...probe, await compiled('bare-server')];
     env.BENCH_SEND = target === 'floor' ? 'frame-once' : 'ws-send';
+    if (extraEnv.BENCH_DEFLATE) env.BENCH_DEFLATE = extraEnv.BENCH_DEFLATE;
   } else if (target === 'socketio') {
     args = [...probe, await compiled('socketio-server')];
   } else {

@@ -8,8 +8,9 @@
 import type { Frame } from './frame.js';
 
 export class ConnectionDeltas {
-  /** Per channel: the seq of the last value written of each key (by the frame's conflateKey). */
-  private readonly written = new Map<string, Map<string, number>>();
+  /** Per channel: the seq of the last value written of each key (by the frame's conflateKey);
+   * created on the first one, so an idle connection holds no map. */
+  private written: Map<string, Map<string, number>> | null = null;
 
   /**
    * The frame to write for `frame` (itself, its delta, or its `expired` stand-in when
@@ -29,6 +30,7 @@ export class ConnectionDeltas {
       this.forget(channel, key);
       return expired ? frame.expiredFrame() : frame;
     }
+    this.written ??= new Map();
     let keys = this.written.get(channel);
     if (keys === undefined) this.written.set(channel, (keys = new Map<string, number>()));
     const held = keys.get(key);
@@ -39,18 +41,18 @@ export class ConnectionDeltas {
   /** The client's values of a channel are no longer known (unsubscribe, resubscribe, resync):
    * its next update of each key goes in full. */
   forgetChannel(channel: string): void {
-    this.written.delete(channel);
+    this.written?.delete(channel);
   }
 
   /** How many keys are remembered (for tests and diagnostics). */
   get size(): number {
     let n = 0;
-    for (const keys of this.written.values()) n += keys.size;
+    for (const keys of this.written?.values() ?? []) n += keys.size;
     return n;
   }
 
   private forget(channel: string, key: string): void {
-    const keys = this.written.get(channel);
-    if (keys?.delete(key) && keys.size === 0) this.written.delete(channel);
+    const keys = this.written?.get(channel);
+    if (keys?.delete(key) && keys.size === 0) this.written?.delete(channel);
   }
 }

@@ -7,10 +7,16 @@
  */
 import type { Frame } from './frame.js';
 
+/** The last value of a key written to the client: its seq, and its channel (to forget). */
+interface Written {
+  seq: number;
+  readonly channel: string;
+}
+
 export class ConnectionDeltas {
-  /** Per channel: the seq of the last value written of each key (by the frame's conflateKey);
-   * created on the first one, so an idle connection holds no map. */
-  private written: Map<string, Map<string, number>> | null = null;
+  /** By the frame's conflateKey; created on the first value, so an idle connection holds no
+   * map. One lookup per write: the entry is updated in place. */
+  private written: Map<string, Written> | null = null;
 
   /**
    * The frame to write for `frame` (itself, its delta, or its `expired` stand-in when
@@ -27,32 +33,27 @@ export class ConnectionDeltas {
     const key = frame.conflateKey;
     if (key === null) return expired ? frame.expiredFrame() : frame;
     if (expired || change.kind === 'drop') {
-      this.forget(channel, key);
+      this.written?.delete(key);
       return expired ? frame.expiredFrame() : frame;
     }
     this.written ??= new Map();
-    let keys = this.written.get(channel);
-    if (keys === undefined) this.written.set(channel, (keys = new Map<string, number>()));
-    const held = keys.get(key);
-    keys.set(key, change.seq);
+    const entry = this.written.get(key);
+    const held = entry?.seq;
+    if (entry === undefined) this.written.set(key, { seq: change.seq, channel });
+    else entry.seq = change.seq;
     return change.delta !== null && change.delta.baseSeq === held ? change.delta.frame : frame;
   }
 
   /** The client's values of a channel are no longer known (unsubscribe, resubscribe, resync):
    * its next update of each key goes in full. */
   forgetChannel(channel: string): void {
-    this.written?.delete(channel);
+    if (this.written === null) return;
+    for (const [key, entry] of this.written)
+      if (entry.channel === channel) this.written.delete(key);
   }
 
   /** How many keys are remembered (for tests and diagnostics). */
   get size(): number {
-    let n = 0;
-    for (const keys of this.written?.values() ?? []) n += keys.size;
-    return n;
-  }
-
-  private forget(channel: string, key: string): void {
-    const keys = this.written?.get(channel);
-    if (keys?.delete(key) && keys.size === 0) this.written?.delete(channel);
+    return this.written?.size ?? 0;
   }
 }

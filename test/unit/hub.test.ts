@@ -389,6 +389,8 @@ describe('Hub', () => {
         data: { price: 1.086 },
       });
       expect(change.delta.frame.size).toBeLessThan(second?.size ?? 0);
+      // It moves an HTTP stream's cursor as the full event does.
+      expect(change.delta.frame.position).toEqual(second?.position);
       // One frame, and so one delta, for every subscriber; a subscriber without deltas gets
       // the same frame and writes it whole.
       expect(b.frames.at(-1)).toBe(second);

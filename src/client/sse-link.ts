@@ -27,6 +27,8 @@ export interface SseLinkOptions {
   readonly token: () => string;
   /** hello's `client`: the application's and the SDK's versions. */
   readonly client: string;
+  /** Ask for state updates as deltas (`?deltas=1`, docs/protocol.md#deltas). */
+  readonly deltas?: boolean;
   /** A POST not answered within this long counts as a lost connection, ms (default 10 000). */
   readonly postTimeoutMs?: number;
 }
@@ -81,6 +83,7 @@ export class SseLink implements ClientLink {
   private async run(): Promise<void> {
     if (this.done) return;
     const query = new URLSearchParams({ client: this.options.client });
+    if (this.options.deltas === true) query.set('deltas', '1');
     const url = `${base(this.options.base)}${SSE_PATH}?${query.toString()}`;
     let res: Response;
     try {

@@ -287,7 +287,12 @@ export function openLink(
 ): ClientLink {
   if (transport === 'sse')
     return new SseLink(
-      { base: config.base, token: config.currentToken, client: config.client },
+      {
+        base: config.base,
+        token: config.currentToken,
+        client: config.client,
+        deltas: config.deltas,
+      },
       handlers,
     );
   const link: Link = new Link(config.url, {

@@ -247,7 +247,15 @@ export class Gateway {
 
   /** An admitted HTTP stream (docs/protocol.md#http-streaming-fallback): its session starts
    * signed in, counted and limited like a WebSocket's. */
-  private openStream({ res, principal, addr, client, resume, subscribe }: StreamRequest): void {
+  private openStream({
+    res,
+    principal,
+    addr,
+    client,
+    deltas,
+    resume,
+    subscribe,
+  }: StreamRequest): void {
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-transform',
@@ -270,6 +278,7 @@ export class Gateway {
     this.streams.set(session.id, session);
     this.metrics.connected(this.connections.size, 'sse');
     this.cluster?.attachStream(session.id, (userId, ops) => deliverOps(session, userId, ops));
+    session.useDeltas(deltas);
     session.openStream(principal, client, subscribe);
   }
 

@@ -87,6 +87,24 @@ describe('client SDK over HTTP streaming (transport: sse)', () => {
     ]);
   });
 
+  it('asks for deltas over the stream and rebuilds full positions from them', async () => {
+    const g = await gw.start();
+    const base = { symbol: 'EURUSD', side: 'long', size: 10, price: 1.1, pnl: 0 };
+    await publish(g, { channel: 'positions:ACC1', key: 'EURUSD', data: base });
+    const client = sdk(g);
+    const store = client.positions<typeof base>('ACC1');
+    await eventually(() => store.ready, 'the snapshot');
+    expect(client.welcome?.deltas).toBe(true);
+    for (let i = 1; i <= 5; i++)
+      await publish(g, {
+        channel: 'positions:ACC1',
+        key: 'EURUSD',
+        data: { ...base, price: 1.1 + i / 100, pnl: i },
+      });
+    await eventually(() => store.get('EURUSD')?.pnl === 5, 'the last update');
+    expect(store.get('EURUSD')).toEqual({ ...base, price: 1.1 + 5 / 100, pnl: 5 });
+  });
+
   it('counts the stream heartbeat comments as heard: quiet ping intervals never make it stale', async () => {
     const g = await gw.start({ WEBSOCKET_PING_INTERVAL: '0.3', WEBSOCKET_PING_TIMEOUT: '0.4' });
     const client = sdk(g);

@@ -244,6 +244,43 @@ describe('HTTP streaming fallback', () => {
     closeAll();
   });
 
+  it('sends state updates as deltas to a stream that asked with deltas=1, and full values otherwise', async () => {
+    const g = await gw.start();
+    const position = { symbol: 'EURUSD', side: 'long', size: 10, price: 1.1, pnl: 0 };
+    await publish(g, { channel: 'positions:ACC1', key: 'EURUSD', data: position });
+    const withDeltas = await welcomed(g, { channels: 'positions:ACC1', deltas: '1' });
+    const plain = await welcomed(g, { channels: 'positions:ACC1' });
+    expect(withDeltas.messages[0]).toMatchObject({ type: 'welcome', deltas: true });
+    expect(plain.messages[0]).not.toHaveProperty('deltas');
+    await withDeltas.type('snapshot');
+    await plain.type('snapshot');
+    // The first update after a snapshot is full; the next one a patch on it.
+    await publish(g, {
+      channel: 'positions:ACC1',
+      key: 'EURUSD',
+      data: { ...position, price: 1.2 },
+    });
+    await publish(g, {
+      channel: 'positions:ACC1',
+      key: 'EURUSD',
+      data: { ...position, price: 1.3 },
+    });
+    const first = await withDeltas.type('event');
+    const second = await withDeltas.type('event');
+    expect(first).not.toHaveProperty('base_seq');
+    expect(second).toMatchObject({ base_seq: first.seq, data: { price: 1.3 } });
+    expect(Object.keys(second.data as object)).toEqual(['price']);
+    await plain.next((m) => m.type === 'event' && m.seq === second.seq);
+    expect(plain.events('positions:ACC1').every((m) => !('base_seq' in m))).toBe(true);
+    expect(
+      await (
+        await fetch(`${g.http}/api/v1/sse?deltas=yes`, {
+          headers: { authorization: `Bearer ${await signToken()}` },
+        })
+      ).json(),
+    ).toMatchObject({ error: { code: 'bad_request', message: 'deltas must be 1 or 0' } });
+  });
+
   it('tells a stream resumed from an epoch it cannot replay recovered:false', async () => {
     const g = await gw.start();
     const s = await welcomed(g, { channels: 'signals', since: 'signals@gone:5' });

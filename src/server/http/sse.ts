@@ -30,6 +30,8 @@ export interface StreamRequest {
   readonly principal: Principal;
   readonly addr: string;
   readonly client: string | undefined;
+  /** `deltas=1`: state updates as deltas, as hello's `deltas` asks (docs/protocol.md#deltas). */
+  readonly deltas: boolean;
   /** Where each channel resumes (`Last-Event-ID`, then `since`). */
   readonly resume: Cursor;
   /** The channels of the request, as subscribe ops. */
@@ -154,7 +156,7 @@ export function readStreamQuery(
   query: Record<string, unknown>,
   lastEventId: string | string[] | undefined,
   maxSubscriptions: number,
-): Pick<StreamRequest, 'client' | 'resume' | 'subscribe'> {
+): Pick<StreamRequest, 'client' | 'deltas' | 'resume' | 'subscribe'> {
   const text = (name: string): string | undefined => {
     const value = query[name];
     if (value === undefined) return undefined;
@@ -164,6 +166,10 @@ export function readStreamQuery(
   const client = text('client');
   if (client !== undefined && client.length > 100)
     throw new ArchonError('bad_request', 'client is longer than 100 characters');
+  const deltasText = text('deltas');
+  if (deltasText !== undefined && deltasText !== '0' && deltasText !== '1')
+    throw new ArchonError('bad_request', 'deltas must be 1 or 0');
+  const deltas = deltasText === '1';
   const resume: Cursor = new Map();
   for (const [name, value] of [
     ['Last-Event-ID', Array.isArray(lastEventId) ? lastEventId.join(',') : lastEventId],
@@ -190,7 +196,7 @@ export function readStreamQuery(
     const since = resume.get(channel);
     subscribe.push({ op: 'subscribe', channel, ...(since && { since }) });
   }
-  return { client, resume, subscribe };
+  return { client, deltas, resume, subscribe };
 }
 
 /**

@@ -14,6 +14,7 @@ export type {
 export type { Transport, TransportMode } from './transport.js';
 export type { Subscription, SubscriptionEvents, SubscriptionState } from './subscription.js';
 export type { KeyedStore, KeyedStoreEvents, PositionsStore, StoreChange } from './keyed-store.js';
+export { StoreBatcher, type KeyChange, type StoreBatch } from './store-batch.js';
 export type {
   AlertAckInfo,
   ChannelEvent,

@@ -11,37 +11,19 @@ import {
   type ConnectionState,
   type Gap,
   type PositionsStore,
-  type StoreChange,
+  StoreBatcher,
   type Subscription,
   type SubscriptionState,
   type Transport,
 } from '../../../src/client/index.js';
 import type { Alert } from './alerts.js';
+import { PositionBook, type PositionData, type PositionRow } from './book.js';
 import { RiskAlerts, type AckAttempt } from './risk.js';
+import { perFrame } from '../shared/frame.js';
 
-export type { AckAttempt, Alert };
+export type { AckAttempt, Alert, PositionData, PositionRow };
 
 export const CLIENT_NAME = 'archon-dashboard/0.1.0';
-
-/** A position as the trading engine publishes it (fields it lacks show as —). */
-export interface PositionData {
-  symbol?: string;
-  side?: string;
-  size?: number;
-  entry_price?: number;
-  price?: number;
-  pnl?: number;
-  pnl_pct?: number;
-}
-
-export interface PositionRow {
-  readonly key: string;
-  readonly data: PositionData;
-  /** Which way the price moved on the last update; null after a snapshot. */
-  readonly move: 'up' | 'down' | null;
-  /** The seq of the last change: a new value re-mounts the cells, replaying the highlight. */
-  readonly seq: number;
-}
 
 /** One channel as the page sees it: is it live, and if it failed, why. */
 export interface ChannelView {
@@ -51,7 +33,8 @@ export interface ChannelView {
 
 export interface AccountView {
   readonly account: string;
-  readonly rows: Map<string, PositionRow>;
+  /** The rows drawn, updated once per frame (book.ts). */
+  readonly book: PositionBook;
   ready: boolean;
   /** When this account's positions last changed (snapshot or update). */
   lastUpdate: number | null;
@@ -97,7 +80,7 @@ export interface ModelOptions {
   /** The signed-in user (JWT `sub`): alerts are kept per user in this browser. */
   readonly user: string;
   readonly accounts: readonly string[];
-  /** Called after every change (the page batches renders per frame). */
+  /** Called after every change but a position's value (the page batches renders per frame). */
   readonly changed: () => void;
   /** The server refused the token (4001): the page asks for a new one. */
   readonly refused: (reason: string) => void;
@@ -137,7 +120,7 @@ export class DashboardModel {
     });
     this.accounts = options.accounts.map((account) => ({
       account,
-      rows: new Map(),
+      book: new PositionBook(),
       ready: false,
       lastUpdate: null,
       source: null,
@@ -258,32 +241,30 @@ export class DashboardModel {
     });
   }
 
+  /**
+   * Positions arrive coalesced: each event only marks its key, and one pass per animation frame
+   * hands the latest values to the rows that show them (docs/web.md#under-a-busy-book). What tells
+   * the trader whether the page is live (lastUpdate, the channel's state) is set on arrival,
+   * never behind that pass.
+   */
   private watchPositions(view: AccountView, store: PositionsStore<PositionData>): void {
     view.source = store.subscription;
     this.watchChannel(store.subscription, view.positions);
-    store.on('change', (change: StoreChange<PositionData>) => {
+    const batcher = new StoreBatcher<PositionData>();
+    const draw = perFrame(() => {
+      const batch = batcher.take();
+      if (batch === null) return;
+      const wasReady = view.ready;
+      view.ready = true;
+      // Only a row coming or going redraws the page; a value redraws its own row.
+      if (view.book.apply(batch, store.entries()) || !wasReady) this.options.changed();
+    });
+    store.on('change', (change) => {
       const now = Date.now();
       this.lastUpdate = now;
       view.lastUpdate = now;
-      view.ready = true;
-      if (change.kind === 'snapshot') {
-        view.rows.clear();
-        for (const [key, data] of change.entries)
-          view.rows.set(key, { key, data, move: null, seq: change.seq });
-      } else if (change.kind === 'delete') {
-        view.rows.delete(change.key);
-      } else {
-        const before = change.previous?.price;
-        const after = change.value.price;
-        const move =
-          before === undefined || after === undefined || before === after
-            ? (view.rows.get(change.key)?.move ?? null)
-            : after > before
-              ? 'up'
-              : 'down';
-        view.rows.set(change.key, { key: change.key, data: change.value, move, seq: change.seq });
-      }
-      this.options.changed();
+      batcher.add(change);
+      draw();
     });
   }
 

@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import { perFrame } from './frame.js';
 import { clearSession, readSession, saveSession, type Session } from './session.js';
 
 /** The current time, refreshed every `everyMs`: for "N s ago" labels and countdowns. */
@@ -17,20 +18,7 @@ export function useNow(everyMs = 1000): number {
  */
 export function useFrameRender(): () => void {
   const [, setFrame] = useState(0);
-  const [bump] = useState(() => {
-    let pending = false;
-    return () => {
-      if (pending) return;
-      pending = true;
-      const run = () => {
-        pending = false;
-        setFrame((n) => n + 1);
-      };
-      // Hidden tabs get no animation frames: the tab title (pending alerts) must still update.
-      if (document.hidden) setTimeout(run, 250);
-      else requestAnimationFrame(run);
-    };
-  });
+  const [bump] = useState(() => perFrame(() => setFrame((n) => n + 1)));
   return bump;
 }
 

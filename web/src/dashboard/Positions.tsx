@@ -1,4 +1,4 @@
-import { memo } from 'preact/compat';
+import { memo } from '../shared/memo.js';
 import { useEffect, useState } from 'preact/hooks';
 import type { PositionBook } from './book.js';
 import type { AccountView } from './model.js';

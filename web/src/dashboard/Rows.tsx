@@ -5,7 +5,7 @@
  * view (and a few around them) are drawn, in a scrolling box of fixed-height rows
  * (docs/web.md#under-a-busy-book).
  */
-import { memo } from 'preact/compat';
+import { memo } from '../shared/memo.js';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { PositionBook, PositionData } from './book.js';
 import { fixed, quantity, signedMoney } from '../shared/format.js';

@@ -6,7 +6,7 @@
  * (docs/web.md#under-a-busy-book).
  */
 import { memo } from '../shared/memo.js';
-import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { PositionBook, PositionData } from './book.js';
 import { fixed, quantity, signedMoney } from '../shared/format.js';
 
@@ -71,7 +71,12 @@ export function PositionRows({ book, keys }: Props) {
 
 const Row = memo(function Row({ book, rowKey }: { book: PositionBook; rowKey: string }) {
   const [row, setRow] = useState(() => book.rows.get(rowKey));
-  useEffect(() => book.watchRow(rowKey, () => setRow(book.rows.get(rowKey))), [book, rowKey]);
+  useLayoutEffect(() => {
+    const read = () => setRow(book.rows.get(rowKey));
+    const stop = book.watchRow(rowKey, read);
+    read(); // a batch may have landed between the first drawing and this subscription
+    return stop;
+  }, [book, rowKey]);
   const price = useRef<HTMLTableCellElement>(null);
   const pnl = useRef<HTMLTableCellElement>(null);
   const shownSeq = useRef(row?.seq);

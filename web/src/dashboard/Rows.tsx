@@ -1,7 +1,7 @@
 /**
  * The table of one account's positions. A row subscribes to its own key in the book and
  * redraws alone when its value changes; the price highlight is replayed on the cell with the
- * Web Animations API, not by re-creating the cell. Beyond VIRTUAL_FROM rows only the rows in
+ * Web Animations API (an opacity fade), not by re-creating the cell. Beyond VIRTUAL_FROM rows only the rows in
  * view (and a few around them) are drawn, in a scrolling box of fixed-height rows
  * (docs/web.md#under-a-busy-book).
  */
@@ -10,8 +10,9 @@ import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { PositionBook, PositionData } from './book.js';
 import { fixed, quantity, signedMoney } from '../shared/format.js';
 
-/** Books longer than this draw only the rows in view. */
-export const VIRTUAL_FROM = 200;
+/** Books longer than this draw only the rows in view: at 100 rows × 10/s, drawing them all
+ * held the page near 45 fps, the rows in view alone at 60 (docs/performance.md). */
+export const VIRTUAL_FROM = 50;
 /** The height of a row in a virtual book (styles.css `.virtual tr`), in px. */
 const ROW_HEIGHT = 30;
 /** Rows drawn beyond each edge of the view, so a scroll does not show blanks. */
@@ -84,7 +85,7 @@ const Row = memo(function Row({ book, rowKey }: { book: PositionBook; rowKey: st
     // Only a change seen while the row is on screen flashes, not its first drawing.
     if (row === undefined || row.seq === shownSeq.current) return;
     shownSeq.current = row.seq;
-    if (row.move !== null) for (const cell of [price.current, pnl.current]) flash(cell, row.move);
+    if (row.move !== null) for (const cell of [price.current, pnl.current]) flash(cell);
   }, [row]);
   if (row === undefined) return null;
   const d: PositionData = row.data;
@@ -112,17 +113,28 @@ const Row = memo(function Row({ book, rowKey }: { book: PositionBook; rowKey: st
   );
 });
 
-const FLASH: Record<'up' | 'down', Keyframe[]> = {
-  up: [{ backgroundColor: 'rgba(52, 211, 153, 0.35)' }, { backgroundColor: 'transparent' }],
-  down: [{ backgroundColor: 'rgba(248, 113, 113, 0.35)' }, { backgroundColor: 'transparent' }],
+/**
+ * The highlight is the opacity of the cell's ::after layer (its colour comes from the
+ * flash-up/flash-down class, styles.css): an opacity animation runs off the main thread, where
+ * animating the background of hundreds of cells repainted them every frame (docs/web.md).
+ */
+const FADE: Keyframe[] = [{ opacity: 1 }, { opacity: 0 }];
+const FADE_OPTIONS: KeyframeAnimationOptions = {
+  duration: 900,
+  easing: 'ease-out',
+  pseudoElement: '::after',
 };
 const flashes = new WeakMap<Element, Animation>();
 
-/** Replays the highlight on a cell: the previous one stops, no element is re-created. */
-function flash(cell: HTMLElement | null, move: 'up' | 'down'): void {
+/** Replays the highlight on a cell: its one animation restarts, no element is re-created. */
+function flash(cell: HTMLElement | null): void {
   if (cell === null) return;
-  flashes.get(cell)?.cancel();
-  flashes.set(cell, cell.animate(FLASH[move], { duration: 900, easing: 'ease-out' }));
+  const running = flashes.get(cell);
+  if (running === undefined) flashes.set(cell, cell.animate(FADE, FADE_OPTIONS));
+  else {
+    running.currentTime = 0;
+    running.play();
+  }
 }
 
 function priceText(price: number): string {

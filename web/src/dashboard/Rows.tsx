@@ -1,9 +1,9 @@
 /**
  * The table of one account's positions. A row subscribes to its own key in the book and
  * redraws alone when its value changes; the price highlight is replayed on the cell with the
- * Web Animations API (an opacity fade), not by re-creating the cell. Beyond VIRTUAL_FROM rows only the rows in
- * view (and a few around them) are drawn, in a scrolling box of fixed-height rows
- * (docs/web.md#under-a-busy-book).
+ * Web Animations API (an opacity fade), not by re-creating the cell. Beyond VIRTUAL_FROM rows
+ * only the rows in view (and a few around them) are drawn, in a scrolling box of fixed-height
+ * rows (docs/web.md#under-a-busy-book).
  */
 import { memo } from '../shared/memo.js';
 import { useLayoutEffect, useRef, useState } from 'preact/hooks';

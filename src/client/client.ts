@@ -2,7 +2,7 @@
  * ArchonClient: one logical connection to archon-ws that outlives restarts, network loss and
  * token expiry. It reconnects with backoff as the close code says (docs/protocol.md, "Close
  * codes"), resubscribes with `since`, fills from history what a resume could not replay, and
- * says so with a `gap` when even that cannot fill the hole. About 650 lines: the connection
+ * says so with a `gap` when even that cannot fill the hole. About 670 lines: the connection
  * lifecycle (connect, welcome, close policy, retry, the switch between transports) is one
  * state machine, and this file is the router of server messages to its parts; subscriptions,
  * backoff, recovery planning, token renewal (renewal.ts), acknowledgements in flight (acks.ts),

@@ -1,9 +1,9 @@
 /**
- * One client WebSocket as a session: its named state (authenticating → open → closing →
+ * One client session, over a WebSocket or an HTTP stream (transport.ts): its named state (authenticating → open → closing →
  * closed), hello, the ops, and the one reject and close path. The parts it glues live
  * beside it: reading (receiver.ts), writing (outbound.ts), liveness (liveness.ts) and
- * subscriptions (subscriptions.ts). The `ws` instance handles the handshake, frame parsing
- * and close frames. About 630 lines: the state machine, hello, refresh (both verify a token
+ * subscriptions (subscriptions.ts); the transport handles its own handshake, framing and
+ * closes. About 690 lines: the state machine, hello and a stream's sign-in, refresh (both verify a token
  * and set the session's principal, which liveness and subscriptions read), ack (checked
  * against that principal) and the close paths change state together, so they stay in one
  * place; what can stand alone already does (the alert book lives in the backplane).

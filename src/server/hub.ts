@@ -5,12 +5,13 @@
  * frames are flushed in setImmediate turns of at most FLUSH_SLICE connections, one corked
  * socket write each (docs/performance.md, "Publish never waits on fan-out").
  *
- * About 630 lines, one job: what reaches a channel's local subscriptions, and in which order.
+ * About 650 lines, one job: what reaches a channel's local subscriptions, and in which order.
  * Opening a subscription (snapshot, replay with its `expired` stand-ins, the `unacked` list),
  * the live fan-out and the `acked` notices share the subscriptions' state (recovering, pending,
  * last seq) and one fan-out queue, which is what keeps them in order. The reads it shares
  * (history-reads.ts), the replay frames (replay-frames.ts) and the delivery counts
- * (alert-deliveries.ts) live beside it.
+ * (alert-deliveries.ts) live beside it; what a frame does to a delta client's values is
+ * the frame's (frame.ts), decided at write time (deltas.ts).
  */
 import {
   ArchonError,

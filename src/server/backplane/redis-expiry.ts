@@ -124,22 +124,7 @@ export class ExpirySweep {
   private async sweepIndex(cmd: RedisClient & ArchonScripts, now: number): Promise<void> {
     const index = this.keys.expiring();
     const channels = await cmd.zrangebyscore(index, '-inf', now, 'LIMIT', 0, EXPIRY_SWEEP_CHANNELS);
-    await Promise.all(
-      channels.map((channel) => {
-        const k = this.keys.channel(channel);
-        return cmd.archonExpireState(
-          index,
-          k.meta,
-          k.stream,
-          k.state,
-          k.exp,
-          newEpoch(),
-          String(now),
-          channel,
-          k.events,
-        );
-      }),
-    );
+    await Promise.all(channels.map((channel) => this.expireState(cmd, channel, now, [index])));
   }
 
   private async sweepBuckets(cmd: RedisClient & ArchonScripts, now: number): Promise<void> {
@@ -160,6 +145,27 @@ export class ExpirySweep {
     if (failed) throw failed.reason;
   }
 
+  /** The expiry script on one channel; on one primary the index comes first (its KEYS[1]). */
+  private expireState(
+    cmd: RedisClient & ArchonScripts,
+    channel: string,
+    now: number,
+    index: readonly string[] = [],
+  ): Promise<unknown> {
+    const k = this.keys.channel(channel);
+    return cmd.archonExpireState(
+      ...index,
+      k.meta,
+      k.stream,
+      k.state,
+      k.exp,
+      newEpoch(),
+      String(now),
+      channel,
+      k.events,
+    );
+  }
+
   private async expireMember(
     cmd: RedisClient & ArchonScripts,
     bucket: string,
@@ -167,19 +173,7 @@ export class ExpirySweep {
     now: number,
   ): Promise<void> {
     const channel = member.slice(member.indexOf(':') + 1);
-    const k = this.keys.channel(channel);
-    const [, found] = asArray(
-      await cmd.archonExpireState(
-        k.meta,
-        k.stream,
-        k.state,
-        k.exp,
-        newEpoch(),
-        String(now),
-        channel,
-        k.events,
-      ),
-    );
+    const [, found] = asArray(await this.expireState(cmd, channel, now));
     // A full batch may leave more due: the member stays for the next tick.
     if (asNumber(found) < EXPIRE_BATCH) await cmd.zrem(bucket, asString(member));
   }

@@ -32,8 +32,9 @@
  * subscriber connection was away is replayed from the streams, or the channel is resynced when
  * that is impossible (epoch changed, history trimmed, state moved).
  *
- * This file keeps what works on the tracked-channel state (epoch, last seq, recovery buffers):
- * publish, subscriptions, reads and the replay after a reconnect. Key names, connections, the
+ * About 800 lines, one job: the tracked-channel state (epoch, last seq, recovery buffers) and
+ * what works on it: publish, subscriptions, reads and the replay after a reconnect, which must
+ * see the same state to deliver nothing twice and skip nothing. Key names, connections, the
  * subscribers, alerts and the expiry sweep have modules of their own.
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis';

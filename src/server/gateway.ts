@@ -265,14 +265,13 @@ export class Gateway {
     // Events go out as they are written; a peer that vanished is found by keep-alive probes.
     res.socket?.setNoDelay(true);
     res.socket?.setKeepAlive(true, this.config.pingIntervalMs);
-    let conn: Connection | null = null;
+    // The transport reads the session's subscriptions only when it writes, after both exist.
     const transport = new SseTransport(
       res,
-      (channel) => conn?.subscriptions.has(channel) === true,
+      (channel: string): boolean => session.subscriptions.has(channel),
       resume,
     );
-    conn = new Connection(transport, addr, this.connectionContext);
-    const session = conn;
+    const session: Connection = new Connection(transport, addr, this.connectionContext);
     this.admission.opened(session);
     this.connections.add(session);
     this.streams.set(session.id, session);
